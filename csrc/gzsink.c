@@ -1,0 +1,206 @@
+/* gzsink: capped gzip inflation and a streaming deflate sink for protobuf-c. */
+#include "gzsink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cprof_gz_is_gzip(const uint8_t *data, size_t n)
+{
+    return n >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+}
+
+/* The gzip trailer's ISIZE is the last member's size mod 2^32: only a hint
+ * for the first allocation, never trusted for bounds. */
+static size_t first_capacity(const uint8_t *data, size_t n, size_t max_out)
+{
+    size_t guess = n * 4;
+    if (n >= 18) {
+        const uint8_t *t = data + n - 4;
+        size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 |
+                       (size_t)t[3] << 24;
+        if (isize > guess)
+            guess = isize + 1;
+    }
+    if (guess < 65536)
+        guess = 65536;
+    return guess > max_out ? max_out + 1 : guess;
+}
+
+int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
+                     uint8_t **out, size_t *out_n, cprof_error_t *err)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    /* 16 + MAX_WBITS: gzip framing only, header and CRC checked by zlib. */
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return cprof_fail(err, CPROF_E_NOMEM, "zlib could not start inflating");
+
+    int code = CPROF_OK;
+    size_t cap = first_capacity(data, n, max_out);
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        code = cprof_fail(err, CPROF_E_NOMEM, "out of memory inflating %zu bytes", n);
+        goto done;
+    }
+    size_t len = 0;
+    const uint8_t *next = data;
+    size_t left = n;
+    for (;;) {
+        if (len == cap) {
+            if (cap > max_out) {
+                code = cprof_fail(err, CPROF_E_LIMIT,
+                                  "gzip: the profile inflates to more than %zu bytes (the "
+                                  "max_size limit); raise max_size if this input is trusted",
+                                  max_out);
+                goto done;
+            }
+            size_t next_cap = cap * 2 > max_out ? max_out + 1 : cap * 2;
+            uint8_t *grown = realloc(buf, next_cap);
+            if (grown == NULL) {
+                code = cprof_fail(err, CPROF_E_NOMEM, "out of memory inflating to %zu bytes",
+                                  next_cap);
+                goto done;
+            }
+            buf = grown;
+            cap = next_cap;
+        }
+        /* zlib counts in uInt: feed at most 1 GiB at a time either way. */
+        size_t in_chunk = left < (1u << 30) ? left : (1u << 30);
+        size_t out_room = cap - len < (1u << 30) ? cap - len : (1u << 30);
+        zs.next_in = (Bytef *)next;
+        zs.avail_in = (uInt)in_chunk;
+        zs.next_out = buf + len;
+        zs.avail_out = (uInt)out_room;
+        int rc = inflate(&zs, Z_NO_FLUSH);
+        size_t used = in_chunk - zs.avail_in;
+        next += used;
+        left -= used;
+        len += out_room - zs.avail_out;
+        if (rc == Z_STREAM_END) {
+            if (left == 0)
+                break;
+            if (!cprof_gz_is_gzip(next, left)) {
+                code = cprof_fail(err, CPROF_E_FORMAT,
+                                  "gzip: %zu bytes of trailing garbage after the gzip stream "
+                                  "(offset %zu)", left, n - left);
+                goto done;
+            }
+            inflateReset(&zs);  /* a further gzip member follows */
+            continue;
+        }
+        if (rc == Z_OK)
+            continue;
+        if (rc == Z_BUF_ERROR && left == 0 && zs.avail_out != 0) {
+            code = cprof_fail(err, CPROF_E_FORMAT,
+                              "gzip: the stream is truncated after %zu of its bytes; the file "
+                              "was probably cut short", n);
+            goto done;
+        }
+        if (rc == Z_BUF_ERROR)
+            continue;  /* no room: the loop grows the buffer */
+        if (rc == Z_MEM_ERROR) {
+            code = cprof_fail(err, CPROF_E_NOMEM, "zlib ran out of memory");
+            goto done;
+        }
+        code = cprof_fail(err, CPROF_E_FORMAT, "gzip: corrupt data at input offset %zu: %s",
+                          n - left, zs.msg != NULL ? zs.msg : "invalid stream");
+        goto done;
+    }
+    if (len > max_out) {
+        code = cprof_fail(err, CPROF_E_LIMIT,
+                          "gzip: the profile inflates to more than %zu bytes (the max_size "
+                          "limit); raise max_size if this input is trusted", max_out);
+        goto done;
+    }
+    *out = buf;
+    *out_n = len;
+    buf = NULL;
+done:
+    inflateEnd(&zs);
+    free(buf);
+    return code;
+}
+
+/* --- deflate sink --------------------------------------------------------- */
+
+static int deflate_stage(cprof_gzsink_t *sink, int flush)
+{
+    sink->zs.next_in = sink->stage;
+    sink->zs.avail_in = (uInt)sink->stage_len;
+    for (;;) {
+        if (sink->out_cap - sink->out_len < 65536) {
+            size_t cap = sink->out_cap * 2 + 65536;
+            uint8_t *grown = realloc(sink->out, cap);
+            if (grown == NULL)
+                return CPROF_E_ZLIB;
+            sink->out = grown;
+            sink->out_cap = cap;
+        }
+        size_t room = sink->out_cap - sink->out_len;
+        if (room > (1u << 30))
+            room = 1u << 30;
+        sink->zs.next_out = sink->out + sink->out_len;
+        sink->zs.avail_out = (uInt)room;
+        int rc = deflate(&sink->zs, flush);
+        sink->out_len += room - sink->zs.avail_out;
+        if (rc == Z_STREAM_END)
+            break;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return CPROF_E_ZLIB;
+        if (sink->zs.avail_in == 0 && sink->zs.avail_out != 0)
+            break;
+    }
+    sink->stage_len = 0;
+    return CPROF_OK;
+}
+
+static void sink_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+    cprof_gzsink_t *sink = (cprof_gzsink_t *)buffer;
+    while (len > 0 && !sink->failed) {
+        size_t room = CPROF_GZSINK_STAGE - sink->stage_len;
+        size_t take = len < room ? len : room;
+        memcpy(sink->stage + sink->stage_len, data, take);
+        sink->stage_len += take;
+        data += take;
+        len -= take;
+        if (sink->stage_len == CPROF_GZSINK_STAGE && deflate_stage(sink, Z_NO_FLUSH) != 0)
+            sink->failed = 1;
+    }
+}
+
+int cprof_gzsink_init(cprof_gzsink_t *sink, int level, cprof_error_t *err)
+{
+    memset(sink, 0, offsetof(cprof_gzsink_t, stage));
+    sink->base.append = sink_append;
+    if (level < 1 || level > 9)
+        return cprof_fail(err, CPROF_E_FORMAT, "compression level %d is not in 1..9", level);
+    /* 16 + MAX_WBITS: write gzip framing, as pprof files are. */
+    if (deflateInit2(&sink->zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return cprof_fail(err, CPROF_E_NOMEM, "zlib could not start deflating");
+    sink->started = 1;
+    return CPROF_OK;
+}
+
+int cprof_gzsink_finish(cprof_gzsink_t *sink, uint8_t **out, size_t *out_n,
+                        cprof_error_t *err)
+{
+    if (sink->failed || deflate_stage(sink, Z_FINISH) != 0)
+        return cprof_fail(err, CPROF_E_ZLIB, "zlib failed (or memory ran out) compressing "
+                          "the profile");
+    *out = sink->out;
+    *out_n = sink->out_len;
+    sink->out = NULL;
+    sink->out_len = sink->out_cap = 0;
+    return CPROF_OK;
+}
+
+void cprof_gzsink_free(cprof_gzsink_t *sink)
+{
+    if (sink->started)
+        deflateEnd(&sink->zs);
+    sink->started = 0;
+    free(sink->out);
+    sink->out = NULL;
+}

@@ -1,0 +1,51 @@
+/* gzsink: gzip in both directions for the pprof codec.
+ *
+ * Inflating is capped: a gzip bomb stops at max_out bytes. Deflating streams
+ * protobuf-c's packed output through a small staging buffer straight into
+ * zlib, so an encoded profile never exists uncompressed in full.
+ * Nothing here is signal-safe; nothing here needs the GIL.
+ */
+#ifndef CPROF_GZSINK_H
+#define CPROF_GZSINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "errors.h"
+
+/* True when data starts with the gzip magic bytes. */
+int cprof_gz_is_gzip(const uint8_t *data, size_t n);
+
+/* Inflate every gzip member of data into a malloc'd buffer (*out, *out_n;
+ * free() it). Refuses with CPROF_E_LIMIT as soon as the output would exceed
+ * max_out bytes. Returns 0 or a negative cprof_code_t, err filled. */
+int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
+                     uint8_t **out, size_t *out_n, cprof_error_t *err);
+
+#define CPROF_GZSINK_STAGE 65536
+
+/* A ProtobufCBuffer whose appends are deflated into a growing output buffer
+ * (gzip framing). Use: init, pack into &sink->base, finish, free. */
+typedef struct {
+    ProtobufCBuffer base;
+    z_stream zs;
+    int started;           /* deflateInit2 succeeded: deflateEnd is owed */
+    int failed;            /* a zlib or allocation error happened */
+    uint8_t *out;          /* compressed bytes so far */
+    size_t out_len, out_cap;
+    size_t stage_len;
+    uint8_t stage[CPROF_GZSINK_STAGE];
+} cprof_gzsink_t;
+
+/* level 1..9. Returns 0 or a negative code. */
+int cprof_gzsink_init(cprof_gzsink_t *sink, int level, cprof_error_t *err);
+/* Flush and close the gzip stream; on success *out (malloc'd, caller frees)
+ * owns the compressed bytes and the sink no longer does. */
+int cprof_gzsink_finish(cprof_gzsink_t *sink, uint8_t **out, size_t *out_n,
+                        cprof_error_t *err);
+/* Release what the sink still owns; safe after finish or a failed init. */
+void cprof_gzsink_free(cprof_gzsink_t *sink);
+
+#endif

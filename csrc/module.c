@@ -1,0 +1,801 @@
+/* module.c: cprof._core, the Python face of the C core.
+ *
+ * The only file with the method table, argument parsing and exceptions. It
+ * exposes ProfileData, a decoded and validated profile.proto message held in
+ * C memory, which cprof.profile reads lazily, one object at a time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pprof.h"
+
+static PyObject *ProfileError;  /* cprof.ProfileError; set once at import */
+
+/* Raise the exception that fits a negative cprof_code_t. */
+static PyObject *raise_code(int code, const cprof_error_t *err)
+{
+    switch (code) {
+    case CPROF_E_NOMEM:
+        return PyErr_Format(PyExc_MemoryError, "%s", err->msg);
+    case CPROF_E_FORMAT:
+    case CPROF_E_LIMIT:
+        return PyErr_Format(ProfileError, "%s", err->msg);
+    default:
+        return PyErr_Format(PyExc_RuntimeError, "%s", err->msg);
+    }
+}
+
+/* --- ProfileData ----------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    cprof_pprof_t *p;
+} ProfileData;
+
+static PyTypeObject ProfileData_Type;
+
+static void ProfileData_dealloc(ProfileData *self)
+{
+    cprof_pprof_free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *wrap(cprof_pprof_t *p)
+{
+    ProfileData *self = PyObject_New(ProfileData, &ProfileData_Type);
+    if (self == NULL) {
+        cprof_pprof_free(p);
+        return NULL;
+    }
+    self->p = p;
+    return (PyObject *)self;
+}
+
+/* string_table[i] as str; invalid UTF-8 survives through surrogateescape.
+ * Indices were validated at decode or build time. */
+static PyObject *str_at(const cprof_msg_t *m, int64_t i)
+{
+    const ProtobufCBinaryData *s = &m->string_table[i];
+    return PyUnicode_DecodeUTF8((const char *)s->data, (Py_ssize_t)s->len, "surrogateescape");
+}
+
+static int index_arg(PyObject *arg, size_t n, const char *what, Py_ssize_t *out)
+{
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (i < 0 || (size_t)i >= n) {
+        PyErr_Format(PyExc_IndexError, "%s index %zd out of range (0..%zu)", what, i,
+                     n ? n - 1 : 0);
+        return -1;
+    }
+    *out = i;
+    return 0;
+}
+
+static PyObject *value_type(const cprof_msg_t *m, const Perftools__Profiles__ValueType *vt)
+{
+    if (vt == NULL)
+        Py_RETURN_NONE;
+    PyObject *t = str_at(m, vt->type), *u = str_at(m, vt->unit);
+    PyObject *r = (t && u) ? PyTuple_Pack(2, t, u) : NULL;
+    Py_XDECREF(t);
+    Py_XDECREF(u);
+    return r;
+}
+
+static PyObject *ProfileData_header(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    PyObject *types = PyList_New((Py_ssize_t)m->n_sample_type);
+    PyObject *comments = PyList_New((Py_ssize_t)m->n_comment);
+    PyObject *period_type = NULL, *r = NULL;
+    if (types == NULL || comments == NULL)
+        goto done;
+    for (size_t i = 0; i < m->n_sample_type; i++) {
+        PyObject *vt = value_type(m, m->sample_type[i]);
+        if (vt == NULL)
+            goto done;
+        PyList_SET_ITEM(types, (Py_ssize_t)i, vt);
+    }
+    for (size_t i = 0; i < m->n_comment; i++) {
+        PyObject *c = str_at(m, m->comment[i]);
+        if (c == NULL)
+            goto done;
+        PyList_SET_ITEM(comments, (Py_ssize_t)i, c);
+    }
+    period_type = value_type(m, m->period_type);
+    if (period_type == NULL)
+        goto done;
+    r = Py_BuildValue("{sOsOsLsLsLsOsNsNsNsN}",
+                      "sample_types", types, "period_type", period_type,
+                      "period", (long long)m->period, "time_nanos", (long long)m->time_nanos,
+                      "duration_nanos", (long long)m->duration_nanos, "comments", comments,
+                      "default_sample_type", str_at(m, m->default_sample_type),
+                      "drop_frames", str_at(m, m->drop_frames),
+                      "keep_frames", str_at(m, m->keep_frames),
+                      "doc_url", str_at(m, m->doc_url));
+done:
+    Py_XDECREF(types);
+    Py_XDECREF(comments);
+    Py_XDECREF(period_type);
+    return r;
+}
+
+static PyObject *ProfileData_counts(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    return Py_BuildValue("(nnnnn)", (Py_ssize_t)m->n_sample, (Py_ssize_t)m->n_location,
+                         (Py_ssize_t)m->n_function, (Py_ssize_t)m->n_mapping,
+                         (Py_ssize_t)m->n_string_table);
+}
+
+static PyObject *ProfileData_string(ProfileData *self, PyObject *arg)
+{
+    Py_ssize_t i;
+    if (index_arg(arg, self->p->msg->n_string_table, "string", &i) < 0)
+        return NULL;
+    return str_at(self->p->msg, i);
+}
+
+static PyObject *label_tuple(const cprof_msg_t *m, const Perftools__Profiles__Label *l)
+{
+    PyObject *key = str_at(m, l->key);
+    PyObject *str = l->str != 0 ? str_at(m, l->str) : Py_NewRef(Py_None);
+    PyObject *unit = l->num_unit != 0 ? str_at(m, l->num_unit) : Py_NewRef(Py_None);
+    PyObject *r = NULL;
+    if (key && str && unit)
+        r = Py_BuildValue("(OOLO)", key, str, (long long)l->num, unit);
+    Py_XDECREF(key);
+    Py_XDECREF(str);
+    Py_XDECREF(unit);
+    return r;
+}
+
+/* sample(i) -> (location ids, values, ((key, str|None, num, unit|None), ...)) */
+static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_sample, "sample", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Sample *s = m->sample[i];
+    PyObject *ids = PyTuple_New((Py_ssize_t)s->n_location_id);
+    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
+    PyObject *labels = PyTuple_New((Py_ssize_t)s->n_label);
+    PyObject *r = NULL;
+    if (ids == NULL || values == NULL || labels == NULL)
+        goto done;
+    for (size_t j = 0; j < s->n_location_id; j++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(s->location_id[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(ids, (Py_ssize_t)j, v);
+    }
+    for (size_t j = 0; j < s->n_value; j++) {
+        PyObject *v = PyLong_FromLongLong(s->value[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
+    }
+    for (size_t j = 0; j < s->n_label; j++) {
+        PyObject *v = label_tuple(m, s->label[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(labels, (Py_ssize_t)j, v);
+    }
+    r = PyTuple_Pack(3, ids, values, labels);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(values);
+    Py_XDECREF(labels);
+    return r;
+}
+
+/* location(i) -> (id, mapping_id, address, ((function_id, line, column), ...), is_folded) */
+static PyObject *ProfileData_location(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_location, "location", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Location *loc = m->location[i];
+    PyObject *lines = PyTuple_New((Py_ssize_t)loc->n_line);
+    if (lines == NULL)
+        return NULL;
+    for (size_t j = 0; j < loc->n_line; j++) {
+        const Perftools__Profiles__Line *ln = loc->line[j];
+        PyObject *t = Py_BuildValue("(KLL)", (unsigned long long)ln->function_id,
+                                    (long long)ln->line, (long long)ln->column);
+        if (t == NULL) {
+            Py_DECREF(lines);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(lines, (Py_ssize_t)j, t);
+    }
+    return Py_BuildValue("(KKKNO)", (unsigned long long)loc->id,
+                         (unsigned long long)loc->mapping_id, (unsigned long long)loc->address,
+                         lines, loc->is_folded ? Py_True : Py_False);
+}
+
+/* function(i) -> (id, name, system_name, filename, start_line) */
+static PyObject *ProfileData_function(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_function, "function", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Function *f = m->function[i];
+    return Py_BuildValue("(KNNNL)", (unsigned long long)f->id, str_at(m, f->name),
+                         str_at(m, f->system_name), str_at(m, f->filename),
+                         (long long)f->start_line);
+}
+
+/* mapping(i) -> (id, start, limit, offset, filename, build_id,
+ *                has_functions, has_filenames, has_line_numbers, has_inline_frames) */
+static PyObject *ProfileData_mapping(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_mapping, "mapping", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Mapping *mp = m->mapping[i];
+    return Py_BuildValue("(KKKKNNOOOO)", (unsigned long long)mp->id,
+                         (unsigned long long)mp->memory_start,
+                         (unsigned long long)mp->memory_limit,
+                         (unsigned long long)mp->file_offset, str_at(m, mp->filename),
+                         str_at(m, mp->build_id), mp->has_functions ? Py_True : Py_False,
+                         mp->has_filenames ? Py_True : Py_False,
+                         mp->has_line_numbers ? Py_True : Py_False,
+                         mp->has_inline_frames ? Py_True : Py_False);
+}
+
+static PyObject *find_index(const cprof_idmap_t *map, size_t n, PyObject *arg)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        return PyLong_FromLong(-1);
+    }
+    return PyLong_FromLong(cprof_pprof_find(map, n, id));
+}
+
+static PyObject *ProfileData_location_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->locations, self->p->msg->n_location, arg);
+}
+
+static PyObject *ProfileData_function_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->functions, self->p->msg->n_function, arg);
+}
+
+static PyObject *ProfileData_mapping_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->mappings, self->p->msg->n_mapping, arg);
+}
+
+static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    int64_t *totals = PyMem_Calloc(m->n_sample_type + 1, sizeof *totals);
+    if (totals == NULL)
+        return PyErr_NoMemory();
+    Py_BEGIN_ALLOW_THREADS
+    cprof_pprof_totals(self->p, totals);
+    Py_END_ALLOW_THREADS
+    PyObject *r = PyTuple_New((Py_ssize_t)m->n_sample_type);
+    for (size_t j = 0; r != NULL && j < m->n_sample_type; j++) {
+        PyObject *v = PyLong_FromLongLong(totals[j]);
+        if (v == NULL)
+            Py_CLEAR(r);
+        else
+            PyTuple_SET_ITEM(r, (Py_ssize_t)j, v);
+    }
+    PyMem_Free(totals);
+    return r;
+}
+
+static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"level", NULL};
+    int level = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:encode", kwlist, &level))
+        return NULL;
+    if (level < 0 || level > 9)
+        return PyErr_Format(PyExc_ValueError,
+                            "level must be 0 (raw protobuf) or 1..9 (gzip), not %d", level);
+    uint8_t *out = NULL;
+    size_t n = 0;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_pprof_encode(self->p, level, &out, &n, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_code(rc, &err);
+    PyObject *r = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)n);
+    free(out);
+    return r;
+}
+
+static PyMethodDef ProfileData_methods[] = {
+    {"header", (PyCFunction)ProfileData_header, METH_NOARGS,
+     "header() -> dict of the profile's scalar fields and sample types"},
+    {"counts", (PyCFunction)ProfileData_counts, METH_NOARGS,
+     "counts() -> (samples, locations, functions, mappings, strings)"},
+    {"string", (PyCFunction)ProfileData_string, METH_O, "string(i) -> string_table[i]"},
+    {"sample", (PyCFunction)ProfileData_sample, METH_O,
+     "sample(i) -> (location_ids, values, ((key, str|None, num, unit|None), ...))"},
+    {"location", (PyCFunction)ProfileData_location, METH_O,
+     "location(i) -> (id, mapping_id, address, ((function_id, line, column), ...), "
+     "is_folded)"},
+    {"function", (PyCFunction)ProfileData_function, METH_O,
+     "function(i) -> (id, name, system_name, filename, start_line)"},
+    {"mapping", (PyCFunction)ProfileData_mapping, METH_O,
+     "mapping(i) -> (id, start, limit, offset, filename, build_id, has_functions, "
+     "has_filenames, has_line_numbers, has_inline_frames)"},
+    {"location_index", (PyCFunction)ProfileData_location_index, METH_O,
+     "location_index(id) -> index of the location with that id, or -1"},
+    {"function_index", (PyCFunction)ProfileData_function_index, METH_O,
+     "function_index(id) -> index of the function with that id, or -1"},
+    {"mapping_index", (PyCFunction)ProfileData_mapping_index, METH_O,
+     "mapping_index(id) -> index of the mapping with that id, or -1"},
+    {"totals", (PyCFunction)ProfileData_totals, METH_NOARGS,
+     "totals() -> sum of each sample type over all samples"},
+    {"encode", (PyCFunction)(void (*)(void))ProfileData_encode, METH_VARARGS | METH_KEYWORDS,
+     "encode(level=1) -> bytes: gzipped profile.proto (raw protobuf when level is 0)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ProfileData_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cprof._core.ProfileData",
+    .tp_doc = "A decoded, validated profile.proto message held in C memory.",
+    .tp_basicsize = sizeof(ProfileData),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)ProfileData_dealloc,
+    .tp_methods = ProfileData_methods,
+};
+
+/* --- build: a profile from Python tables ----------------------------------- */
+
+typedef struct {
+    cprof_arena_t *arena;
+} builder_t;
+
+static int as_i64(PyObject *o, int64_t *out)
+{
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int as_u64(PyObject *o, uint64_t *out)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A sequence of n items as a fast sequence (new reference), or NULL with a
+ * TypeError naming what. want < 0 accepts any length. */
+static PyObject *fast(PyObject *o, Py_ssize_t want, const char *what)
+{
+    PyObject *f = PySequence_Fast(o, what);
+    if (f != NULL && want >= 0 && PySequence_Fast_GET_SIZE(f) != want) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %zd items, got %zd", what, want,
+                     PySequence_Fast_GET_SIZE(f));
+        Py_CLEAR(f);
+    }
+    return f;
+}
+
+/* Convert a sequence of ints into a new arena array (*out, *n). */
+static int int_array(builder_t *b, PyObject *o, int is_unsigned, void **out, size_t *n,
+                     const char *what)
+{
+    PyObject *f = fast(o, -1, what);
+    if (f == NULL)
+        return -1;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(f);
+    int64_t *arr = cprof_arena_calloc(b->arena, (size_t)len, sizeof *arr);
+    int rc = arr == NULL && len > 0 ? (PyErr_NoMemory(), -1) : 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < len; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(f, i);
+        rc = is_unsigned ? as_u64(item, (uint64_t *)&arr[i]) : as_i64(item, &arr[i]);
+    }
+    Py_DECREF(f);
+    *out = arr;
+    *n = (size_t)len;
+    return rc;
+}
+
+/* Allocate count message pointers, each pointing at a zeroed message of
+ * size bytes initialised by init. */
+static void **messages(builder_t *b, size_t count, size_t size, void (*init)(void *))
+{
+    void **ptrs = cprof_arena_calloc(b->arena, count, sizeof *ptrs);
+    unsigned char *block = cprof_arena_calloc(b->arena, count, size);
+    if ((ptrs == NULL || block == NULL) && count > 0) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        ptrs[i] = block + i * size;
+        init(ptrs[i]);
+    }
+    return ptrs;
+}
+
+#define MESSAGES(b, count, type, init) \
+    ((type **)messages((b), (count), sizeof(type), (void (*)(void *))(init)))
+
+static int build_strings(builder_t *b, cprof_msg_t *m, PyObject *strings)
+{
+    PyObject *f = fast(strings, -1, "strings must be a sequence of str");
+    if (f == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(f);
+    m->n_string_table = (size_t)n;
+    m->string_table = cprof_arena_calloc(b->arena, (size_t)n, sizeof *m->string_table);
+    int rc = m->string_table == NULL && n > 0 ? (PyErr_NoMemory(), -1) : 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *s = PySequence_Fast_GET_ITEM(f, i);
+        PyObject *encoded = PyUnicode_AsEncodedString(s, "utf-8", "surrogateescape");
+        if (encoded == NULL) {
+            rc = -1;
+            break;
+        }
+        size_t len = (size_t)PyBytes_GET_SIZE(encoded);
+        uint8_t *copy = cprof_arena_calloc(b->arena, len + 1, 1);
+        if (copy == NULL) {
+            PyErr_NoMemory();
+            rc = -1;
+        } else {
+            memcpy(copy, PyBytes_AS_STRING(encoded), len);
+            m->string_table[i].data = copy;
+            m->string_table[i].len = len;
+        }
+        Py_DECREF(encoded);
+    }
+    Py_DECREF(f);
+    return rc;
+}
+
+static Perftools__Profiles__ValueType *build_value_type(builder_t *b, PyObject *o)
+{
+    PyObject *f = fast(o, 2, "a value type must be (type index, unit index)");
+    if (f == NULL)
+        return NULL;
+    Perftools__Profiles__ValueType *vt = cprof_arena_calloc(b->arena, 1, sizeof *vt);
+    if (vt == NULL) {
+        PyErr_NoMemory();
+    } else {
+        perftools__profiles__value_type__init(vt);
+        if (as_i64(PySequence_Fast_GET_ITEM(f, 0), &vt->type) < 0 ||
+            as_i64(PySequence_Fast_GET_ITEM(f, 1), &vt->unit) < 0)
+            vt = NULL;
+    }
+    Py_DECREF(f);
+    return vt;
+}
+
+static int build_header(builder_t *b, cprof_msg_t *m, PyObject *header, PyObject *types)
+{
+    PyObject *h = fast(header, 9, "header must be (period_type, period, time_nanos, "
+                                  "duration_nanos, comments, default_sample_type, "
+                                  "drop_frames, keep_frames, doc_url)");
+    if (h == NULL)
+        return -1;
+    PyObject **it = PySequence_Fast_ITEMS(h);
+    int rc = -1;
+    if (it[0] != Py_None && (m->period_type = build_value_type(b, it[0])) == NULL)
+        goto done;
+    if (as_i64(it[1], &m->period) < 0 || as_i64(it[2], &m->time_nanos) < 0 ||
+        as_i64(it[3], &m->duration_nanos) < 0 ||
+        int_array(b, it[4], 0, (void **)&m->comment, &m->n_comment, "comments") < 0 ||
+        as_i64(it[5], &m->default_sample_type) < 0 || as_i64(it[6], &m->drop_frames) < 0 ||
+        as_i64(it[7], &m->keep_frames) < 0 || as_i64(it[8], &m->doc_url) < 0)
+        goto done;
+    PyObject *t = fast(types, -1, "sample_types must be a sequence");
+    if (t == NULL)
+        goto done;
+    m->n_sample_type = (size_t)PySequence_Fast_GET_SIZE(t);
+    m->sample_type = cprof_arena_calloc(b->arena, m->n_sample_type, sizeof(void *));
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < m->n_sample_type; i++) {
+        m->sample_type[i] = build_value_type(b, PySequence_Fast_GET_ITEM(t, (Py_ssize_t)i));
+        rc = m->sample_type[i] == NULL ? -1 : 0;
+    }
+    Py_DECREF(t);
+done:
+    Py_DECREF(h);
+    return rc;
+}
+
+static int build_label(builder_t *b, Perftools__Profiles__Label *l, PyObject *o)
+{
+    PyObject *f = fast(o, 4, "a label must be (key, str, num, num_unit) string indices/num");
+    if (f == NULL)
+        return -1;
+    PyObject **it = PySequence_Fast_ITEMS(f);
+    int rc = as_i64(it[0], &l->key) < 0 || as_i64(it[1], &l->str) < 0 ||
+                     as_i64(it[2], &l->num) < 0 || as_i64(it[3], &l->num_unit) < 0
+                 ? -1
+                 : 0;
+    (void)b;
+    Py_DECREF(f);
+    return rc;
+}
+
+static int build_samples(builder_t *b, cprof_msg_t *m, PyObject *samples)
+{
+    PyObject *f = fast(samples, -1, "samples must be a sequence");
+    if (f == NULL)
+        return -1;
+    m->n_sample = (size_t)PySequence_Fast_GET_SIZE(f);
+    m->sample = MESSAGES(b, m->n_sample, Perftools__Profiles__Sample,
+                         perftools__profiles__sample__init);
+    int rc = m->sample == NULL && m->n_sample > 0 ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < m->n_sample; i++) {
+        Perftools__Profiles__Sample *s = m->sample[i];
+        PyObject *t = fast(PySequence_Fast_GET_ITEM(f, (Py_ssize_t)i), 3,
+                           "a sample must be (location_ids, values, labels)");
+        if (t == NULL) {
+            rc = -1;
+            break;
+        }
+        PyObject **it = PySequence_Fast_ITEMS(t);
+        PyObject *labels = NULL;
+        rc = -1;
+        if (int_array(b, it[0], 1, (void **)&s->location_id, &s->n_location_id,
+                      "location_ids") == 0 &&
+            int_array(b, it[1], 0, (void **)&s->value, &s->n_value, "values") == 0 &&
+            (labels = fast(it[2], -1, "labels must be a sequence")) != NULL) {
+            s->n_label = (size_t)PySequence_Fast_GET_SIZE(labels);
+            s->label = MESSAGES(b, s->n_label, Perftools__Profiles__Label,
+                                perftools__profiles__label__init);
+            rc = s->label == NULL && s->n_label > 0 ? -1 : 0;
+            for (size_t j = 0; rc == 0 && j < s->n_label; j++)
+                rc = build_label(b, s->label[j],
+                                 PySequence_Fast_GET_ITEM(labels, (Py_ssize_t)j));
+        }
+        Py_XDECREF(labels);
+        Py_DECREF(t);
+    }
+    Py_DECREF(f);
+    return rc;
+}
+
+static int build_mappings(builder_t *b, cprof_msg_t *m, PyObject *mappings)
+{
+    PyObject *f = fast(mappings, -1, "mappings must be a sequence");
+    if (f == NULL)
+        return -1;
+    m->n_mapping = (size_t)PySequence_Fast_GET_SIZE(f);
+    m->mapping = MESSAGES(b, m->n_mapping, Perftools__Profiles__Mapping,
+                          perftools__profiles__mapping__init);
+    int rc = m->mapping == NULL && m->n_mapping > 0 ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < m->n_mapping; i++) {
+        Perftools__Profiles__Mapping *mp = m->mapping[i];
+        PyObject *t = fast(PySequence_Fast_GET_ITEM(f, (Py_ssize_t)i), 10,
+                           "a mapping must be (id, start, limit, offset, filename, build_id, "
+                           "has_functions, has_filenames, has_line_numbers, "
+                           "has_inline_frames)");
+        if (t == NULL) {
+            rc = -1;
+            break;
+        }
+        PyObject **it = PySequence_Fast_ITEMS(t);
+        rc = as_u64(it[0], &mp->id) < 0 || as_u64(it[1], &mp->memory_start) < 0 ||
+                     as_u64(it[2], &mp->memory_limit) < 0 ||
+                     as_u64(it[3], &mp->file_offset) < 0 || as_i64(it[4], &mp->filename) < 0 ||
+                     as_i64(it[5], &mp->build_id) < 0
+                 ? -1
+                 : 0;
+        int flags[4];
+        for (int k = 0; rc == 0 && k < 4; k++) {
+            flags[k] = PyObject_IsTrue(it[6 + k]);
+            rc = flags[k] < 0 ? -1 : 0;
+        }
+        if (rc == 0) {
+            mp->has_functions = flags[0];
+            mp->has_filenames = flags[1];
+            mp->has_line_numbers = flags[2];
+            mp->has_inline_frames = flags[3];
+        }
+        Py_DECREF(t);
+    }
+    Py_DECREF(f);
+    return rc;
+}
+
+static int build_line(builder_t *b, Perftools__Profiles__Line *ln, PyObject *o)
+{
+    PyObject *f = fast(o, 3, "a line must be (function_id, line, column)");
+    if (f == NULL)
+        return -1;
+    PyObject **it = PySequence_Fast_ITEMS(f);
+    int rc = as_u64(it[0], &ln->function_id) < 0 || as_i64(it[1], &ln->line) < 0 ||
+                     as_i64(it[2], &ln->column) < 0
+                 ? -1
+                 : 0;
+    (void)b;
+    Py_DECREF(f);
+    return rc;
+}
+
+static int build_locations(builder_t *b, cprof_msg_t *m, PyObject *locations)
+{
+    PyObject *f = fast(locations, -1, "locations must be a sequence");
+    if (f == NULL)
+        return -1;
+    m->n_location = (size_t)PySequence_Fast_GET_SIZE(f);
+    m->location = MESSAGES(b, m->n_location, Perftools__Profiles__Location,
+                           perftools__profiles__location__init);
+    int rc = m->location == NULL && m->n_location > 0 ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < m->n_location; i++) {
+        Perftools__Profiles__Location *loc = m->location[i];
+        PyObject *t = fast(PySequence_Fast_GET_ITEM(f, (Py_ssize_t)i), 5,
+                           "a location must be (id, mapping_id, address, lines, is_folded)");
+        if (t == NULL) {
+            rc = -1;
+            break;
+        }
+        PyObject **it = PySequence_Fast_ITEMS(t);
+        PyObject *lines = NULL;
+        int folded = -1;
+        rc = -1;
+        if (as_u64(it[0], &loc->id) == 0 && as_u64(it[1], &loc->mapping_id) == 0 &&
+            as_u64(it[2], &loc->address) == 0 && (folded = PyObject_IsTrue(it[4])) >= 0 &&
+            (lines = fast(it[3], -1, "lines must be a sequence")) != NULL) {
+            loc->is_folded = folded;
+            loc->n_line = (size_t)PySequence_Fast_GET_SIZE(lines);
+            loc->line = MESSAGES(b, loc->n_line, Perftools__Profiles__Line,
+                                 perftools__profiles__line__init);
+            rc = loc->line == NULL && loc->n_line > 0 ? -1 : 0;
+            for (size_t j = 0; rc == 0 && j < loc->n_line; j++)
+                rc = build_line(b, loc->line[j], PySequence_Fast_GET_ITEM(lines, (Py_ssize_t)j));
+        }
+        Py_XDECREF(lines);
+        Py_DECREF(t);
+    }
+    Py_DECREF(f);
+    return rc;
+}
+
+static int build_functions(builder_t *b, cprof_msg_t *m, PyObject *functions)
+{
+    PyObject *f = fast(functions, -1, "functions must be a sequence");
+    if (f == NULL)
+        return -1;
+    m->n_function = (size_t)PySequence_Fast_GET_SIZE(f);
+    m->function = MESSAGES(b, m->n_function, Perftools__Profiles__Function,
+                           perftools__profiles__function__init);
+    int rc = m->function == NULL && m->n_function > 0 ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < m->n_function; i++) {
+        Perftools__Profiles__Function *fn = m->function[i];
+        PyObject *t = fast(PySequence_Fast_GET_ITEM(f, (Py_ssize_t)i), 5,
+                           "a function must be (id, name, system_name, filename, start_line)");
+        if (t == NULL) {
+            rc = -1;
+            break;
+        }
+        PyObject **it = PySequence_Fast_ITEMS(t);
+        rc = as_u64(it[0], &fn->id) < 0 || as_i64(it[1], &fn->name) < 0 ||
+                     as_i64(it[2], &fn->system_name) < 0 || as_i64(it[3], &fn->filename) < 0 ||
+                     as_i64(it[4], &fn->start_line) < 0
+                 ? -1
+                 : 0;
+        Py_DECREF(t);
+    }
+    Py_DECREF(f);
+    return rc;
+}
+
+static PyObject *core_build(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *strings, *header, *types, *samples, *mappings, *locations, *functions;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:build", &strings, &header, &types, &samples,
+                          &mappings, &locations, &functions))
+        return NULL;
+    cprof_pprof_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return PyErr_NoMemory();
+    builder_t b = {.arena = &p->arena};
+    p->msg = cprof_arena_calloc(&p->arena, 1, sizeof *p->msg);
+    if (p->msg == NULL) {
+        cprof_pprof_free(p);
+        return PyErr_NoMemory();
+    }
+    perftools__profiles__profile__init(p->msg);
+    if (build_strings(&b, p->msg, strings) < 0 || build_header(&b, p->msg, header, types) < 0 ||
+        build_samples(&b, p->msg, samples) < 0 || build_mappings(&b, p->msg, mappings) < 0 ||
+        build_locations(&b, p->msg, locations) < 0 ||
+        build_functions(&b, p->msg, functions) < 0) {
+        cprof_pprof_free(p);
+        return NULL;
+    }
+    cprof_error_t err;
+    int rc = cprof_pprof_index(p, &err);
+    if (rc != 0) {
+        cprof_pprof_free(p);
+        return raise_code(rc, &err);
+    }
+    return wrap(p);
+}
+
+/* --- module ---------------------------------------------------------------- */
+
+static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"data", "max_size", NULL};
+    Py_buffer view;
+    unsigned long long max_size = CPROF_DEFAULT_MAX_SIZE;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|K:decode", kwlist, &view, &max_size))
+        return NULL;
+    cprof_pprof_t *p = NULL;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_pprof_decode(view.buf, (size_t)view.len, (size_t)max_size, &p, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc != 0)
+        return raise_code(rc, &err);
+    return wrap(p);
+}
+
+static PyMethodDef core_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
+     "decode(data, max_size=1 GiB) -> ProfileData: gzipped or raw profile.proto bytes, "
+     "validated by pprof's rules; raises ProfileError"},
+    {"build", (PyCFunction)core_build, METH_VARARGS,
+     "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
+     "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cprof._core",
+    .m_doc = "cprof's C core: the pprof codec.",
+    .m_size = -1,
+    .m_methods = core_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    if (PyType_Ready(&ProfileData_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL)
+        return NULL;
+    if (ProfileError == NULL) {
+        ProfileError = PyErr_NewExceptionWithDoc(
+            "cprof.ProfileError",
+            "A profile is malformed or violates pprof's rules; the message names the field "
+            "and the offending index or id.",
+            PyExc_ValueError, NULL);
+        if (ProfileError == NULL)
+            goto fail;
+    }
+    if (PyModule_AddObjectRef(m, "ProfileError", ProfileError) < 0 ||
+        PyModule_AddObjectRef(m, "ProfileData", (PyObject *)&ProfileData_Type) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

@@ -1,0 +1,63 @@
+/* pprof: the profile.proto codec.
+ *
+ * Decoding takes gzipped or raw bytes, caps what they inflate to, unpacks
+ * them with protobuf-c, then validates by pprof's rules (string indices in
+ * range, non-zero unique ids, every referenced id present, one value per
+ * sample type) and indexes ids for lookup. Encoding packs a message and
+ * streams it through zlib. A message built elsewhere (module.c builds one
+ * from Python objects) is validated the same way before it is encoded.
+ * Nothing here is signal-safe; nothing here needs the GIL.
+ */
+#ifndef CPROF_PPROF_H
+#define CPROF_PPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "errors.h"
+#include "profile.pb-c.h"
+
+typedef Perftools__Profiles__Profile cprof_msg_t;
+
+/* id -> index into the message's array; dense when ids are 1..n in order. */
+typedef struct {
+    int dense;
+    size_t cap;          /* power of two, or 0 */
+    uint64_t *keys;      /* 0 marks an empty slot (ids are never 0) */
+    uint32_t *values;
+} cprof_idmap_t;
+
+typedef struct {
+    cprof_msg_t *msg;
+    cprof_arena_t arena;   /* owns msg when it was built, not unpacked */
+    int unpacked;          /* msg came from protobuf-c: free_unpacked it */
+    cprof_idmap_t mappings, locations, functions;
+} cprof_pprof_t;
+
+#define CPROF_DEFAULT_MAX_SIZE ((size_t)1 << 30)
+
+/* Decode data (gzip detected by its magic bytes) into a new, validated and
+ * indexed profile (*out; release with cprof_pprof_free). max_size caps the
+ * decompressed size. Returns 0 or a negative cprof_code_t with err filled. */
+int cprof_pprof_decode(const uint8_t *data, size_t n, size_t max_size,
+                       cprof_pprof_t **out, cprof_error_t *err);
+
+/* Validate p->msg and build its id indexes. Returns 0 or CPROF_E_FORMAT
+ * (naming the field and the offending index or id) or CPROF_E_NOMEM. */
+int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err);
+
+/* Index of the entry with this id in a table of n entries, or -1. */
+long cprof_pprof_find(const cprof_idmap_t *map, size_t n, uint64_t id);
+
+/* Sum of each sample type's values over all samples into totals[n_sample_type]. */
+void cprof_pprof_totals(const cprof_pprof_t *p, int64_t *totals);
+
+/* Encode p->msg: gzip at level 1..9, or raw protobuf when level is 0. *out is
+ * malloc'd (caller frees). Returns 0 or a negative code. */
+int cprof_pprof_encode(const cprof_pprof_t *p, int level, uint8_t **out, size_t *out_n,
+                       cprof_error_t *err);
+
+void cprof_pprof_free(cprof_pprof_t *p);
+
+#endif

@@ -1,0 +1,70 @@
+"""Build cprof's C extension, cprof._core, from csrc/.
+
+Libraries come from pkg-config; when one is missing the build stops and names
+the Debian package that provides it. CPROF_SANITIZE=1 builds with
+AddressSanitizer + UndefinedBehaviorSanitizer (see Makefile: test-asan).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+
+# pkg-config name -> (header it provides, Debian package to install)
+REQUIRED = {
+    "libprotobuf-c": ("protobuf-c/protobuf-c.h", "libprotobuf-c-dev"),
+    "zlib": ("zlib.h", "zlib1g-dev"),
+}
+
+SOURCES = [
+    "csrc/module.c",
+    "csrc/pprof.c",
+    "csrc/wire.c",
+    "csrc/arena.c",
+    "csrc/gzsink.c",
+    "csrc/proto/profile.pb-c.c",
+]
+
+
+def fail(message: str) -> None:
+    sys.stderr.write(f"\ncprof build error: {message}\n\n")
+    raise SystemExit(1)
+
+
+def pkg_config(name: str, header: str, package: str) -> tuple[list[str], list[str]]:
+    if shutil.which("pkg-config") is None:
+        fail("pkg-config is not installed: run `apt-get install pkg-config`.")
+    probe = subprocess.run(["pkg-config", "--exists", name])
+    if probe.returncode != 0:
+        fail(f"{name} was not found by pkg-config (it provides <{header}>): "
+             f"run `apt-get install {package}`.")
+    cflags = subprocess.check_output(["pkg-config", "--cflags", name], text=True).split()
+    libs = subprocess.check_output(["pkg-config", "--libs", name], text=True).split()
+    return cflags, libs
+
+
+def extension() -> Extension:
+    cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]
+    ldflags: list[str] = []
+    for name, (header, package) in REQUIRED.items():
+        more_cflags, libs = pkg_config(name, header, package)
+        cflags += more_cflags
+        ldflags += libs
+    if os.environ.get("CPROF_SANITIZE") == "1":
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+               "-fno-omit-frame-pointer", "-g", "-O1"]
+        cflags += san
+        ldflags += san
+    return Extension(
+        "cprof._core",
+        sources=SOURCES,
+        include_dirs=["csrc", "csrc/proto"],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+        depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
+    )
+
+
+setup(ext_modules=[extension()])

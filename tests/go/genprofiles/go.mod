@@ -1,0 +1,3 @@
+module genprofiles
+
+go 1.19
