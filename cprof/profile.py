@@ -1,0 +1,412 @@
+"""Profile: a pprof profile in Python, read lazily from the C codec.
+
+A loaded profile keeps its decoded message in C memory (``_core.ProfileData``)
+and creates Python objects only for what is asked for, one sample, location or
+function at a time. Writing a loaded profile whose header is unchanged encodes
+straight from C; a profile built in Python is turned into string-indexed
+tables and validated by the same C code before it is written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import IO, Any, Callable, Iterator, TypeVar, Union, overload
+
+from . import _core
+from .model import Function, Line, Location, Mapping, Sample, ValueType
+
+ProfileError = _core.ProfileError
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_SIZE: int = _core.DEFAULT_MAX_SIZE
+
+
+class _LazyList(Sequence[T]):
+    """A read-only sequence whose items are made on first access and kept."""
+
+    __slots__ = ("_make", "_items")
+
+    def __init__(self, n: int, make: Callable[[int], T]) -> None:
+        self._make = make
+        self._items: list[T | None] = [None] * n
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self._items)))]
+        item = self._items[i]
+        if item is None:
+            if i < 0:
+                i += len(self._items)
+            item = self._items[i] = self._make(i)
+        return item
+
+    def __iter__(self) -> Iterator[T]:
+        for i in range(len(self._items)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"<{len(self._items)} items, made on access>"
+
+
+class _Tables:
+    """Python objects over one ProfileData, made on demand and cached."""
+
+    def __init__(self, data: _core.ProfileData) -> None:
+        self.data = data
+        n_samples, n_locations, n_functions, n_mappings, _ = data.counts()
+        self.mappings: _LazyList[Mapping] = _LazyList(n_mappings, self._mapping)
+        self.functions: _LazyList[Function] = _LazyList(n_functions, self._function)
+        self.locations: _LazyList[Location] = _LazyList(n_locations, self._location)
+        self.samples: _LazyList[Sample] = _LazyList(n_samples, self._sample)
+
+    def _mapping(self, i: int) -> Mapping:
+        return Mapping(*self.data.mapping(i))
+
+    def _function(self, i: int) -> Function:
+        return Function(*self.data.function(i))
+
+    def _location(self, i: int) -> Location:
+        id_, mapping_id, address, lines, folded = self.data.location(i)
+        mapping = None
+        if mapping_id:
+            mapping = self.mappings[self.data.mapping_index(mapping_id)]
+        made = tuple(
+            Line(self.functions[self.data.function_index(fid)] if fid else None, line, col)
+            for fid, line, col in lines)
+        return Location(id_, address, mapping, made, folded)
+
+    def _sample(self, i: int) -> Sample:
+        ids, values, raw_labels = self.data.sample(i)
+        index = self.data.location_index
+        locations = tuple(self.locations[index(id_)] for id_ in ids)
+        labels = []
+        for key, s, num, unit in raw_labels:
+            if s is not None:
+                labels.append((key, s, ""))
+            elif num or unit:
+                labels.append((key, num, unit or ""))
+            # A label with neither value nor unit carries nothing: pprof drops it too.
+        return Sample._raw(values, locations, tuple(labels))
+
+
+_HEADER_FIELDS = ("sample_types", "period_type", "period", "time_ns", "duration_ns",
+                  "comments", "default_sample_type", "drop_frames", "keep_frames", "doc_url")
+
+
+class Profile:
+    """A pprof profile.
+
+    Build one from Python with sample types and samples (locations, functions
+    and mappings are gathered from the samples unless given), or get one from
+    :func:`load` or a collector. Header fields may be reassigned; samples and
+    the tables they refer to are immutable.
+    """
+
+    sample_types: list[ValueType]
+    period_type: ValueType | None
+    period: int
+    time_ns: int
+    duration_ns: int
+    comments: list[str]
+    default_sample_type: str
+    drop_frames: str
+    keep_frames: str
+    doc_url: str
+
+    def __init__(
+        self,
+        sample_types: Sequence[ValueType | tuple[str, str]],
+        samples: Sequence[Sample] = (),
+        *,
+        period_type: ValueType | tuple[str, str] | None = None,
+        period: int = 0,
+        time_ns: int = 0,
+        duration_ns: int = 0,
+        comments: Sequence[str] = (),
+        default_sample_type: str = "",
+        drop_frames: str = "",
+        keep_frames: str = "",
+        doc_url: str = "",
+        mappings: Sequence[Mapping] | None = None,
+        locations: Sequence[Location] | None = None,
+        functions: Sequence[Function] | None = None,
+    ) -> None:
+        self.sample_types = [_value_type(t) for t in sample_types]
+        self.period_type = _value_type(period_type) if period_type is not None else None
+        self.period = period
+        self.time_ns = time_ns
+        self.duration_ns = duration_ns
+        self.comments = list(comments)
+        self.default_sample_type = default_sample_type
+        self.drop_frames = drop_frames
+        self.keep_frames = keep_frames
+        self.doc_url = doc_url
+        self._samples: Sequence[Sample] = tuple(samples)
+        self._locations = tuple(locations) if locations is not None else None
+        self._functions = tuple(functions) if functions is not None else None
+        self._mappings = tuple(mappings) if mappings is not None else None
+        self._data: _core.ProfileData | None = None
+        self._loaded_header: tuple[Any, ...] | None = None
+        n = len(self.sample_types)
+        for i, s in enumerate(self._samples):
+            if len(s.values) != n:
+                raise ProfileError(f"sample[{i}] has {len(s.values)} values but the profile "
+                                   f"has {n} sample types")
+
+    @classmethod
+    def _from_data(cls, data: _core.ProfileData) -> Profile:
+        h = data.header()
+        self = cls.__new__(cls)
+        self.sample_types = [ValueType(t, u) for t, u in h["sample_types"]]
+        self.period_type = ValueType(*h["period_type"]) if h["period_type"] else None
+        self.period = h["period"]
+        self.time_ns = h["time_nanos"]
+        self.duration_ns = h["duration_nanos"]
+        self.comments = list(h["comments"])
+        self.default_sample_type = h["default_sample_type"]
+        self.drop_frames = h["drop_frames"]
+        self.keep_frames = h["keep_frames"]
+        self.doc_url = h["doc_url"]
+        tables = _Tables(data)
+        self._samples = tables.samples
+        self._locations = tables.locations
+        self._functions = tables.functions
+        self._mappings = tables.mappings
+        self._data = data
+        self._loaded_header = self._header()
+        return self
+
+    def _header(self) -> tuple[Any, ...]:
+        return tuple(
+            tuple(v) if isinstance(v, list) else v
+            for v in (getattr(self, f) for f in _HEADER_FIELDS))
+
+    # --- tables ---------------------------------------------------------------
+
+    @property
+    def samples(self) -> Sequence[Sample]:
+        return self._samples
+
+    @property
+    def locations(self) -> Sequence[Location]:
+        if self._locations is None:
+            self._locations = tuple(_unique(loc for s in self._samples for loc in s.locations))
+        return self._locations
+
+    @property
+    def functions(self) -> Sequence[Function]:
+        if self._functions is None:
+            self._functions = tuple(_unique(
+                ln.function for loc in self.locations for ln in loc.lines
+                if ln.function is not None))
+        return self._functions
+
+    @property
+    def mappings(self) -> Sequence[Mapping]:
+        if self._mappings is None:
+            self._mappings = tuple(_unique(
+                loc.mapping for loc in self.locations if loc.mapping is not None))
+        return self._mappings
+
+    # --- simple queries ---------------------------------------------------------
+
+    def sample_index(self, sample_type: str | int | None = None) -> int:
+        """Index of a sample type given by name or index; None means the
+        default (default_sample_type, else the last one, as pprof chooses)."""
+        names = [t.type for t in self.sample_types]
+        if sample_type is None:
+            sample_type = self.default_sample_type or (names[-1] if names else "")
+        if isinstance(sample_type, int):
+            if not 0 <= sample_type < len(names):
+                raise ValueError(f"sample index {sample_type} is out of range: the profile "
+                                 f"has {len(names)} sample types")
+            return sample_type
+        if sample_type in names:
+            return names.index(sample_type)
+        raise ValueError(f"no sample type {sample_type!r}; the profile has "
+                         f"{', '.join(names) or 'none'}")
+
+    def totals(self) -> list[int]:
+        """The sum of every sample type's values, in sample_types order."""
+        if self._data is not None:
+            return list(self._data.totals())
+        sums = [0] * len(self.sample_types)
+        for s in self._samples:
+            for j, v in enumerate(s.values):
+                sums[j] += v
+        return sums
+
+    def total(self, sample_type: str | int | None = None) -> int:
+        """The sum of one sample type (the default one unless named)."""
+        return self.totals()[self.sample_index(sample_type)]
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __repr__(self) -> str:
+        types = " ".join(str(t) for t in self.sample_types)
+        return (f"<cprof.Profile [{types}] {len(self._samples)} samples, "
+                f"{len(self.locations)} locations, {len(self.functions)} functions>")
+
+    # --- bytes ----------------------------------------------------------------
+
+    def to_bytes(self, level: int = 1) -> bytes:
+        """The profile as gzipped profile.proto (raw protobuf when level is 0).
+        Level 1 is fast; 9 is smallest."""
+        if self._data is None or self._header() != self._loaded_header:
+            self._data = _core.build(*_tables(self))
+            self._loaded_header = self._header()
+        return self._data.encode(level)
+
+    def write(self, dest: Dest, level: int = 1) -> None:
+        """Write the profile to a path (atomically: a temporary file renamed
+        into place) or to an open binary file."""
+        data = self.to_bytes(level)
+        if hasattr(dest, "write"):
+            dest.write(data)  # type: ignore[union-attr]
+            return
+        _atomic_write(os.fspath(dest), data)  # type: ignore[arg-type]
+
+
+def _value_type(t: ValueType | tuple[str, str]) -> ValueType:
+    return t if isinstance(t, ValueType) else ValueType(*t)
+
+
+def _unique(items: Any) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
+
+
+class _Interner:
+    """Assigns ids: keeps an object's own non-zero id, numbers the rest."""
+
+    def __init__(self, objects: Sequence[Any]) -> None:
+        taken = {o.id for o in objects if o.id}
+        self.ids: dict[Any, int] = {}
+        next_id = 1
+        for o in objects:
+            if o in self.ids:
+                continue
+            if o.id:
+                self.ids[o] = o.id
+                continue
+            while next_id in taken:
+                next_id += 1
+            taken.add(next_id)
+            self.ids[o] = next_id
+
+
+def _tables(p: Profile) -> tuple[Any, ...]:
+    """The arguments of _core.build: every string interned, every object an id."""
+    strings: dict[str, int] = {"": 0}
+
+    def s(text: str) -> int:
+        i = strings.get(text)
+        if i is None:
+            i = strings[text] = len(strings)
+        return i
+
+    mappings = _Interner(p.mappings)
+    functions = _Interner(p.functions)
+    locations = _Interner(p.locations)
+    for loc in p.locations:
+        if loc.mapping is not None and loc.mapping not in mappings.ids:
+            raise ProfileError(f"location {loc.id} refers to a mapping missing from "
+                               "profile.mappings")
+        for ln in loc.lines:
+            if ln.function is not None and ln.function not in functions.ids:
+                raise ProfileError(f"location {loc.id} refers to function "
+                                   f"{ln.function.name!r}, missing from profile.functions")
+    sample_types = [(s(t.type), s(t.unit)) for t in p.sample_types]
+    header = (
+        (s(p.period_type.type), s(p.period_type.unit)) if p.period_type else None,
+        p.period, p.time_ns, p.duration_ns, [s(c) for c in p.comments],
+        s(p.default_sample_type), s(p.drop_frames), s(p.keep_frames), s(p.doc_url))
+    loc_ids = locations.ids
+    samples = []
+    for i, smp in enumerate(p.samples):
+        try:
+            ids = [loc_ids[loc] for loc in smp.locations]
+        except KeyError:
+            raise ProfileError(f"sample[{i}] refers to a location missing from "
+                               "profile.locations") from None
+        labels = [(s(k), s(v), 0, 0) if isinstance(v, str) else (s(k), 0, v, s(u))
+                  for k, v, u in smp.label_items]
+        samples.append((ids, smp.values, labels))
+    mapping_rows = [
+        (mappings.ids[m], m.start, m.limit, m.offset, s(m.filename), s(m.build_id),
+         m.has_functions, m.has_filenames, m.has_line_numbers, m.has_inline_frames)
+        for m in mappings.ids]
+    function_rows = [
+        (functions.ids[f], s(f.name), s(f.system_name), s(f.filename), f.start_line)
+        for f in functions.ids]
+    location_rows = [
+        (loc_ids[loc], mappings.ids[loc.mapping] if loc.mapping is not None else 0,
+         loc.address,
+         [(functions.ids[ln.function] if ln.function is not None else 0, ln.line, ln.column)
+          for ln in loc.lines],
+         loc.is_folded)
+        for loc in loc_ids]
+    return (list(strings), header, sample_types, samples, mapping_rows, location_rows,
+            function_rows)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".cprof-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load(source: Source, *, max_size: int = DEFAULT_MAX_SIZE) -> Profile:
+    """Read a pprof profile from a path, bytes or a binary file; gzipped or
+    raw, from any producer. ``max_size`` caps the decompressed size (1 GiB by
+    default) so a gzip bomb is refused. Raises :class:`ProfileError`, naming
+    the source and what is wrong, for malformed input."""
+    name: str
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = source, "<bytes>"
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        with open(name, "rb") as f:
+            data = f.read()
+    elif hasattr(source, "read"):
+        name = getattr(source, "name", "<file>")
+        data = source.read()
+        if isinstance(data, str) or not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"{name}: the file must be opened in binary mode ('rb')")
+    else:
+        raise TypeError(f"load() takes a path, bytes or a binary file, not "
+                        f"{type(source).__name__}")
+    try:
+        parsed = _core.decode(data, max_size)
+    except ProfileError as e:
+        raise ProfileError(f"{name}: {e}") from None
+    return Profile._from_data(parsed)
+
+
+__all__ = ["Profile", "ProfileError", "load", "DEFAULT_MAX_SIZE"]

@@ -1,0 +1,109 @@
+/* fuzz_decode: a libFuzzer harness for cprof_pprof_decode and its round trip.
+ *
+ * Every input must either be refused with an error message or decode; a
+ * decoded profile must survive encode -> decode at gzip level 1 and raw
+ * (level 0) with the same table sizes and totals, and re-encoding what was
+ * decoded from our own raw output must give the same bytes. Any other
+ * outcome aborts, so libFuzzer records the input as a crash. Build and run
+ * with csrc/fuzz/run.sh.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pprof.h"
+
+/* Small enough that a gzip bomb costs milliseconds, large enough for every
+ * real seed. */
+#define FUZZ_MAX_SIZE ((size_t)64 << 20)
+
+/* Our own encoder's output is already in memory and may be a byte or two
+ * larger than the input (a lone unpacked repeated value is re-encoded
+ * packed), so its re-decode is not capped: the cap under test is the input's. */
+#define UNCAPPED SIZE_MAX
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz_decode: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
+}
+
+static void check_codes(int rc, const cprof_error_t *err)
+{
+    /* The decoder may only refuse (format, limit) or run out of memory;
+     * a refusal must say why. */
+    if (rc != CPROF_E_FORMAT && rc != CPROF_E_LIMIT && rc != CPROF_E_NOMEM) {
+        char code[32];
+        snprintf(code, sizeof code, "%d", rc);
+        die("decode returned an unexpected code", code);
+    }
+    if (err->msg[0] == '\0')
+        die("decode failed with an empty message", NULL);
+}
+
+static void check_same(const cprof_pprof_t *a, const cprof_pprof_t *b, const char *how)
+{
+    const cprof_msg_t *x = a->msg, *y = b->msg;
+    if (x->n_sample != y->n_sample || x->n_location != y->n_location ||
+        x->n_function != y->n_function || x->n_mapping != y->n_mapping ||
+        x->n_sample_type != y->n_sample_type || x->n_string_table != y->n_string_table)
+        die("table sizes changed in the round trip", how);
+    size_t n = x->n_sample_type ? x->n_sample_type : 1;
+    int64_t *ta = calloc(n, sizeof *ta), *tb = calloc(n, sizeof *tb);
+    if (ta == NULL || tb == NULL)
+        die("out of memory", how);
+    cprof_pprof_totals(a, ta);
+    cprof_pprof_totals(b, tb);
+    if (memcmp(ta, tb, x->n_sample_type * sizeof *ta) != 0)
+        die("totals changed in the round trip", how);
+    free(ta);
+    free(tb);
+}
+
+/* Encode p at level, decode the result, compare; the re-decoded profile is
+ * returned for the caller to inspect, then free. */
+static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **bytes,
+                                 size_t *n_bytes)
+{
+    cprof_error_t err = {{0}};
+    cprof_pprof_t *back = NULL;
+    const char *how = level ? "gzip level 1" : "raw";
+    if (cprof_pprof_encode(p, level, bytes, n_bytes, &err) != 0)
+        die("encoding a decoded profile failed", err.msg);
+    if (cprof_pprof_decode(*bytes, *n_bytes, UNCAPPED, &back, &err) != 0)
+        die("our own encoding does not decode", err.msg);
+    check_same(p, back, how);
+    return back;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    cprof_error_t err = {{0}};
+    cprof_pprof_t *p = NULL;
+    int rc = cprof_pprof_decode(data, size, FUZZ_MAX_SIZE, &p, &err);
+    if (rc != 0) {
+        if (p != NULL)
+            die("decode failed but returned a profile", err.msg);
+        check_codes(rc, &err);
+        return 0;
+    }
+
+    uint8_t *gz = NULL, *raw = NULL, *again = NULL;
+    size_t gz_n = 0, raw_n = 0, again_n = 0;
+    cprof_pprof_free(round_trip(p, 1, &gz, &gz_n));
+    cprof_pprof_t *back = round_trip(p, 0, &raw, &raw_n);
+    /* Encoding is canonical after one pass: field order, packing and varint
+     * lengths are the encoder's own, so the raw bytes must be a fixed point. */
+    if (cprof_pprof_encode(back, 0, &again, &again_n, &err) != 0)
+        die("re-encoding failed", err.msg);
+    if (again_n != raw_n || memcmp(again, raw, raw_n) != 0)
+        die("raw encoding is not a fixed point of decode -> encode", NULL);
+
+    free(gz);
+    free(raw);
+    free(again);
+    cprof_pprof_free(back);
+    cprof_pprof_free(p);
+    return 0;
+}
