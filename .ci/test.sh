@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# .ci/test.sh: the whole test suite. For CPython 3.11, 3.12 and 3.13, a venv
+# with cprof installed from this checkout runs every test; then the suite runs
+# once more against an extension built with ASan + UBSan. Exits non-zero when
+# any run fails, and also when pytest ran no test at all (its exit code 5):
+# an empty run is reported as such, never as a pass.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+versions=${CPROF_PYTHONS:-"3.11 3.12 3.13"}
+asan_version=${CPROF_ASAN_PYTHON:-3.12}
+pytest_args=("$@")
+failed=()
+
+run_pytest() {  # NAME VENV [env...]
+  local name=$1 venv=$2; shift 2
+  echo "=== $name: pytest ${pytest_args[*]:-tests}"
+  env "$@" "$venv/bin/pytest" -p no:cacheprovider "${pytest_args[@]:-tests}"
+  local rc=$?
+  case $rc in
+    0) echo "=== $name: passed" ;;
+    5) echo "=== $name: NO TESTS RAN (pytest exit 5): counted as a failure"; failed+=("$name (no tests ran)") ;;
+    *) echo "=== $name: FAILED (pytest exit $rc)"; failed+=("$name") ;;
+  esac
+}
+
+for v in $versions; do
+  if ! bash .ci/venv.sh "$v" ".venv/$v"; then
+    failed+=("$v (install)"); continue
+  fi
+  run_pytest "CPython $v" ".venv/$v"
+done
+
+if [ "${CPROF_SKIP_ASAN:-0}" != 1 ]; then
+  if bash .ci/venv.sh "$asan_version" ".venv/asan" sanitize; then
+    asan=$(gcc -print-file-name=libasan.so)
+    # CPython's own allocations at exit are not ours to report: leak checking is
+    # off, every other ASan and UBSan finding aborts the run.
+    run_pytest "ASan+UBSan (CPython $asan_version)" ".venv/asan" \
+      LD_PRELOAD="$asan" CPROF_UNDER_ASAN=1 PYTHONMALLOC=malloc \
+      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  else
+    failed+=("asan (install)")
+  fi
+fi
+
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "test suite FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "test suite passed on CPython $versions and under ASan+UBSan"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# .ci/venv.sh VERSION DIR [sanitize]: a virtual environment at DIR for CPython
+# VERSION (3.11, 3.12, 3.13; found through pyenv, else pythonX.Y on PATH) with
+# cprof installed from this checkout and its test dependencies. With
+# "sanitize", the C extension is built with ASan + UBSan.
+set -euo pipefail
+version=$1 dir=$2 mode=${3:-}
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+python=""
+if command -v pyenv >/dev/null 2>&1; then
+  full=$(pyenv versions --bare 2>/dev/null | grep -E "^${version//./\\.}(\.[0-9]+)?$" | sort -V | tail -n 1 || true)
+  [ -n "$full" ] && python="$(pyenv prefix "$full")/bin/python"
+fi
+[ -n "$python" ] || python=$(command -v "python$version" || true)
+if [ -z "$python" ] || [ ! -x "$python" ]; then
+  echo "venv: CPython $version not found (pyenv install $version, or put python$version on PATH)" >&2
+  exit 1
+fi
+
+[ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+"$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build
+if [ "$mode" = sanitize ]; then
+  CPROF_SANITIZE=1 "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$top"
+else
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$top"
+fi

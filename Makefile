@@ -1,0 +1,39 @@
+# cprof: the two commands at the top of README.md are `make demo` and `make test`.
+# Both install what they need and are safe to run again.
+
+PYTHON_VERSION ?= 3.11
+VENV := .venv/$(PYTHON_VERSION)
+SECONDS ?= 60
+
+.PHONY: demo test deps venv proto fuzz bench clean
+
+demo: deps venv
+	@mkdir -p out
+	$(VENV)/bin/cprof summary tests/testdata/go/cpu.prof -o out/cpu.prof
+	@echo "--- go tool pprof -top reads what cprof wrote:"
+	HOME=$${TMPDIR:-/tmp} go tool pprof -top -symbolize=none out/cpu.prof
+
+test: deps
+	bash .ci/test.sh
+
+deps:
+	@bash .ci/deps.sh
+
+venv: deps
+	@bash .ci/venv.sh $(PYTHON_VERSION) $(VENV)
+
+# Regenerate csrc/proto/profile.pb-c.[ch] from profile.proto
+# (tests/core/test_proto.py fails when the committed output is stale).
+proto: deps
+	cd csrc/proto && protoc-c --c_out=. profile.proto
+
+# libFuzzer over the decoder for $(SECONDS) seconds (docs/FUZZING.md).
+fuzz: deps
+	bash csrc/fuzz/run.sh $(SECONDS)
+
+# The codec benchmark (docs/BENCHMARKS.md).
+bench: deps venv
+	$(VENV)/bin/python benchmarks/codec.py
+
+clean:
+	rm -rf build dist out .venv *.egg-info cprof/*.so
