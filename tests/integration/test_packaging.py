@@ -1,0 +1,68 @@
+"""Packaging: the sdist and wheel install into a fresh virtual environment and
+work there; a missing build dependency stops the build with the Debian package
+to install."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU_PROFILE = ROOT / "tests" / "testdata" / "go" / "cpu.prof"
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("dist")
+    r = run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    wheel = next(out.glob("cprof-*.whl"))
+    sdist = next(out.glob("cprof-*.tar.gz"))
+    return {"wheel": wheel, "sdist": sdist}
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_distribution_installs_and_works(kind: str, dists: dict[str, Path], tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    r = run([python, "-m", "pip", "install", "-q", str(dists[kind])])
+    assert r.returncode == 0, r.stderr[-3000:]
+    script = (
+        "import cprof, sys\n"
+        "p = cprof.load(sys.argv[1])\n"
+        "assert cprof.__file__.startswith(sys.prefix), cprof.__file__\n"
+        "print(p.total(), len(p.samples), sorted(cprof.__all__)[:3])\n")
+    r = run([python, "-c", script, str(CPU_PROFILE)], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "1490000000"
+    r = run([str(env_dir / "bin" / "cprof"), "summary", str(CPU_PROFILE)], cwd=tmp_path)
+    assert r.returncode == 0 and "main.hotA" in r.stdout, r.stderr
+
+
+def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
+    import tarfile
+    with tarfile.open(dists["sdist"]) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for needed in ("csrc/pprof.c", "csrc/pprof.h", "csrc/module.c", "csrc/gzsink.c",
+                   "csrc/proto/profile.proto", "csrc/proto/profile.pb-c.c", "setup.py",
+                   "cprof/py.typed", "cprof/_core.pyi"):
+        assert needed in names, needed
+
+
+def test_missing_library_names_the_debian_package(tmp_path: Path) -> None:
+    env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH=str(tmp_path))
+    r = run([sys.executable, "setup.py", "build_ext", "--build-temp", str(tmp_path / "t"),
+             "--build-lib", str(tmp_path / "l")], cwd=ROOT, env=env)
+    assert r.returncode != 0
+    assert "libprotobuf-c was not found by pkg-config" in r.stderr
+    assert "apt-get install libprotobuf-c-dev" in r.stderr
