@@ -26,9 +26,10 @@ static size_t first_capacity(const uint8_t *data, size_t n, size_t max_out)
     return guess > max_out ? max_out + 1 : guess;
 }
 
-int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
+int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                      uint8_t **out, size_t *out_n, cprof_error_t *err)
 {
+    size_t max_out = limits->max_size;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     /* 16 + MAX_WBITS: gzip framing only, header and CRC checked by zlib. */
@@ -64,9 +65,10 @@ int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
             buf = grown;
             cap = next_cap;
         }
-        /* zlib counts in uInt: feed at most 1 GiB at a time either way. */
+        /* zlib counts in uInt; output goes in 4 MiB steps so that the limits
+         * are checked while a bomb is still small. */
         size_t in_chunk = left < (1u << 30) ? left : (1u << 30);
-        size_t out_room = cap - len < (1u << 30) ? cap - len : (1u << 30);
+        size_t out_room = cap - len < (4u << 20) ? cap - len : (4u << 20);
         zs.next_in = (Bytef *)next;
         zs.avail_in = (uInt)in_chunk;
         zs.next_out = buf + len;
@@ -76,6 +78,15 @@ int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
         next += used;
         left -= used;
         len += out_room - zs.avail_out;
+        if (limits->max_ratio != 0 && len > CPROF_RATIO_FLOOR &&
+            len / limits->max_ratio > n - left) {
+            code = cprof_fail(err, CPROF_E_LIMIT,
+                              "gzip: %zu bytes inflated to more than %zu, over %u-fold; real "
+                              "profiles inflate about 1-10 fold, so this looks like a gzip "
+                              "bomb (raise max_ratio, or set it to 0, if this input is trusted)",
+                              n - left, len, limits->max_ratio);
+            goto done;
+        }
         if (rc == Z_STREAM_END) {
             if (left == 0)
                 break;

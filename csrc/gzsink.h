@@ -18,10 +18,24 @@
 /* True when data starts with the gzip magic bytes. */
 int cprof_gz_is_gzip(const uint8_t *data, size_t n);
 
+/* What decoding may cost. Inflating 1 GiB takes seconds, so a bomb is also
+ * recognised by its ratio: real profiles inflate 1-10 fold, deflate's
+ * ceiling is about 1032 fold, and past ratio_floor bytes of output a ratio
+ * above max_ratio is refused. max_ratio 0 turns the ratio check off. */
+typedef struct {
+    size_t max_size;
+    unsigned max_ratio;
+} cprof_limits_t;
+
+#define CPROF_DEFAULT_MAX_SIZE ((size_t)1 << 30)
+#define CPROF_DEFAULT_MAX_RATIO 256u
+#define CPROF_RATIO_FLOOR ((size_t)16 << 20)
+
 /* Inflate every gzip member of data into a malloc'd buffer (*out, *out_n;
  * free() it). Refuses with CPROF_E_LIMIT as soon as the output would exceed
- * max_out bytes. Returns 0 or a negative cprof_code_t, err filled. */
-int cprof_gz_inflate(const uint8_t *data, size_t n, size_t max_out,
+ * limits->max_size bytes or its ratio limits->max_ratio. Returns 0 or a
+ * negative cprof_code_t, err filled. */
+int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                      uint8_t **out, size_t *out_n, cprof_error_t *err);
 
 #define CPROF_GZSINK_STAGE 65536

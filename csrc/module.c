@@ -739,16 +739,23 @@ static PyObject *core_build(PyObject *Py_UNUSED(module), PyObject *args)
 
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"data", "max_size", NULL};
+    static char *kwlist[] = {"data", "max_size", "max_ratio", NULL};
     Py_buffer view;
-    unsigned long long max_size = CPROF_DEFAULT_MAX_SIZE;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|K:decode", kwlist, &view, &max_size))
+    Py_ssize_t max_size = (Py_ssize_t)CPROF_DEFAULT_MAX_SIZE;
+    unsigned int max_ratio = CPROF_DEFAULT_MAX_RATIO;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|nI:decode", kwlist, &view, &max_size,
+                                     &max_ratio))
         return NULL;
+    if (max_size < 0) {
+        PyBuffer_Release(&view);
+        return PyErr_Format(PyExc_ValueError, "max_size must be >= 0, not %zd", max_size);
+    }
+    cprof_limits_t limits = {.max_size = (size_t)max_size, .max_ratio = max_ratio};
     cprof_pprof_t *p = NULL;
     cprof_error_t err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cprof_pprof_decode(view.buf, (size_t)view.len, (size_t)max_size, &p, &err);
+    rc = cprof_pprof_decode(view.buf, (size_t)view.len, &limits, &p, &err);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (rc != 0)
@@ -758,7 +765,8 @@ static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObje
 
 static PyMethodDef core_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
-     "decode(data, max_size=1 GiB) -> ProfileData: gzipped or raw profile.proto bytes, "
+     "decode(data, max_size=1 GiB, max_ratio=256) -> ProfileData: gzipped or raw "
+     "profile.proto bytes, "
      "validated by pprof's rules; raises ProfileError"},
     {"build", (PyCFunction)core_build, METH_VARARGS,
      "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
@@ -792,7 +800,8 @@ PyMODINIT_FUNC PyInit__core(void)
     }
     if (PyModule_AddObjectRef(m, "ProfileError", ProfileError) < 0 ||
         PyModule_AddObjectRef(m, "ProfileData", (PyObject *)&ProfileData_Type) < 0 ||
-        PyModule_AddIntConstant(m, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0)
+        PyModule_AddIntConstant(m, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_MAX_RATIO", (long)CPROF_DEFAULT_MAX_RATIO) < 0)
         goto fail;
     return m;
 fail:

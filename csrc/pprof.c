@@ -220,7 +220,7 @@ int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
 
 /* --- decode / encode ------------------------------------------------------ */
 
-int cprof_pprof_decode(const uint8_t *data, size_t n, size_t max_size,
+int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err)
 {
     uint8_t *inflated = NULL;
@@ -231,14 +231,14 @@ int cprof_pprof_decode(const uint8_t *data, size_t n, size_t max_size,
     if (n == 0)
         return cprof_fail(err, CPROF_E_FORMAT, "empty input: a profile is never 0 bytes");
     if (cprof_gz_is_gzip(data, n)) {
-        rc = cprof_gz_inflate(data, n, max_size, &inflated, &raw_n, err);
+        rc = cprof_gz_inflate(data, n, limits, &inflated, &raw_n, err);
         if (rc != 0)
             goto done;
         raw = inflated;
-    } else if (n > max_size) {
+    } else if (n > limits->max_size) {
         rc = cprof_fail(err, CPROF_E_LIMIT,
                         "the profile is %zu bytes, more than the max_size limit of %zu", n,
-                        max_size);
+                        limits->max_size);
         goto done;
     }
     p = calloc(1, sizeof *p);

@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "errors.h"
+#include "gzsink.h"
 #include "profile.pb-c.h"
 
 typedef Perftools__Profiles__Profile cprof_msg_t;
@@ -35,12 +36,11 @@ typedef struct {
     cprof_idmap_t mappings, locations, functions;
 } cprof_pprof_t;
 
-#define CPROF_DEFAULT_MAX_SIZE ((size_t)1 << 30)
-
 /* Decode data (gzip detected by its magic bytes) into a new, validated and
- * indexed profile (*out; release with cprof_pprof_free). max_size caps the
- * decompressed size. Returns 0 or a negative cprof_code_t with err filled. */
-int cprof_pprof_decode(const uint8_t *data, size_t n, size_t max_size,
+ * indexed profile (*out; release with cprof_pprof_free). limits cap the
+ * decompressed size and ratio. Returns 0 or a negative cprof_code_t with err
+ * filled. */
+int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err);
 
 /* Validate p->msg and build its id indexes. Returns 0 or CPROF_E_FORMAT

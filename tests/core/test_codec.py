@@ -281,3 +281,34 @@ def test_empty_profile_round_trips() -> None:
     q = cprof.load(p.to_bytes())
     assert q.sample_types == [ValueType("samples", "count")] and len(q.samples) == 0
     assert q.total() == 0
+
+
+def gzip_stream(head: bytes, zeros: int) -> bytes:
+    c = __import__("zlib").compressobj(9, 8, 31)
+    parts = [c.compress(head)]
+    chunk = bytes(1 << 20)
+    for _ in range(zeros >> 20):
+        parts.append(c.compress(chunk))
+    return b"".join(parts) + c.flush()
+
+
+def test_valid_protobuf_bomb_is_refused_by_its_ratio_quickly() -> None:
+    # string_table[0] = "" then one 1.5 GiB string of zeros: well-formed
+    # protobuf, about 1000-fold compressed.
+    size = 1536 << 20
+    bomb = gzip_stream(field(6, 2, b"") + varint(6 << 3 | 2) + varint(size), size)
+    import time
+    start = time.perf_counter()
+    with pytest.raises(ProfileError, match=r"over 256-fold.*looks like a gzip bomb"):
+        cprof.load(bomb)
+    assert time.perf_counter() - start < 1.0
+    with pytest.raises(ProfileError, match=r"more than 33554432 bytes \(the max_size limit\)"):
+        cprof.load(bomb, max_size=32 << 20, max_ratio=0)
+
+
+def test_ratio_check_spares_small_repetitive_profiles() -> None:
+    b = cprof.ProfileBuilder([("samples", "count")])
+    for _ in range(50_000):
+        b.add([1], [("same", "/x.py", 1)])
+    data = b.build().to_bytes(9)
+    assert len(cprof.load(data).samples) == 50_000
