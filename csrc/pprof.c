@@ -199,10 +199,14 @@ int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
         return cprof_fail(err, CPROF_E_FORMAT,
                           "string_table is empty; string_table[0] must be \"\" (is this a "
                           "pprof profile?)");
-    if (m->string_table[0].len != 0)
+    if (m->string_table[0].len != 0) {
+        /* protobuf-c's bytes are not NUL-terminated: print at most len bytes. */
+        int shown = m->string_table[0].len < 40 ? (int)m->string_table[0].len : 40;
         return cprof_fail(err, CPROF_E_FORMAT,
-                          "string_table[0] must be \"\" but holds %zu bytes (\"%.40s\")",
-                          m->string_table[0].len, (const char *)m->string_table[0].data);
+                          "string_table[0] must be \"\" but holds %zu bytes (\"%.*s\")",
+                          m->string_table[0].len, shown,
+                          (const char *)m->string_table[0].data);
+    }
     checker_t c = {.n_strings = m->n_string_table, .err = err};
     int rc = check_header(&c, m);
     if (rc == 0)
