@@ -4,6 +4,8 @@
 #include <string.h>
 
 #define MAX_DEPTH 16
+/* protobuf-c reads tags and length prefixes of at most 5 bytes (32 bits). */
+#define MAX_PREFIX_BYTES 5
 
 typedef struct {
     const uint8_t *base;   /* start of the whole buffer, for offsets */
@@ -51,11 +53,17 @@ static int walk(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t
     while (pos < len) {
         size_t at = (size_t)(p + pos - w->base);
         uint64_t tag;
+        size_t tag_start = pos;
         int rc = read_varint(p, len, &pos, &tag);
         if (rc != 0)
             return cprof_fail(w->err, CPROF_E_FORMAT,
                               "protobuf: %s field tag at byte %zu of %s",
                               rc == -1 ? "truncated" : "over-long", at, w->path);
+        if (pos - tag_start > MAX_PREFIX_BYTES)
+            return cprof_fail(w->err, CPROF_E_FORMAT,
+                              "protobuf: the field tag at byte %zu of %s is padded to %zu "
+                              "bytes; tags are varints of at most %d bytes",
+                              at, w->path, pos - tag_start, MAX_PREFIX_BYTES);
         unsigned wt = (unsigned)(tag & 7);
         uint64_t number = tag >> 3;
         if (number == 0 || number > 536870911u)
@@ -88,7 +96,13 @@ static int walk(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t
         }
         case 2:
             rc = read_varint(p, len, &pos, &length);
-            if (rc != 0 || length > len - pos)
+            if (rc != 0 || pos - payload > MAX_PREFIX_BYTES)
+                return cprof_fail(w->err, CPROF_E_FORMAT,
+                                  "protobuf: the length of %s.%s (field %llu) at byte %zu is %s; "
+                                  "lengths are varints of at most %d bytes",
+                                  w->path, fname, (unsigned long long)number, at,
+                                  rc == -1 ? "truncated" : "over-long", MAX_PREFIX_BYTES);
+            if (length > len - pos)
                 return cprof_fail(w->err, CPROF_E_FORMAT,
                                   "protobuf: %s.%s (field %llu) at byte %zu declares %llu bytes "
                                   "but only %zu remain",
