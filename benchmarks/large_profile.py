@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib
 import json
 import os
 import random
@@ -31,6 +32,7 @@ import sys
 import time
 from bisect import bisect
 from itertools import accumulate
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
@@ -334,13 +336,19 @@ def go_parse() -> str:
     return GO_PARSE
 
 
+def import_cprof() -> Any:
+    """cprof as installed (make bench's venv), else this checkout's in-place build."""
+    try:
+        return importlib.import_module("cprof")
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(HERE))
+        return importlib.import_module("cprof")
+
+
 def check(path: str, samples: int, locations: int) -> dict[str, object]:
     """Read the file with cprof and with Go's parser; raise if either
     disagrees with what was written."""
-    sys.path.insert(0, os.path.dirname(HERE))
-    import cprof
-
-    p = cprof.load(path)
+    p = import_cprof().load(path)
     got = (len(p.samples), len(p.locations))
     if got != (samples, locations):
         raise AssertionError(f"cprof read {got} samples/locations, expected "

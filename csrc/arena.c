@@ -13,12 +13,10 @@ struct cprof_arena_chunk {
     _Alignas(16) unsigned char data[];
 };
 
-void *cprof_arena_calloc(cprof_arena_t *arena, size_t n, size_t size)
+void *cprof_arena_alloc(cprof_arena_t *arena, size_t size)
 {
-    if (size != 0 && n > SIZE_MAX / size)
-        return NULL;
-    size_t bytes = (n * size + 15) & ~(size_t)15;
-    if (bytes < n * size)
+    size_t bytes = (size + 15) & ~(size_t)15;
+    if (bytes < size)
         return NULL;
     cprof_arena_chunk_t *c = arena->head;
     if (c == NULL || c->size - c->used < bytes) {
@@ -42,7 +40,16 @@ void *cprof_arena_calloc(cprof_arena_t *arena, size_t n, size_t size)
     }
     void *p = c->data + c->used;
     c->used += bytes;
-    memset(p, 0, bytes);
+    return p;
+}
+
+void *cprof_arena_calloc(cprof_arena_t *arena, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = cprof_arena_alloc(arena, n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
     return p;
 }
 

@@ -12,8 +12,9 @@ typedef struct {
     cprof_arena_chunk_t *head;  /* newest chunk first */
 } cprof_arena_t;
 
-/* Zeroed, 16-byte aligned memory that lives until cprof_arena_free; NULL when
- * memory runs out or n * size overflows. */
+/* 16-byte aligned memory that lives until cprof_arena_free; NULL when memory
+ * runs out or n * size overflows. The calloc form zeroes it. */
+void *cprof_arena_alloc(cprof_arena_t *arena, size_t bytes);
 void *cprof_arena_calloc(cprof_arena_t *arena, size_t n, size_t size);
 void cprof_arena_free(cprof_arena_t *arena);
 

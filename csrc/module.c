@@ -33,12 +33,15 @@ static PyObject *raise_code(int code, const cprof_error_t *err)
 typedef struct {
     PyObject_HEAD
     cprof_pprof_t *p;
+    PyObject *weakrefs;  /* so tests can watch a profile's C memory being freed */
 } ProfileData;
 
 static PyTypeObject ProfileData_Type;
 
 static void ProfileData_dealloc(ProfileData *self)
 {
+    if (self->weakrefs != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
     cprof_pprof_free(self->p);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -51,6 +54,7 @@ static PyObject *wrap(cprof_pprof_t *p)
         return NULL;
     }
     self->p = p;
+    self->weakrefs = NULL;
     return (PyObject *)self;
 }
 
@@ -358,6 +362,7 @@ static PyTypeObject ProfileData_Type = {
     .tp_name = "cprof._core.ProfileData",
     .tp_doc = "A decoded, validated profile.proto message held in C memory.",
     .tp_basicsize = sizeof(ProfileData),
+    .tp_weaklistoffset = offsetof(ProfileData, weakrefs),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = (destructor)ProfileData_dealloc,
     .tp_methods = ProfileData_methods,

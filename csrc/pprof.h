@@ -31,8 +31,7 @@ typedef struct {
 
 typedef struct {
     cprof_msg_t *msg;
-    cprof_arena_t arena;   /* owns msg when it was built, not unpacked */
-    int unpacked;          /* msg came from protobuf-c: free_unpacked it */
+    cprof_arena_t arena;   /* owns msg and everything it points to */
     cprof_idmap_t mappings, locations, functions;
 } cprof_pprof_t;
 

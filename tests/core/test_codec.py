@@ -312,3 +312,17 @@ def test_ratio_check_spares_small_repetitive_profiles() -> None:
         b.add([1], [("same", "/x.py", 1)])
     data = b.build().to_bytes(9)
     assert len(cprof.load(data).samples) == 50_000
+
+
+def test_a_dropped_profile_frees_its_memory_without_the_cycle_collector() -> None:
+    import gc
+    import weakref
+    p = cprof.load(GO / "heap.prof")
+    p.samples[3], p.locations[2]  # make some objects
+    data = weakref.ref(p._data)
+    gc.disable()
+    try:
+        del p
+        assert data() is None, "the profile's C data outlived it: a reference cycle"
+    finally:
+        gc.enable()
