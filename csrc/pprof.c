@@ -235,6 +235,35 @@ static void arena_free_nothing(void *arena, void *pointer)
     (void)pointer;  /* released with the whole arena */
 }
 
+/* protobuf-c refuses field number 0 only when a tag's first byte shows it, so
+ * a padded tag (0x80 0x00) passes as an unknown field, to be written back as
+ * the invalid one-byte tag 0x00. True when msg or a sub-message holds one. */
+static int has_field_zero(const ProtobufCMessage *msg)
+{
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        if (msg->unknown_fields[i].tag == 0)
+            return 1;
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    for (unsigned f = 0; f < desc->n_fields; f++) {
+        const ProtobufCFieldDescriptor *field = &desc->fields[f];
+        if (field->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *member = (const char *)msg + field->offset;
+        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)msg + field->quantifier_offset);
+            ProtobufCMessage *const *subs = *(ProtobufCMessage *const *const *)member;
+            for (size_t k = 0; k < n; k++)
+                if (has_field_zero(subs[k]))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)member;
+            if (sub != NULL && has_field_zero(sub))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err)
 {
@@ -267,6 +296,10 @@ int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limi
         .alloc = arena_alloc, .free = arena_free_nothing, .allocator_data = &p->arena};
     p->msg = perftools__profiles__profile__unpack(&allocator, raw_n, raw);
     if (p->msg == NULL) {
+        rc = cprof_wire_explain(&perftools__profiles__profile__descriptor, raw, raw_n, err);
+        goto done;
+    }
+    if (has_field_zero(&p->msg->base)) {
         rc = cprof_wire_explain(&perftools__profiles__profile__descriptor, raw, raw_n, err);
         goto done;
     }

@@ -111,10 +111,15 @@ static int walk(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t
             payload = pos;
             pos += (size_t)length;
             break;
-        default:
+        case 3:
+        case 4:
             return cprof_fail(w->err, CPROF_E_FORMAT,
                               "protobuf: %s wire type in %s.%s (field %llu) at byte %zu; "
                               "profile.proto uses no groups",
+                              wire_name(wt), w->path, fname, (unsigned long long)number, at);
+        default:
+            return cprof_fail(w->err, CPROF_E_FORMAT,
+                              "protobuf: %s wire type in %s.%s (field %llu) at byte %zu",
                               wire_name(wt), w->path, fname, (unsigned long long)number, at);
         }
         if (field == NULL)
@@ -131,10 +136,12 @@ static int walk(walk_t *w, const ProtobufCMessageDescriptor *desc, const uint8_t
             size_t q = 0;
             uint64_t v;
             while (q < length) {
-                if (read_varint(p + payload, (size_t)length, &q, &v) != 0)
+                rc = read_varint(p + payload, (size_t)length, &q, &v);
+                if (rc != 0)
                     return cprof_fail(w->err, CPROF_E_FORMAT,
-                                      "protobuf: packed %s.%s at byte %zu ends inside a varint",
-                                      w->path, fname, at);
+                                      "protobuf: packed %s.%s at byte %zu %s", w->path, fname, at,
+                                      rc == -1 ? "ends inside a varint"
+                                               : "holds an over-long varint (more than 10 bytes)");
             }
         }
         if (field->type == PROTOBUF_C_TYPE_MESSAGE) {

@@ -14,14 +14,19 @@
 
 #include "pprof.h"
 
-/* Small enough that a gzip bomb costs milliseconds, large enough for every
- * real seed. */
-#define FUZZ_MAX_SIZE ((size_t)64 << 20)
+/* A max_size small enough that a gzip bomb costs milliseconds even with the
+ * ratio check off, large enough for every real seed; the ratio limit is the
+ * default one users get. */
+static const cprof_limits_t input_limits = {
+    .max_size = (size_t)64 << 20,
+    .max_ratio = CPROF_DEFAULT_MAX_RATIO,
+};
 
 /* Our own encoder's output is already in memory and may be a byte or two
  * larger than the input (a lone unpacked repeated value is re-encoded
- * packed), so its re-decode is not capped: the cap under test is the input's. */
-#define UNCAPPED SIZE_MAX
+ * packed), so its re-decode is not limited: the limits under test are the
+ * input's. */
+static const cprof_limits_t no_limits = {.max_size = SIZE_MAX, .max_ratio = 0};
 
 static void die(const char *what, const char *detail)
 {
@@ -71,7 +76,7 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
     const char *how = level ? "gzip level 1" : "raw";
     if (cprof_pprof_encode(p, level, bytes, n_bytes, &err) != 0)
         die("encoding a decoded profile failed", err.msg);
-    if (cprof_pprof_decode(*bytes, *n_bytes, UNCAPPED, &back, &err) != 0)
+    if (cprof_pprof_decode(*bytes, *n_bytes, &no_limits, &back, &err) != 0)
         die("our own encoding does not decode", err.msg);
     check_same(p, back, how);
     return back;
@@ -81,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cprof_error_t err = {{0}};
     cprof_pprof_t *p = NULL;
-    int rc = cprof_pprof_decode(data, size, FUZZ_MAX_SIZE, &p, &err);
+    int rc = cprof_pprof_decode(data, size, &input_limits, &p, &err);
     if (rc != 0) {
         if (p != NULL)
             die("decode failed but returned a profile", err.msg);
