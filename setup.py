@@ -23,6 +23,10 @@ SOURCES = [
     "csrc/pprof.c",
     "csrc/wire.c",
     "csrc/arena.c",
+    "csrc/frames.c",
+    "csrc/ringbuf.c",
+    "csrc/stacks.c",
+    "csrc/sampler.c",
     "csrc/gzsink.c",
     "csrc/proto/profile.pb-c.c",
 ]
@@ -46,8 +50,8 @@ def pkg_config(name: str, header: str, package: str) -> tuple[list[str], list[st
 
 
 def extension() -> Extension:
-    cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]
-    ldflags: list[str] = []
+    cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-pthread"]
+    ldflags: list[str] = ["-pthread"]
     for name, (header, package) in REQUIRED.items():
         more_cflags, libs = pkg_config(name, header, package)
         cflags += more_cflags

@@ -12,6 +12,10 @@ typedef enum {
     CPROF_E_FORMAT = -2,  /* malformed profile: cprof.ProfileError */
     CPROF_E_LIMIT = -3,   /* a configured limit refused the input: ProfileError */
     CPROF_E_ZLIB = -4,    /* zlib failed while compressing: RuntimeError */
+    CPROF_E_BUSY = -5,    /* a profile of that kind is already running: RuntimeError */
+    CPROF_E_SIGNAL = -6,  /* SIGPROF belongs to someone else: RuntimeError */
+    CPROF_E_OS = -7,      /* a system call failed: OSError-like RuntimeError */
+    CPROF_E_PYTHON = -8,  /* a Python exception is already set */
 } cprof_code_t;
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pprof.h"
+#include "sampler.h"
 
 static PyObject *ProfileError;  /* cprof.ProfileError; set once at import */
 
@@ -23,6 +24,8 @@ static PyObject *raise_code(int code, const cprof_error_t *err)
     case CPROF_E_FORMAT:
     case CPROF_E_LIMIT:
         return PyErr_Format(ProfileError, "%s", err->msg);
+    case CPROF_E_PYTHON:
+        return NULL;
     default:
         return PyErr_Format(PyExc_RuntimeError, "%s", err->msg);
     }
@@ -740,6 +743,178 @@ static PyObject *core_build(PyObject *Py_UNUSED(module), PyObject *args)
     return wrap(p);
 }
 
+/* --- the CPU sampler --------------------------------------------------------- */
+
+static PyObject *LabelSet_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"id", NULL};
+    unsigned long long id;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K:LabelSet", kwlist, &id))
+        return NULL;
+    cprof_labelset_object_t *self = (cprof_labelset_object_t *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->id = id;
+    return (PyObject *)self;
+}
+
+static PyObject *LabelSet_get_id(cprof_labelset_object_t *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(self->id);
+}
+
+static PyGetSetDef LabelSet_getset[] = {
+    {"id", (getter)LabelSet_get_id, NULL, "the label set's number", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LabelSet_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cprof._core.LabelSet",
+    .tp_doc = "The value cprof.labels() keeps in its ContextVar; signal handlers read its id.",
+    .tp_basicsize = sizeof(cprof_labelset_object_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = LabelSet_new,
+    .tp_getset = LabelSet_getset,
+};
+
+static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"hz", "mode", "max_depth", "buffer_samples", "label_var", "hook",
+                             "poll_ms", NULL};
+    double hz = 100;
+    const char *mode = "cpu";
+    Py_ssize_t max_depth = 128, buffer = 2048;
+    PyObject *label_var = Py_None, *hook = Py_None;
+    double poll_ms = 10;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOd:cpu_start", kwlist, &hz, &mode,
+                                     &max_depth, &buffer, &label_var, &hook, &poll_ms))
+        return NULL;
+    if (!(hz >= 1 && hz <= 100000))
+        return PyErr_Format(PyExc_ValueError, "hz must be between 1 and 100000, not %g", hz);
+    if (strcmp(mode, "cpu") != 0 && strcmp(mode, "wall") != 0)
+        return PyErr_Format(PyExc_ValueError, "mode must be 'cpu' or 'wall', not %R",
+                            PyTuple_GET_ITEM(args, 1));
+    if (max_depth < 1 || max_depth > 65536)
+        return PyErr_Format(PyExc_ValueError, "max_depth must be 1..65536, not %zd", max_depth);
+    if (buffer < 16 || buffer > (1 << 22))
+        return PyErr_Format(PyExc_ValueError, "buffer_samples must be 16..4194304, not %zd",
+                            buffer);
+    if (!(poll_ms >= 1 && poll_ms <= 1000))
+        return PyErr_Format(PyExc_ValueError, "poll_ms must be 1..1000, not %g", poll_ms);
+    if (label_var != Py_None && !PyContextVar_CheckExact(label_var))
+        return PyErr_Format(PyExc_TypeError, "label_var must be a ContextVar");
+    if (hook != Py_None && !PyCallable_Check(hook))
+        return PyErr_Format(PyExc_TypeError, "hook must be callable");
+    cprof_sampler_config_t cfg = {
+        .mode = mode[0] == 'w' ? CPROF_MODE_WALL : CPROF_MODE_CPU,
+        .period_ns = (int64_t)(1e9 / hz),
+        .max_depth = (size_t)max_depth,
+        .buffer_samples = (size_t)buffer,
+        .poll_ns = (int64_t)(poll_ms * 1e6),
+        .label_var = label_var != Py_None ? label_var : NULL,
+        .labelset_type = &LabelSet_Type,
+        .hook = hook != Py_None ? hook : NULL,
+    };
+    cprof_error_t err;
+    int rc = cprof_sampler_start(&cfg, &err);
+    if (rc != 0)
+        return raise_code(rc, &err);
+    Py_RETURN_NONE;
+}
+
+/* The collected tables as Python lists (see cprof/collect.py). */
+static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_stats_t *stats)
+{
+    PyObject *funcs = PyList_New((Py_ssize_t)st->n_funcs);
+    PyObject *locs = PyList_New((Py_ssize_t)st->n_locs);
+    PyObject *stacks = PyList_New((Py_ssize_t)st->n_stacks);
+    PyObject *samples = PyList_New((Py_ssize_t)st->n_aggs);
+    PyObject *r = NULL;
+    if (!funcs || !locs || !stacks || !samples)
+        goto done;
+    for (size_t i = 0; i < st->n_funcs; i++) {
+        const cprof_func_t *f = &st->funcs[i];
+        PyObject *t = Py_BuildValue("(OOOi)", f->qualname, f->name, f->filename, f->firstlineno);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(funcs, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < st->n_locs; i++) {
+        PyObject *t = Py_BuildValue("(Ii)", st->locs[i].func, st->locs[i].line);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(locs, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < st->n_stacks; i++) {
+        PyObject *t = PyTuple_New(st->stack_len[i]);
+        if (t == NULL)
+            goto done;
+        for (uint32_t j = 0; j < st->stack_len[i]; j++) {
+            PyObject *v = PyLong_FromUnsignedLong(st->stack_pool[st->stack_start[i] + j]);
+            if (v == NULL) {
+                Py_DECREF(t);
+                goto done;
+            }
+            PyTuple_SET_ITEM(t, j, v);
+        }
+        PyList_SET_ITEM(stacks, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < st->n_aggs; i++) {
+        const cprof_agg_t *a = &st->aggs[i];
+        PyObject *t = Py_BuildValue("(IIKKLL)", a->stack, a->tid,
+                                    (unsigned long long)a->label_set,
+                                    (unsigned long long)a->coroutine, (long long)a->count,
+                                    (long long)a->weight_ns);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(samples, (Py_ssize_t)i, t);
+    }
+    r = Py_BuildValue("{sOsOsOsOs{sKsKsKsKsK}}", "functions", funcs, "locations", locs,
+                      "stacks", stacks, "samples", samples, "stats",
+                      "samples", (unsigned long long)stats->samples,
+                      "lost", (unsigned long long)stats->lost,
+                      "threads", (unsigned long long)stats->threads_seen,
+                      "timer_errors", (unsigned long long)stats->timer_errors,
+                      "drains", (unsigned long long)stats->drains);
+done:
+    Py_XDECREF(funcs);
+    Py_XDECREF(locs);
+    Py_XDECREF(stacks);
+    Py_XDECREF(samples);
+    return r;
+}
+
+static PyObject *core_cpu_stop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_stacks_t st;
+    cprof_sampler_stats_t stats;
+    cprof_error_t err;
+    int rc = cprof_sampler_stop(&st, &stats, &err);
+    if (rc != 0 && !cprof_sampler_running() && st.funcs == NULL)
+        return raise_code(rc, &err);
+    PyObject *r = rc == 0 ? export_stacks(&st, &stats) : raise_code(rc, &err);
+    cprof_stacks_clear(&st);
+    return r;
+}
+
+static PyObject *core_cpu_drain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    if (cprof_sampler_drain() < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(cprof_sampler_running());
+}
+
+static PyObject *core_after_fork_child(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_sampler_after_fork_child();
+    Py_RETURN_NONE;
+}
+
 /* --- module ---------------------------------------------------------------- */
 
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
@@ -776,6 +951,18 @@ static PyMethodDef core_methods[] = {
     {"build", (PyCFunction)core_build, METH_VARARGS,
      "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},
+    {"cpu_start", (PyCFunction)(void (*)(void))core_cpu_start, METH_VARARGS | METH_KEYWORDS,
+     "cpu_start(hz=100, mode='cpu', max_depth=128, buffer_samples=2048, label_var=None, "
+     "hook=None, poll_ms=10): start sampling every thread; RuntimeError if a CPU profile "
+     "runs or SIGPROF has another handler"},
+    {"cpu_stop", (PyCFunction)core_cpu_stop, METH_NOARGS,
+     "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},
+    {"cpu_drain", (PyCFunction)core_cpu_drain, METH_NOARGS,
+     "cpu_drain(): move buffered samples into the profile's tables now"},
+    {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
+     "cpu_running() -> whether a CPU profile is running"},
+    {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,
+     "after_fork_child(): in a forked child, forget the parent's running profile"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -789,7 +976,7 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (PyType_Ready(&ProfileData_Type) < 0)
+    if (PyType_Ready(&ProfileData_Type) < 0 || PyType_Ready(&LabelSet_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
@@ -805,6 +992,7 @@ PyMODINIT_FUNC PyInit__core(void)
     }
     if (PyModule_AddObjectRef(m, "ProfileError", ProfileError) < 0 ||
         PyModule_AddObjectRef(m, "ProfileData", (PyObject *)&ProfileData_Type) < 0 ||
+        PyModule_AddObjectRef(m, "LabelSet", (PyObject *)&LabelSet_Type) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_MAX_RATIO", (long)CPROF_DEFAULT_MAX_RATIO) < 0)
         goto fail;

@@ -1,0 +1,191 @@
+/* frames: stacks, context variables and code deaths, over compat.h. */
+#include "compat.h"
+
+#include "frames.h"
+
+/* Set once by cprof_frames_init (GIL held), read by signal handlers. */
+static PyTypeObject *hamt_bitmap_type;
+static PyTypeObject *hamt_array_type;
+
+/* A chain longer than this is corrupt or cyclic: stop walking. */
+#define MAX_WALK 1000000
+
+/* --- signal-safe section ---------------------------------------------------- */
+
+PyThreadState *cprof_frames_tstate_sigsafe(void)
+{
+    return cprof_compat_tstate_sigsafe();
+}
+
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine)
+{
+    size_t stored = 0, seen = 0;
+    *coroutine = NULL;
+    _PyInterpreterFrame *f = cprof_compat_frame_sigsafe(tstate);
+    for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
+        PyCodeObject *code = cprof_compat_code_sigsafe(f);
+        if (code == NULL || cprof_compat_skip_frame_sigsafe(f, code))
+            continue;
+        void *coro = cprof_compat_coroutine_sigsafe(f, code);
+        if (coro != NULL)
+            *coroutine = coro;  /* the last one seen is the outermost */
+        if (stored < max) {
+            out[stored].code = (PyObject *)code;
+            out[stored].lasti = cprof_compat_lasti_sigsafe(f, code);
+            stored++;
+        }
+        seen++;
+    }
+    *total = seen;
+    return stored;
+}
+
+PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,
+                                          Py_hash_t hash)
+{
+    PyObject *node = cprof_compat_context_vars_root_sigsafe(tstate);
+    uint32_t h = (uint32_t)cprof_compat_hamt_hash(hash);
+    for (unsigned shift = 0; node != NULL && shift <= 30; shift += 5) {
+        uint32_t index = (h >> shift) & 0x1f;
+        if (Py_TYPE(node) == hamt_array_type) {
+            node = ((cprof_hamt_array_t *)node)->a_array[index];
+            continue;
+        }
+        if (Py_TYPE(node) != hamt_bitmap_type) {
+            cprof_hamt_collision_t *c = (cprof_hamt_collision_t *)node;
+            for (Py_ssize_t i = 0; i + 1 < Py_SIZE(c); i += 2)
+                if (c->c_array[i] == var)
+                    return c->c_array[i + 1];
+            return NULL;
+        }
+        cprof_hamt_bitmap_t *b = (cprof_hamt_bitmap_t *)node;
+        uint32_t bit = 1u << index;
+        if ((b->b_bitmap & bit) == 0)
+            return NULL;
+        unsigned slot = (unsigned)__builtin_popcount(b->b_bitmap & (bit - 1)) * 2;
+        PyObject *key = b->b_array[slot];
+        if (key == NULL) {
+            node = b->b_array[slot + 1];  /* a sub-tree */
+            continue;
+        }
+        /* ContextVars compare by identity. */
+        return key == var ? b->b_array[slot + 1] : NULL;
+    }
+    return NULL;
+}
+
+/* --- GIL-held section -------------------------------------------------------- */
+
+Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
+{
+    return cprof_compat_contextvar_hash(var);
+}
+
+/* The HAMT node types are not exported: take them from real HAMTs, a
+ * one-entry map (a bitmap node) and a 40-entry one (an array node at the root). */
+int cprof_frames_init(void)
+{
+    if (hamt_bitmap_type != NULL)
+        return 0;
+    int rc = -1;
+    PyObject *ran = NULL;
+    PyObject *globals = PyDict_New();
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        goto done;
+    ran = PyRun_String(
+        "import contextvars\n"
+        "def fill(n):\n"
+        "    vs = [contextvars.ContextVar(f'v{i}') for i in range(n)]\n"
+        "    for v in vs:\n"
+        "        v.set(0)\n"
+        "    return contextvars.copy_context(), vs\n"
+        "small = contextvars.Context().run(fill, 1)\n"
+        "large = contextvars.Context().run(fill, 40)\n",
+        Py_file_input, globals, globals);
+    if (ran == NULL)
+        goto done;
+    PyObject *small = PyDict_GetItemString(globals, "small");
+    PyObject *large = PyDict_GetItemString(globals, "large");
+    if (small == NULL || large == NULL || !PyTuple_Check(small) || !PyTuple_Check(large)) {
+        PyErr_SetString(PyExc_RuntimeError, "cprof: probing contextvars failed");
+        goto done;
+    }
+    PyContext *s = (PyContext *)PyTuple_GET_ITEM(small, 0);
+    PyContext *l = (PyContext *)PyTuple_GET_ITEM(large, 0);
+    PyTypeObject *bitmap = Py_TYPE(s->ctx_vars->h_root);
+    PyTypeObject *array = Py_TYPE(l->ctx_vars->h_root);
+    if (bitmap == array) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cprof: could not tell the contextvars HAMT node types apart");
+        goto done;
+    }
+    hamt_bitmap_type = bitmap;
+    hamt_array_type = array;
+    rc = 0;
+done:
+    Py_XDECREF(ran);
+    Py_XDECREF(globals);
+    return rc;
+}
+
+static void (*code_death_callback)(PyObject *code);
+
+#if PY_VERSION_HEX >= 0x030C0000
+static int code_watcher_id = -1;
+
+static int on_code_event(PyCodeEvent event, PyCodeObject *co)
+{
+    if (event == PY_CODE_EVENT_DESTROY && code_death_callback != NULL)
+        code_death_callback((PyObject *)co);
+    return 0;
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    code_death_callback = on_death;
+    if (code_watcher_id < 0)
+        code_watcher_id = PyCode_AddWatcher(on_code_event);
+    return code_watcher_id < 0 ? -1 : 0;
+}
+
+void cprof_frames_unwatch_code(void)
+{
+    if (code_watcher_id >= 0 && PyCode_ClearWatcher(code_watcher_id) == 0)
+        code_watcher_id = -1;
+    code_death_callback = NULL;
+}
+#else
+/* 3.11 has no code watchers: wrap the code type's deallocator. The wrapper
+ * stays installed once set (GIL held), and calls back only while watching. */
+static destructor original_code_dealloc;
+
+static void code_dealloc_hook(PyObject *co)
+{
+    if (code_death_callback != NULL)
+        code_death_callback(co);
+    original_code_dealloc(co);
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    if (original_code_dealloc == NULL) {
+        original_code_dealloc = PyCode_Type.tp_dealloc;
+        PyCode_Type.tp_dealloc = code_dealloc_hook;
+    }
+    code_death_callback = on_death;
+    return 0;
+}
+
+void cprof_frames_unwatch_code(void)
+{
+    code_death_callback = NULL;
+}
+#endif
+
+int cprof_frames_line(PyObject *code, int32_t lasti)
+{
+    if (lasti < 0)
+        return ((PyCodeObject *)code)->co_firstlineno;
+    return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+}

@@ -1,0 +1,51 @@
+/* frames: reading the interrupted thread's Python stack and context, and
+ * hearing of code objects' deaths. The only users of CPython internals
+ * (through compat.h).
+ */
+#ifndef CPROF_FRAMES_H
+#define CPROF_FRAMES_H
+
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One captured frame: a code object that was alive at capture time (it must be
+ * resolved before it dies: see cprof_frames_watch_code) and the instruction
+ * offset in code units. */
+typedef struct {
+    PyObject *code;
+    int32_t lasti;
+} cprof_frame_t;
+
+/* Prepare what the _sigsafe functions need (HAMT node types). GIL held.
+ * Returns 0 or -1 with a Python exception set. */
+int cprof_frames_init(void);
+
+/* The calling thread's PyThreadState, or NULL. Signal-safe. */
+PyThreadState *cprof_frames_tstate_sigsafe(void);
+
+/* Store up to max frames of tstate's stack, leaf first, into out; *total is
+ * the full depth (more than the return value when truncated) and *coroutine
+ * the outermost running coroutine object (an identity only) or NULL.
+ * Signal-safe when tstate is the calling thread's own state. */
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine);
+
+/* The value of context variable var (hash: its Py_hash_t) in tstate's
+ * current context, or NULL. Borrowed, valid only while the handler runs.
+ * Signal-safe when tstate is the calling thread's own state. */
+PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,
+                                          Py_hash_t hash);
+
+/* The Py_hash_t of a ContextVar, for cprof_frames_contextvar_sigsafe. */
+Py_hash_t cprof_frames_contextvar_hash(PyObject *var);
+
+/* Call on_death(code), GIL held, just before any code object is destroyed
+ * while watching. Returns 0 or -1 with a Python exception set. */
+int cprof_frames_watch_code(void (*on_death)(PyObject *code));
+void cprof_frames_unwatch_code(void);
+
+/* The source line of a captured frame. GIL held. */
+int cprof_frames_line(PyObject *code, int32_t lasti);
+
+#endif

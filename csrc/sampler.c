@@ -1,0 +1,556 @@
+/* sampler: per-thread POSIX timers, the SIGPROF handler, and the helper
+ * thread that finds threads and drains samples. */
+#define _GNU_SOURCE
+#include "sampler.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frames.h"
+#include "ringbuf.h"
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* Timer slots live in chunks that are never moved while sampling, so that a
+ * handler may read its slot while the helper thread adds others. A signal
+ * carries its slot index and the slot's generation, so a signal of a timer
+ * whose slot was reused is recognised and ignored. */
+#define SLOT_BITS 20
+#define CHUNK_SLOTS 1024
+#define MAX_CHUNKS ((1u << SLOT_BITS) / CHUNK_SLOTS)
+
+typedef struct {
+    _Atomic int live;             /* the timer exists and the slot is in use */
+    _Atomic uint32_t generation;  /* bumped when the slot is reused */
+    pid_t tid;
+    timer_t timer;
+    int64_t interval_ns;          /* the interval last armed */
+    int64_t last_ns;              /* the slot's clock at the previous sample */
+    clockid_t clock;              /* the thread's CPU clock, or CLOCK_MONOTONIC */
+    uint64_t rng;                 /* xorshift state for jitter, handler only */
+    int seen;                     /* helper thread: tid found in the last scan */
+} slot_t;
+
+/* All state below is written under the GIL by control functions or by the
+ * helper thread (which holds `helper_lock` for the slot table), and read by
+ * signal handlers through the atomics. */
+static struct {
+    _Atomic int active;           /* handlers record only while set */
+    cprof_sampler_config_t cfg;
+    Py_hash_t label_hash;
+    cprof_ringbuf_t rb;
+    cprof_stacks_t stacks;        /* GIL held */
+    slot_t *_Atomic chunks[MAX_CHUNKS];
+    size_t n_slots;               /* slots ever used (helper thread) */
+    struct sigaction previous;    /* SIGPROF's disposition before start */
+    pthread_t helper;
+    int helper_started;
+    _Atomic int helper_stop;
+    pid_t helper_tid;
+    pthread_mutex_t helper_lock;  /* slot table, between helper and stop */
+    _Atomic uint64_t samples;
+    uint64_t threads_seen, timer_errors, drains;
+    int64_t lost_reported;
+    int drain_failed;             /* memory ran out while draining (GIL) */
+} S = {.helper_lock = PTHREAD_MUTEX_INITIALIZER};
+
+static slot_t *slot_at(size_t index)
+{
+    slot_t *chunk = atomic_load_explicit(&S.chunks[index / CHUNK_SLOTS], memory_order_acquire);
+    return chunk != NULL ? &chunk[index % CHUNK_SLOTS] : NULL;
+}
+
+/* --- signal-safe section ---------------------------------------------------- */
+
+static uint64_t xorshift_sigsafe(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+/* An interval drawn uniformly from [period/2, 3*period/2): jitter on every
+ * expiry, so that a program with its own rhythm is not aliased. */
+static int64_t jittered_sigsafe(uint64_t *rng, int64_t period)
+{
+    return period / 2 + (int64_t)(xorshift_sigsafe(rng) % (uint64_t)period);
+}
+
+static void arm_sigsafe(slot_t *slot, int64_t interval)
+{
+    struct itimerspec spec = {
+        .it_value = {.tv_sec = interval / 1000000000, .tv_nsec = interval % 1000000000}};
+    slot->interval_ns = interval;
+    timer_settime(slot->timer, 0, &spec, NULL);
+}
+
+static void record_sigsafe(slot_t *slot, int64_t weight)
+{
+    uint64_t position;
+    cprof_record_t *rec = cprof_ringbuf_claim_sigsafe(&S.rb, &position);
+    if (rec == NULL)
+        return;  /* counted as lost by the buffer */
+    rec->tid = (uint32_t)slot->tid;
+    rec->weight_ns = weight;
+    rec->flags = 0;
+    rec->label_set = 0;
+    rec->coroutine = 0;
+    rec->depth = rec->total_depth = 0;
+    PyThreadState *tstate = cprof_frames_tstate_sigsafe();
+    if (tstate == NULL) {
+        rec->flags |= CPROF_RECORD_NO_THREAD_STATE;
+    } else {
+        size_t total;
+        void *coroutine;
+        rec->depth = (uint32_t)cprof_frames_capture_sigsafe(tstate, rec->frames,
+                                                             S.cfg.max_depth, &total,
+                                                             &coroutine);
+        rec->total_depth = (uint32_t)total;
+        rec->coroutine = (uintptr_t)coroutine;
+        if (S.cfg.label_var != NULL) {
+            PyObject *value = cprof_frames_contextvar_sigsafe(tstate, S.cfg.label_var,
+                                                              S.label_hash);
+            if (value != NULL && Py_TYPE(value) == S.cfg.labelset_type)
+                rec->label_set = ((cprof_labelset_object_t *)value)->id;
+        }
+    }
+    atomic_fetch_add_explicit(&S.samples, 1, memory_order_relaxed);
+    cprof_ringbuf_commit_sigsafe(&S.rb, position);
+}
+
+static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
+{
+    (void)signo;
+    (void)context;
+    int saved_errno = errno;
+    if (info->si_code != SI_TIMER || !atomic_load_explicit(&S.active, memory_order_acquire))
+        goto done;
+    unsigned value = (unsigned)info->si_value.sival_int;
+    slot_t *slot = slot_at(value & ((1u << SLOT_BITS) - 1));
+    if (slot == NULL || !atomic_load_explicit(&slot->live, memory_order_acquire) ||
+        (atomic_load_explicit(&slot->generation, memory_order_relaxed) & 0xfff) !=
+            value >> SLOT_BITS)
+        goto done;
+    /* The weight is the time measured since the previous sample, not the
+     * interval asked for: CPU-clock timers expire on scheduler ticks (often
+     * 250 Hz), so at high rates each expiry stands for more than one period. */
+    struct timespec now;
+    int64_t weight = slot->interval_ns;
+    if (clock_gettime(slot->clock, &now) == 0) {
+        int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+        weight = ns - slot->last_ns;
+        slot->last_ns = ns;
+    }
+    arm_sigsafe(slot, jittered_sigsafe(&slot->rng, S.cfg.period_ns));
+    record_sigsafe(slot, weight);
+done:
+    errno = saved_errno;
+}
+
+/* --- helper thread: finding threads ---------------------------------------- */
+
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+    /* The kernel's encoding of a thread CPU clock (MAKE_THREAD_CPUCLOCK with
+     * CPUCLOCK_SCHED), as glibc's pthread_getcpuclockid builds it; it works
+     * from a tid, which /proc gives us, where pthread_getcpuclockid needs a
+     * pthread_t. */
+    return (clockid_t)(((unsigned)~tid << 3) | 6u);
+}
+
+static slot_t *new_slot(size_t *index)
+{
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *s = slot_at(i);
+        if (!atomic_load(&s->live) && s->tid == 0) {
+            *index = i;
+            return s;
+        }
+    }
+    size_t i = S.n_slots;
+    if (i >= (size_t)MAX_CHUNKS * CHUNK_SLOTS)
+        return NULL;
+    if (slot_at(i) == NULL) {
+        slot_t *chunk = calloc(CHUNK_SLOTS, sizeof *chunk);
+        if (chunk == NULL)
+            return NULL;
+        atomic_store_explicit(&S.chunks[i / CHUNK_SLOTS], chunk, memory_order_release);
+    }
+    S.n_slots++;
+    *index = i;
+    return slot_at(i);
+}
+
+static void watch_thread(pid_t tid)
+{
+    size_t index;
+    slot_t *slot = new_slot(&index);
+    if (slot == NULL) {
+        S.timer_errors++;
+        return;
+    }
+    uint32_t generation = atomic_load(&slot->generation) + 1;
+    atomic_store(&slot->generation, generation);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGPROF;
+    sev.sigev_notify_thread_id = tid;
+    sev.sigev_value.sival_int = (int)(index | (generation & 0xfff) << SLOT_BITS);
+    clockid_t clock = S.cfg.mode == CPROF_MODE_CPU ? thread_cpu_clock(tid) : CLOCK_MONOTONIC;
+    if (timer_create(clock, &sev, &slot->timer) != 0) {
+        /* The thread ended between the scan and now, or is not ours to time. */
+        S.timer_errors++;
+        return;
+    }
+    slot->tid = tid;
+    slot->seen = 1;
+    slot->clock = clock;
+    struct timespec now;
+    slot->last_ns = clock_gettime(clock, &now) == 0
+                        ? (int64_t)now.tv_sec * 1000000000 + now.tv_nsec
+                        : 0;
+    slot->rng = (uint64_t)tid * 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL) ^ generation;
+    if (slot->rng == 0)
+        slot->rng = 1;
+    /* The first expiry is uniform over one period. */
+    int64_t first = 1 + (int64_t)(xorshift_sigsafe(&slot->rng) % (uint64_t)S.cfg.period_ns);
+    atomic_store_explicit(&slot->live, 1, memory_order_release);
+    arm_sigsafe(slot, first);
+    S.threads_seen++;
+}
+
+static void unwatch_slot(slot_t *slot)
+{
+    atomic_store_explicit(&slot->live, 0, memory_order_release);
+    timer_delete(slot->timer);
+    slot->tid = 0;
+}
+
+/* One look at /proc/self/task: timers for new threads, none for gone ones. */
+static void scan_threads(void)
+{
+    for (size_t i = 0; i < S.n_slots; i++)
+        slot_at(i)->seen = 0;
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+            continue;
+        pid_t tid = (pid_t)atoi(entry->d_name);
+        if (tid == S.helper_tid)
+            continue;
+        int known = 0;
+        for (size_t i = 0; i < S.n_slots && !known; i++) {
+            slot_t *s = slot_at(i);
+            if (s->tid == tid && atomic_load(&s->live)) {
+                s->seen = 1;
+                known = 1;
+            }
+        }
+        if (!known)
+            watch_thread(tid);
+    }
+    closedir(dir);
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *s = slot_at(i);
+        if (s->tid != 0 && !s->seen)
+            unwatch_slot(s);
+    }
+}
+
+/* --- draining (GIL held) ------------------------------------------------------ */
+
+static int drain_gil(void)
+{
+    cprof_record_t *rec;
+    while ((rec = cprof_ringbuf_peek(&S.rb)) != NULL) {
+        if (!S.drain_failed && cprof_stacks_add(&S.stacks, rec) < 0)
+            S.drain_failed = 1;
+        cprof_ringbuf_release(&S.rb);
+    }
+    S.drains++;
+    return S.drain_failed ? -1 : 0;
+}
+
+typedef struct {
+    PyObject *code;
+} dying_t;
+
+static void resolve_dying(cprof_record_t *rec, void *arg)
+{
+    if (!S.drain_failed && cprof_stacks_resolve_code_in(&S.stacks, rec, ((dying_t *)arg)->code) < 0)
+        S.drain_failed = 1;
+}
+
+/* A code object is about to die: nothing may refer to it afterwards. Records
+ * the reader can take are taken; records behind one still being written
+ * (another thread's handler, preempted) have their frames of this code
+ * resolved in place. */
+static void on_code_death(PyObject *code)
+{
+    if (S.rb.slots == NULL)
+        return;
+    drain_gil();
+    dying_t dying = {code};
+    cprof_ringbuf_visit_ready(&S.rb, resolve_dying, &dying);
+    cprof_stacks_forget_code(&S.stacks, code);
+}
+
+static void call_hook_gil(void)
+{
+    if (S.cfg.hook == NULL)
+        return;
+    PyObject *r = PyObject_CallNoArgs(S.cfg.hook);
+    if (r == NULL)
+        PyErr_WriteUnraisable(S.cfg.hook);
+    Py_XDECREF(r);
+}
+
+static int finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+/* --- the helper thread ----------------------------------------------------------- */
+
+#define DRAIN_EVERY_NS 20000000  /* 20 ms: a buffer of 2048 holds ~100 kHz of samples */
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    S.helper_tid = (pid_t)syscall(SYS_gettid);
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    int64_t since_drain = 0;
+    while (!atomic_load(&S.helper_stop)) {
+        struct timespec pause = {.tv_sec = S.cfg.poll_ns / 1000000000,
+                                 .tv_nsec = S.cfg.poll_ns % 1000000000};
+        nanosleep(&pause, NULL);
+        if (atomic_load(&S.helper_stop))
+            break;
+        pthread_mutex_lock(&S.helper_lock);
+        scan_threads();
+        pthread_mutex_unlock(&S.helper_lock);
+        since_drain += S.cfg.poll_ns;
+        if (since_drain < DRAIN_EVERY_NS || finalizing())
+            continue;
+        since_drain = 0;
+        PyGILState_STATE gil = PyGILState_Ensure();
+        if (!atomic_load(&S.helper_stop)) {
+            drain_gil();
+            call_hook_gil();
+        }
+        PyGILState_Release(gil);
+    }
+    return NULL;
+}
+
+/* --- control (GIL held) ----------------------------------------------------------- */
+
+static int handler_is_ours(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_sigprof_sigsafe;
+}
+
+static int foreign_handler(const struct sigaction *sa)
+{
+    if (sa->sa_flags & SA_SIGINFO)
+        return sa->sa_sigaction != NULL && sa->sa_sigaction != on_sigprof_sigsafe;
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+static void release_state(void)
+{
+    for (size_t c = 0; c < MAX_CHUNKS; c++) {
+        free(atomic_load(&S.chunks[c]));
+        atomic_store(&S.chunks[c], NULL);
+    }
+    S.n_slots = 0;
+    cprof_ringbuf_free(&S.rb);
+    Py_CLEAR(S.cfg.label_var);
+    Py_CLEAR(S.cfg.hook);
+    Py_CLEAR(S.cfg.labelset_type);
+}
+
+/* No handler records, no timer remains, no SIGPROF stays pending, and the
+ * disposition is what it was before start (unless someone replaced ours). */
+static void disarm(void)
+{
+    atomic_store_explicit(&S.active, 0, memory_order_release);
+    pthread_mutex_lock(&S.helper_lock);
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        if (atomic_load(&slot->live))
+            unwatch_slot(slot);
+    }
+    pthread_mutex_unlock(&S.helper_lock);
+    struct sigaction current, ignore;
+    sigaction(SIGPROF, NULL, &current);
+    if (handler_is_ours(&current)) {
+        /* Setting SIG_IGN discards SIGPROFs still pending in any thread, which
+         * the default disposition would otherwise turn into process death. */
+        memset(&ignore, 0, sizeof ignore);
+        ignore.sa_handler = SIG_IGN;
+        sigaction(SIGPROF, &ignore, NULL);
+        sigaction(SIGPROF, &S.previous, NULL);
+    }
+}
+
+static void at_fork_child(void)
+{
+    atomic_store(&S.active, 0);
+}
+
+int cprof_sampler_running(void)
+{
+    return S.helper_started;
+}
+
+int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
+{
+    static int atfork_registered;
+    if (S.helper_started)
+        return cprof_fail(err, CPROF_E_BUSY, "cpu profiling already in use: stop the running "
+                          "CPU profile first (one per process, as in Go)");
+    if (cfg->period_ns < 1000 || cfg->max_depth < 1 || cfg->buffer_samples < 2)
+        return cprof_fail(err, CPROF_E_BUSY, "invalid sampler configuration");
+    struct sigaction current;
+    sigaction(SIGPROF, NULL, &current);
+    if (foreign_handler(&current))
+        return cprof_fail(err, CPROF_E_SIGNAL,
+                          "SIGPROF already has a handler (another profiler, or "
+                          "signal.signal(SIGPROF, ...)); cprof will not replace it. Restore "
+                          "the default with signal.signal(signal.SIGPROF, signal.SIG_DFL) "
+                          "or stop the other profiler first");
+    if (cprof_frames_init() < 0)
+        return CPROF_E_PYTHON;
+    if (!atfork_registered && pthread_atfork(NULL, NULL, at_fork_child) == 0)
+        atfork_registered = 1;
+    S.cfg = *cfg;
+    Py_XINCREF(S.cfg.label_var);
+    Py_XINCREF(S.cfg.hook);
+    Py_XINCREF(S.cfg.labelset_type);
+    S.label_hash = cfg->label_var != NULL ? cprof_frames_contextvar_hash(cfg->label_var) : 0;
+    S.previous = current;
+    S.threads_seen = S.timer_errors = S.drains = 0;
+    S.drain_failed = 0;
+    atomic_store(&S.samples, 0);
+    atomic_store(&S.helper_stop, 0);
+    int rc = CPROF_OK;
+    if (cprof_ringbuf_init(&S.rb, cfg->buffer_samples, cfg->max_depth) < 0) {
+        rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the sample buffer");
+        goto fail;
+    }
+    if (cprof_stacks_init(&S.stacks, cfg->max_depth) < 0) {
+        rc = CPROF_E_PYTHON;
+        goto fail;
+    }
+    if (cprof_frames_watch_code(on_code_death) < 0) {
+        cprof_stacks_clear(&S.stacks);
+        rc = CPROF_E_PYTHON;
+        goto fail;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigprof_sigsafe;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPROF, &sa, NULL);
+    atomic_store_explicit(&S.active, 1, memory_order_release);
+    S.helper_tid = 0;
+    pthread_mutex_lock(&S.helper_lock);
+    scan_threads();  /* the calling thread is timed from the start */
+    pthread_mutex_unlock(&S.helper_lock);
+    if (pthread_create(&S.helper, NULL, helper_main, NULL) != 0) {
+        rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
+                        strerror(errno));
+        disarm();
+        cprof_frames_unwatch_code();
+        cprof_stacks_clear(&S.stacks);
+        goto fail;
+    }
+    S.helper_started = 1;
+    return CPROF_OK;
+fail:
+    release_state();
+    return rc;
+}
+
+int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats, cprof_error_t *err)
+{
+    if (!S.helper_started)
+        return cprof_fail(err, CPROF_E_BUSY, "no CPU profile is running");
+    atomic_store(&S.helper_stop, 1);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(S.helper, NULL);
+    Py_END_ALLOW_THREADS
+    S.helper_started = 0;
+    disarm();
+    int rc = drain_gil();
+    uint64_t lost = atomic_load(&S.rb.lost);
+    if (rc == 0 && lost > 0)
+        rc = cprof_stacks_add_synthetic(&S.stacks, CPROF_FUNC_LOST, (int64_t)lost,
+                                        (int64_t)lost * S.cfg.period_ns);
+    cprof_frames_unwatch_code();
+    stats->samples = atomic_load(&S.samples);
+    stats->lost = lost;
+    stats->threads_seen = S.threads_seen;
+    stats->timer_errors = S.timer_errors;
+    stats->drains = S.drains;
+    *out = S.stacks;
+    memset(&S.stacks, 0, sizeof S.stacks);
+    release_state();
+    if (rc != 0)
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory while collecting samples");
+    return CPROF_OK;
+}
+
+int cprof_sampler_drain(void)
+{
+    if (!S.helper_started)
+        return 0;
+    return drain_gil();
+}
+
+void cprof_sampler_after_fork_child(void)
+{
+    if (!S.helper_started && S.rb.slots == NULL)
+        return;
+    /* The helper thread and the timers stayed in the parent. */
+    atomic_store(&S.active, 0);
+    S.helper_started = 0;
+    pthread_mutex_init(&S.helper_lock, NULL);
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        atomic_store(&slot->live, 0);
+        slot->tid = 0;
+    }
+    struct sigaction current;
+    sigaction(SIGPROF, NULL, &current);
+    if (handler_is_ours(&current))
+        sigaction(SIGPROF, &S.previous, NULL);
+    cprof_frames_unwatch_code();
+    cprof_stacks_clear(&S.stacks);
+    release_state();
+}

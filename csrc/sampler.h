@@ -1,0 +1,69 @@
+/* sampler: the CPU and wall-clock sampler.
+ *
+ * Every thread of the process gets its own POSIX timer (on the thread's CPU
+ * clock in cpu mode, on the monotonic clock in wall mode) that sends SIGPROF
+ * to that thread, re-armed by the handler with a jittered interval. The
+ * handler records the interrupted thread's Python stack into a lock-free ring
+ * buffer. A helper thread finds new and vanished threads in /proc/self/task
+ * and, holding the GIL now and then, drains the buffer into cprof_stacks.
+ *
+ * Control functions need the GIL; the handler follows DESIGN.md's rules.
+ */
+#ifndef CPROF_SAMPLER_H
+#define CPROF_SAMPLER_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "stacks.h"
+
+typedef enum { CPROF_MODE_CPU = 0, CPROF_MODE_WALL = 1 } cprof_mode_t;
+
+/* The object cprof.labels() stores in its ContextVar; the handler reads id. */
+typedef struct {
+    PyObject_HEAD
+    uint64_t id;
+} cprof_labelset_object_t;
+
+typedef struct {
+    cprof_mode_t mode;
+    int64_t period_ns;
+    size_t max_depth;
+    size_t buffer_samples;      /* ring buffer capacity */
+    int64_t poll_ns;            /* how often threads are looked for */
+    PyObject *label_var;        /* the ContextVar of cprof.labels, or NULL */
+    PyTypeObject *labelset_type;
+    PyObject *hook;             /* called (GIL held) after each drain, or NULL */
+} cprof_sampler_config_t;
+
+typedef struct {
+    uint64_t samples;           /* records taken by handlers */
+    uint64_t lost;              /* dropped: the buffer was full */
+    uint64_t threads_seen;      /* threads that got a timer */
+    uint64_t timer_errors;      /* threads that could not get one */
+    uint64_t drains;
+} cprof_sampler_stats_t;
+
+/* Start sampling every thread. Refuses (CPROF_E_BUSY) while a profile runs and
+ * (CPROF_E_SIGNAL) when SIGPROF already has a handler that is not cprof's.
+ * GIL held. Returns 0 or a negative code with err filled. */
+int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err);
+
+/* Stop: disarm every timer, discard pending SIGPROFs, restore the previous
+ * disposition, drain what is left into *out (which the caller then owns and
+ * clears) and add the lost samples as <lost>. GIL held. */
+int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats,
+                       cprof_error_t *err);
+
+/* Drain the buffer into the running profile's tables now. GIL held. */
+int cprof_sampler_drain(void);
+
+/* Whether a profile is running in this process. */
+int cprof_sampler_running(void);
+
+/* In a child after fork (GIL held): forget the parent's profile without
+ * touching its threads, so that the child can start its own. */
+void cprof_sampler_after_fork_child(void);
+
+#endif

@@ -1,0 +1,345 @@
+/* stacks: interning and aggregation of resolved samples (GIL held). */
+#include "stacks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- open-addressing tables: key is a non-zero 64-bit hash ------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x | 1;  /* never 0, the empty mark */
+}
+
+static int table_init(cprof_table_t *t)
+{
+    t->cap = 1024;
+    t->used = 0;
+    t->keys = calloc(t->cap, sizeof *t->keys);
+    t->values = malloc(t->cap * sizeof *t->values);
+    return t->keys != NULL && t->values != NULL ? 0 : -1;
+}
+
+static void table_free(cprof_table_t *t)
+{
+    free(t->keys);
+    free(t->values);
+    memset(t, 0, sizeof *t);
+}
+
+/* Where probing for key starts: keys may be raw pointers, so mix them. */
+static size_t first_slot(const cprof_table_t *t, uint64_t key)
+{
+    return mix64(key) & (t->cap - 1);
+}
+
+static void table_put_unchecked(cprof_table_t *t, uint64_t key, uint32_t value)
+{
+    size_t slot = first_slot(t, key);
+    while (t->keys[slot] != 0)
+        slot = (slot + 1) & (t->cap - 1);
+    t->keys[slot] = key;
+    t->values[slot] = value;
+    t->used++;
+}
+
+/* Keep the load under one half. */
+static int table_reserve(cprof_table_t *t)
+{
+    if ((t->used + 1) * 2 <= t->cap)
+        return 0;
+    cprof_table_t bigger = {.cap = t->cap * 2};
+    bigger.keys = calloc(bigger.cap, sizeof *bigger.keys);
+    bigger.values = malloc(bigger.cap * sizeof *bigger.values);
+    if (bigger.keys == NULL || bigger.values == NULL) {
+        table_free(&bigger);
+        return -1;
+    }
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->keys[i] != 0)
+            table_put_unchecked(&bigger, t->keys[i], t->values[i]);
+    table_free(t);
+    *t = bigger;
+    return 0;
+}
+
+/* Remove key (exact keys only), shifting later entries back (linear probing). */
+static void table_remove(cprof_table_t *t, uint64_t key)
+{
+    size_t slot = first_slot(t, key);
+    while (t->keys[slot] != key) {
+        if (t->keys[slot] == 0)
+            return;
+        slot = (slot + 1) & (t->cap - 1);
+    }
+    t->keys[slot] = 0;
+    t->used--;
+    for (size_t next = (slot + 1) & (t->cap - 1); t->keys[next] != 0;
+         next = (next + 1) & (t->cap - 1)) {
+        uint64_t k = t->keys[next];
+        uint32_t v = t->values[next];
+        t->keys[next] = 0;
+        t->used--;
+        table_put_unchecked(t, k, v);
+    }
+}
+
+/* Grow an array of elem-byte items to hold one more. */
+static int grow(void **array, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t bigger = *cap ? *cap * 2 : 256;
+    void *p = realloc(*array, bigger * elem);
+    if (p == NULL)
+        return -1;
+    *array = p;
+    *cap = bigger;
+    return 0;
+}
+
+/* --- functions and locations ------------------------------------------------------- */
+
+static int add_func(cprof_stacks_t *st, PyObject *qualname, PyObject *name, PyObject *filename,
+                    int firstlineno)
+{
+    if (grow((void **)&st->funcs, &st->cap_funcs, st->n_funcs, sizeof *st->funcs) < 0)
+        return -1;
+    cprof_func_t *f = &st->funcs[st->n_funcs];
+    f->qualname = Py_NewRef(qualname);
+    f->name = Py_NewRef(name);
+    f->filename = Py_NewRef(filename);
+    f->firstlineno = firstlineno;
+    return (int)st->n_funcs++;
+}
+
+static int add_synthetic_func(cprof_stacks_t *st, const char *text)
+{
+    PyObject *s = PyUnicode_FromString(text);
+    if (s == NULL)
+        return -1;
+    PyObject *empty = PyUnicode_FromString("");
+    int rc = empty == NULL ? -1 : add_func(st, s, s, empty, 0);
+    Py_XDECREF(empty);
+    Py_DECREF(s);
+    return rc;
+}
+
+static long func_of_code(cprof_stacks_t *st, PyObject *code)
+{
+    uint64_t key = (uint64_t)(uintptr_t)code;
+    cprof_table_t *t = &st->code_index;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1))
+        if (t->keys[slot] == key)
+            return t->values[slot];
+    PyCodeObject *co = (PyCodeObject *)code;
+    int f = add_func(st, co->co_qualname, co->co_name, co->co_filename, co->co_firstlineno);
+    if (f < 0 || table_reserve(t) < 0)
+        return -1;
+    table_put_unchecked(t, key, (uint32_t)f);
+    return f;
+}
+
+static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
+{
+    uint64_t key = mix64(((uint64_t)func << 32) | (uint32_t)line);
+    cprof_table_t *t = &st->loc_index;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+        if (t->keys[slot] != key)
+            continue;
+        cprof_loc_t *l = &st->locs[t->values[slot]];
+        if (l->func == func && l->line == line)
+            return t->values[slot];
+    }
+    if (grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
+        table_reserve(t) < 0)
+        return -1;
+    st->locs[st->n_locs] = (cprof_loc_t){func, line};
+    table_put_unchecked(t, key, (uint32_t)st->n_locs);
+    return (long)st->n_locs++;
+}
+
+/* The location of a captured frame: code NULL means already resolved. */
+static long frame_location(cprof_stacks_t *st, const cprof_frame_t *fr)
+{
+    if (fr->code == NULL)
+        return fr->lasti;
+    long func = func_of_code(st, fr->code);
+    if (func < 0)
+        return -1;
+    return location(st, (uint32_t)func, cprof_frames_line(fr->code, fr->lasti));
+}
+
+/* --- stacks and aggregates -------------------------------------------------------- */
+
+static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ locs[i]) * 0x100000001b3ULL;
+    uint64_t key = mix64(h);
+    cprof_table_t *t = &st->stack_index;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+        if (t->keys[slot] != key)
+            continue;
+        uint32_t s = t->values[slot];
+        if (st->stack_len[s] == n &&
+            memcmp(st->stack_pool + st->stack_start[s], locs, n * sizeof *locs) == 0)
+            return s;
+    }
+    while (st->pool_len + n > st->pool_cap) {
+        size_t bigger = st->pool_cap ? st->pool_cap * 2 : 4096;
+        uint32_t *p = realloc(st->stack_pool, bigger * sizeof *p);
+        if (p == NULL)
+            return -1;
+        st->stack_pool = p;
+        st->pool_cap = bigger;
+    }
+    size_t cap = st->cap_stacks;
+    if (grow((void **)&st->stack_start, &cap, st->n_stacks, sizeof *st->stack_start) < 0)
+        return -1;
+    if (grow((void **)&st->stack_len, &st->cap_stacks, st->n_stacks, sizeof *st->stack_len) < 0 ||
+        table_reserve(t) < 0)
+        return -1;
+    memcpy(st->stack_pool + st->pool_len, locs, n * sizeof *locs);
+    st->stack_start[st->n_stacks] = (uint32_t)st->pool_len;
+    st->stack_len[st->n_stacks] = (uint32_t)n;
+    st->pool_len += n;
+    table_put_unchecked(t, key, (uint32_t)st->n_stacks);
+    return (long)st->n_stacks++;
+}
+
+static int aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t label_set,
+                     uintptr_t coroutine, int64_t count, int64_t weight)
+{
+    uint64_t key = mix64(((uint64_t)stack << 32 | tid) ^ mix64(label_set) ^ mix64(coroutine));
+    cprof_table_t *t = &st->agg_index;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+        if (t->keys[slot] != key)
+            continue;
+        cprof_agg_t *a = &st->aggs[t->values[slot]];
+        if (a->stack == stack && a->tid == tid && a->label_set == label_set &&
+            a->coroutine == coroutine) {
+            a->count += count;
+            a->weight_ns += weight;
+            return 0;
+        }
+    }
+    if (grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
+        table_reserve(t) < 0)
+        return -1;
+    st->aggs[st->n_aggs] = (cprof_agg_t){stack, tid, label_set, coroutine, count, weight};
+    table_put_unchecked(t, key, (uint32_t)st->n_aggs++);
+    return 0;
+}
+
+int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    size_t n = 0;
+    if (rec->depth == 0) {
+        long loc = location(st, CPROF_FUNC_NO_PYTHON, 0);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    for (uint32_t i = 0; i < rec->depth; i++) {
+        long loc = frame_location(st, &rec->frames[i]);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    if (rec->total_depth > rec->depth) {
+        long loc = location(st, CPROF_FUNC_TRUNCATED, 0);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    long stack = intern_stack(st, st->scratch, n);
+    if (stack < 0)
+        return -1;
+    return aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, 1,
+                     rec->weight_ns);
+}
+
+int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
+                               int64_t weight_ns)
+{
+    long loc = location(st, func, 0);
+    if (loc < 0)
+        return -1;
+    uint32_t one = (uint32_t)loc;
+    long stack = intern_stack(st, &one, 1);
+    if (stack < 0)
+        return -1;
+    return aggregate(st, (uint32_t)stack, 0, 0, 0, count, weight_ns);
+}
+
+int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObject *code)
+{
+    for (uint32_t i = 0; i < rec->depth; i++) {
+        cprof_frame_t *fr = &rec->frames[i];
+        if (fr->code != code)
+            continue;
+        long loc = frame_location(st, fr);
+        if (loc < 0)
+            return -1;
+        fr->code = NULL;
+        fr->lasti = (int32_t)loc;
+    }
+    return 0;
+}
+
+void cprof_stacks_forget_code(cprof_stacks_t *st, PyObject *code)
+{
+    if (st->code_index.keys != NULL)
+        table_remove(&st->code_index, (uint64_t)(uintptr_t)code);
+}
+
+int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
+{
+    memset(st, 0, sizeof *st);
+    st->scratch_cap = max_depth + 2;
+    st->scratch = malloc(st->scratch_cap * sizeof *st->scratch);
+    if (st->scratch == NULL || table_init(&st->code_index) < 0 ||
+        table_init(&st->loc_index) < 0 || table_init(&st->stack_index) < 0 ||
+        table_init(&st->agg_index) < 0) {
+        cprof_stacks_clear(st);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (add_synthetic_func(st, "<truncated>") != CPROF_FUNC_TRUNCATED ||
+        add_synthetic_func(st, "<no Python frame>") != CPROF_FUNC_NO_PYTHON ||
+        add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST) {
+        cprof_stacks_clear(st);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+void cprof_stacks_clear(cprof_stacks_t *st)
+{
+    for (size_t i = 0; i < st->n_funcs; i++) {
+        Py_DECREF(st->funcs[i].qualname);
+        Py_DECREF(st->funcs[i].name);
+        Py_DECREF(st->funcs[i].filename);
+    }
+    free(st->funcs);
+    free(st->locs);
+    free(st->stack_pool);
+    free(st->stack_start);
+    free(st->stack_len);
+    free(st->aggs);
+    free(st->scratch);
+    table_free(&st->code_index);
+    table_free(&st->loc_index);
+    table_free(&st->stack_index);
+    table_free(&st->agg_index);
+    memset(st, 0, sizeof *st);
+}
