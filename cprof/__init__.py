@@ -2,10 +2,13 @@
 
 Profiles in the pprof format (gzipped profile.proto), read and written by a C
 codec, so that ``go tool pprof`` and every other pprof tool read what cprof
-writes and cprof reads what they write.
+writes and cprof reads what they write; a signal-driven CPU and wall-clock
+sampler for every thread (``with cprof.cpu("out.prof"): ...``).
 """
 
 from .builder import Frame, ProfileBuilder
+from .collect import cpu, start_cpu_profile, stop_cpu_profile
+from .labels import labels
 from .model import Function, Line, Location, Mapping, Sample, ValueType
 from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
 
@@ -21,7 +24,11 @@ __all__ = [
     "ProfileError",
     "Sample",
     "ValueType",
+    "cpu",
+    "labels",
     "load",
+    "start_cpu_profile",
+    "stop_cpu_profile",
 ]
 
 __version__ = "0.1.0"

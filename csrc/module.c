@@ -745,6 +745,9 @@ static PyObject *core_build(PyObject *Py_UNUSED(module), PyObject *args)
 
 /* --- the CPU sampler --------------------------------------------------------- */
 
+/* Coroutine identities are reported once per aggregate, in order (GIL). */
+static size_t coroutine_cursor;
+
 static PyObject *LabelSet_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"id", NULL};
@@ -819,6 +822,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
     int rc = cprof_sampler_start(&cfg, &err);
     if (rc != 0)
         return raise_code(rc, &err);
+    coroutine_cursor = 0;
     Py_RETURN_NONE;
 }
 
@@ -904,6 +908,50 @@ static PyObject *core_cpu_drain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
     Py_RETURN_NONE;
 }
 
+static int add_coroutine(uintptr_t coroutine, void *set)
+{
+    PyObject *id = PyLong_FromVoidPtr((void *)coroutine);
+    int rc = id == NULL ? -1 : PySet_Add((PyObject *)set, id);
+    Py_XDECREF(id);
+    return rc;
+}
+
+static PyObject *core_cpu_new_coroutines(PyObject *Py_UNUSED(module),
+                                         PyObject *Py_UNUSED(ignored))
+{
+    PyObject *set = PySet_New(NULL);
+    if (set != NULL && cprof_sampler_new_coroutines(&coroutine_cursor, add_coroutine, set) != 0)
+        Py_CLEAR(set);
+    return set;
+}
+
+static PyObject *core_cpu_sample_count(PyObject *Py_UNUSED(module),
+                                       PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(cprof_sampler_sample_count());
+}
+
+static PyObject *core_measure_record_ns(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_ssize_t n, max_depth = 128;
+    PyObject *label_var = Py_None;
+    if (!PyArg_ParseTuple(args, "n|nO:measure_record_ns", &n, &max_depth, &label_var))
+        return NULL;
+    if (n < 1 || max_depth < 1)
+        return PyErr_Format(PyExc_ValueError, "n and max_depth must be positive");
+    if (label_var != Py_None && !PyContextVar_CheckExact(label_var))
+        return PyErr_Format(PyExc_TypeError, "label_var must be a ContextVar");
+    double ns = cprof_sampler_measure_record_ns((size_t)n, (size_t)max_depth,
+                                                label_var != Py_None ? label_var : NULL);
+    if (ns < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError,
+                            "measure_record_ns: stop the running CPU profile first");
+        return NULL;
+    }
+    return PyFloat_FromDouble(ns);
+}
+
 static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(cprof_sampler_running());
@@ -959,6 +1007,14 @@ static PyMethodDef core_methods[] = {
      "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},
     {"cpu_drain", (PyCFunction)core_cpu_drain, METH_NOARGS,
      "cpu_drain(): move buffered samples into the profile's tables now"},
+    {"cpu_new_coroutines", (PyCFunction)core_cpu_new_coroutines, METH_NOARGS,
+     "cpu_new_coroutines() -> set of id()s of coroutines first seen in samples since the "
+     "last call"},
+    {"cpu_sample_count", (PyCFunction)core_cpu_sample_count, METH_NOARGS,
+     "cpu_sample_count() -> samples taken so far by the running CPU profile"},
+    {"measure_record_ns", (PyCFunction)core_measure_record_ns, METH_VARARGS,
+     "measure_record_ns(n, max_depth=128, label_var=None) -> mean ns the signal handler "
+     "spends recording one sample of the calling thread's stack (a benchmark)"},
     {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
      "cpu_running() -> whether a CPU profile is running"},
     {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,

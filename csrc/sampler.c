@@ -62,6 +62,8 @@ static struct {
     uint64_t threads_seen, timer_errors, drains;
     int64_t lost_reported;
     int drain_failed;             /* memory ran out while draining (GIL) */
+    _Atomic int drain_pending;    /* a pending call to drain is queued */
+    _Atomic int64_t last_drain_ns;
 } S = {.helper_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static slot_t *slot_at(size_t index)
@@ -332,7 +334,32 @@ static int finalizing(void)
 
 /* --- the helper thread ----------------------------------------------------------- */
 
-#define DRAIN_EVERY_NS 20000000  /* 20 ms: a buffer of 2048 holds ~100 kHz of samples */
+#define DRAIN_EVERY_NS 20000000      /* 20 ms */
+#define PENDING_PATIENCE_NS 100000000 /* then take the GIL the slow way */
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* Drains run in whichever thread holds the GIL next: a thread that keeps
+ * releasing and retaking the GIL (an event loop polling with a zero timeout)
+ * would starve a helper waiting in PyGILState_Ensure for seconds, so the
+ * helper first asks for a pending call, which the interpreter runs at its
+ * next check between bytecodes. */
+static int drain_from_pending_call(void *arg)
+{
+    (void)arg;
+    if (S.helper_started) {
+        drain_gil();
+        call_hook_gil();
+        atomic_store(&S.last_drain_ns, monotonic_ns());
+    }
+    atomic_store(&S.drain_pending, 0);
+    return 0;
+}
 
 static void *helper_main(void *arg)
 {
@@ -342,7 +369,7 @@ static void *helper_main(void *arg)
     sigemptyset(&block);
     sigaddset(&block, SIGPROF);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
-    int64_t since_drain = 0;
+    int64_t asked_at = 0;
     while (!atomic_load(&S.helper_stop)) {
         struct timespec pause = {.tv_sec = S.cfg.poll_ns / 1000000000,
                                  .tv_nsec = S.cfg.poll_ns % 1000000000};
@@ -352,16 +379,28 @@ static void *helper_main(void *arg)
         pthread_mutex_lock(&S.helper_lock);
         scan_threads();
         pthread_mutex_unlock(&S.helper_lock);
-        since_drain += S.cfg.poll_ns;
-        if (since_drain < DRAIN_EVERY_NS || finalizing())
+        int64_t now = monotonic_ns();
+        if (now - atomic_load(&S.last_drain_ns) < DRAIN_EVERY_NS || finalizing())
             continue;
-        since_drain = 0;
+        if (!atomic_load(&S.drain_pending)) {
+            atomic_store(&S.drain_pending, 1);
+            asked_at = now;
+            if (Py_AddPendingCall(drain_from_pending_call, NULL) != 0)
+                atomic_store(&S.drain_pending, 0);  /* the queue is full: ask again */
+            continue;
+        }
+        if (now - asked_at < PENDING_PATIENCE_NS)
+            continue;
+        /* No bytecode ran for a while (the main thread is blocked in C), so
+         * the GIL is probably free. */
         PyGILState_STATE gil = PyGILState_Ensure();
         if (!atomic_load(&S.helper_stop)) {
             drain_gil();
             call_hook_gil();
+            atomic_store(&S.last_drain_ns, monotonic_ns());
         }
         PyGILState_Release(gil);
+        asked_at = monotonic_ns();
     }
     return NULL;
 }
@@ -457,6 +496,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     S.drain_failed = 0;
     atomic_store(&S.samples, 0);
     atomic_store(&S.helper_stop, 0);
+    atomic_store(&S.last_drain_ns, monotonic_ns());
     int rc = CPROF_OK;
     if (cprof_ringbuf_init(&S.rb, cfg->buffer_samples, cfg->max_depth) < 0) {
         rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the sample buffer");
@@ -524,6 +564,46 @@ int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats, cprof_
     if (rc != 0)
         return cprof_fail(err, CPROF_E_NOMEM, "out of memory while collecting samples");
     return CPROF_OK;
+}
+
+int cprof_sampler_new_coroutines(size_t *cursor, int (*visit)(uintptr_t, void *), void *arg)
+{
+    for (; *cursor < S.stacks.n_aggs; (*cursor)++) {
+        uintptr_t coroutine = S.stacks.aggs[*cursor].coroutine;
+        if (coroutine != 0) {
+            int rc = visit(coroutine, arg);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+uint64_t cprof_sampler_sample_count(void)
+{
+    return S.helper_started ? atomic_load(&S.samples) : 0;
+}
+
+double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var)
+{
+    if (S.helper_started || n == 0 || cprof_frames_init() < 0)
+        return -1;
+    if (cprof_ringbuf_init(&S.rb, 16, max_depth) < 0)
+        return -1;
+    S.cfg.max_depth = max_depth;
+    S.cfg.label_var = label_var;
+    S.label_hash = label_var != NULL ? cprof_frames_contextvar_hash(label_var) : 0;
+    slot_t slot = {.tid = (pid_t)syscall(SYS_gettid)};
+    int64_t start = monotonic_ns();
+    for (size_t i = 0; i < n; i++) {
+        record_sigsafe(&slot, 1);
+        cprof_ringbuf_release(&S.rb);  /* keep the buffer from filling */
+    }
+    int64_t elapsed = monotonic_ns() - start;
+    cprof_ringbuf_free(&S.rb);
+    S.cfg.label_var = NULL;
+    atomic_store(&S.samples, 0);
+    return (double)elapsed / (double)n;
 }
 
 int cprof_sampler_drain(void)

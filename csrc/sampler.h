@@ -59,6 +59,19 @@ int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats,
 /* Drain the buffer into the running profile's tables now. GIL held. */
 int cprof_sampler_drain(void);
 
+/* Call visit(coroutine, arg) for each coroutine identity in the samples
+ * aggregated since *cursor, then advance *cursor. GIL held. Returns 0, or
+ * what visit returned when it was not 0. */
+int cprof_sampler_new_coroutines(size_t *cursor, int (*visit)(uintptr_t, void *), void *arg);
+
+/* Samples taken so far by the running profile (0 when none runs). */
+uint64_t cprof_sampler_sample_count(void);
+
+/* Time, in nanoseconds, of what the handler does for one sample of the calling
+ * thread (timer bookkeeping aside), averaged over n runs against a scratch
+ * buffer: a benchmark of the signal path. GIL held; no profile may run. */
+double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var);
+
 /* Whether a profile is running in this process. */
 int cprof_sampler_running(void);
 

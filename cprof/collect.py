@@ -1,0 +1,225 @@
+"""collect: the CPU profiler's Python face, like Go's StartCPUProfile.
+
+``with cprof.cpu("out.prof"): work()`` or ``start_cpu_profile(...)`` /
+``stop_cpu_profile()``. The C sampler (csrc/sampler.c) records stacks; this
+module names threads and asyncio tasks while it runs, and turns its tables
+into a pprof Profile when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import os
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import IO, Any, Callable, TypeVar, Union
+
+from . import _core
+from .builder import PYTHON_MAPPING
+from .labels import LABEL_VAR, labels_of
+from .model import Function, Line, Location, Mapping, Sample, ValueType
+from .profile import Profile, _atomic_write
+
+Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODES = ("cpu", "wall")
+
+
+class _Session:
+    """What the running profile needs besides the C sampler."""
+
+    def __init__(self, dest: Dest | None, hz: float, mode: str) -> None:
+        self.dest = dest
+        self.hz = hz
+        self.mode = mode
+        self.start_ns = time.time_ns()
+        self.start_clock = time.monotonic_ns()
+        self.thread_names: dict[int, str] = {}
+        self.task_names: dict[int, str] = {}
+
+    def refresh(self) -> None:
+        """Called by the sampler after each drain: learn names while their
+        threads and tasks are alive."""
+        for t in threading.enumerate():
+            if t.native_id is not None:
+                self.thread_names[t.native_id] = t.name
+        pending = _core.cpu_new_coroutines()
+        if pending:
+            for task in _all_tasks():
+                coro = task.get_coro()
+                if id(coro) in pending:
+                    self.task_names[id(coro)] = task.get_name()
+
+
+def _all_tasks() -> list[asyncio.Task[Any]]:
+    """Every live asyncio task of every thread's loop."""
+    tasks = asyncio.tasks
+    found: list[asyncio.Task[Any]] = []
+    for name in ("_scheduled_tasks", "_eager_tasks", "_all_tasks"):  # 3.12+ / 3.11
+        registry = getattr(tasks, name, None)
+        if registry is not None:
+            found.extend(list(registry))
+    return found
+
+
+_session: _Session | None = None
+_lock = threading.Lock()
+
+
+def _module_names() -> dict[str, str]:
+    names = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            names[os.path.abspath(path)] = name
+    return names
+
+
+def _qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
+    module = modules.get(filename)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def _build(tables: dict[str, Any], s: _Session) -> Profile:
+    modules = _module_names()
+    mapping = Mapping(PYTHON_MAPPING.id, filename=sys.executable, has_functions=True,
+                      has_filenames=True, has_line_numbers=True)
+    functions = []
+    for i, (qualname, name, filename, first) in enumerate(tables["functions"]):
+        path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
+        functions.append(Function(i + 1, _qualified(qualname, path, modules), name, path, first))
+    locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
+                 for i, (f, line) in enumerate(tables["locations"])]
+    stacks = [tuple(locations[i] for i in stack) for stack in tables["stacks"]]
+    samples = []
+    for stack, tid, label_set, coroutine, count, weight in tables["samples"]:
+        labels: dict[str, str | int] = dict(labels_of(label_set))
+        if tid:
+            labels["thread_id"] = tid
+            name = s.thread_names.get(tid)
+            if name is not None:
+                labels["thread_name"] = name
+        if coroutine and coroutine in s.task_names:
+            labels["task"] = s.task_names[coroutine]
+        samples.append(Sample([count, weight], stacks[stack], labels))
+    period = int(round(1e9 / s.hz))
+    kind = s.mode
+    stats = tables["stats"]
+    comments = [f"cprof {kind} profile at {s.hz:g} Hz: {stats['samples']} samples, "
+                f"{stats['lost']} lost, {stats['threads']} threads"]
+    return Profile(
+        [ValueType("samples", "count"), ValueType(kind, "nanoseconds")], samples,
+        period_type=ValueType(kind, "nanoseconds"), period=period, time_ns=s.start_ns,
+        duration_ns=time.monotonic_ns() - s.start_clock, comments=comments,
+        default_sample_type=kind, mappings=[mapping], locations=locations,
+        functions=functions)
+
+
+def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
+                      max_depth: int = 128) -> None:
+    """Start profiling every thread of the process, like Go's StartCPUProfile.
+
+    ``dest`` (a path or a binary file, optional) receives the gzipped pprof
+    profile at :func:`stop_cpu_profile`. ``mode="cpu"`` samples CPU time per
+    thread; ``mode="wall"`` samples every thread on wall-clock time, so time
+    spent sleeping or blocked shows up. Stacks deeper than ``max_depth`` keep
+    their innermost frames under a ``<truncated>`` root. One CPU profile runs
+    at a time: a second start raises RuntimeError, as Go's "cpu profiling
+    already in use".
+    """
+    global _session
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'cpu' or 'wall', not {mode!r}")
+    with _lock:
+        if _session is not None:
+            raise RuntimeError("cpu profiling already in use: stop the running CPU profile "
+                               "first (one per process, as in Go)")
+        session = _Session(dest, hz, mode)
+        _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
+                        hook=session.refresh)
+        _session = session
+
+
+def stop_cpu_profile() -> Profile:
+    """Stop the CPU profile; write it where start_cpu_profile was told (the
+    file atomically: a temporary file renamed into place) and return it."""
+    global _session
+    with _lock:
+        session = _session
+        if session is None:
+            raise RuntimeError("no CPU profile is running")
+        try:
+            # Name the threads and tasks of the last samples while they live.
+            _core.cpu_drain()
+            session.refresh()
+        finally:
+            tables = _core.cpu_stop()
+            _session = None
+    profile = _build(tables, session)
+    if session.dest is not None:
+        if hasattr(session.dest, "write"):
+            session.dest.write(profile.to_bytes())  # type: ignore[union-attr]
+        else:
+            _atomic_write(os.fspath(session.dest), profile.to_bytes())  # type: ignore[arg-type]
+    return profile
+
+
+class cpu:
+    """Profile CPU (or wall) time of a block or a function.
+
+    >>> with cprof.cpu("out.prof"):          # written on exit
+    ...     work()
+    >>> with cprof.cpu(hz=1000, mode="wall") as c:
+    ...     work()
+    >>> c.profile.total()
+
+    As a decorator, each call of the function is profiled (and the file, if
+    any, rewritten).
+    """
+
+    def __init__(self, path: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
+                 max_depth: int = 128) -> None:
+        self.path = path
+        self.hz = hz
+        self.mode = mode
+        self.max_depth = max_depth
+        self.profile: Profile | None = None
+
+    def __enter__(self) -> cpu:
+        start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.profile = stop_cpu_profile()
+
+    def __call__(self, func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+def _after_fork_in_child() -> None:
+    global _session, _lock
+    _session = None
+    _lock = threading.Lock()
+    _core.after_fork_child()
+
+
+def _stop_at_exit() -> None:
+    if _session is not None:
+        try:
+            stop_cpu_profile()
+        except Exception:  # pragma: no cover - best effort at interpreter exit
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_at_exit)
