@@ -38,7 +38,6 @@ typedef struct {
     int64_t last_ns;              /* the slot's clock at the previous sample */
     clockid_t clock;              /* the thread's CPU clock, or CLOCK_MONOTONIC */
     uint64_t rng;                 /* xorshift state for jitter, handler only */
-    int seen;                     /* helper thread: tid found in the last scan */
 } slot_t;
 
 /* All state below is written under the GIL by control functions or by the
@@ -218,7 +217,6 @@ static void watch_thread(pid_t tid)
         return;
     }
     slot->tid = tid;
-    slot->seen = 1;
     slot->clock = clock;
     struct timespec now;
     slot->last_ns = clock_gettime(clock, &now) == 0
@@ -241,11 +239,25 @@ static void unwatch_slot(slot_t *slot)
     slot->tid = 0;
 }
 
-/* One look at /proc/self/task: timers for new threads, none for gone ones. */
+static int compare_tids(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
+{
+    return bsearch(&tid, sorted, n, sizeof *sorted, compare_tids) != NULL;
+}
+
+/* One look at /proc/self/task: timers for new threads, none for gone ones.
+ * Sorted lists keep this O(n log n) for processes with thousands of threads. */
 static void scan_threads(void)
 {
-    for (size_t i = 0; i < S.n_slots; i++)
-        slot_at(i)->seen = 0;
+    /* Kept between scans to spare allocations; used under helper_lock. */
+    static pid_t *found, *known;
+    static size_t found_cap, known_cap;
+    size_t n_found = 0, n_known = 0;
     DIR *dir = opendir("/proc/self/task");
     if (dir == NULL)
         return;
@@ -256,23 +268,40 @@ static void scan_threads(void)
         pid_t tid = (pid_t)atoi(entry->d_name);
         if (tid == S.helper_tid)
             continue;
-        int known = 0;
-        for (size_t i = 0; i < S.n_slots && !known; i++) {
-            slot_t *s = slot_at(i);
-            if (s->tid == tid && atomic_load(&s->live)) {
-                s->seen = 1;
-                known = 1;
-            }
+        if (n_found == found_cap) {
+            size_t cap = found_cap ? found_cap * 2 : 256;
+            pid_t *grown = realloc(found, cap * sizeof *grown);
+            if (grown == NULL)
+                break;
+            found = grown;
+            found_cap = cap;
         }
-        if (!known)
-            watch_thread(tid);
+        found[n_found++] = tid;
     }
     closedir(dir);
+    qsort(found, n_found, sizeof *found, compare_tids);
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *s = slot_at(i);
-        if (s->tid != 0 && !s->seen)
+        if (s->tid == 0)
+            continue;
+        if (!contains_tid(found, n_found, s->tid)) {
             unwatch_slot(s);
+            continue;
+        }
+        if (n_known == known_cap) {
+            size_t cap = known_cap ? known_cap * 2 : 256;
+            pid_t *grown = realloc(known, cap * sizeof *grown);
+            if (grown == NULL)
+                return;
+            known = grown;
+            known_cap = cap;
+        }
+        known[n_known++] = s->tid;
     }
+    qsort(known, n_known, sizeof *known, compare_tids);
+    for (size_t i = 0; i < n_found; i++)
+        if (!contains_tid(known, n_known, found[i]))
+            watch_thread(found[i]);
 }
 
 /* --- draining (GIL held) ------------------------------------------------------ */
