@@ -7,11 +7,13 @@ SECONDS ?= 60
 
 .PHONY: demo test deps venv proto fuzz bench clean
 
+# Profiles docs/examples/sample_program.py (about 3 s), writes out/sample.prof and
+# prints its top; then go tool pprof reads the same file.
 demo: deps venv
 	@mkdir -p out
-	$(VENV)/bin/cprof summary tests/testdata/go/cpu.prof -o out/cpu.prof
+	$(VENV)/bin/cprof record -o out/sample.prof -- $(VENV)/bin/python docs/examples/sample_program.py
 	@echo "--- go tool pprof -top reads what cprof wrote:"
-	HOME=$${TMPDIR:-/tmp} go tool pprof -top -symbolize=none out/cpu.prof
+	HOME=$${TMPDIR:-/tmp} go tool pprof -top -symbolize=none out/sample.prof | head -20
 
 test: deps
 	bash .ci/test.sh

@@ -285,6 +285,11 @@ class Profile:
             return
         _atomic_write(os.fspath(dest), data)  # type: ignore[arg-type]
 
+    def top(self, n: int | None = None, **options: Any) -> Any:
+        """The heaviest functions, as `go tool pprof -top` lists them: cprof.report.top."""
+        from .report import top
+        return top(self, n, **options)
+
 
 def _value_type(t: ValueType | tuple[str, str]) -> ValueType:
     return t if isinstance(t, ValueType) else ValueType(*t)
