@@ -20,7 +20,7 @@ fi
 
 [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build
+"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy
 # setuptools reuses objects in build/ that look newer than their sources, so an
 # ASan build would silently link the plain objects: always compile afresh.
 rm -rf "$top/build"

@@ -7,7 +7,7 @@ one Location per (function, line), so the profile stays compact.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping as MappingType, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping as MappingType, NamedTuple, Sequence, Union
 
 from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
 from .profile import Profile
@@ -29,7 +29,7 @@ class Frame(NamedTuple):
     system_name: str = ""
 
 
-FrameLike = Frame | tuple
+FrameLike = Union[Frame, tuple[Any, ...]]
 
 
 class ProfileBuilder:

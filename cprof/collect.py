@@ -22,7 +22,7 @@ from . import _core
 from .builder import PYTHON_MAPPING
 from .labels import LABEL_VAR, labels_of
 from .model import Function, Line, Location, Mapping, Sample, ValueType
-from .profile import Profile, _atomic_write
+from .profile import Profile, write_bytes
 
 Dest = Union[str, "os.PathLike[str]", IO[bytes]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -162,10 +162,7 @@ def stop_cpu_profile() -> Profile:
             _session = None
     profile = _build(tables, session)
     if session.dest is not None:
-        if hasattr(session.dest, "write"):
-            session.dest.write(profile.to_bytes())  # type: ignore[union-attr]
-        else:
-            _atomic_write(os.fspath(session.dest), profile.to_bytes())  # type: ignore[arg-type]
+        write_bytes(session.dest, profile.to_bytes())
     return profile
 
 

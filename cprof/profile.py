@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from typing import IO, Any, Callable, Iterator, TypeVar, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, TypeVar, Union, overload
 
 from . import _core
-from .model import Function, Line, Location, Mapping, Sample, ValueType
+from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
+
+if TYPE_CHECKING:
+    from .report import TopReport
 
 ProfileError = _core.ProfileError
 
@@ -91,7 +94,7 @@ class _Tables:
 
         def sample(i: int) -> Sample:
             ids, values, raw_labels = data.sample(i)
-            labels = []
+            labels: list[tuple[str, LabelValue, str]] = []
             for key, s, num, unit in raw_labels:
                 if s is not None:
                     labels.append((key, s, ""))
@@ -160,9 +163,12 @@ class Profile:
         self.keep_frames = keep_frames
         self.doc_url = doc_url
         self._samples: Sequence[Sample] = tuple(samples)
-        self._locations = tuple(locations) if locations is not None else None
-        self._functions = tuple(functions) if functions is not None else None
-        self._mappings = tuple(mappings) if mappings is not None else None
+        self._locations: Sequence[Location] | None = (
+            tuple(locations) if locations is not None else None)
+        self._functions: Sequence[Function] | None = (
+            tuple(functions) if functions is not None else None)
+        self._mappings: Sequence[Mapping] | None = (
+            tuple(mappings) if mappings is not None else None)
         self._data: _core.ProfileData | None = None
         self._loaded_header: tuple[Any, ...] | None = None
         n = len(self.sample_types)
@@ -279,13 +285,9 @@ class Profile:
     def write(self, dest: Dest, level: int = 1) -> None:
         """Write the profile to a path (atomically: a temporary file renamed
         into place) or to an open binary file."""
-        data = self.to_bytes(level)
-        if hasattr(dest, "write"):
-            dest.write(data)  # type: ignore[union-attr]
-            return
-        _atomic_write(os.fspath(dest), data)  # type: ignore[arg-type]
+        write_bytes(dest, self.to_bytes(level))
 
-    def top(self, n: int | None = None, **options: Any) -> Any:
+    def top(self, n: int | None = None, **options: Any) -> TopReport:
         """The heaviest functions, as `go tool pprof -top` lists them: cprof.report.top."""
         from .report import top
         return top(self, n, **options)
@@ -374,6 +376,15 @@ def _tables(p: Profile) -> tuple[Any, ...]:
         for loc in loc_ids]
     return (list(strings), header, sample_types, samples, mapping_rows, location_rows,
             function_rows)
+
+
+def write_bytes(dest: Dest, data: bytes) -> None:
+    """Write data to a path, atomically (a temporary file renamed into place:
+    a crash never leaves half a file), or to an open binary file."""
+    if isinstance(dest, (str, os.PathLike)):
+        _atomic_write(os.fspath(dest), data)
+    else:
+        dest.write(data)
 
 
 def _atomic_write(path: str, data: bytes) -> None:
