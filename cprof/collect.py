@@ -69,6 +69,28 @@ def _all_tasks() -> list[asyncio.Task[Any]]:
 
 _session: _Session | None = None
 _lock = threading.Lock()
+_THIS_FILE = os.path.abspath(__file__)
+_original_bootstrap_inner = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+
+def _bootstrap_inner(self: threading.Thread) -> None:
+    """threading.Thread._bootstrap_inner while a CPU profile runs: a new thread
+    is timed from its first instruction, and the time after its last sample
+    is counted when it ends, so even a thread shorter than one sampling period
+    shows its CPU time."""
+    _core.thread_started()
+    try:
+        _original_bootstrap_inner(self)
+    finally:
+        _core.thread_exiting()
+
+
+def _hook_threads(on: bool) -> None:
+    current = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+    if on and current is _original_bootstrap_inner:
+        threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+    elif not on and current is _bootstrap_inner:
+        threading.Thread._bootstrap_inner = _original_bootstrap_inner  # type: ignore[attr-defined]
 
 
 def _module_names() -> dict[str, str]:
@@ -95,7 +117,12 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
         functions.append(Function(i + 1, _qualified(qualname, path, modules), name, path, first))
     locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
                  for i, (f, line) in enumerate(tables["locations"])]
-    stacks = [tuple(locations[i] for i in stack) for stack in tables["stacks"]]
+    # The thread-start wrapper is cprof's, not the program's: leave it out.
+    hidden = {i for i, (f, _) in enumerate(tables["locations"])
+              if functions[f].filename == _THIS_FILE
+              and functions[f].system_name == _bootstrap_inner.__name__}
+    stacks = [tuple(locations[i] for i in stack if i not in hidden)
+              for stack in tables["stacks"]]
     samples = []
     for stack, tid, label_set, coroutine, count, weight in tables["samples"]:
         labels: dict[str, str | int] = dict(labels_of(label_set))
@@ -142,6 +169,7 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
         session = _Session(dest, hz, mode)
         _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
                         hook=session.refresh)
+        _hook_threads(True)
         _session = session
 
 
@@ -158,6 +186,7 @@ def stop_cpu_profile() -> Profile:
             _core.cpu_drain()
             session.refresh()
         finally:
+            _hook_threads(False)
             tables = _core.cpu_stop()
             _session = None
     profile = _build(tables, session)

@@ -952,6 +952,18 @@ static PyObject *core_measure_record_ns(PyObject *Py_UNUSED(module), PyObject *a
     return PyFloat_FromDouble(ns);
 }
 
+static PyObject *core_thread_started(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_sampler_thread_started();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_thread_exiting(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_sampler_thread_exiting();
+    Py_RETURN_NONE;
+}
+
 static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(cprof_sampler_running());
@@ -1015,6 +1027,10 @@ static PyMethodDef core_methods[] = {
     {"measure_record_ns", (PyCFunction)core_measure_record_ns, METH_VARARGS,
      "measure_record_ns(n, max_depth=128, label_var=None) -> mean ns the signal handler "
      "spends recording one sample of the calling thread's stack (a benchmark)"},
+    {"thread_started", (PyCFunction)core_thread_started, METH_NOARGS,
+     "thread_started(): the calling thread just started; time it now"},
+    {"thread_exiting", (PyCFunction)core_thread_exiting, METH_NOARGS,
+     "thread_exiting(): the calling thread is ending; count its time since its last sample"},
     {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
      "cpu_running() -> whether a CPU profile is running"},
     {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,

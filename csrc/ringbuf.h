@@ -13,6 +13,9 @@
 #include <stdint.h>
 
 #define CPROF_RECORD_NO_THREAD_STATE 1u  /* the thread has no Python state */
+/* Time a thread spent after its last sample (it ended, or the profile
+ * stopped): no stack of its own, it belongs to the thread's latest sample. */
+#define CPROF_RECORD_TAIL 2u
 
 typedef struct {
     uint32_t tid;           /* kernel thread id */

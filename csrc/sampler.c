@@ -35,7 +35,8 @@ typedef struct {
     pid_t tid;
     timer_t timer;
     int64_t interval_ns;          /* the interval last armed */
-    int64_t last_ns;              /* the slot's clock at the previous sample */
+    _Atomic int64_t last_ns;      /* the slot's clock at the previous sample */
+    int64_t observed_ns;          /* the clock at the helper's last look */
     clockid_t clock;              /* the thread's CPU clock, or CLOCK_MONOTONIC */
     uint64_t rng;                 /* xorshift state for jitter, handler only */
 } slot_t;
@@ -151,8 +152,7 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
     int64_t weight = slot->interval_ns;
     if (clock_gettime(slot->clock, &now) == 0) {
         int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-        weight = ns - slot->last_ns;
-        slot->last_ns = ns;
+        weight = ns - atomic_exchange_explicit(&slot->last_ns, ns, memory_order_relaxed);
     }
     arm_sigsafe(slot, jittered_sigsafe(&slot->rng, S.cfg.period_ns));
     record_sigsafe(slot, weight);
@@ -194,7 +194,33 @@ static slot_t *new_slot(size_t *index)
     return slot_at(i);
 }
 
-static void watch_thread(pid_t tid)
+static int64_t clock_ns(clockid_t clock)
+{
+    struct timespec now;
+    if (clock_gettime(clock, &now) != 0)
+        return -1;
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* Queue the time a thread spent after its last sample. Lock-free; any thread. */
+static void push_tail(pid_t tid, int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    uint64_t position;
+    cprof_record_t *rec = cprof_ringbuf_claim_sigsafe(&S.rb, &position);
+    if (rec == NULL)
+        return;
+    memset(rec, 0, sizeof *rec);
+    rec->tid = (uint32_t)tid;
+    rec->flags = CPROF_RECORD_TAIL;
+    rec->weight_ns = ns;
+    cprof_ringbuf_commit_sigsafe(&S.rb, position);
+}
+
+/* from_birth: the thread started after the profile did, so in cpu mode all
+ * its CPU time counts, also what it used before it was found. */
+static void watch_thread(pid_t tid, int from_birth)
 {
     size_t index;
     slot_t *slot = new_slot(&index);
@@ -218,10 +244,10 @@ static void watch_thread(pid_t tid)
     }
     slot->tid = tid;
     slot->clock = clock;
-    struct timespec now;
-    slot->last_ns = clock_gettime(clock, &now) == 0
-                        ? (int64_t)now.tv_sec * 1000000000 + now.tv_nsec
-                        : 0;
+    int64_t now = clock_ns(clock);
+    int64_t start = from_birth && S.cfg.mode == CPROF_MODE_CPU ? 0 : (now > 0 ? now : 0);
+    atomic_store(&slot->last_ns, start);
+    slot->observed_ns = now > 0 ? now : start;
     slot->rng = (uint64_t)tid * 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL) ^ generation;
     if (slot->rng == 0)
         slot->rng = 1;
@@ -232,8 +258,11 @@ static void watch_thread(pid_t tid)
     S.threads_seen++;
 }
 
+/* The thread is gone or the profile stops: stop its timer, and queue the time
+ * since its last sample (up to observed_ns, the latest reading). */
 static void unwatch_slot(slot_t *slot)
 {
+    push_tail(slot->tid, slot->observed_ns - atomic_load(&slot->last_ns));
     atomic_store_explicit(&slot->live, 0, memory_order_release);
     timer_delete(slot->timer);
     slot->tid = 0;
@@ -252,7 +281,7 @@ static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
 
 /* One look at /proc/self/task: timers for new threads, none for gone ones.
  * Sorted lists keep this O(n log n) for processes with thousands of threads. */
-static void scan_threads(void)
+static void scan_threads(int from_birth)
 {
     /* Kept between scans to spare allocations; used under helper_lock. */
     static pid_t *found, *known;
@@ -288,6 +317,9 @@ static void scan_threads(void)
             unwatch_slot(s);
             continue;
         }
+        int64_t now = clock_ns(s->clock);
+        if (now >= 0)
+            s->observed_ns = now;
         if (n_known == known_cap) {
             size_t cap = known_cap ? known_cap * 2 : 256;
             pid_t *grown = realloc(known, cap * sizeof *grown);
@@ -301,7 +333,7 @@ static void scan_threads(void)
     qsort(known, n_known, sizeof *known, compare_tids);
     for (size_t i = 0; i < n_found; i++)
         if (!contains_tid(known, n_known, found[i]))
-            watch_thread(found[i]);
+            watch_thread(found[i], from_birth);
 }
 
 /* --- draining (GIL held) ------------------------------------------------------ */
@@ -406,7 +438,7 @@ static void *helper_main(void *arg)
         if (atomic_load(&S.helper_stop))
             break;
         pthread_mutex_lock(&S.helper_lock);
-        scan_threads();
+        scan_threads(1);
         pthread_mutex_unlock(&S.helper_lock);
         int64_t now = monotonic_ns();
         if (now - atomic_load(&S.last_drain_ns) < DRAIN_EVERY_NS || finalizing())
@@ -469,8 +501,12 @@ static void disarm(void)
     pthread_mutex_lock(&S.helper_lock);
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *slot = slot_at(i);
-        if (atomic_load(&slot->live))
-            unwatch_slot(slot);
+        if (!atomic_load(&slot->live))
+            continue;
+        int64_t now = clock_ns(slot->clock);
+        if (now >= 0)
+            slot->observed_ns = now;
+        unwatch_slot(slot);
     }
     pthread_mutex_unlock(&S.helper_lock);
     struct sigaction current, ignore;
@@ -549,7 +585,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     atomic_store_explicit(&S.active, 1, memory_order_release);
     S.helper_tid = 0;
     pthread_mutex_lock(&S.helper_lock);
-    scan_threads();  /* the calling thread is timed from the start */
+    scan_threads(0);  /* every thread is timed from the start */
     pthread_mutex_unlock(&S.helper_lock);
     if (pthread_create(&S.helper, NULL, helper_main, NULL) != 0) {
         rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
@@ -606,6 +642,47 @@ int cprof_sampler_new_coroutines(size_t *cursor, int (*visit)(uintptr_t, void *)
         }
     }
     return 0;
+}
+
+void cprof_sampler_thread_started(void)
+{
+    if (!S.helper_started)
+        return;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&S.helper_lock);
+    int known = 0;
+    for (size_t i = 0; i < S.n_slots && !known; i++) {
+        slot_t *slot = slot_at(i);
+        known = slot->tid == tid && atomic_load(&slot->live);
+    }
+    if (!known)
+        watch_thread(tid, 1);
+    pthread_mutex_unlock(&S.helper_lock);
+}
+
+void cprof_sampler_thread_exiting(void)
+{
+    if (!S.helper_started)
+        return;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    /* No sample of this thread may move last_ns while its tail is taken. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    pthread_mutex_lock(&S.helper_lock);
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        if (slot->tid != tid || !atomic_load(&slot->live))
+            continue;
+        int64_t now = clock_ns(slot->clock);
+        if (now >= 0)
+            slot->observed_ns = now;
+        unwatch_slot(slot);
+        break;
+    }
+    pthread_mutex_unlock(&S.helper_lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 uint64_t cprof_sampler_sample_count(void)

@@ -64,6 +64,12 @@ int cprof_sampler_drain(void);
  * what visit returned when it was not 0. */
 int cprof_sampler_new_coroutines(size_t *cursor, int (*visit)(uintptr_t, void *), void *arg);
 
+/* Called by a thread as it starts and as it ends (threading's bootstrap, GIL
+ * held): its timer starts at once, and the time after its last sample is
+ * counted, however short the thread. No-ops when no profile runs. */
+void cprof_sampler_thread_started(void);
+void cprof_sampler_thread_exiting(void);
+
 /* Samples taken so far by the running profile (0 when none runs). */
 uint64_t cprof_sampler_sample_count(void);
 

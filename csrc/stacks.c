@@ -214,8 +214,9 @@ static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
     return (long)st->n_stacks++;
 }
 
-static int aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t label_set,
-                     uintptr_t coroutine, int64_t count, int64_t weight)
+/* The index of the aggregate the sample went to, or -1 (memory). */
+static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t label_set,
+                      uintptr_t coroutine, int64_t count, int64_t weight)
 {
     uint64_t key = mix64(((uint64_t)stack << 32 | tid) ^ mix64(label_set) ^ mix64(coroutine));
     cprof_table_t *t = &st->agg_index;
@@ -227,19 +228,58 @@ static int aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t 
             a->coroutine == coroutine) {
             a->count += count;
             a->weight_ns += weight;
-            return 0;
+            return t->values[slot];
         }
     }
     if (grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
         table_reserve(t) < 0)
         return -1;
     st->aggs[st->n_aggs] = (cprof_agg_t){stack, tid, label_set, coroutine, count, weight};
-    table_put_unchecked(t, key, (uint32_t)st->n_aggs++);
+    table_put_unchecked(t, key, (uint32_t)st->n_aggs);
+    return (long)st->n_aggs++;
+}
+
+static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    cprof_table_t *t = &st->last_agg;
+    uint64_t key = (uint64_t)rec->tid + 1;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+        if (t->keys[slot] == key) {
+            st->aggs[t->values[slot]].weight_ns += rec->weight_ns;
+            return 0;
+        }
+    }
+    long loc = location(st, CPROF_FUNC_UNSAMPLED, 0);
+    if (loc < 0)
+        return -1;
+    uint32_t one = (uint32_t)loc;
+    long stack = intern_stack(st, &one, 1);
+    if (stack < 0)
+        return -1;
+    return aggregate(st, (uint32_t)stack, rec->tid, 0, 0, 0, rec->weight_ns) < 0 ? -1 : 0;
+}
+
+/* Remember the aggregate a thread's latest sample went to. */
+static int note_last(cprof_stacks_t *st, uint32_t tid, uint32_t agg)
+{
+    cprof_table_t *t = &st->last_agg;
+    uint64_t key = (uint64_t)tid + 1;
+    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+        if (t->keys[slot] == key) {
+            t->values[slot] = agg;
+            return 0;
+        }
+    }
+    if (table_reserve(t) < 0)
+        return -1;
+    table_put_unchecked(t, key, agg);
     return 0;
 }
 
 int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
 {
+    if (rec->flags & CPROF_RECORD_TAIL)
+        return rec->weight_ns > 0 ? add_tail(st, rec) : 0;
     size_t n = 0;
     if (rec->depth == 0) {
         long loc = location(st, CPROF_FUNC_NO_PYTHON, 0);
@@ -262,8 +302,9 @@ int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
     long stack = intern_stack(st, st->scratch, n);
     if (stack < 0)
         return -1;
-    return aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, 1,
-                     rec->weight_ns);
+    long agg = aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, 1,
+                         rec->weight_ns);
+    return agg < 0 ? -1 : note_last(st, rec->tid, (uint32_t)agg);
 }
 
 int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
@@ -276,7 +317,7 @@ int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
     long stack = intern_stack(st, &one, 1);
     if (stack < 0)
         return -1;
-    return aggregate(st, (uint32_t)stack, 0, 0, 0, count, weight_ns);
+    return aggregate(st, (uint32_t)stack, 0, 0, 0, count, weight_ns) < 0 ? -1 : 0;
 }
 
 int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObject *code)
@@ -307,14 +348,15 @@ int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
     st->scratch = malloc(st->scratch_cap * sizeof *st->scratch);
     if (st->scratch == NULL || table_init(&st->code_index) < 0 ||
         table_init(&st->loc_index) < 0 || table_init(&st->stack_index) < 0 ||
-        table_init(&st->agg_index) < 0) {
+        table_init(&st->agg_index) < 0 || table_init(&st->last_agg) < 0) {
         cprof_stacks_clear(st);
         PyErr_NoMemory();
         return -1;
     }
     if (add_synthetic_func(st, "<truncated>") != CPROF_FUNC_TRUNCATED ||
         add_synthetic_func(st, "<no Python frame>") != CPROF_FUNC_NO_PYTHON ||
-        add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST) {
+        add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST ||
+        add_synthetic_func(st, "<unsampled>") != CPROF_FUNC_UNSAMPLED) {
         cprof_stacks_clear(st);
         if (!PyErr_Occurred())
             PyErr_NoMemory();
@@ -341,5 +383,6 @@ void cprof_stacks_clear(cprof_stacks_t *st)
     table_free(&st->loc_index);
     table_free(&st->stack_index);
     table_free(&st->agg_index);
+    table_free(&st->last_agg);
     memset(st, 0, sizeof *st);
 }

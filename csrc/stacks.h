@@ -15,7 +15,8 @@ enum {
     CPROF_FUNC_TRUNCATED = 0,   /* "<truncated>": root of a stack cut at max_depth */
     CPROF_FUNC_NO_PYTHON = 1,   /* "<no Python frame>": thread without Python frames */
     CPROF_FUNC_LOST = 2,        /* "<lost>": samples dropped by a full buffer */
-    CPROF_FUNC_FIRST_REAL = 3,
+    CPROF_FUNC_UNSAMPLED = 3,   /* "<unsampled>": CPU of a thread that ended unsampled */
+    CPROF_FUNC_FIRST_REAL = 4,
 };
 
 typedef struct {
@@ -55,6 +56,7 @@ typedef struct {
     cprof_agg_t *aggs;
     size_t n_aggs, cap_aggs;
     cprof_table_t code_index, loc_index, stack_index, agg_index;
+    cprof_table_t last_agg;  /* tid -> the aggregate of its latest sample */
     uint32_t *scratch;       /* one stack being resolved */
     size_t scratch_cap;
 } cprof_stacks_t;
@@ -63,7 +65,9 @@ typedef struct {
 int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth);
 void cprof_stacks_clear(cprof_stacks_t *st);
 
-/* Resolve one record and add it to the aggregates. 0, or -1 on memory error. */
+/* Resolve one record and add it to the aggregates; a tail record
+ * (CPROF_RECORD_TAIL) adds its time to its thread's latest sample instead, or
+ * to <unsampled> when the thread has none. 0, or -1 on memory error. */
 int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec);
 
 /* Add count samples of one synthetic function (e.g. CPROF_FUNC_LOST). */
