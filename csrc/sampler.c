@@ -58,6 +58,8 @@ static struct {
     _Atomic int helper_stop;
     pid_t helper_tid;
     pthread_mutex_t helper_lock;  /* slot table, between helper and stop */
+    pthread_cond_t helper_wake;   /* with helper_lock: stop wakes the helper */
+    int helper_wake_ready;        /* helper_wake was initialised (GIL) */
     _Atomic uint64_t samples;
     uint64_t threads_seen, timer_errors, drains;
     int64_t lost_reported;
@@ -432,14 +434,20 @@ static void *helper_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     int64_t asked_at = 0;
     while (!atomic_load(&S.helper_stop)) {
-        struct timespec pause = {.tv_sec = S.cfg.poll_ns / 1000000000,
-                                 .tv_nsec = S.cfg.poll_ns % 1000000000};
-        nanosleep(&pause, NULL);
+        /* Sleep one poll interval, or until stop wakes us. */
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        int64_t wake = (int64_t)deadline.tv_nsec + S.cfg.poll_ns;
+        deadline.tv_sec += (time_t)(wake / 1000000000);
+        deadline.tv_nsec = (long)(wake % 1000000000);
+        pthread_mutex_lock(&S.helper_lock);
+        if (!atomic_load(&S.helper_stop))
+            pthread_cond_timedwait(&S.helper_wake, &S.helper_lock, &deadline);
+        if (!atomic_load(&S.helper_stop))
+            scan_threads(1);
+        pthread_mutex_unlock(&S.helper_lock);
         if (atomic_load(&S.helper_stop))
             break;
-        pthread_mutex_lock(&S.helper_lock);
-        scan_threads(1);
-        pthread_mutex_unlock(&S.helper_lock);
         int64_t now = monotonic_ns();
         if (now - atomic_load(&S.last_drain_ns) < DRAIN_EVERY_NS || finalizing())
             continue;
@@ -551,6 +559,14 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
         return CPROF_E_PYTHON;
     if (!atfork_registered && pthread_atfork(NULL, NULL, at_fork_child) == 0)
         atfork_registered = 1;
+    if (!S.helper_wake_ready) {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&S.helper_wake, &attr);
+        pthread_condattr_destroy(&attr);
+        S.helper_wake_ready = 1;
+    }
     S.cfg = *cfg;
     Py_XINCREF(S.cfg.label_var);
     Py_XINCREF(S.cfg.hook);
@@ -606,7 +622,10 @@ int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats, cprof_
 {
     if (!S.helper_started)
         return cprof_fail(err, CPROF_E_BUSY, "no CPU profile is running");
+    pthread_mutex_lock(&S.helper_lock);
     atomic_store(&S.helper_stop, 1);
+    pthread_cond_signal(&S.helper_wake);
+    pthread_mutex_unlock(&S.helper_lock);
     Py_BEGIN_ALLOW_THREADS
     pthread_join(S.helper, NULL);
     Py_END_ALLOW_THREADS
@@ -727,6 +746,7 @@ void cprof_sampler_after_fork_child(void)
     atomic_store(&S.active, 0);
     S.helper_started = 0;
     pthread_mutex_init(&S.helper_lock, NULL);
+    S.helper_wake_ready = 0;  /* the parent's helper may have been waiting on it */
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *slot = slot_at(i);
         atomic_store(&slot->live, 0);
