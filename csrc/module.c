@@ -788,7 +788,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
     const char *mode = "cpu";
     Py_ssize_t max_depth = 128, buffer = 2048;
     PyObject *label_var = Py_None, *hook = Py_None;
-    double poll_ms = 10;
+    double poll_ms = 50;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOd:cpu_start", kwlist, &hz, &mode,
                                      &max_depth, &buffer, &label_var, &hook, &poll_ms))
         return NULL;
@@ -1013,7 +1013,7 @@ static PyMethodDef core_methods[] = {
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},
     {"cpu_start", (PyCFunction)(void (*)(void))core_cpu_start, METH_VARARGS | METH_KEYWORDS,
      "cpu_start(hz=100, mode='cpu', max_depth=128, buffer_samples=2048, label_var=None, "
-     "hook=None, poll_ms=10): start sampling every thread; RuntimeError if a CPU profile "
+     "hook=None, poll_ms=50): start sampling every thread; RuntimeError if a CPU profile "
      "runs or SIGPROF has another handler"},
     {"cpu_stop", (PyCFunction)core_cpu_stop, METH_NOARGS,
      "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},

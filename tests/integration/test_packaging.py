@@ -17,13 +17,16 @@ CPU_PROFILE = ROOT / "tests" / "testdata" / "go" / "cpu.prof"
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    # A fresh environment must see only what it installed, not PYTHONPATH.
+    kw.setdefault("env", {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    r = run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)])
+    r = run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
+            cwd=out)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     wheel = next(out.glob("cprof-*.whl"))
     sdist = next(out.glob("cprof-*.tar.gz"))
