@@ -717,3 +717,39 @@ def test_decorator_profiles_each_call() -> None:
     # Each call has a profile of its own: the first does not grow with the second.
     assert 0 < cum(first, "work") <= 0.13e9
     assert abs(cum(second, "work") / 1e9 - 0.3) <= 0.15 * 0.3
+
+
+def test_code_objects_dying_while_sampled_keep_their_own_names() -> None:
+    """Functions compiled afresh, run hot and dropped at once: their code
+    objects die with samples of them still buffered, and new ones reuse their
+    memory. Each sample must name the function that really ran (its label says
+    which), never a dead one's name; under ASan, nothing may read a dead code
+    object."""
+    import gc
+    ran = 0
+    with cprof.cpu(hz=1000, mode="wall") as c:
+        for i in range(300):
+            namespace: dict[str, Any] = {"time": time}
+            source = (f"def ephemeral_{i}():\n"
+                      f"    t = time.perf_counter()\n"
+                      f"    while time.perf_counter() - t < 0.004:\n"
+                      f"        pass\n")
+            exec(compile(source, f"<ephemeral {i}>", "exec"), namespace)
+            with cprof.labels(fn=str(i)):
+                namespace[f"ephemeral_{i}"]()
+            ran += 1
+            del namespace
+            if i % 25 == 0:
+                gc.collect()
+    assert c.profile is not None
+    checked = 0
+    for s in c.profile.samples:
+        fn = s.labels.get("fn")
+        leaf_name = s.locations[0].lines[0].function.system_name if s.locations else ""
+        if fn is None or not leaf_name.startswith("ephemeral_"):
+            continue
+        assert leaf_name == f"ephemeral_{fn}", (leaf_name, fn)
+        assert s.locations[0].lines[0].function.filename == f"<ephemeral {fn}>"
+        checked += 1
+    assert ran == 300
+    assert checked >= 100, f"only {checked} samples landed in the ephemeral functions"
