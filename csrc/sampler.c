@@ -289,6 +289,20 @@ static int compare_tids(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int append_tid(pid_t **tids, size_t *cap, size_t *n, pid_t tid)
+{
+    if (*n == *cap) {
+        size_t bigger = *cap ? *cap * 2 : 256;
+        pid_t *grown = realloc(*tids, bigger * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        *tids = grown;
+        *cap = bigger;
+    }
+    (*tids)[(*n)++] = tid;
+    return 0;
+}
+
 static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
 {
     return bsearch(&tid, sorted, n, sizeof *sorted, compare_tids) != NULL;
@@ -312,15 +326,8 @@ static void scan_threads(int from_birth)
         pid_t tid = (pid_t)atoi(entry->d_name);
         if (tid == S.helper_tid)
             continue;
-        if (n_found == found_cap) {
-            size_t cap = found_cap ? found_cap * 2 : 256;
-            pid_t *grown = realloc(found, cap * sizeof *grown);
-            if (grown == NULL)
-                break;
-            found = grown;
-            found_cap = cap;
-        }
-        found[n_found++] = tid;
+        if (append_tid(&found, &found_cap, &n_found, tid) < 0)
+            break;
     }
     closedir(dir);
     qsort(found, n_found, sizeof *found, compare_tids);
@@ -335,15 +342,8 @@ static void scan_threads(int from_birth)
         int64_t now = clock_ns(s->clock);
         if (now >= 0)
             s->observed_ns = now;
-        if (n_known == known_cap) {
-            size_t cap = known_cap ? known_cap * 2 : 256;
-            pid_t *grown = realloc(known, cap * sizeof *grown);
-            if (grown == NULL)
-                return;
-            known = grown;
-            known_cap = cap;
-        }
-        known[n_known++] = s->tid;
+        if (append_tid(&known, &known_cap, &n_known, s->tid) < 0)
+            return;
     }
     qsort(known, n_known, sizeof *known, compare_tids);
     for (size_t i = 0; i < n_found; i++)

@@ -239,6 +239,20 @@ static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t
     return (long)st->n_aggs++;
 }
 
+/* count samples whose stack is the one synthetic function func. */
+static int add_synthetic(cprof_stacks_t *st, uint32_t func, uint32_t tid, int64_t count,
+                         int64_t weight_ns)
+{
+    long loc = location(st, func, 0);
+    if (loc < 0)
+        return -1;
+    uint32_t one = (uint32_t)loc;
+    long stack = intern_stack(st, &one, 1);
+    if (stack < 0)
+        return -1;
+    return aggregate(st, (uint32_t)stack, tid, 0, 0, count, weight_ns) < 0 ? -1 : 0;
+}
+
 static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
 {
     cprof_table_t *t = &st->last_agg;
@@ -249,14 +263,7 @@ static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
             return 0;
         }
     }
-    long loc = location(st, CPROF_FUNC_UNSAMPLED, 0);
-    if (loc < 0)
-        return -1;
-    uint32_t one = (uint32_t)loc;
-    long stack = intern_stack(st, &one, 1);
-    if (stack < 0)
-        return -1;
-    return aggregate(st, (uint32_t)stack, rec->tid, 0, 0, 0, rec->weight_ns) < 0 ? -1 : 0;
+    return add_synthetic(st, CPROF_FUNC_UNSAMPLED, rec->tid, 0, rec->weight_ns);
 }
 
 /* Remember the aggregate a thread's latest sample went to. */
@@ -310,14 +317,7 @@ int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
 int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
                                int64_t weight_ns)
 {
-    long loc = location(st, func, 0);
-    if (loc < 0)
-        return -1;
-    uint32_t one = (uint32_t)loc;
-    long stack = intern_stack(st, &one, 1);
-    if (stack < 0)
-        return -1;
-    return aggregate(st, (uint32_t)stack, 0, 0, 0, count, weight_ns) < 0 ? -1 : 0;
+    return add_synthetic(st, func, 0, count, weight_ns);
 }
 
 int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObject *code)
