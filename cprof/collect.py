@@ -79,6 +79,9 @@ def _bootstrap_inner(self: threading.Thread) -> None:
     is counted when it ends, so even a thread shorter than one sampling period
     shows its CPU time."""
     _core.thread_started()
+    session = _session
+    if session is not None:  # named now: a short thread may end before any drain
+        session.thread_names[threading.get_native_id()] = self.name
     try:
         _original_bootstrap_inner(self)
     finally:

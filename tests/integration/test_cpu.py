@@ -753,3 +753,19 @@ def test_code_objects_dying_while_sampled_keep_their_own_names() -> None:
         checked += 1
     assert ran == 300
     assert checked >= 100, f"only {checked} samples landed in the ephemeral functions"
+
+
+def test_short_threads_carry_their_names() -> None:
+    """A thread that ends before any drain still has its thread_name label."""
+    def burn(seconds: float) -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < seconds:
+            pass
+    with cprof.cpu(hz=100) as c:
+        for i in range(20):
+            t = threading.Thread(target=burn, args=(0.005,), name=f"short-{i}")
+            t.start()
+            t.join()
+    assert c.profile is not None
+    names = {s.labels.get("thread_name") for s in c.profile.samples}
+    assert {f"short-{i}" for i in range(20)} <= names
