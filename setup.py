@@ -27,6 +27,7 @@ SOURCES = [
     "csrc/ringbuf.c",
     "csrc/stacks.c",
     "csrc/sampler.c",
+    "csrc/graph.c",
     "csrc/gzsink.c",
     "csrc/proto/profile.pb-c.c",
 ]

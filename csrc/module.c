@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "pprof.h"
 #include "sampler.h"
 
@@ -331,6 +332,53 @@ static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject 
     return r;
 }
 
+/* function_graph(sample_index) -> (nodes, edges, any_inlined); see graph.h. */
+static PyObject *ProfileData_function_graph(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    cprof_graph_t g;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_graph_functions(self->p, (size_t)index, &g, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_code(rc, &err);
+    PyObject *nodes = PyList_New((Py_ssize_t)g.n_nodes);
+    PyObject *edges = PyList_New((Py_ssize_t)g.n_edges);
+    PyObject *r = NULL;
+    if (nodes == NULL || edges == NULL)
+        goto done;
+    for (size_t i = 0; i < g.n_nodes; i++) {
+        const cprof_graph_node_t *n = &g.nodes[i];
+        PyObject *t = Py_BuildValue("(NNLLL)",
+                                    n->name >= 0 ? str_at(m, n->name) : PyUnicode_FromString(""),
+                                    n->name >= 0 ? PyUnicode_FromString("") : str_at(m, n->objfile),
+                                    (long long)n->start_line, (long long)n->flat,
+                                    (long long)n->cum);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(nodes, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < g.n_edges; i++) {
+        const cprof_graph_edge_t *e = &g.edges[i];
+        PyObject *t = Py_BuildValue("(IILO)", e->node, e->caller, (long long)e->weight,
+                                    e->all_inline ? Py_True : Py_False);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(edges, (Py_ssize_t)i, t);
+    }
+    r = Py_BuildValue("(OOO)", nodes, edges, g.any_inlined ? Py_True : Py_False);
+done:
+    Py_XDECREF(nodes);
+    Py_XDECREF(edges);
+    cprof_graph_free(&g);
+    return r;
+}
+
 static PyMethodDef ProfileData_methods[] = {
     {"header", (PyCFunction)ProfileData_header, METH_NOARGS,
      "header() -> dict of the profile's scalar fields and sample types"},
@@ -355,6 +403,9 @@ static PyMethodDef ProfileData_methods[] = {
      "mapping_index(id) -> index of the mapping with that id, or -1"},
     {"totals", (PyCFunction)ProfileData_totals, METH_NOARGS,
      "totals() -> sum of each sample type over all samples"},
+    {"function_graph", (PyCFunction)ProfileData_function_graph, METH_O,
+     "function_graph(sample_index) -> (nodes [(name, objfile, start_line, flat, cum)], "
+     "edges into inlined nodes [(node, caller, weight, all_inline)], any_inlined)"},
     {"encode", (PyCFunction)(void (*)(void))ProfileData_encode, METH_VARARGS | METH_KEYWORDS,
      "encode(level=1) -> bytes: gzipped profile.proto (raw protobuf when level is 0)"},
     {NULL, NULL, 0, NULL},
