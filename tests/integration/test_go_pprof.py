@@ -163,7 +163,11 @@ def test_go_profiles_have_what_genprofiles_wrote(go_dir: Path) -> None:
     """The comparisons above are not vacuous: the profiles hold real samples."""
     cpu = cprof.load(go_dir / "cpu.prof")
     assert cpu.total("samples") > 20
-    assert {s.labels.get("worker") for s in cpu.samples} == {"a"}
+    # Work inside pprof.Do carries its label (a sample in the runtime, e.g. GC,
+    # may not: only the hot functions' samples are asserted).
+    hot_samples = [s for s in cpu.samples
+                   if s.locations[0].lines[0].function.name in ("main.hotA", "main.hotB")]
+    assert hot_samples and {s.labels.get("worker") for s in hot_samples} == {"a"}
     hot = flat_cum(cpu, cpu.sample_index("cpu"))
     assert hot["main.hotA"][0] > hot["main.hotB"][0] > 0
     heap = cprof.load(go_dir / "heap.prof")
