@@ -305,7 +305,7 @@ static int append_tid(pid_t **tids, size_t *cap, size_t *n, pid_t tid)
 
 static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
 {
-    return bsearch(&tid, sorted, n, sizeof *sorted, compare_tids) != NULL;
+    return n > 0 && bsearch(&tid, sorted, n, sizeof *sorted, compare_tids) != NULL;
 }
 
 /* One look at /proc/self/task: timers for new threads, none for gone ones.
@@ -330,7 +330,8 @@ static void scan_threads(int from_birth)
             break;
     }
     closedir(dir);
-    qsort(found, n_found, sizeof *found, compare_tids);
+    if (n_found > 1)
+        qsort(found, n_found, sizeof *found, compare_tids);
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *s = slot_at(i);
         if (s->tid == 0)
@@ -345,7 +346,8 @@ static void scan_threads(int from_birth)
         if (append_tid(&known, &known_cap, &n_known, s->tid) < 0)
             return;
     }
-    qsort(known, n_known, sizeof *known, compare_tids);
+    if (n_known > 1)
+        qsort(known, n_known, sizeof *known, compare_tids);
     for (size_t i = 0; i < n_found; i++)
         if (!contains_tid(known, n_known, found[i]))
             watch_thread(found[i], from_birth);
