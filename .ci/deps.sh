@@ -8,6 +8,8 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev   # the codec
   golang-go golang-github-google-pprof-dev           # go tool pprof judges our files
   clang libclang-rt-14-dev                           # libFuzzer
+  graphviz                                           # dot: call graphs as SVG
+  chromium fonts-dejavu-core                         # the flame graph, tested in a browser
 )
 
 missing=()

@@ -20,7 +20,11 @@ fi
 
 [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy
+# Test tools, and the optional dependencies the tests exercise (pandas for
+# DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the
+# notebooks); cprof itself needs none of them.
+"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy \
+  pandas playwright nbclient nbformat ipykernel
 # setuptools reuses objects in build/ that look newer than their sources, so an
 # ASan build would silently link the plain objects: always compile afresh.
 rm -rf "$top/build"

@@ -9,6 +9,7 @@ sampler for every thread (``with cprof.cpu("out.prof"): ...``).
 from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .labels import labels
+from .ops import merge
 from .model import Function, Line, Location, Mapping, Sample, ValueType
 from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
 
@@ -27,6 +28,7 @@ __all__ = [
     "cpu",
     "labels",
     "load",
+    "merge",
     "start_cpu_profile",
     "stop_cpu_profile",
 ]

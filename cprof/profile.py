@@ -9,6 +9,7 @@ tables and validated by the same C code before it is written.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 Dest = Union[str, "os.PathLike[str]", IO[bytes]]
 
 T = TypeVar("T")
+
+_BATCH = 4096
 
 DEFAULT_MAX_SIZE: int = _core.DEFAULT_MAX_SIZE
 DEFAULT_MAX_RATIO: int = _core.DEFAULT_MAX_RATIO
@@ -59,8 +62,22 @@ class _LazyList(Sequence[T]):
         return item
 
     def __iter__(self) -> Iterator[T]:
-        for i in range(len(self._items)):
-            yield self[i]
+        # Items are made a batch at a time with the cycle collector paused:
+        # hundreds of thousands of new objects would otherwise trigger
+        # collections that double the time, and none of them form cycles.
+        n = len(self._items)
+        for start in range(0, n, _BATCH):
+            stop = min(start + _BATCH, n)
+            if None in self._items[start:stop]:
+                paused = gc.isenabled()
+                gc.disable()
+                try:
+                    for i in range(start, stop):
+                        self[i]
+                finally:
+                    if paused:
+                        gc.enable()
+            yield from self._items[start:stop]  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<{len(self._items)} items, made on access>"
@@ -287,10 +304,85 @@ class Profile:
         into place) or to an open binary file."""
         write_bytes(dest, self.to_bytes(level))
 
+    # --- analysis: thin doors onto cprof.filter, cprof.ops, cprof.report and
+    # cprof.export (imported on use, so that loading a profile stays light) ---
+
     def top(self, n: int | None = None, **options: Any) -> TopReport:
-        """The heaviest functions, as `go tool pprof -top` lists them: cprof.report.top."""
+        """The heaviest functions, as `go tool pprof -top` lists them (cprof.report.top)."""
         from .report import top
         return top(self, n, **options)
+
+    def filter(self, **options: Any) -> Profile:
+        """A new profile keeping what pprof's -focus, -ignore, -hide, -show,
+        -show_from, -prune_from, -tagfocus and -tagignore keep (cprof.filter)."""
+        from .filter import filter as filter_
+        return filter_(self, **options)
+
+    def diff(self, base: Profile) -> Profile:
+        """This profile against ``base``, as ``go tool pprof -diff_base``: base
+        samples negated and labelled pprof::base (cprof.ops.diff)."""
+        from .ops import diff
+        return diff(self, base)
+
+    def subtract(self, base: Profile) -> Profile:
+        """This profile less ``base``, as ``go tool pprof -base`` (cprof.ops.subtract)."""
+        from .ops import subtract
+        return subtract(self, base)
+
+    def scale(self, factor: float | Sequence[float]) -> Profile:
+        """Every value multiplied by factor (one per sample type, or one for all)."""
+        from .ops import scale
+        return scale(self, factor)
+
+    def select(self, sample_type: str | int | None = None) -> Profile:
+        """A profile of one sample type, as ``-sample_index`` (cprof.ops.select)."""
+        from .ops import select
+        return select(self, sample_type)
+
+    def aggregate(self, by: str = "function") -> Profile:
+        """Locations merged by "function", "file", "line" or "address", as pprof's
+        -functions, -files, -lines and -addresses (cprof.ops.aggregate)."""
+        from .ops import aggregate
+        return aggregate(self, by)  # type: ignore[arg-type]
+
+    def share(self, pattern: str, sample_type: str | int | None = None) -> float:
+        """The fraction (0..1) of the total in samples with a function matching
+        the regular expression anywhere on their stack (cum share)."""
+        from .ops import share
+        return share(self, pattern, sample_type)
+
+    def folded(self, sample_type: str | int | None = None) -> str:
+        """Folded stacks, one line per stack (flamegraph.pl and inferno read them)."""
+        from .export.folded import folded
+        return folded(self, sample_type)
+
+    def flamegraph(self, path: str | os.PathLike[str], **options: Any) -> None:
+        """Write a flame graph: interactive self-contained HTML for a .html path,
+        static SVG for a .svg one."""
+        target = os.fspath(path)
+        if target.endswith(".svg"):
+            from .export.flamegraph_svg import write_svg
+            write_svg(self, target, **options)
+        elif target.endswith((".html", ".htm")):
+            from .export.flamegraph import write_html
+            write_html(self, target, **options)
+        else:
+            raise ValueError(f"flamegraph: {target!r} ends neither in .html nor in .svg")
+
+    def to_speedscope(self, dest: Dest, **options: Any) -> None:
+        """Write speedscope's JSON format (cprof.export.speedscope)."""
+        from .export.speedscope import write_speedscope
+        write_speedscope(self, dest, **options)
+
+    def to_dot(self, **options: Any) -> str:
+        """A DOT call graph with pprof's node and edge trimming (cprof.export.dot)."""
+        from .export.dot import to_dot
+        return to_dot(self, **options)
+
+    def to_dataframe(self, level: str = "sample") -> Any:
+        """A pandas DataFrame (pandas is optional; cprof.export.dataframe)."""
+        from .export.dataframe import to_dataframe
+        return to_dataframe(self, level=level)  # type: ignore[arg-type]
 
 
 def _value_type(t: ValueType | tuple[str, str]) -> ValueType:

@@ -41,7 +41,7 @@ def test_distribution_installs_and_works(kind: str, dists: dict[str, Path], tmp_
     r = run([python, "-m", "pip", "install", "-q", str(dists[kind])])
     assert r.returncode == 0, r.stderr[-3000:]
     script = (
-        "import cprof, sys\n"
+        "import cprof, cprof.export.flamegraph, sys\n"
         "p = cprof.load(sys.argv[1])\n"
         "assert cprof.__file__.startswith(sys.prefix), cprof.__file__\n"
         "print(p.total(), len(p.samples), sorted(cprof.__all__)[:3])\n")
