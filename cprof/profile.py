@@ -289,15 +289,24 @@ class Profile:
         return (f"<cprof.Profile [{types}] {len(self._samples)} samples, "
                 f"{len(self.locations)} locations, {len(self.functions)} functions>")
 
+    def unchanged_data(self) -> _core.ProfileData | None:
+        """The C data behind a loaded profile whose header nobody changed
+        (samples cannot change), for code that can work on it directly; else
+        None."""
+        if self._data is not None and self._header() == self._loaded_header:
+            return self._data
+        return None
+
     # --- bytes ----------------------------------------------------------------
 
     def to_bytes(self, level: int = 1) -> bytes:
         """The profile as gzipped profile.proto (raw protobuf when level is 0).
         Level 1 is fast; 9 is smallest."""
-        if self._data is None or self._header() != self._loaded_header:
-            self._data = _core.build(*_tables(self))
+        data = self.unchanged_data()
+        if data is None:
+            data = self._data = _core.build(*_tables(self))
             self._loaded_header = self._header()
-        return self._data.encode(level)
+        return data.encode(level)
 
     def write(self, dest: Dest, level: int = 1) -> None:
         """Write the profile to a path (atomically: a temporary file renamed

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .report_format import (graph_labels, output_unit, percentage, profile_labels, scale,
                             scaled_label)
-from .report_graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, aggregate
+from .report_graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, abs_total, profile_stacks
 from .report_list import ListReport, Routine, SourceLine, list_source
 from .report_traces import traces
 from .report_tree import TreeEdge, TreeEntry, TreeReport, peek, tree
@@ -115,8 +115,8 @@ def top(profile: Profile, n: int | None = None, *, cum: bool = False,
     index, the profile's default when None (-sample_index)."""
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
-    total = sum(abs(s.values[index]) for s in profile.samples)
-    g = Trimmed(aggregate(profile.samples, index), node_fraction=node_fraction,
+    total = abs_total(profile, index)
+    g = Trimmed(profile_stacks(profile, index), node_fraction=node_fraction,
                 edge_fraction=EDGE_FRACTION, node_count=n or 0, cum=cum, edges=False)
     rows = []
     flat_sum = 0

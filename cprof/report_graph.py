@@ -27,9 +27,12 @@ from __future__ import annotations
 import collections
 import itertools
 import posixpath
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .model import Location, Sample
+
+if TYPE_CHECKING:
+    from .profile import Profile
 
 NODE_FRACTION = 0.005  # pprof's -nodefraction default
 EDGE_FRACTION = 0.001  # pprof's -edgefraction default
@@ -124,6 +127,26 @@ def aggregate(samples: Iterable[Sample], index: int) -> Stacks:
             sums[key] = w
             first[key] = s.locations
     return [(k, first[k], w) for k, w in sums.items()]
+
+
+def profile_stacks(profile: Profile, index: int) -> Stacks:
+    """aggregate(profile.samples, index), from C when the profile is a loaded
+    one that nobody changed: no Sample object is made, only the locations the
+    distinct stacks use (a 300,000-sample profile then takes a fraction of the
+    time)."""
+    data = profile.unchanged_data()
+    if data is None:
+        return aggregate(profile.samples, index)
+    locations = profile.locations
+    return [(key, tuple(locations[i] for i in key), w) for key, w in data.stack_sums(index)]
+
+
+def abs_total(profile: Profile, index: int) -> int:
+    """The sum of the absolute values of one sample type over all samples."""
+    data = profile.unchanged_data()
+    if data is None:
+        return sum(abs(s.values[index]) for s in profile.samples)
+    return data.abs_total(index)
 
 
 def function_infos(loc: Location) -> list[Info]:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from .report_format import percentage, scaled_label
-from .report_graph import Node, aggregate, base_name, build, clean_path, line_infos
+from .report_graph import (Node, abs_total, base_name, build, clean_path, line_infos,
+                           profile_stacks)
 
 if TYPE_CHECKING:
     from .profile import Profile
@@ -107,8 +108,8 @@ def list_source(profile: Profile, regex: str, *, sample_type: str | int | None =
     rx = re.compile(regex)
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
-    total = sum(abs(s.values[index]) for s in profile.samples)
-    nodes = build(aggregate(profile.samples, index),
+    total = abs_total(profile, index)
+    nodes = build(profile_stacks(profile, index),
                   infos=line_infos(lambda f: _trim(f, trim_path, source_path or "")))
     by_name: dict[str, list[Node]] = {}
     for nd in nodes:

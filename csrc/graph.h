@@ -43,4 +43,20 @@ int cprof_graph_functions(const cprof_pprof_t *p, size_t sample_index, cprof_gra
                           cprof_error_t *err);
 void cprof_graph_free(cprof_graph_t *g);
 
+
+
+/* The distinct stacks of the samples whose value of sample_index is not 0 and
+ * that have locations, with the sum of their values: stack k is locations
+ * pool[start[k] .. start[k]+len[k]) (indices into the location table, leaf
+ * first), summing sums[k]. Order: first appearance. */
+typedef struct {
+    uint32_t *pool;
+    size_t *start, *len;
+    int64_t *sums;
+    size_t n;
+} cprof_stack_sums_t;
+
+int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_stack_sums_t *out,
+                           cprof_error_t *err);
+void cprof_stack_sums_free(cprof_stack_sums_t *s);
 #endif

@@ -309,6 +309,21 @@ static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignor
     return r;
 }
 
+/* The sum of the absolute values of one sample type (the total reports use). */
+static PyObject *ProfileData_abs_total(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    uint64_t total = 0;
+    for (size_t i = 0; i < m->n_sample; i++) {
+        int64_t v = m->sample[i]->value[index];
+        total += v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    }
+    return PyLong_FromUnsignedLongLong(total);
+}
+
 static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"level", NULL};
@@ -379,6 +394,41 @@ done:
     return r;
 }
 
+/* stack_sums(sample_index) -> [(location indices leaf first, sum)]; see graph.h. */
+static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    cprof_stack_sums_t sums;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_graph_stack_sums(self->p, (size_t)index, &sums, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_code(rc, &err);
+    PyObject *list = PyList_New((Py_ssize_t)sums.n);
+    for (size_t k = 0; list != NULL && k < sums.n; k++) {
+        PyObject *locs = PyTuple_New((Py_ssize_t)sums.len[k]);
+        for (size_t j = 0; locs != NULL && j < sums.len[k]; j++) {
+            PyObject *v = PyLong_FromUnsignedLong(sums.pool[sums.start[k] + j]);
+            if (v == NULL)
+                Py_CLEAR(locs);
+            else
+                PyTuple_SET_ITEM(locs, (Py_ssize_t)j, v);
+        }
+        PyObject *item = locs != NULL ? Py_BuildValue("(NL)", locs, (long long)sums.sums[k]) : NULL;
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+    }
+    cprof_stack_sums_free(&sums);
+    return list;
+}
+
 static PyMethodDef ProfileData_methods[] = {
     {"header", (PyCFunction)ProfileData_header, METH_NOARGS,
      "header() -> dict of the profile's scalar fields and sample types"},
@@ -403,6 +453,11 @@ static PyMethodDef ProfileData_methods[] = {
      "mapping_index(id) -> index of the mapping with that id, or -1"},
     {"totals", (PyCFunction)ProfileData_totals, METH_NOARGS,
      "totals() -> sum of each sample type over all samples"},
+    {"abs_total", (PyCFunction)ProfileData_abs_total, METH_O,
+     "abs_total(sample_index) -> the sum of the absolute values of that sample type"},
+    {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
+     "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
+     "distinct stacks with a non-zero value"},
     {"function_graph", (PyCFunction)ProfileData_function_graph, METH_O,
      "function_graph(sample_index) -> (nodes [(name, objfile, start_line, flat, cum)], "
      "edges into inlined nodes [(node, caller, weight, all_inline)], any_inlined)"},
