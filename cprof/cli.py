@@ -3,6 +3,15 @@
 ``cprof record`` profiles a Python program as ``python -m cProfile`` does:
 in-process, with the program seeing the ``sys.argv``, ``sys.path[0]`` and
 ``__main__`` it would see unprofiled, and its exit status passed through.
+
+The analysis commands (top, tree, peek, list, traces, flame, speedscope,
+folded, diff, merge, web) work on pprof files from any producer, with the
+options of ``go tool pprof`` under its names (``-focus``, ``-sample_index``,
+``-diff_base`` ...) as well as ``--kebab-case`` ones, and print what it
+prints: several PROFILE arguments are merged, the bases applied, then the
+filters and the granularity, and reports take percentages of the total
+before the filters (of the base's samples for a -diff_base profile).
+Reports go to stdout; what was written, and warnings, to stderr.
 """
 
 from __future__ import annotations
@@ -13,15 +22,25 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import types
-from typing import IO, Any, Sequence
+import webbrowser
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any, Callable, Sequence
 
 from . import _core
 from .collect import start_cpu_profile, stop_cpu_profile
-from .model import Sample
+from .model import Function, Line, Location, Sample
+from .filter import filter as filter_profile
+from .ops import (DIFF_BASE_LABEL, aggregate, diff, map_stack, merge, subtract, unique_locations,
+                  with_samples)
 from .profile import Profile, ProfileError, load
+from .report import list_source, peek, top, traces, tree
+from .report_format import active_filters, output_unit, profile_labels, scaled_label
+from .report_graph import EDGE_FRACTION, NODE_FRACTION, printable_name
 from .units import format_value
 
 
@@ -60,7 +79,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     print(summary(p, args.profile, args.top))
     if args.output:
         p.write(args.output, level=args.level)
-        print(f"Wrote {args.output}")
+        print(f"Wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -345,6 +364,418 @@ def _cmd_record(args: argparse.Namespace) -> int:
         return 2
 
 
+# --- analysis: go tool pprof's reports and the exports, on files ---------------------------
+
+# pprof's filters in the order of its "Active filters:" legend (prune_from, applied
+# last, is not listed there).
+_FILTERS = ("focus", "ignore", "hide", "show", "show_from", "tagfocus", "tagignore")
+_PROFILE_SUFFIXES = (".gz", ".prof", ".pprof", ".pb", ".proto")
+
+
+@dataclass
+class _Input:
+    """What an analysis command works on, as pprof's driver makes it: the
+    PROFILE arguments merged and the bases applied, then filtered and
+    aggregated (``profile``); the sample type's index; what reports take
+    percentages of (``total``: pprof's, taken before the filters, of the
+    base's samples alone in a -diff_base profile); the legend of the filters;
+    and the first PROFILE's path, for titles and output names."""
+
+    profile: Profile
+    index: int
+    total: int
+    filters: list[str]
+    name: str
+    by_line: bool = False
+
+    def report_profile(self) -> Profile:
+        """The profile for a report at its granularity: the reports know
+        functions, so at -lines each line of code is made a function."""
+        return _lines_as_functions(self.profile) if self.by_line else self.profile
+
+
+def _add_profile_options(parser: argparse.ArgumentParser, *, bases: bool = True) -> None:
+    """The options every analysis command shares, by go tool pprof's names
+    (-focus, -sample_index, -diff_base) and as --kebab-case."""
+    g = parser.add_argument_group("profile options (go tool pprof's, by its names too)")
+    g.add_argument("-sample_index", "--sample-index", dest="sample_index", metavar="TYPE",
+                   help="the sample type to report, by name or index (default: the profile's)")
+    for name, what in (
+            ("focus", "keep only the samples with a frame matching REGEX"),
+            ("ignore", "drop the samples with a frame matching REGEX"),
+            ("hide", "remove the frames matching REGEX from the stacks"),
+            ("show", "keep only the frames matching REGEX"),
+            ("show_from", "drop the callers of the outermost frame matching REGEX"),
+            ("prune_from", "drop the callees of the innermost frame matching REGEX")):
+        g.add_argument(f"-{name}", f"--{name.replace('_', '-')}", dest=name, metavar="REGEX",
+                       help=what)
+    g.add_argument("-tagfocus", "--tagfocus", metavar="[KEY=]VALUES",
+                   help="keep the samples whose labels match: regexes separated by commas, "
+                        "or a numeric range such as bytes=1kb:16kb")
+    g.add_argument("-tagignore", "--tagignore", metavar="[KEY=]VALUES",
+                   help="drop the samples whose labels match")
+    if bases:
+        b = g.add_mutually_exclusive_group()
+        b.add_argument("-base", "--base", action="append", metavar="BASE",
+                       help="subtract BASE's samples (repeatable: the bases are merged)")
+        b.add_argument("-diff_base", "--diff-base", dest="diff_base", action="append",
+                       metavar="BASE", help="compare with BASE: report the change, with "
+                       "percentages of BASE's total (repeatable)")
+    else:
+        parser.set_defaults(base=None, diff_base=None)
+    by = g.add_mutually_exclusive_group()
+    for flag, what in (("functions", "function (the default)"), ("files", "file"),
+                       ("lines", "line of code")):
+        by.add_argument(f"-{flag}", f"--{flag}", dest="granularity", action="store_const",
+                        const=flag.removesuffix("s"), help=f"aggregate by {what}")
+
+
+def _merged(paths: Sequence[str]) -> Profile:
+    profiles = [load(path) for path in paths]
+    return profiles[0] if len(profiles) == 1 else merge(profiles)
+
+
+def _input(args: argparse.Namespace, paths: Sequence[str]) -> _Input:
+    p = _merged(paths)
+    if args.base:
+        p = subtract(p, _merged(args.base))
+    if args.diff_base:
+        p = diff(p, _merged(args.diff_base))
+    sample_type = args.sample_index
+    index = p.sample_index(int(sample_type) if sample_type and sample_type.isdigit()
+                           else sample_type)
+    total = _pprof_total(p, index)
+    options = {k: getattr(args, k) for k in (*_FILTERS, "prune_from") if getattr(args, k)}
+    if options:
+        filtered = filter_profile(p, **options)
+        if p.samples and not filtered.samples:
+            print("cprof: warning: the filters matched no samples", file=sys.stderr)
+        p = filtered
+    if args.granularity:
+        p = aggregate(p, args.granularity)
+    return _Input(p, index, total, [f"{k}={options[k]}" for k in _FILTERS if k in options],
+                  paths[0], args.granularity == "line")
+
+
+def _lines_as_functions(p: Profile) -> Profile:
+    """``p`` with each line of code a function of its own, named as pprof's
+    -lines reports name their nodes (``main.work /src/app.py:12``)."""
+    functions: dict[tuple[str, str, int, int], Function] = {}
+    locations: dict[int, Location] = {}
+    for i, loc in unique_locations(p.samples).items():
+        lines = []
+        for ln in loc.lines:
+            fn = ln.function
+            if fn is not None:
+                key = (fn.name, fn.filename, fn.start_line, ln.line)
+                made = functions.get(key)
+                if made is None:
+                    made = functions[key] = Function(
+                        len(functions) + 1, printable_name((*key, "")), fn.system_name)
+                ln = Line(made)
+            lines.append(ln)
+        locations[i] = Location(loc.id, loc.address, loc.mapping, tuple(lines), loc.is_folded)
+    return with_samples(p, [Sample._raw(s.values, map_stack(s, locations), s.label_items)
+                            for s in p.samples])
+
+
+def _pprof_total(p: Profile, index: int) -> int:
+    """pprof's computeTotal: the sum of the absolute values, over the
+    samples of the base alone when the profile is a -diff_base one."""
+    total = base = 0
+    for s in p.samples:
+        v = abs(s.values[index])
+        total += v
+        if any(key == DIFF_BASE_LABEL and value == "true" for key, value, _ in s.label_items):
+            base += v
+    return base or total
+
+
+def _labels(inp: _Input, sample_type: str, unit: str, fmt: Callable[[int], str]) -> list[str]:
+    """The lines above a pprof report: the profile's, then the active filters."""
+    return (profile_labels(inp.profile, sample_type, unit, inp.total, fmt)
+            + active_filters(inp.filters))
+
+
+# The report functions take percentages of the profile they are given; pprof of
+# the profile before its filters (and of a -diff_base profile's base). These
+# give a report pprof's total, node cutoff, unit and legend.
+
+def _top_report(inp: _Input, n: int | None, cum: bool, node_fraction: float) -> str:
+    rpt = top(inp.report_profile(), n, cum=cum, sample_type=inp.index, node_fraction=node_fraction)
+    if rpt.total != inp.total:
+        rpt = replace(rpt, total=inp.total, node_cutoff=abs(int(inp.total * node_fraction)),
+                      unit=output_unit(rpt.rows, inp.total, rpt.sample_unit))
+    rpt.profile_labels = _labels(inp, rpt.sample_type, rpt.sample_unit, rpt.format_value)
+    return str(rpt)
+
+
+def _tree_report(inp: _Input, regex: str | None, node_count: int, cum: bool,
+                 node_fraction: float, edge_fraction: float) -> str:
+    profile = inp.report_profile()
+    if regex is None:
+        rpt = tree(profile, sample_type=inp.index, node_fraction=node_fraction,
+                   edge_fraction=edge_fraction, node_count=node_count, cum=cum)
+    else:
+        rpt = peek(profile, regex, sample_type=inp.index)
+        node_fraction = 0.0  # pprof trims nothing for peek
+    if rpt.total != inp.total:
+        # The unit is chosen over every node of the graph: peek's entries are some.
+        nodes = rpt.entries if regex is None else tree(
+            profile, sample_type=inp.index, node_fraction=0, edge_fraction=0,
+            node_count=0).entries
+        rpt = replace(rpt, total=inp.total, node_cutoff=abs(int(inp.total * node_fraction)),
+                      unit=output_unit(nodes, inp.total, rpt.sample_unit))
+    rpt.labels = _labels(inp, rpt.sample_type, rpt.sample_unit, rpt.format_value)
+    return str(rpt)
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    print(_top_report(inp, args.nodecount, args.cum, args.nodefraction), end="")
+    return 0
+
+
+def _cmd_tree(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    print(_tree_report(inp, None, args.nodecount, args.cum, args.nodefraction,
+                       args.edgefraction), end="")
+    return 0
+
+
+def _cmd_peek(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    print(_tree_report(inp, args.regex, 0, False, 0.0, 0.0), end="")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    rpt = list_source(inp.profile, args.regex, sample_type=inp.index,
+                      source_path=args.source_path, trim_path=args.trim_path)
+    print(replace(rpt, total=inp.total), end="")
+    return 0
+
+
+def _cmd_traces(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    text = traces(inp.report_profile(), sample_type=inp.index)
+    vt = inp.profile.sample_types[inp.index]
+
+    def fmt(value: int) -> str:
+        return scaled_label(value, vt.unit, "minimum")
+
+    # The header (pprof's ProfileLabels, no legend) prints the total.
+    shown = profile_labels(inp.profile, vt.type, vt.unit,
+                           sum(abs(s.values[inp.index]) for s in inp.profile.samples), fmt)
+    lines = text.split("\n", len(shown))
+    if lines[:len(shown)] == shown:
+        text = "\n".join(profile_labels(inp.profile, vt.type, vt.unit, inp.total, fmt)
+                         + lines[len(shown):])
+    print(text, end="")
+    return 0
+
+
+def _stem(path: str) -> str:
+    """``dir/cpu.prof.gz`` -> ``cpu``: the name for a PROFILE's outputs."""
+    name = os.path.basename(path)
+    while name.endswith(_PROFILE_SUFFIXES) and "." in name[1:]:
+        name = name.rsplit(".", 1)[0]
+    return name or "profile"
+
+
+def _wrote(path: str | os.PathLike[str]) -> None:
+    print(f"Wrote {os.fspath(path)}", file=sys.stderr)
+
+
+def _title(inp: _Input) -> str:
+    return f"{os.path.basename(inp.name)} ({inp.profile.sample_types[inp.index].type})"
+
+
+def _write_flame(inp: _Input, path: str | os.PathLike[str]) -> None:
+    """The flame graph: a static SVG for a .svg path, else interactive HTML."""
+    if os.fspath(path).lower().endswith(".svg"):
+        from .export.flamegraph_svg import write_svg
+        write_svg(inp.profile, path, sample_type=inp.index, title=_title(inp))
+    else:
+        from .export.flamegraph import write_html
+        write_html(inp.profile, path, sample_type=inp.index, title=_title(inp))
+    _wrote(path)
+
+
+def _cmd_flame(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    _write_flame(inp, args.output or f"{_stem(inp.name)}.html")
+    return 0
+
+
+def _cmd_speedscope(args: argparse.Namespace) -> int:
+    from .export.speedscope import write_speedscope
+    inp = _input(args, args.profiles)
+    out = args.output or f"{_stem(inp.name)}.speedscope.json"
+    write_speedscope(inp.profile, out, inp.index, os.path.basename(inp.name),
+                     split_diff=bool(args.base or args.diff_base))
+    _wrote(out)
+    return 0
+
+
+def _cmd_folded(args: argparse.Namespace) -> int:
+    from .export.folded import write_folded
+    inp = _input(args, args.profiles)
+    if args.output:
+        write_folded(inp.profile, args.output, inp.index)
+        _wrote(args.output)
+    else:
+        sys.stdout.flush()
+        write_folded(inp.profile, sys.stdout.buffer, inp.index)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    args.diff_base = [args.base_profile]
+    inp = _input(args, [args.profile])
+    print(_top_report(inp, args.nodecount, args.cum, args.nodefraction), end="")
+    sys.stdout.flush()
+    out = args.output or f"{_stem(args.profile)}.diff.prof"
+    inp.profile.write(out)
+    _wrote(out)
+    if args.flame:
+        _write_flame(inp, args.flame)
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    inp = _input(args, args.profiles)
+    if len(args.profiles) == 1:  # compacted, as pprof writes one profile
+        inp.profile = merge([inp.profile])
+    inp.profile.write(args.output)
+    _wrote(args.output)
+    return 0
+
+
+def _browser_available() -> bool:
+    """Whether webbrowser can open a page without taking over the terminal:
+    a browser named by BROWSER, a desktop (macOS, Windows) or a display."""
+    if os.environ.get("BROWSER") or sys.platform == "darwin" or sys.platform.startswith("win"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open(paths: Sequence[Path]) -> bool:
+    if not _browser_available():
+        return False
+    try:
+        return all([webbrowser.open(p.resolve().as_uri(), new=2) for p in paths])
+    except webbrowser.Error:
+        return False
+
+
+def _cmd_web(args: argparse.Namespace) -> int:
+    from .export.dot import GraphvizError, render_dot, to_dot
+    inp = _input(args, args.profiles)
+    if args.output:
+        flame = Path(args.output)
+    else:
+        flame = Path(tempfile.mkdtemp(prefix="cprof-web-")) / f"{_stem(inp.name)}.html"
+    _write_flame(inp, flame)
+    dot = to_dot(inp.profile, inp.index)
+    graph = flame.with_name(f"{flame.stem}.callgraph.svg")
+    try:
+        graph.write_text(render_dot(dot), encoding="utf-8")
+    except GraphvizError as e:
+        graph = graph.with_suffix(".dot")
+        graph.write_text(dot, encoding="utf-8")
+        print(f"cprof web: the call graph is DOT, not SVG: {e}", file=sys.stderr)
+    _wrote(graph)
+    pages = [flame] + ([graph] if graph.suffix == ".svg" else [])
+    sys.stdout.flush()
+    if _open(pages):
+        print(f"cprof web: opened {' and '.join(map(str, pages))} in the browser",
+              file=sys.stderr)
+    else:
+        print("cprof web: no browser to open them (none in BROWSER and no display); "
+              "open these files:", file=sys.stderr)
+        for p in (flame, graph):
+            print(p)
+    return 0
+
+
+def _add_analysis(sub: Any, name: str, run: Callable[[argparse.Namespace], int], help: str, *,
+                  regex: str | None = None) -> argparse.ArgumentParser:
+    """An analysis command: [REGEX] PROFILE... and the shared options."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help + ".")
+    if regex is not None:
+        p.add_argument("regex", metavar="REGEX", help=regex)
+    p.add_argument("profiles", nargs="+", metavar="PROFILE",
+                   help="pprof files from any producer; several are merged")
+    _add_profile_options(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def _add_top_options(p: argparse.ArgumentParser, node_count: int | None) -> None:
+    p.add_argument("-n", "-nodecount", "--nodecount", dest="nodecount", type=int,
+                   default=node_count, metavar="N",
+                   help=f"show the N heaviest functions (default: {node_count or 'all'})")
+    p.add_argument("-cum", "--cum", action="store_true", help="sort by cum, not flat")
+    p.add_argument("-nodefraction", "--nodefraction", type=float, default=NODE_FRACTION,
+                   metavar="F", help="hide functions whose cum is under F of the total "
+                   f"(default {NODE_FRACTION})")
+
+
+def _add_analysis_commands(sub: Any) -> None:
+    p = _add_analysis(sub, "top", _cmd_top, "the heaviest functions, as go tool pprof -top")
+    _add_top_options(p, None)
+    p = _add_analysis(sub, "tree", _cmd_tree,
+                      "callers and callees of each function, as go tool pprof -tree")
+    _add_top_options(p, 80)
+    p.add_argument("-edgefraction", "--edgefraction", type=float, default=EDGE_FRACTION,
+                   metavar="F", help=f"hide calls under F of the total (default {EDGE_FRACTION})")
+    _add_analysis(sub, "peek", _cmd_peek, "callers and callees of the matching functions, as "
+                  "go tool pprof -peek", regex="functions to show (a regular expression)")
+    p = _add_analysis(sub, "list", _cmd_list, "the source of the matching functions annotated "
+                      "line by line, as go tool pprof -list",
+                      regex="functions to list (a regular expression)")
+    p.add_argument("-source_path", "--source-path", dest="source_path", metavar="DIRS",
+                   help="where to look for source files (default: the current directory)")
+    p.add_argument("-trim_path", "--trim-path", dest="trim_path", default="", metavar="PREFIX",
+                   help="path prefix to cut from the profile's file names")
+    _add_analysis(sub, "traces", _cmd_traces,
+                  "every sample's stack with its labels, as go tool pprof -traces")
+    p = _add_analysis(sub, "flame", _cmd_flame, "write a flame graph: interactive HTML, or a "
+                      "static SVG for an .svg output")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="OUT.html or OUT.svg (default: the first PROFILE's name + .html)")
+    p = _add_analysis(sub, "speedscope", _cmd_speedscope, "write a speedscope JSON file")
+    p.add_argument("-o", "--output", metavar="OUT", help="default: the first PROFILE's name "
+                   "+ .speedscope.json")
+    p = _add_analysis(sub, "folded", _cmd_folded,
+                      "print folded stacks (flamegraph.pl, inferno)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write them here, not to stdout")
+    p = _add_analysis(sub, "merge", _cmd_merge, "merge profiles into one, as go tool pprof "
+                      "-proto does with several files")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the merged profile")
+    p = _add_analysis(sub, "web", _cmd_web, "write the HTML flame graph and the SVG call graph, "
+                      "and open them in a browser if there is one (else print their paths)")
+    p.add_argument("-o", "--output", metavar="OUT.html",
+                   help="the flame graph's path, the call graph's next to it (default: in a "
+                        "new temporary directory)")
+
+    help = ("compare PROFILE with BASE as go tool pprof -diff_base: print the change's top, "
+            "write the diff profile")
+    p = sub.add_parser("diff", help=help, description=help + ".")
+    p.add_argument("base_profile", metavar="BASE", help="the profile to compare with")
+    p.add_argument("profile", metavar="PROFILE", help="the new profile")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="the diff profile (default: PROFILE's name + .diff.prof)")
+    p.add_argument("--flame", metavar="OUT.html|OUT.svg", help="also write its flame graph "
+                   "(red: grew, blue: shrank)")
+    _add_top_options(p, None)
+    _add_profile_options(p, bases=False)
+    p.set_defaults(run=_cmd_diff)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -378,6 +809,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="run a module as python -m does")
     r.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     r.set_defaults(run=_cmd_record)
+    _add_analysis_commands(sub)
     return parser
 
 
@@ -385,10 +817,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except ProfileError as e:
-        print(f"cprof: {e}", file=sys.stderr)
+    except BrokenPipeError:  # cprof top ... | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ProfileError is a ValueError
         print(f"cprof: {e}", file=sys.stderr)
         return 1
 
