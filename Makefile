@@ -7,11 +7,13 @@ SECONDS ?= 60
 
 .PHONY: demo test deps venv proto fuzz bench clean
 
-# Profiles docs/examples/sample_program.py (about 3 s), writes out/sample.prof and
-# prints its top; then go tool pprof reads the same file.
+# Profiles docs/examples/sample_program.py (about 3 s), writes out/sample.prof,
+# prints its top and writes its flame graph, out/sample.html; then go tool pprof
+# reads the same file.
 demo: deps venv
 	@mkdir -p out
 	$(VENV)/bin/cprof record -o out/sample.prof -- $(VENV)/bin/python docs/examples/sample_program.py
+	$(VENV)/bin/cprof flame out/sample.prof -o out/sample.html
 	@echo "--- go tool pprof -top reads what cprof wrote:"
 	HOME=$${TMPDIR:-/tmp} go tool pprof -top -symbolize=none out/sample.prof | head -20
 
