@@ -109,10 +109,17 @@ def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package "
                     "(apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM)
-        yield b
-        b.close()
+    # The ASan run preloads the sanitizer runtime into every process it
+    # starts; the browser and Playwright's driver must not get it.
+    sanitizer_vars = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")
+    saved = {k: os.environ.pop(k) for k in sanitizer_vars if k in os.environ}
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM)
+            yield b
+            b.close()
+    finally:
+        os.environ.update(saved)
 
 
 class Page:
@@ -191,7 +198,8 @@ def test_search_zoom_reset_chooser_on_a_cpu_profile(
         assert hits.count() >= 1
         assert all(t.endswith("tokenize") for t in hits.all_inner_texts())
         expected = share(p, "tokenize", "cpu")
-        assert expected > 0.2, "tokenize should be a hot function"
+        # A real share to compare (its size varies with the build: ASan slows parts unevenly).
+        assert expected > 0.05, "tokenize should be a hot function"
         assert abs(ui.matched_share() - expected) * 100 < 0.5
         shown = re.search(r"Matched: ([\d.]+)%", page.inner_text(".cfg-matched"))
         assert shown and abs(float(shown.group(1)) - expected * 100) < 0.5
