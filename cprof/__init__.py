@@ -6,6 +6,8 @@ writes and cprof reads what they write; a signal-driven CPU and wall-clock
 sampler for every thread (``with cprof.cpu("out.prof"): ...``).
 """
 
+from typing import Any
+
 from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .labels import labels
@@ -34,3 +36,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext cprof``: the %cprof and %%cprof magics (cprof.jupyter)."""
+    from .jupyter import load_ipython_extension as load
+    load(ipython)

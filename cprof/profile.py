@@ -388,6 +388,11 @@ class Profile:
         from .export.dot import to_dot
         return to_dot(self, **options)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Notebooks show a profile as its top and an inline flame graph."""
+        from .jupyter import mimebundle
+        return mimebundle(self, include, exclude)
+
     def to_dataframe(self, level: str = "sample") -> Any:
         """A pandas DataFrame (pandas is optional; cprof.export.dataframe)."""
         from .export.dataframe import to_dataframe
