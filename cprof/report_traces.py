@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Hashable, Sequence
 
 from .model import LabelValue, Location, Mapping, Sample
 from .report_format import profile_labels, scaled_label
-from .report_graph import function_infos, printable_name
+from .report_graph import function_infos, printable_name, samples_total
 
 if TYPE_CHECKING:
     from .profile import Profile
@@ -29,7 +29,7 @@ def traces(profile: Profile, *, sample_type: str | int | None = None) -> str:
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     samples = profile.samples
-    total = sum(abs(s.values[index]) for s in samples)
+    total = samples_total(samples, index)
 
     def fmt(value: int) -> str:
         return scaled_label(value, vt.unit, "minimum")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 from .model import Location, Sample
 from .report_format import (active_filters, graph_labels, output_unit, percentage,
                             profile_labels, scaled_label)
-from .report_graph import EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, aggregate, sorted_edges
+from .report_graph import (EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, aggregate, samples_total,
+                           sorted_edges)
 
 if TYPE_CHECKING:
     from .profile import Profile
@@ -141,7 +142,7 @@ def _report(profile: Profile, rx: re.Pattern[str] | None, sample_type: str | int
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     samples: Sequence[Sample] = profile.samples
-    total = sum(abs(s.values[index]) for s in samples)
+    total = samples_total(samples, index)
     if focus:
         samples = _focused(samples, re.compile(focus))
     g = Trimmed(aggregate(samples, index), node_fraction=node_fraction,

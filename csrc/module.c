@@ -309,19 +309,35 @@ static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignor
     return r;
 }
 
-/* The sum of the absolute values of one sample type (the total reports use). */
+static int is_string(const cprof_msg_t *m, int64_t index, const char *text)
+{
+    size_t n = strlen(text);
+    return m->string_table[index].len == n && memcmp(m->string_table[index].data, text, n) == 0;
+}
+
+/* The total reports use, as pprof's computeTotal: the sum of the absolute
+ * values of one sample type, or, in a -diff_base profile, of the base
+ * samples' (those labelled pprof::base=true) alone. */
 static PyObject *ProfileData_abs_total(ProfileData *self, PyObject *arg)
 {
     const cprof_msg_t *m = self->p->msg;
     Py_ssize_t index;
     if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
         return NULL;
-    uint64_t total = 0;
+    uint64_t total = 0, base_total = 0;
     for (size_t i = 0; i < m->n_sample; i++) {
-        int64_t v = m->sample[i]->value[index];
-        total += v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        const Perftools__Profiles__Sample *s = m->sample[i];
+        int64_t v = s->value[index];
+        uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        total += a;
+        for (size_t j = 0; j < s->n_label; j++)
+            if (is_string(m, s->label[j]->key, "pprof::base") &&
+                is_string(m, s->label[j]->str, "true")) {
+                base_total += a;
+                break;
+            }
     }
-    return PyLong_FromUnsignedLongLong(total);
+    return PyLong_FromUnsignedLongLong(base_total > 0 ? base_total : total);
 }
 
 static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)
@@ -454,7 +470,8 @@ static PyMethodDef ProfileData_methods[] = {
     {"totals", (PyCFunction)ProfileData_totals, METH_NOARGS,
      "totals() -> sum of each sample type over all samples"},
     {"abs_total", (PyCFunction)ProfileData_abs_total, METH_O,
-     "abs_total(sample_index) -> the sum of the absolute values of that sample type"},
+     "abs_total(sample_index) -> the report total of that sample type (pprof's "
+     "computeTotal: absolute values, the base samples' alone in a diff profile)"},
     {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
      "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
      "distinct stacks with a non-zero value"},
