@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -53,14 +53,7 @@ def pprof(tmp_path_factory: pytest.TempPathFactory) -> Pprof:
     return run
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Reports print the profile's time in the local zone: UTC, as pprof runs."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/conftest.py
 
 
 # --- a CPU profile recorded by cprof -------------------------------------------------------

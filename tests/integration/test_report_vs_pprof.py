@@ -13,9 +13,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -24,7 +23,6 @@ from cprof.report import list_source, peek, top, traces, tree
 from gotools import ROOT, go_profiles_dir, require_go
 
 WORKLOAD = '''\
-import time
 
 
 def leaf(n):
@@ -62,13 +60,6 @@ class Runner:
 '''
 
 
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @functools.cache

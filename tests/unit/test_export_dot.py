@@ -14,9 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -31,14 +29,6 @@ TRIMS = [(80, 0.005, 0.001), (5, 0.005, 0.001), (3, 0.0, 0.01), (100000, 0.0, 0.
          (8, 0.05, 0.2)]
 
 
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """pprof prints the profile's time in the local zone; Go runs with TZ=UTC."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,19 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Reports print the profile's time in the local zone; go tool pprof runs
+    here with TZ=UTC, so the tests' reports must too."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
