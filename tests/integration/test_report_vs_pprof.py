@@ -23,6 +23,7 @@ from cprof.report import list_source, peek, top, traces, tree
 from gotools import ROOT, go_profiles_dir, require_go
 
 WORKLOAD = '''\
+import time
 
 
 def leaf(n):
@@ -58,8 +59,6 @@ class Runner:
             out += leaf(2_000)
         return out
 '''
-
-
 
 
 @functools.cache
