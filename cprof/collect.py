@@ -106,7 +106,12 @@ def _module_names() -> dict[str, str]:
 
 
 def _qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
+    """pkg.mod.Class.method. A file no module was imported from (a script run
+    by path, a console script) is named by its stem, so that even "<module>"
+    gets a qualified name: pprof blanks a "<...>" name equal to its system name."""
     module = modules.get(filename)
+    if module is None and filename and not filename.startswith("<"):
+        module = os.path.splitext(os.path.basename(filename))[0] or None
     return f"{module}.{qualname}" if module else qualname
 
 
