@@ -106,11 +106,13 @@ def _module_names() -> dict[str, str]:
 
 
 def _qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
-    """pkg.mod.Class.method. A file no module was imported from (a script run
-    by path, a console script) is named by its stem, so that even "<module>"
-    gets a qualified name: pprof blanks a "<...>" name equal to its system name."""
+    """pkg.mod.Class.method. Code from a file no module was imported from (a
+    script run by path, a notebook cell) keeps its bare qualified name, except
+    "<module>", "<lambda>" and the like, which get the file's stem: pprof
+    blanks a "<...>" name that equals its system name."""
     module = modules.get(filename)
-    if module is None and filename and not filename.startswith("<"):
+    if (module is None and qualname.startswith("<") and filename
+            and not filename.startswith("<")):
         module = os.path.splitext(os.path.basename(filename))[0] or None
     return f"{module}.{qualname}" if module else qualname
 

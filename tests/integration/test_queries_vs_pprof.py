@@ -286,13 +286,21 @@ def test_aggregate_by_file_of_a_python_profile(files: dict[str, Path], pprof: Pp
     assert {f.name for f in got.functions} == {f.filename for f in p.functions}
 
 
+def line_key(name: str, filename: str, line: int) -> str:
+    """pprof's -lines name: "function file:line"; a synthetic frame with
+    neither file nor line (e.g. "<unsampled>") is its name alone."""
+    if line:
+        return f"{name} {filename}:{line}"
+    return f"{name} {filename}" if filename else name
+
+
 def line_rows(p: Profile) -> dict[str, tuple[int, int]]:
     """flat and cum per line of code ("function file:line"), as pprof's -lines."""
     flat: dict[str, int] = defaultdict(int)
     cum: dict[str, int] = defaultdict(int)
     for s in p.samples:
         w = s.values[p.sample_index()]
-        keys = [f"{ln.function.name} {ln.function.filename}:{ln.line}"
+        keys = [line_key(ln.function.name, ln.function.filename, ln.line)
                 for loc in s.locations for ln in loc.lines if ln.function]
         flat[keys[0]] += w
         for k in set(keys):
