@@ -8,7 +8,6 @@ into a pprof Profile when it stops.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import os
@@ -16,7 +15,10 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import IO, Any, Callable, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, TypeVar, Union
+
+if TYPE_CHECKING:
+    import asyncio
 
 from . import _core
 from .builder import PYTHON_MAPPING
@@ -58,6 +60,7 @@ class _Session:
 
 def _all_tasks() -> list[asyncio.Task[Any]]:
     """Every live asyncio task of every thread's loop."""
+    import asyncio  # here: a program without asyncio does not pay for importing it
     tasks = asyncio.tasks
     found: list[asyncio.Task[Any]] = []
     for name in ("_scheduled_tasks", "_eager_tasks", "_all_tasks"):  # 3.12+ / 3.11
