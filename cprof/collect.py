@@ -196,8 +196,7 @@ def stop_cpu_profile() -> Profile:
             raise RuntimeError("no CPU profile is running")
         try:
             # Name the threads and tasks of the last samples while they live.
-            _core.cpu_drain()
-            session.refresh()
+            _core.cpu_drain(refresh=True)
         finally:
             _hook_threads(False)
             tables = _core.cpu_stop()

@@ -1024,9 +1024,13 @@ static PyObject *core_cpu_stop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
     return r;
 }
 
-static PyObject *core_cpu_drain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+static PyObject *core_cpu_drain(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    if (cprof_sampler_drain() < 0)
+    static char *kwlist[] = {"refresh", NULL};
+    int refresh = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:cpu_drain", kwlist, &refresh))
+        return NULL;
+    if (cprof_sampler_drain(refresh) < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -1140,8 +1144,9 @@ static PyMethodDef core_methods[] = {
      "runs or SIGPROF has another handler"},
     {"cpu_stop", (PyCFunction)core_cpu_stop, METH_NOARGS,
      "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},
-    {"cpu_drain", (PyCFunction)core_cpu_drain, METH_NOARGS,
-     "cpu_drain(): move buffered samples into the profile's tables now"},
+    {"cpu_drain", (PyCFunction)(void (*)(void))core_cpu_drain, METH_VARARGS | METH_KEYWORDS,
+     "cpu_drain(refresh=False): move buffered samples into the profile's tables now, then "
+     "call the hook if refresh; the caller's samples meanwhile count as <cprof>"},
     {"cpu_new_coroutines", (PyCFunction)core_cpu_new_coroutines, METH_NOARGS,
      "cpu_new_coroutines() -> set of id()s of coroutines first seen in samples since the "
      "last call"},

@@ -16,6 +16,8 @@
 /* Time a thread spent after its last sample (it ended, or the profile
  * stopped): no stack of its own, it belongs to the thread's latest sample. */
 #define CPROF_RECORD_TAIL 2u
+/* Taken while the thread ran cprof's own drain and hook: cprof's time. */
+#define CPROF_RECORD_PROFILER 4u
 
 typedef struct {
     uint32_t tid;           /* kernel thread id */

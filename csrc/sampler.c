@@ -67,6 +67,7 @@ static struct {
     int64_t lost_reported;
     int drain_failed;             /* memory ran out while draining (GIL) */
     _Atomic int drain_pending;    /* a pending call to drain is queued */
+    _Atomic pid_t profiler_tid;   /* the thread running a drain from a pending call, or 0 */
     _Atomic int64_t last_drain_ns;
 } S = {.helper_lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -115,7 +116,9 @@ static void record_sigsafe(slot_t *slot, int64_t weight)
     rec->coroutine = 0;
     rec->depth = rec->total_depth = 0;
     PyThreadState *tstate = cprof_frames_tstate_sigsafe();
-    if (tstate == NULL) {
+    if (slot->tid == atomic_load_explicit(&S.profiler_tid, memory_order_relaxed)) {
+        rec->flags |= CPROF_RECORD_PROFILER;  /* the stack is the program's, the time cprof's */
+    } else if (tstate == NULL) {
         rec->flags |= CPROF_RECORD_NO_THREAD_STATE;
     } else {
         size_t total;
@@ -431,8 +434,7 @@ static int drain_from_pending_call(void *arg)
 {
     (void)arg;
     if (S.helper_started) {
-        drain_gil();
-        call_hook_gil();
+        cprof_sampler_drain(1);
         atomic_store(&S.last_drain_ns, monotonic_ns());
     }
     atomic_store(&S.drain_pending, 0);
@@ -746,11 +748,16 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
     return (double)elapsed / (double)n;
 }
 
-int cprof_sampler_drain(void)
+int cprof_sampler_drain(int call_hook)
 {
     if (!S.helper_started)
         return 0;
-    return drain_gil();
+    atomic_store(&S.profiler_tid, (pid_t)syscall(SYS_gettid));
+    int rc = drain_gil();
+    if (call_hook)
+        call_hook_gil();
+    atomic_store(&S.profiler_tid, 0);
+    return rc;
 }
 
 void cprof_sampler_after_fork_child(void)

@@ -56,8 +56,10 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err);
 int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats,
                        cprof_error_t *err);
 
-/* Drain the buffer into the running profile's tables now. GIL held. */
-int cprof_sampler_drain(void);
+/* Drain the buffer into the running profile's tables now, then call the
+ * hook if call_hook; samples of the calling thread meanwhile are <cprof>'s.
+ * GIL held. */
+int cprof_sampler_drain(int call_hook);
 
 /* Call visit(coroutine, arg) for each coroutine identity in the samples
  * aggregated since *cursor, then advance *cursor. GIL held. Returns 0, or

@@ -289,7 +289,9 @@ int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
         return rec->weight_ns > 0 ? add_tail(st, rec) : 0;
     size_t n = 0;
     if (rec->depth == 0) {
-        long loc = location(st, CPROF_FUNC_NO_PYTHON, 0);
+        uint32_t func = rec->flags & CPROF_RECORD_PROFILER ? CPROF_FUNC_PROFILER
+                                                             : CPROF_FUNC_NO_PYTHON;
+        long loc = location(st, func, 0);
         if (loc < 0)
             return -1;
         st->scratch[n++] = (uint32_t)loc;
@@ -356,7 +358,8 @@ int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
     if (add_synthetic_func(st, "<truncated>") != CPROF_FUNC_TRUNCATED ||
         add_synthetic_func(st, "<no Python frame>") != CPROF_FUNC_NO_PYTHON ||
         add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST ||
-        add_synthetic_func(st, "<unsampled>") != CPROF_FUNC_UNSAMPLED) {
+        add_synthetic_func(st, "<unsampled>") != CPROF_FUNC_UNSAMPLED ||
+        add_synthetic_func(st, "<cprof>") != CPROF_FUNC_PROFILER) {
         cprof_stacks_clear(st);
         if (!PyErr_Occurred())
             PyErr_NoMemory();

@@ -16,7 +16,8 @@ enum {
     CPROF_FUNC_NO_PYTHON = 1,   /* "<no Python frame>": thread without Python frames */
     CPROF_FUNC_LOST = 2,        /* "<lost>": samples dropped by a full buffer */
     CPROF_FUNC_UNSAMPLED = 3,   /* "<unsampled>": CPU of a thread that ended unsampled */
-    CPROF_FUNC_FIRST_REAL = 4,
+    CPROF_FUNC_PROFILER = 4,    /* "<cprof>": time in cprof's own drain and hook */
+    CPROF_FUNC_FIRST_REAL = 5,
 };
 
 typedef struct {

@@ -769,3 +769,28 @@ def test_short_threads_carry_their_names() -> None:
     assert c.profile is not None
     names = {s.labels.get("thread_name") for s in c.profile.samples}
     assert {f"short-{i}" for i in range(20)} <= names
+
+
+def test_time_in_cprofs_own_hook_is_marked_as_cprof(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain and its naming hook run as a pending call inside whatever the
+    thread was doing: their samples are "<cprof>", never the hook's frames on
+    top of the program's stack."""
+    import cprof.collect as collect
+    original = collect._Session.refresh
+
+    def slow_refresh(self: Any) -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.005:  # 5 ms of CPU per drain
+            pass
+        original(self)
+
+    monkeypatch.setattr(collect._Session, "refresh", slow_refresh)
+    with cprof.cpu(hz=1000) as c:
+        start = time.thread_time()
+        while time.thread_time() - start < 1.0:
+            sum(i * i for i in range(1000))
+    assert c.profile is not None
+    leaves = {s.locations[0].lines[0].function.system_name for s in c.profile.samples
+              if s.locations}
+    assert "slow_refresh" not in leaves and "refresh" not in leaves
+    assert c.profile.share("^<cprof>$") > 0
