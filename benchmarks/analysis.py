@@ -52,6 +52,8 @@ CACHE = os.path.join(HERE, ".cache")
 sys.path.insert(0, HERE)
 import large_profile  # noqa: E402
 
+from _machine import cpu_model
+
 RECORD_HZ = 1000
 GO_TOP = "go tool pprof -top"
 TARGET_ROW = "cprof load + top + HTML flame graph"
@@ -328,15 +330,7 @@ def apt_flamegraph() -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip()

@@ -50,6 +50,8 @@ PB2_DIR = os.path.join(CACHE, "pb2")
 sys.path.insert(0, HERE)
 import large_profile  # noqa: E402
 
+from _machine import cpu_model
+
 
 # --- measurements, each run in a worker subprocess ---------------------------
 # A setup function gets the file's bytes and returns the operation to time;
@@ -194,15 +196,7 @@ def ensure_protobuf() -> tuple[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip()

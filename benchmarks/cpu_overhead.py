@@ -52,6 +52,8 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
+from _machine import cpu_model
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -333,15 +335,7 @@ def loadavg() -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cprof_dir = os.path.dirname(import_cprof().__file__)
     commit = subprocess.run(["git", "-C", cprof_dir, "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip() or "(not a checkout)"
