@@ -66,7 +66,10 @@ def assert_recorded(r: subprocess.CompletedProcess[str], out: Path) -> None:
     assert rows[0].name == "__main__.burn"
     assert rows[0].flat_pct > 80
     assert {r.name for r in rows} >= {"__main__.<module>"}
-    assert not any(r.name.startswith(("cprof.", "runpy.")) for r in p.top())  # only the program
+    # Only the program: cprof's own frames may catch a sample at the very start
+    # or end of recording (a tick in its stop path), never a real share.
+    own = [r for r in p.top() if r.name.startswith(("cprof.", "runpy."))]
+    assert all(r.cum_pct < 5 for r in own), own
     err = r.stderr.splitlines()
     wrote = next(i for i, ln in enumerate(err) if ln.startswith(f"cprof: wrote {out.name}")
                  or ln.startswith(f"cprof: wrote {out}"))
