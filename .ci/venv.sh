@@ -24,7 +24,7 @@ fi
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the
 # notebooks); cprof itself needs none of them.
 "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy \
-  pandas playwright nbclient nbformat ipykernel
+  numpy pandas playwright nbclient nbformat ipykernel
 # setuptools reuses objects in build/ that look newer than their sources, so an
 # ASan build would silently link the plain objects: always compile afresh.
 rm -rf "$top/build"

@@ -3,14 +3,17 @@
 Profiles in the pprof format (gzipped profile.proto), read and written by a C
 codec, so that ``go tool pprof`` and every other pprof tool read what cprof
 writes and cprof reads what they write; a signal-driven CPU and wall-clock
-sampler for every thread (``with cprof.cpu("out.prof"): ...``).
+sampler for every thread (``with cprof.cpu("out.prof"): ...``); a sampled heap
+profiler on Python's allocators (``with cprof.heap("heap.prof"): ...``).
 """
 
 from typing import Any
 
 from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
+from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
 from .labels import labels
+from .lookup import lookup, profiles
 from .ops import merge
 from .model import Function, Line, Location, Mapping, Sample, ValueType
 from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
@@ -28,11 +31,17 @@ __all__ = [
     "Sample",
     "ValueType",
     "cpu",
+    "heap",
     "labels",
     "load",
+    "lookup",
     "merge",
+    "profiles",
     "start_cpu_profile",
+    "start_heap_profile",
     "stop_cpu_profile",
+    "stop_heap_profile",
+    "write_heap_profile",
 ]
 
 __version__ = "0.1.0"

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     import asyncio
 
 from . import _core
-from .builder import PYTHON_MAPPING
 from .labels import LABEL_VAR, labels_of
-from .model import Function, Line, Location, Mapping, Sample, ValueType
+from .model import Sample, ValueType
 from .profile import Profile, write_bytes
+from .tables import HIDDEN_FRAMES, resolve
 
 Dest = Union[str, "os.PathLike[str]", IO[bytes]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +91,10 @@ def _bootstrap_inner(self: threading.Thread) -> None:
         _core.thread_exiting()
 
 
+# The thread-start wrapper is cprof's, not the program's: leave it out.
+HIDDEN_FRAMES.add((_THIS_FILE, _bootstrap_inner.__name__))
+
+
 def _hook_threads(on: bool) -> None:
     current = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
     if on and current is _original_bootstrap_inner:
@@ -99,43 +103,8 @@ def _hook_threads(on: bool) -> None:
         threading.Thread._bootstrap_inner = _original_bootstrap_inner  # type: ignore[attr-defined]
 
 
-def _module_names() -> dict[str, str]:
-    names = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str):
-            names[os.path.abspath(path)] = name
-    return names
-
-
-def _qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
-    """pkg.mod.Class.method. Code from a file no module was imported from (a
-    script run by path, a notebook cell) keeps its bare qualified name, except
-    "<module>", "<lambda>" and the like, which get the file's stem: pprof
-    blanks a "<...>" name that equals its system name."""
-    module = modules.get(filename)
-    if (module is None and qualname.startswith("<") and filename
-            and not filename.startswith("<")):
-        module = os.path.splitext(os.path.basename(filename))[0] or None
-    return f"{module}.{qualname}" if module else qualname
-
-
 def _build(tables: dict[str, Any], s: _Session) -> Profile:
-    modules = _module_names()
-    mapping = Mapping(PYTHON_MAPPING.id, filename=sys.executable, has_functions=True,
-                      has_filenames=True, has_line_numbers=True)
-    functions = []
-    for i, (qualname, name, filename, first) in enumerate(tables["functions"]):
-        path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
-        functions.append(Function(i + 1, _qualified(qualname, path, modules), name, path, first))
-    locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
-                 for i, (f, line) in enumerate(tables["locations"])]
-    # The thread-start wrapper is cprof's, not the program's: leave it out.
-    hidden = {i for i, (f, _) in enumerate(tables["locations"])
-              if functions[f].filename == _THIS_FILE
-              and functions[f].system_name == _bootstrap_inner.__name__}
-    stacks = [tuple(locations[i] for i in stack if i not in hidden)
-              for stack in tables["stacks"]]
+    mapping, functions, locations, stacks = resolve(tables)
     samples = []
     for stack, tid, label_set, coroutine, count, weight in tables["samples"]:
         labels: dict[str, str | int] = dict(labels_of(label_set))

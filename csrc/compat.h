@@ -41,6 +41,19 @@ static inline PyThreadState *cprof_compat_tstate_sigsafe(void)
     return (PyThreadState *)pthread_getspecific(key->_key);
 }
 
+/* Whether the calling thread, whose own state is own, holds the GIL now: the
+ * state attached to this thread (3.12+), or the GIL holder's (3.11), is own.
+ * No allocation, no lock. */
+static inline int cprof_compat_holds_gil(PyThreadState *own)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyThreadState *current = PyThreadState_GetUnchecked();
+#else
+    PyThreadState *current = _PyThreadState_UncheckedGet();
+#endif
+    return own != NULL && current == own;
+}
+
 /* The innermost frame the thread is executing, or NULL. */
 static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tstate)
 {

@@ -16,6 +16,7 @@ typedef enum {
     CPROF_E_SIGNAL = -6,  /* SIGPROF belongs to someone else: RuntimeError */
     CPROF_E_OS = -7,      /* a system call failed: OSError-like RuntimeError */
     CPROF_E_PYTHON = -8,  /* a Python exception is already set */
+    CPROF_E_UNSUPPORTED = -9,  /* something cprof hooks into is not as it knows it */
 } cprof_code_t;
 
 typedef struct {

@@ -17,6 +17,11 @@ PyThreadState *cprof_frames_tstate_sigsafe(void)
     return cprof_compat_tstate_sigsafe();
 }
 
+int cprof_frames_holds_gil(PyThreadState *tstate)
+{
+    return cprof_compat_holds_gil(tstate);
+}
+
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine)
 {
@@ -129,31 +134,75 @@ done:
     return rc;
 }
 
-static void (*code_death_callback)(PyObject *code);
+/* Who hears of code deaths: the sampler and the heap profiler, each while it
+ * runs. GIL held for every access. */
+#define MAX_WATCHERS 4
+static void (*code_death_callbacks[MAX_WATCHERS])(PyObject *code);
+
+static void code_died(PyObject *code)
+{
+    for (int i = 0; i < MAX_WATCHERS; i++)
+        if (code_death_callbacks[i] != NULL)
+            code_death_callbacks[i](code);
+}
+
+static int add_callback(void (*on_death)(PyObject *code))
+{
+    int free_slot = -1;
+    for (int i = 0; i < MAX_WATCHERS; i++) {
+        if (code_death_callbacks[i] == on_death)
+            return 0;
+        if (code_death_callbacks[i] == NULL && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cprof: too many code watchers");
+        return -1;
+    }
+    code_death_callbacks[free_slot] = on_death;
+    return 0;
+}
+
+/* 1 when nobody listens any more. */
+static int remove_callback(void (*on_death)(PyObject *code))
+{
+    int left = 0;
+    for (int i = 0; i < MAX_WATCHERS; i++) {
+        if (code_death_callbacks[i] == on_death)
+            code_death_callbacks[i] = NULL;
+        left += code_death_callbacks[i] != NULL;
+    }
+    return left == 0;
+}
 
 #if PY_VERSION_HEX >= 0x030C0000
 static int code_watcher_id = -1;
 
 static int on_code_event(PyCodeEvent event, PyCodeObject *co)
 {
-    if (event == PY_CODE_EVENT_DESTROY && code_death_callback != NULL)
-        code_death_callback((PyObject *)co);
+    if (event == PY_CODE_EVENT_DESTROY)
+        code_died((PyObject *)co);
     return 0;
 }
 
 int cprof_frames_watch_code(void (*on_death)(PyObject *code))
 {
-    code_death_callback = on_death;
+    if (add_callback(on_death) < 0)
+        return -1;
     if (code_watcher_id < 0)
         code_watcher_id = PyCode_AddWatcher(on_code_event);
-    return code_watcher_id < 0 ? -1 : 0;
+    if (code_watcher_id < 0) {
+        remove_callback(on_death);
+        return -1;
+    }
+    return 0;
 }
 
-void cprof_frames_unwatch_code(void)
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
 {
-    if (code_watcher_id >= 0 && PyCode_ClearWatcher(code_watcher_id) == 0)
+    if (remove_callback(on_death) && code_watcher_id >= 0 &&
+        PyCode_ClearWatcher(code_watcher_id) == 0)
         code_watcher_id = -1;
-    code_death_callback = NULL;
 }
 #else
 /* 3.11 has no code watchers: wrap the code type's deallocator. The wrapper
@@ -162,24 +211,24 @@ static destructor original_code_dealloc;
 
 static void code_dealloc_hook(PyObject *co)
 {
-    if (code_death_callback != NULL)
-        code_death_callback(co);
+    code_died(co);
     original_code_dealloc(co);
 }
 
 int cprof_frames_watch_code(void (*on_death)(PyObject *code))
 {
+    if (add_callback(on_death) < 0)
+        return -1;
     if (original_code_dealloc == NULL) {
         original_code_dealloc = PyCode_Type.tp_dealloc;
         PyCode_Type.tp_dealloc = code_dealloc_hook;
     }
-    code_death_callback = on_death;
     return 0;
 }
 
-void cprof_frames_unwatch_code(void)
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
 {
-    code_death_callback = NULL;
+    remove_callback(on_death);
 }
 #endif
 

@@ -24,6 +24,10 @@ int cprof_frames_init(void);
 /* The calling thread's PyThreadState, or NULL. Signal-safe. */
 PyThreadState *cprof_frames_tstate_sigsafe(void);
 
+/* Whether the calling thread holds the GIL; tstate is its own state (from
+ * cprof_frames_tstate_sigsafe). Allocates nothing, takes no lock. */
+int cprof_frames_holds_gil(PyThreadState *tstate);
+
 /* Store up to max frames of tstate's stack, leaf first, into out; *total is
  * the full depth (more than the return value when truncated) and *coroutine
  * the outermost running coroutine object (an identity only) or NULL.
@@ -40,10 +44,11 @@ PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,
 /* The Py_hash_t of a ContextVar, for cprof_frames_contextvar_sigsafe. */
 Py_hash_t cprof_frames_contextvar_hash(PyObject *var);
 
-/* Call on_death(code), GIL held, just before any code object is destroyed
- * while watching. Returns 0 or -1 with a Python exception set. */
+/* Call on_death(code), GIL held, just before any code object is destroyed,
+ * until unwatched; several callbacks may watch at once. Returns 0 or -1 with a
+ * Python exception set. */
 int cprof_frames_watch_code(void (*on_death)(PyObject *code));
-void cprof_frames_unwatch_code(void);
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code));
 
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "heap.h"
 #include "pprof.h"
 #include "sampler.h"
 
@@ -949,15 +950,15 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
     Py_RETURN_NONE;
 }
 
-/* The collected tables as Python lists (see cprof/collect.py). */
-static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_stats_t *stats)
+/* The interned functions, locations and stacks as a dict of Python lists
+ * (see cprof/collect.py), or NULL with an exception set. */
+static PyObject *export_tables(const cprof_stacks_t *st)
 {
     PyObject *funcs = PyList_New((Py_ssize_t)st->n_funcs);
     PyObject *locs = PyList_New((Py_ssize_t)st->n_locs);
     PyObject *stacks = PyList_New((Py_ssize_t)st->n_stacks);
-    PyObject *samples = PyList_New((Py_ssize_t)st->n_aggs);
     PyObject *r = NULL;
-    if (!funcs || !locs || !stacks || !samples)
+    if (!funcs || !locs || !stacks)
         goto done;
     for (size_t i = 0; i < st->n_funcs; i++) {
         const cprof_func_t *f = &st->funcs[i];
@@ -986,29 +987,53 @@ static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_sta
         }
         PyList_SET_ITEM(stacks, (Py_ssize_t)i, t);
     }
+    r = Py_BuildValue("{sOsOsO}", "functions", funcs, "locations", locs, "stacks", stacks);
+done:
+    Py_XDECREF(funcs);
+    Py_XDECREF(locs);
+    Py_XDECREF(stacks);
+    return r;
+}
+
+/* Add key: value to dict d, stealing value; -1 (and d released) on failure. */
+static int set_item_steal(PyObject *d, const char *key, PyObject *value)
+{
+    int rc = value == NULL ? -1 : PyDict_SetItemString(d, key, value);
+    Py_XDECREF(value);
+    return rc;
+}
+
+/* The CPU profile's tables: export_tables plus samples and stats. */
+static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_stats_t *stats)
+{
+    PyObject *r = export_tables(st);
+    PyObject *samples = r == NULL ? NULL : PyList_New((Py_ssize_t)st->n_aggs);
+    if (samples == NULL)
+        goto fail;
     for (size_t i = 0; i < st->n_aggs; i++) {
         const cprof_agg_t *a = &st->aggs[i];
         PyObject *t = Py_BuildValue("(IIKKLL)", a->stack, a->tid,
                                     (unsigned long long)a->label_set,
                                     (unsigned long long)a->coroutine, (long long)a->count,
                                     (long long)a->weight_ns);
-        if (t == NULL)
-            goto done;
+        if (t == NULL) {
+            Py_DECREF(samples);
+            goto fail;
+        }
         PyList_SET_ITEM(samples, (Py_ssize_t)i, t);
     }
-    r = Py_BuildValue("{sOsOsOsOs{sKsKsKsKsK}}", "functions", funcs, "locations", locs,
-                      "stacks", stacks, "samples", samples, "stats",
-                      "samples", (unsigned long long)stats->samples,
-                      "lost", (unsigned long long)stats->lost,
-                      "threads", (unsigned long long)stats->threads_seen,
-                      "timer_errors", (unsigned long long)stats->timer_errors,
-                      "drains", (unsigned long long)stats->drains);
-done:
-    Py_XDECREF(funcs);
-    Py_XDECREF(locs);
-    Py_XDECREF(stacks);
-    Py_XDECREF(samples);
+    if (set_item_steal(r, "samples", samples) < 0 ||
+        set_item_steal(r, "stats", Py_BuildValue(
+                           "{sKsKsKsKsK}", "samples", (unsigned long long)stats->samples,
+                           "lost", (unsigned long long)stats->lost,
+                           "threads", (unsigned long long)stats->threads_seen,
+                           "timer_errors", (unsigned long long)stats->timer_errors,
+                           "drains", (unsigned long long)stats->drains)) < 0)
+        goto fail;
     return r;
+fail:
+    Py_XDECREF(r);
+    return NULL;
 }
 
 static PyObject *core_cpu_stop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
@@ -1099,7 +1124,102 @@ static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
 static PyObject *core_after_fork_child(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     cprof_sampler_after_fork_child();
+    cprof_heap_after_fork_child();
     Py_RETURN_NONE;
+}
+
+/* --- heap profile -------------------------------------------------------------- */
+
+static PyObject *core_heap_start(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"rate", "max_depth", NULL};
+    long long rate = 512 * 1024;
+    Py_ssize_t max_depth = 128;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Ln:heap_start", kwlist, &rate, &max_depth))
+        return NULL;
+    if (rate < 1)
+        return PyErr_Format(PyExc_ValueError,
+                            "rate must be at least 1 byte (1 records every allocation), not %lld",
+                            rate);
+    if (max_depth < 1 || max_depth > CPROF_HEAP_MAX_DEPTH)
+        return PyErr_Format(PyExc_ValueError, "max_depth must be between 1 and %d, not %zd",
+                            CPROF_HEAP_MAX_DEPTH, max_depth);
+    cprof_heap_config_t cfg = {.rate = rate, .max_depth = (size_t)max_depth};
+    cprof_error_t err;
+    int rc = cprof_heap_start(&cfg, &err);
+    if (rc != 0)
+        return raise_code(rc, &err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_heap_wrap_numpy(PyObject *Py_UNUSED(module), PyObject *capsule)
+{
+    if (!PyCapsule_CheckExact(capsule))
+        return PyErr_Format(PyExc_TypeError, "expected numpy's _ARRAY_API capsule, not %s",
+                            Py_TYPE(capsule)->tp_name);
+    void **api = PyCapsule_GetPointer(capsule, NULL);
+    if (api == NULL)
+        return NULL;
+    cprof_error_t err;
+    int rc = cprof_heap_wrap_numpy(api, &err);
+    if (rc != 0)
+        return raise_code(rc, &err);
+    Py_RETURN_NONE;
+}
+
+static int export_heap(const cprof_stacks_t *st, const cprof_heap_bucket_t *buckets, size_t n,
+                       const cprof_heap_stats_t *stats, void *out)
+{
+    PyObject *r = export_tables(st);
+    PyObject *list = r == NULL ? NULL : PyList_New((Py_ssize_t)n);
+    if (list == NULL)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const cprof_heap_bucket_t *b = &buckets[i];
+        PyObject *t = Py_BuildValue("(IKLL)", b->stack, (unsigned long long)b->size,
+                                    (long long)b->allocs, (long long)b->frees);
+        if (t == NULL) {
+            Py_DECREF(list);
+            goto fail;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    if (set_item_steal(r, "buckets", list) < 0 ||
+        set_item_steal(r, "stats", Py_BuildValue(
+                           "{sKsKsKsKsOsO}", "sampled", (unsigned long long)stats->sampled,
+                           "live", (unsigned long long)stats->live,
+                           "dropped", (unsigned long long)stats->dropped,
+                           "deferred", (unsigned long long)stats->deferred,
+                           "hooks_lost", stats->hooks_lost ? Py_True : Py_False,
+                           "numpy", stats->numpy ? Py_True : Py_False)) < 0)
+        goto fail;
+    *(PyObject **)out = r;
+    return 0;
+fail:
+    Py_XDECREF(r);
+    return CPROF_E_PYTHON;
+}
+
+static PyObject *core_heap_snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *r = NULL;
+    cprof_error_t err;
+    int rc = cprof_heap_snapshot(export_heap, &r, &err);
+    return rc != 0 ? raise_code(rc, &err) : r;
+}
+
+static PyObject *core_heap_stop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_error_t err;
+    int rc = cprof_heap_stop(&err);
+    if (rc != 0)
+        return raise_code(rc, &err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_heap_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(cprof_heap_running());
 }
 
 /* --- module ---------------------------------------------------------------- */
@@ -1162,7 +1282,19 @@ static PyMethodDef core_methods[] = {
     {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
      "cpu_running() -> whether a CPU profile is running"},
     {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,
-     "after_fork_child(): in a forked child, forget the parent's running profile"},
+     "after_fork_child(): in a forked child, forget the parent's running profiles"},
+    {"heap_start", (PyCFunction)(void (*)(void))core_heap_start, METH_VARARGS | METH_KEYWORDS,
+     "heap_start(rate=524288, max_depth=128): sample allocations, one per rate bytes on "
+     "average; RuntimeError if a heap profile runs"},
+    {"heap_wrap_numpy", (PyCFunction)core_heap_wrap_numpy, METH_O,
+     "heap_wrap_numpy(api_capsule): sample NumPy's array data allocations too"},
+    {"heap_snapshot", (PyCFunction)core_heap_snapshot, METH_NOARGS,
+     "heap_snapshot() -> dict of functions, locations, stacks, buckets "
+     "(stack, size, allocs, frees) and stats"},
+    {"heap_stop", (PyCFunction)core_heap_stop, METH_NOARGS,
+     "heap_stop(): stop sampling allocations and forget the tables"},
+    {"heap_running", (PyCFunction)core_heap_running, METH_NOARGS,
+     "heap_running() -> whether a heap profile is running"},
     {NULL, NULL, 0, NULL},
 };
 

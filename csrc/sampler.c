@@ -624,7 +624,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
         rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
                         strerror(errno));
         disarm();
-        cprof_frames_unwatch_code();
+        cprof_frames_unwatch_code(on_code_death);
         cprof_stacks_clear(&S.stacks);
         goto fail;
     }
@@ -653,7 +653,7 @@ int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats, cprof_
     if (rc == 0 && lost > 0)
         rc = cprof_stacks_add_synthetic(&S.stacks, CPROF_FUNC_LOST, (int64_t)lost,
                                         (int64_t)lost * S.cfg.period_ns);
-    cprof_frames_unwatch_code();
+    cprof_frames_unwatch_code(on_code_death);
     stats->samples = atomic_load(&S.samples);
     stats->lost = lost;
     stats->threads_seen = S.threads_seen;
@@ -778,7 +778,7 @@ void cprof_sampler_after_fork_child(void)
     sigaction(SIGPROF, NULL, &current);
     if (handler_is_ours(&current))
         sigaction(SIGPROF, &S.previous, NULL);
-    cprof_frames_unwatch_code();
+    cprof_frames_unwatch_code(on_code_death);
     cprof_stacks_clear(&S.stacks);
     release_state();
 }

@@ -4,91 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- open-addressing tables: key is a non-zero 64-bit hash ------------------- */
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x | 1;  /* never 0, the empty mark */
-}
-
-static int table_init(cprof_table_t *t)
-{
-    t->cap = 1024;
-    t->used = 0;
-    t->keys = calloc(t->cap, sizeof *t->keys);
-    t->values = malloc(t->cap * sizeof *t->values);
-    return t->keys != NULL && t->values != NULL ? 0 : -1;
-}
-
-static void table_free(cprof_table_t *t)
-{
-    free(t->keys);
-    free(t->values);
-    memset(t, 0, sizeof *t);
-}
-
-/* Where probing for key starts: keys may be raw pointers, so mix them. */
-static size_t first_slot(const cprof_table_t *t, uint64_t key)
-{
-    return mix64(key) & (t->cap - 1);
-}
-
-static void table_put_unchecked(cprof_table_t *t, uint64_t key, uint32_t value)
-{
-    size_t slot = first_slot(t, key);
-    while (t->keys[slot] != 0)
-        slot = (slot + 1) & (t->cap - 1);
-    t->keys[slot] = key;
-    t->values[slot] = value;
-    t->used++;
-}
-
-/* Keep the load under one half. */
-static int table_reserve(cprof_table_t *t)
-{
-    if ((t->used + 1) * 2 <= t->cap)
-        return 0;
-    cprof_table_t bigger = {.cap = t->cap * 2};
-    bigger.keys = calloc(bigger.cap, sizeof *bigger.keys);
-    bigger.values = malloc(bigger.cap * sizeof *bigger.values);
-    if (bigger.keys == NULL || bigger.values == NULL) {
-        table_free(&bigger);
-        return -1;
-    }
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->keys[i] != 0)
-            table_put_unchecked(&bigger, t->keys[i], t->values[i]);
-    table_free(t);
-    *t = bigger;
-    return 0;
-}
-
-/* Remove key (exact keys only), shifting later entries back (linear probing). */
-static void table_remove(cprof_table_t *t, uint64_t key)
-{
-    size_t slot = first_slot(t, key);
-    while (t->keys[slot] != key) {
-        if (t->keys[slot] == 0)
-            return;
-        slot = (slot + 1) & (t->cap - 1);
-    }
-    t->keys[slot] = 0;
-    t->used--;
-    for (size_t next = (slot + 1) & (t->cap - 1); t->keys[next] != 0;
-         next = (next + 1) & (t->cap - 1)) {
-        uint64_t k = t->keys[next];
-        uint32_t v = t->values[next];
-        t->keys[next] = 0;
-        t->used--;
-        table_put_unchecked(t, k, v);
-    }
-}
-
 /* Grow an array of elem-byte items to hold one more. */
 static int grow(void **array, size_t *cap, size_t n, size_t elem)
 {
@@ -134,22 +49,23 @@ static long func_of_code(cprof_stacks_t *st, PyObject *code)
 {
     uint64_t key = (uint64_t)(uintptr_t)code;
     cprof_table_t *t = &st->code_index;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1))
-        if (t->keys[slot] == key)
-            return t->values[slot];
+    long slot = cprof_table_find(t, key);
+    if (slot >= 0)
+        return t->values[slot];
     PyCodeObject *co = (PyCodeObject *)code;
     int f = add_func(st, co->co_qualname, co->co_name, co->co_filename, co->co_firstlineno);
-    if (f < 0 || table_reserve(t) < 0)
+    if (f < 0 || cprof_table_reserve(t) < 0)
         return -1;
-    table_put_unchecked(t, key, (uint32_t)f);
+    cprof_table_put_unchecked(t, key, (uint32_t)f);
     return f;
 }
 
 static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
 {
-    uint64_t key = mix64(((uint64_t)func << 32) | (uint32_t)line);
+    uint64_t key = cprof_table_mix(((uint64_t)func << 32) | (uint32_t)line);
     cprof_table_t *t = &st->loc_index;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
         if (t->keys[slot] != key)
             continue;
         cprof_loc_t *l = &st->locs[t->values[slot]];
@@ -157,10 +73,10 @@ static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
             return t->values[slot];
     }
     if (grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
-        table_reserve(t) < 0)
+        cprof_table_reserve(t) < 0)
         return -1;
     st->locs[st->n_locs] = (cprof_loc_t){func, line};
-    table_put_unchecked(t, key, (uint32_t)st->n_locs);
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_locs);
     return (long)st->n_locs++;
 }
 
@@ -182,9 +98,10 @@ static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
     for (size_t i = 0; i < n; i++)
         h = (h ^ locs[i]) * 0x100000001b3ULL;
-    uint64_t key = mix64(h);
+    uint64_t key = cprof_table_mix(h);
     cprof_table_t *t = &st->stack_index;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
         if (t->keys[slot] != key)
             continue;
         uint32_t s = t->values[slot];
@@ -204,13 +121,13 @@ static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
     if (grow((void **)&st->stack_start, &cap, st->n_stacks, sizeof *st->stack_start) < 0)
         return -1;
     if (grow((void **)&st->stack_len, &st->cap_stacks, st->n_stacks, sizeof *st->stack_len) < 0 ||
-        table_reserve(t) < 0)
+        cprof_table_reserve(t) < 0)
         return -1;
     memcpy(st->stack_pool + st->pool_len, locs, n * sizeof *locs);
     st->stack_start[st->n_stacks] = (uint32_t)st->pool_len;
     st->stack_len[st->n_stacks] = (uint32_t)n;
     st->pool_len += n;
-    table_put_unchecked(t, key, (uint32_t)st->n_stacks);
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_stacks);
     return (long)st->n_stacks++;
 }
 
@@ -218,9 +135,11 @@ static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
 static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t label_set,
                       uintptr_t coroutine, int64_t count, int64_t weight)
 {
-    uint64_t key = mix64(((uint64_t)stack << 32 | tid) ^ mix64(label_set) ^ mix64(coroutine));
+    uint64_t key = cprof_table_mix(((uint64_t)stack << 32 | tid) ^ cprof_table_mix(label_set) ^
+                                   cprof_table_mix(coroutine));
     cprof_table_t *t = &st->agg_index;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
         if (t->keys[slot] != key)
             continue;
         cprof_agg_t *a = &st->aggs[t->values[slot]];
@@ -232,10 +151,10 @@ static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t
         }
     }
     if (grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
-        table_reserve(t) < 0)
+        cprof_table_reserve(t) < 0)
         return -1;
     st->aggs[st->n_aggs] = (cprof_agg_t){stack, tid, label_set, coroutine, count, weight};
-    table_put_unchecked(t, key, (uint32_t)st->n_aggs);
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_aggs);
     return (long)st->n_aggs++;
 }
 
@@ -256,12 +175,10 @@ static int add_synthetic(cprof_stacks_t *st, uint32_t func, uint32_t tid, int64_
 static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
 {
     cprof_table_t *t = &st->last_agg;
-    uint64_t key = (uint64_t)rec->tid + 1;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
-        if (t->keys[slot] == key) {
-            st->aggs[t->values[slot]].weight_ns += rec->weight_ns;
-            return 0;
-        }
+    long slot = cprof_table_find(t, (uint64_t)rec->tid + 1);
+    if (slot >= 0) {
+        st->aggs[t->values[slot]].weight_ns += rec->weight_ns;
+        return 0;
     }
     return add_synthetic(st, CPROF_FUNC_UNSAMPLED, rec->tid, 0, rec->weight_ns);
 }
@@ -271,22 +188,19 @@ static int note_last(cprof_stacks_t *st, uint32_t tid, uint32_t agg)
 {
     cprof_table_t *t = &st->last_agg;
     uint64_t key = (uint64_t)tid + 1;
-    for (size_t slot = first_slot(t, key); t->keys[slot] != 0; slot = (slot + 1) & (t->cap - 1)) {
-        if (t->keys[slot] == key) {
-            t->values[slot] = agg;
-            return 0;
-        }
+    long slot = cprof_table_find(t, key);
+    if (slot >= 0) {
+        t->values[slot] = agg;
+        return 0;
     }
-    if (table_reserve(t) < 0)
+    if (cprof_table_reserve(t) < 0)
         return -1;
-    table_put_unchecked(t, key, agg);
+    cprof_table_put_unchecked(t, key, agg);
     return 0;
 }
 
-int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
+long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec)
 {
-    if (rec->flags & CPROF_RECORD_TAIL)
-        return rec->weight_ns > 0 ? add_tail(st, rec) : 0;
     size_t n = 0;
     if (rec->depth == 0) {
         uint32_t func = rec->flags & CPROF_RECORD_PROFILER ? CPROF_FUNC_PROFILER
@@ -308,7 +222,14 @@ int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
             return -1;
         st->scratch[n++] = (uint32_t)loc;
     }
-    long stack = intern_stack(st, st->scratch, n);
+    return intern_stack(st, st->scratch, n);
+}
+
+int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    if (rec->flags & CPROF_RECORD_TAIL)
+        return rec->weight_ns > 0 ? add_tail(st, rec) : 0;
+    long stack = cprof_stacks_intern(st, rec);
     if (stack < 0)
         return -1;
     long agg = aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, 1,
@@ -340,7 +261,7 @@ int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObje
 void cprof_stacks_forget_code(cprof_stacks_t *st, PyObject *code)
 {
     if (st->code_index.keys != NULL)
-        table_remove(&st->code_index, (uint64_t)(uintptr_t)code);
+        cprof_table_remove(&st->code_index, (uint64_t)(uintptr_t)code);
 }
 
 int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
@@ -348,9 +269,9 @@ int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
     memset(st, 0, sizeof *st);
     st->scratch_cap = max_depth + 2;
     st->scratch = malloc(st->scratch_cap * sizeof *st->scratch);
-    if (st->scratch == NULL || table_init(&st->code_index) < 0 ||
-        table_init(&st->loc_index) < 0 || table_init(&st->stack_index) < 0 ||
-        table_init(&st->agg_index) < 0 || table_init(&st->last_agg) < 0) {
+    if (st->scratch == NULL || cprof_table_init(&st->code_index) < 0 ||
+        cprof_table_init(&st->loc_index) < 0 || cprof_table_init(&st->stack_index) < 0 ||
+        cprof_table_init(&st->agg_index) < 0 || cprof_table_init(&st->last_agg) < 0) {
         cprof_stacks_clear(st);
         PyErr_NoMemory();
         return -1;
@@ -382,10 +303,10 @@ void cprof_stacks_clear(cprof_stacks_t *st)
     free(st->stack_len);
     free(st->aggs);
     free(st->scratch);
-    table_free(&st->code_index);
-    table_free(&st->loc_index);
-    table_free(&st->stack_index);
-    table_free(&st->agg_index);
-    table_free(&st->last_agg);
+    cprof_table_free(&st->code_index);
+    cprof_table_free(&st->loc_index);
+    cprof_table_free(&st->stack_index);
+    cprof_table_free(&st->agg_index);
+    cprof_table_free(&st->last_agg);
     memset(st, 0, sizeof *st);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ringbuf.h"
+#include "table.h"
 
 /* Synthetic functions, always present at these indices. */
 enum {
@@ -40,12 +41,6 @@ typedef struct {
 } cprof_agg_t;
 
 typedef struct {
-    uint64_t *keys;          /* hash, 0 = empty */
-    uint32_t *values;
-    size_t cap, used;
-} cprof_table_t;
-
-typedef struct {
     cprof_func_t *funcs;
     size_t n_funcs, cap_funcs;
     cprof_loc_t *locs;
@@ -70,6 +65,12 @@ void cprof_stacks_clear(cprof_stacks_t *st);
  * (CPROF_RECORD_TAIL) adds its time to its thread's latest sample instead, or
  * to <unsampled> when the thread has none. 0, or -1 on memory error. */
 int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec);
+
+/* Intern the stack of one record (depth 0 gives <no Python frame>, or
+ * <cprof> for CPROF_RECORD_PROFILER; a truncated one ends in <truncated>)
+ * without adding a sample: its index in stacks, or -1 on memory error. Its
+ * code objects must be alive. */
+long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec);
 
 /* Add count samples of one synthetic function (e.g. CPROF_FUNC_LOST). */
 int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,

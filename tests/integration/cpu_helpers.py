@@ -53,8 +53,10 @@ def burn_wall(seconds: float) -> float:
 
 
 def names(sample: Sample) -> list[str]:
-    """The code names (system_name) of a sample's frames, leaf first."""
-    return [loc.lines[0].function.system_name for loc in sample.locations]
+    """The code names (system_name) of a sample's frames, leaf first; the name
+    of cprof's synthetic frames ("<lost>"), which have no code name."""
+    return [loc.lines[0].function.system_name or loc.lines[0].function.name
+            for loc in sample.locations]
 
 
 def leaf(sample: Sample) -> str:

@@ -60,24 +60,24 @@ def beta(n: int) -> int:
 
 
 def test_flat_shares_match_the_measured_cpu_split() -> None:
-    # Iterations for about 0.1 s of CPU; alpha runs 0.1 s, beta 0.2 s, for ~3 s in all.
+    # Iterations for about 0.1 s of CPU; alpha runs 0.1 s, beta 0.2 s a round, rounds until the
+    # block has used 3 s of this thread's CPU (however fast the calibration round ran).
     t = time.thread_time()
     alpha(200_000)
     n = max(10_000, int(200_000 * 0.1 / (time.thread_time() - t)))
     spent = {"alpha": 0.0, "beta": 0.0}
     main = threading.get_native_id()
     with cprof.cpu(hz=100) as c:
-        block = time.thread_time()
-        for _ in range(10):
+        start = time.thread_time()
+        while time.thread_time() - start < 3.0:
             t0 = time.thread_time()
             alpha(n)
             t1 = time.thread_time()
             beta(2 * n)
             spent["alpha"] += t1 - t0
             spent["beta"] += time.thread_time() - t1
-        block = time.thread_time() - block
+        block = time.thread_time() - start
     p = c.profile
-    assert block > 2.0, f"the workload ran {block:.2f} s of CPU, too little for the 3-point bound"
     total = sum(s.values[1] for s in p.samples if thread_is(main)(s))
     for name in ("alpha", "beta"):
         measured = spent[name] / block

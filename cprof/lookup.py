@@ -1,0 +1,71 @@
+"""lookup: named profiles, as Go's pprof.Lookup and Profile.WriteTo.
+
+``cprof.lookup("heap").write_to("heap.prof")`` writes gzipped pprof;
+``debug=1`` writes the text Go writes for the same profile.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable, NamedTuple
+
+from . import heapprof
+from .collect import Dest
+from .profile import Profile, write_bytes
+
+
+class _Kind(NamedTuple):
+    profile: Callable[[], Profile]
+    text: Callable[[], str]
+
+
+_KINDS: dict[str, _Kind] = {
+    "heap": _Kind(lambda: heapprof.heap_profile("heap"), heapprof.heap_text),
+    "allocs": _Kind(lambda: heapprof.heap_profile("allocs"), heapprof.heap_text),
+}
+_ALIASES = {"threads": "goroutine"}
+
+
+class NamedProfile:
+    """One of the process's named profiles (Go's *pprof.Profile)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._kind = _KINDS[name]
+
+    def __repr__(self) -> str:
+        return f"<cprof profile {self.name!r}>"
+
+    def profile(self) -> Profile:
+        """The profile as it stands now."""
+        return self._kind.profile()
+
+    def count(self) -> int:
+        """How many samples (Go: records) the profile holds now."""
+        return len(self.profile().samples)
+
+    def write_to(self, dest: Dest, debug: int = 0) -> None:
+        """Write the profile: debug=0 as gzipped pprof, debug>=1 as Go's
+        text. dest is a path (written atomically) or a binary file."""
+        if not isinstance(debug, int) or debug < 0:
+            raise ValueError(f"debug must be 0, 1 or 2, not {debug!r}")
+        data = self.profile().to_bytes() if debug == 0 else self._kind.text().encode()
+        if isinstance(dest, io.TextIOBase):
+            raise TypeError("write_to needs a path or a binary file")
+        write_bytes(dest, data)
+
+
+def lookup(name: str) -> NamedProfile:
+    """The named profile: "heap" (in-use memory by default) or "allocs"
+    (allocated memory by default); both need a running or stopped heap
+    profile. An unknown name raises ValueError listing the known ones."""
+    name = _ALIASES.get(name, name)
+    if name not in _KINDS:
+        raise ValueError(f"unknown profile {name!r}: known profiles are "
+                         f"{', '.join(sorted(_KINDS))}")
+    return NamedProfile(name)
+
+
+def profiles() -> list[NamedProfile]:
+    """Every named profile, like Go's pprof.Profiles()."""
+    return [NamedProfile(name) for name in sorted(_KINDS)]

@@ -1,0 +1,778 @@
+/* heap: sampled allocator hooks and the tables behind Go's heap profile. */
+#include "heap.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frames.h"
+#include "table.h"
+
+/* NumPy's data allocator handler, version 1 (numpy/ndarraytypes.h, NEP 49):
+ * its free takes the size too. */
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} numpy_allocator_t;
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    numpy_allocator_t allocator;
+} numpy_handler_t;
+
+/* The slot of PyDataMem_DefaultHandler in NumPy's C API table. */
+#define NUMPY_API_DEFAULT_HANDLER 306
+
+enum { RAW = 0, MEM = 1, OBJ = 2, N_DOMAINS = 3 };
+static const PyMemAllocatorDomain domain_ids[N_DOMAINS] = {
+    PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+
+typedef struct {
+    PyMemAllocatorEx prev;   /* what cprof's hooks call */
+    PyMemAllocatorEx ours;
+    int installed;           /* ours is in the domain's chain */
+} domain_t;
+
+/* Written by start and stop (GIL held) while no hook of theirs runs. */
+static domain_t domains[N_DOMAINS];
+static struct {
+    numpy_handler_t *handler;
+    numpy_allocator_t prev;
+    int wrapped;
+} numpy_hook;
+
+/* --- state the hooks read without a lock ------------------------------------- */
+
+/* Odd while a profile runs; each start and stop moves it on, so a thread's
+ * countdown from an older profile is drawn again. */
+static _Atomic uint64_t epoch = 2;
+static _Atomic int64_t sample_rate;
+static _Atomic size_t sample_depth;
+
+/* One bit per hash of an address: set for every sampled live allocation (a
+ * superset: bits of freed ones linger until a rebuild). A free whose bit is
+ * clear, nearly every free, needs nothing more. Written under lock. */
+#define BLOOM_LOG2 17
+#define BLOOM_WORDS ((1u << BLOOM_LOG2) / 64)
+static _Atomic uint64_t bloom[BLOOM_WORDS];
+
+struct thread_state {
+    int busy;                /* in a hook or in cprof's own work: pass through */
+    int probing, probe_reached;
+    int locked;              /* this thread holds lock */
+    uint64_t epoch;          /* the profile countdown belongs to (odd), or 0 */
+    int64_t countdown;       /* bytes until the next sampled allocation */
+    uint64_t rng;
+};
+static __thread struct thread_state tls __attribute__((tls_model("initial-exec")));
+
+/* --- tables: lock protects all of H ------------------------------------------ */
+
+/* A bucket's stack is an index into H.stacks, or DEFERRED | an index into
+ * H.deferred while its frames wait for the GIL. */
+#define DEFERRED 0x80000000u
+
+typedef struct {
+    cprof_record_t *rec;     /* raw frames, NULL once resolved */
+    uint32_t stack;          /* the resolved stack, or UINT32_MAX when lost */
+} deferred_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int running;
+    cprof_stacks_t stacks;
+    cprof_heap_bucket_t *buckets;
+    size_t n_buckets, cap_buckets;
+    cprof_table_t bucket_index;  /* hash of (stack, size) -> bucket */
+    cprof_table_t live;          /* address -> bucket of a sampled live allocation */
+    deferred_t *deferred;
+    size_t n_deferred, cap_deferred, first_unresolved;
+    uint64_t removals;           /* live entries removed since the bloom was built */
+    cprof_heap_stats_t stats;
+} H;
+
+static void lock_tables(void)
+{
+    pthread_mutex_lock(&lock);
+    tls.locked = 1;
+}
+
+static void unlock_tables(void)
+{
+    tls.locked = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+static int grow(void **array, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t bigger = *cap ? *cap * 2 : 256;
+    void *p = realloc(*array, bigger * elem);
+    if (p == NULL)
+        return -1;
+    *array = p;
+    *cap = bigger;
+    return 0;
+}
+
+static uint64_t bloom_bit(const void *p)
+{
+    return ((uint64_t)(uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ULL >> (64 - BLOOM_LOG2);
+}
+
+static inline int maybe_live(const void *p)
+{
+    uint64_t bit = bloom_bit(p);
+    return (int)((atomic_load_explicit(&bloom[bit >> 6], memory_order_relaxed) >> (bit & 63)) & 1);
+}
+
+static void bloom_clear(void)
+{
+    for (size_t i = 0; i < BLOOM_WORDS; i++)
+        atomic_store_explicit(&bloom[i], 0, memory_order_relaxed);
+}
+
+/* Rebuild from the live table once as many entries were removed as remain:
+ * a word at a time, each a superset of the live bits, so a concurrent free
+ * never misses its own. */
+static void bloom_rebuild_unlocked(void)
+{
+    static uint64_t fresh[BLOOM_WORDS];
+    memset(fresh, 0, sizeof fresh);
+    for (size_t i = 0; i < H.live.cap; i++) {
+        if (H.live.keys[i] == 0)
+            continue;
+        uint64_t bit = bloom_bit((void *)(uintptr_t)H.live.keys[i]);
+        fresh[bit >> 6] |= 1ULL << (bit & 63);
+    }
+    for (size_t i = 0; i < BLOOM_WORDS; i++)
+        atomic_store_explicit(&bloom[i], fresh[i], memory_order_relaxed);
+    H.removals = 0;
+}
+
+static long bucket_unlocked(uint32_t stack, uint64_t size)
+{
+    uint64_t key = cprof_table_mix(((uint64_t)stack << 32) ^ cprof_table_mix(size));
+    cprof_table_t *t = &H.bucket_index;
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
+        if (t->keys[slot] != key)
+            continue;
+        cprof_heap_bucket_t *b = &H.buckets[t->values[slot]];
+        if (b->stack == stack && b->size == size)
+            return t->values[slot];
+    }
+    if (grow((void **)&H.buckets, &H.cap_buckets, H.n_buckets, sizeof *H.buckets) < 0 ||
+        cprof_table_reserve(t) < 0)
+        return -1;
+    H.buckets[H.n_buckets] = (cprof_heap_bucket_t){stack, size, 0, 0};
+    cprof_table_put_unchecked(t, key, (uint32_t)H.n_buckets);
+    return (long)H.n_buckets++;
+}
+
+/* Record address p as live in bucket b; an entry left for the same address
+ * (its free went unseen) counts as freed. 0, or -1 when out of memory. */
+static int live_put_unlocked(void *p, uint32_t b)
+{
+    uint64_t key = (uint64_t)(uintptr_t)p;
+    long slot = cprof_table_find(&H.live, key);
+    if (slot >= 0) {
+        H.buckets[H.live.values[slot]].frees++;
+        H.live.values[slot] = b;
+        return 0;
+    }
+    if (cprof_table_reserve(&H.live) < 0)
+        return -1;
+    cprof_table_put_unchecked(&H.live, key, b);
+    uint64_t bit = bloom_bit(p);
+    atomic_fetch_or_explicit(&bloom[bit >> 6], 1ULL << (bit & 63), memory_order_relaxed);
+    return 0;
+}
+
+/* Take p out of the live table: its bucket, or -1 when p was not sampled. */
+static long live_take_unlocked(void *p)
+{
+    uint64_t key = (uint64_t)(uintptr_t)p;
+    long slot = cprof_table_find(&H.live, key);
+    if (slot < 0)
+        return -1;
+    long b = H.live.values[slot];
+    cprof_table_remove(&H.live, key);
+    if (++H.removals > H.live.used + 4096)
+        bloom_rebuild_unlocked();
+    return b;
+}
+
+/* Keep a GIL-less sample's raw frames for later: its stack reference. */
+static long defer_unlocked(const cprof_record_t *rec)
+{
+    size_t bytes = sizeof *rec + rec->depth * sizeof rec->frames[0];
+    if (H.n_deferred >= DEFERRED ||
+        grow((void **)&H.deferred, &H.cap_deferred, H.n_deferred, sizeof *H.deferred) < 0)
+        return -1;
+    cprof_record_t *copy = malloc(bytes);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, rec, bytes);
+    H.deferred[H.n_deferred] = (deferred_t){copy, UINT32_MAX};
+    return (long)(DEFERRED | H.n_deferred++);
+}
+
+/* Intern the stacks waiting for the GIL. GIL held: their code objects are
+ * alive (their threads' frames held them when captured, and any code death
+ * since would have resolved them first). */
+static void resolve_deferred_unlocked(void)
+{
+    for (size_t i = H.first_unresolved; i < H.n_deferred; i++) {
+        deferred_t *d = &H.deferred[i];
+        if (d->rec == NULL)
+            continue;
+        long stack = cprof_stacks_intern(&H.stacks, d->rec);
+        if (stack < 0)
+            H.stats.dropped++;
+        else
+            d->stack = (uint32_t)stack;
+        free(d->rec);
+        d->rec = NULL;
+    }
+    H.first_unresolved = H.n_deferred;
+}
+
+static void free_tables_unlocked(void)
+{
+    for (size_t i = 0; i < H.n_deferred; i++)
+        free(H.deferred[i].rec);
+    free(H.deferred);
+    free(H.buckets);
+    cprof_table_free(&H.bucket_index);
+    cprof_table_free(&H.live);
+    cprof_stacks_clear(&H.stacks);
+    memset(&H, 0, sizeof H);
+}
+
+/* --- the sampled path ---------------------------------------------------------- */
+
+static uint64_t next_random(struct thread_state *t)
+{
+    uint64_t x = t->rng;  /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Bytes until the next sample: exponential with mean rate, as Go draws it. */
+static int64_t draw(struct thread_state *t, int64_t rate)
+{
+    if (rate <= 1)
+        return 0;
+    if (t->rng == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t->rng = cprof_table_mix((uint64_t)syscall(SYS_gettid) << 32 ^
+                                 (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)t);
+    }
+    double u = (double)(next_random(t) >> 11) * 0x1.0p-53;  /* [0, 1) */
+    double bytes = -log1p(-u) * (double)rate;
+    return bytes >= 0x1.0p62 ? INT64_C(1) << 62 : (int64_t)bytes;
+}
+
+/* Record allocation p of size bytes: its stack, bucket and live entry. */
+static void record(void *p, size_t size, int gil)
+{
+    _Alignas(cprof_record_t) unsigned char buf[sizeof(cprof_record_t) +
+                                                CPROF_HEAP_MAX_DEPTH * sizeof(cprof_frame_t)];
+    cprof_record_t *rec = (cprof_record_t *)buf;
+    memset(rec, 0, sizeof *rec);
+    PyThreadState *ts = cprof_frames_tstate_sigsafe();
+    gil = gil || cprof_frames_holds_gil(ts);
+    if (ts != NULL) {
+        size_t total = 0;
+        void *coroutine;
+        size_t depth = atomic_load_explicit(&sample_depth, memory_order_relaxed);
+        rec->depth = (uint32_t)cprof_frames_capture_sigsafe(ts, rec->frames, depth, &total,
+                                                            &coroutine);
+        rec->total_depth = (uint32_t)total;
+    }
+    lock_tables();
+    if (H.running && atomic_load(&epoch) == tls.epoch) {
+        long stack = -1, b = -1;
+        if (gil) {
+            resolve_deferred_unlocked();
+            stack = cprof_stacks_intern(&H.stacks, rec);
+        } else {
+            stack = defer_unlocked(rec);
+        }
+        if (stack >= 0)
+            b = bucket_unlocked((uint32_t)stack, size);
+        if (b < 0 || live_put_unlocked(p, (uint32_t)b) < 0) {
+            H.stats.dropped++;
+        } else {
+            H.buckets[b].allocs++;
+            H.stats.sampled++;
+            H.stats.deferred += !gil;
+        }
+    }
+    unlock_tables();
+}
+
+/* The countdown crossed zero, or belongs to another profile. */
+static void sample(void *p, size_t size, int gil)
+{
+    struct thread_state *t = &tls;
+    if (t->probing) {
+        t->probe_reached = 1;
+        return;
+    }
+    uint64_t e = atomic_load(&epoch);
+    if ((e & 1) == 0)
+        return;
+    int64_t rate = atomic_load_explicit(&sample_rate, memory_order_relaxed);
+    if (t->epoch != e) {
+        t->epoch = e;
+        t->countdown = draw(t, rate) - (int64_t)size;
+        if (t->countdown >= 0)
+            return;
+    }
+    t->countdown = draw(t, rate);
+    t->busy = 1;
+    record(p, size, gil);
+    t->busy = 0;
+}
+
+static inline void account(void *p, size_t size, int gil)
+{
+    struct thread_state *t = &tls;
+    if (t->epoch == atomic_load_explicit(&epoch, memory_order_relaxed)) {
+        t->countdown -= (int64_t)size;
+        if (t->countdown >= 0)
+            return;
+    } else if ((atomic_load_explicit(&epoch, memory_order_relaxed) & 1) == 0) {
+        return;  /* no profile runs */
+    }
+    sample(p, size, gil);
+}
+
+static void forget(void *p)
+{
+    lock_tables();
+    long b = live_take_unlocked(p);
+    if (b >= 0 && (size_t)b < H.n_buckets)
+        H.buckets[b].frees++;
+    unlock_tables();
+}
+
+/* realloc moves p: take its entry out first (nobody else can get the address
+ * while it is still allocated), then settle once the outcome is known. */
+static long take(void *p)
+{
+    lock_tables();
+    long b = live_take_unlocked(p);
+    unlock_tables();
+    return b;
+}
+
+static void settle(void *old, long b, int moved)
+{
+    lock_tables();
+    if (H.running && (size_t)b < H.n_buckets) {  /* else the profile stopped meanwhile */
+        if (moved)
+            H.buckets[b].frees++;
+        else if (live_put_unlocked(old, (uint32_t)b) < 0)
+            H.stats.dropped++;
+    }
+    unlock_tables();
+}
+
+/* --- the hooks ----------------------------------------------------------------- */
+
+static inline void *hook_malloc(int d, size_t size, int gil)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    if (tls.busy)
+        return prev->malloc(prev->ctx, size);
+    tls.busy = 1;
+    void *p = prev->malloc(prev->ctx, size);
+    tls.busy = 0;
+    if (p != NULL)
+        account(p, size, gil);
+    return p;
+}
+
+static inline void *hook_calloc(int d, size_t nelem, size_t elsize, int gil)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    if (tls.busy)
+        return prev->calloc(prev->ctx, nelem, elsize);
+    tls.busy = 1;
+    void *p = prev->calloc(prev->ctx, nelem, elsize);
+    tls.busy = 0;
+    if (p != NULL)
+        account(p, nelem * elsize, gil);
+    return p;
+}
+
+static inline void *hook_realloc(int d, void *ptr, size_t size, int gil)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    if (tls.busy)
+        return prev->realloc(prev->ctx, ptr, size);
+    long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
+    tls.busy = 1;
+    void *p = prev->realloc(prev->ctx, ptr, size);
+    tls.busy = 0;
+    if (b >= 0)
+        settle(ptr, b, p != NULL);
+    if (p != NULL)
+        account(p, size, gil);
+    return p;
+}
+
+static inline void hook_free(int d, void *ptr)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    if (!tls.busy && ptr != NULL && maybe_live(ptr))
+        forget(ptr);
+    tls.busy++;
+    prev->free(prev->ctx, ptr);
+    tls.busy--;
+}
+
+/* The raw domain may be called without the GIL; the others never are. */
+#define DOMAIN_HOOKS(name, d, gil)                                                       \
+    static void *name##_malloc(void *ctx, size_t size)                                   \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        return hook_malloc(d, size, gil);                                                \
+    }                                                                                    \
+    static void *name##_calloc(void *ctx, size_t nelem, size_t elsize)                   \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        return hook_calloc(d, nelem, elsize, gil);                                       \
+    }                                                                                    \
+    static void *name##_realloc(void *ctx, void *ptr, size_t size)                       \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        return hook_realloc(d, ptr, size, gil);                                          \
+    }                                                                                    \
+    static void name##_free(void *ctx, void *ptr)                                        \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        hook_free(d, ptr);                                                               \
+    }
+
+DOMAIN_HOOKS(raw, RAW, 0)
+DOMAIN_HOOKS(mem, MEM, 1)
+DOMAIN_HOOKS(obj, OBJ, 1)
+
+static const PyMemAllocatorEx hooks[N_DOMAINS] = {
+    {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free},
+    {NULL, mem_malloc, mem_calloc, mem_realloc, mem_free},
+    {NULL, obj_malloc, obj_calloc, obj_realloc, obj_free},
+};
+
+/* NumPy's data allocator: called with or without the GIL. */
+static void *np_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    if (tls.busy)
+        return prev->malloc(prev->ctx, size);
+    tls.busy = 1;
+    void *p = prev->malloc(prev->ctx, size);
+    tls.busy = 0;
+    if (p != NULL)
+        account(p, size, 0);
+    return p;
+}
+
+static void *np_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    (void)ctx;
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    if (tls.busy)
+        return prev->calloc(prev->ctx, nelem, elsize);
+    tls.busy = 1;
+    void *p = prev->calloc(prev->ctx, nelem, elsize);
+    tls.busy = 0;
+    if (p != NULL)
+        account(p, nelem * elsize, 0);
+    return p;
+}
+
+static void *np_realloc(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    if (tls.busy)
+        return prev->realloc(prev->ctx, ptr, size);
+    long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
+    tls.busy = 1;
+    void *p = prev->realloc(prev->ctx, ptr, size);
+    tls.busy = 0;
+    if (b >= 0)
+        settle(ptr, b, p != NULL);
+    if (p != NULL)
+        account(p, size, 0);
+    return p;
+}
+
+static void np_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    if (!tls.busy && ptr != NULL && maybe_live(ptr))
+        forget(ptr);
+    tls.busy++;
+    prev->free(prev->ctx, ptr, size);
+    tls.busy--;
+}
+
+/* --- control (GIL held) ----------------------------------------------------------- */
+
+static int is_ours(int d, const PyMemAllocatorEx *a)
+{
+    return a->malloc == hooks[d].malloc && a->free == hooks[d].free;
+}
+
+/* Whether an allocation in domain d reaches cprof's hook: the hook may sit
+ * under another one (tracemalloc started later), or have been dropped from
+ * the chain (tracemalloc, started earlier, stopped and restored its own). */
+static int hooks_reached(int d)
+{
+    struct thread_state saved = tls;
+    tls.busy = 0;
+    tls.probing = 1;
+    tls.probe_reached = 0;
+    tls.epoch = atomic_load(&epoch);
+    tls.countdown = -1;
+    if (d == RAW)
+        PyMem_RawFree(PyMem_RawMalloc(1));
+    else if (d == MEM)
+        PyMem_Free(PyMem_Malloc(1));
+    else
+        PyObject_Free(PyObject_Malloc(1));
+    int reached = tls.probe_reached;
+    tls = saved;
+    return reached;
+}
+
+/* Swapping a domain's allocator is one struct copy that a thread without the
+ * GIL may read halfway: ours keeps the previous ctx, so any mix of old and new
+ * fields still calls a function that ignores ctx or gets its own. */
+static void install(int d)
+{
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(domain_ids[d], &current);
+    if (domains[d].installed && (is_ours(d, &current) || hooks_reached(d)))
+        return;
+    domains[d].prev = current;
+    domains[d].ours = hooks[d];
+    domains[d].ours.ctx = current.ctx;
+    PyMem_SetAllocator(domain_ids[d], &domains[d].ours);
+    domains[d].installed = 1;
+}
+
+static void uninstall(int d)
+{
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(domain_ids[d], &current);
+    if (!domains[d].installed || !is_ours(d, &current))
+        return;  /* wrapped by someone since: stay, passing through */
+    PyMem_SetAllocator(domain_ids[d], &domains[d].prev);
+    domains[d].installed = 0;
+}
+
+static void unwrap_numpy(void)
+{
+    if (!numpy_hook.wrapped)
+        return;
+    numpy_allocator_t *a = &numpy_hook.handler->allocator;
+    if (a->malloc == np_malloc) {
+        a->malloc = numpy_hook.prev.malloc;
+        a->calloc = numpy_hook.prev.calloc;
+        a->realloc = numpy_hook.prev.realloc;
+        a->free = numpy_hook.prev.free;
+    }
+    numpy_hook.wrapped = 0;
+}
+
+static void on_code_death(PyObject *code)
+{
+    int had_lock = tls.locked;
+    if (!had_lock)
+        lock_tables();
+    if (H.running) {
+        resolve_deferred_unlocked();
+        cprof_stacks_forget_code(&H.stacks, code);
+    }
+    if (!had_lock)
+        unlock_tables();
+}
+
+static void after_fork_in_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    tls.locked = 0;
+    uint64_t e = atomic_load(&epoch);
+    if (e & 1)
+        atomic_store(&epoch, e + 1);
+    bloom_clear();
+}
+
+int cprof_heap_start(const cprof_heap_config_t *cfg, cprof_error_t *err)
+{
+    static int atfork_registered;
+    if (H.running)
+        return cprof_fail(err, CPROF_E_BUSY, "heap profiling already in use: stop the "
+                          "running heap profile first (one per process)");
+    if (!atfork_registered) {
+        if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0)
+            return cprof_fail(err, CPROF_E_OS, "pthread_atfork failed");
+        atfork_registered = 1;
+    }
+    tls.busy++;
+    lock_tables();
+    int rc = CPROF_OK;
+    if (cprof_stacks_init(&H.stacks, cfg->max_depth) < 0) {
+        rc = CPROF_E_PYTHON;
+    } else if (cprof_table_init(&H.bucket_index) < 0 || cprof_table_init(&H.live) < 0) {
+        free_tables_unlocked();
+        rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the heap profile's tables");
+    } else {
+        H.running = 1;
+    }
+    unlock_tables();
+    tls.busy--;
+    if (rc != CPROF_OK)
+        return rc;
+    if (cprof_frames_watch_code(on_code_death) < 0) {
+        lock_tables();
+        free_tables_unlocked();
+        unlock_tables();
+        return CPROF_E_PYTHON;
+    }
+    bloom_clear();
+    atomic_store(&sample_rate, cfg->rate);
+    atomic_store(&sample_depth, cfg->max_depth);
+    atomic_fetch_add(&epoch, 1);  /* odd: running */
+    for (int d = 0; d < N_DOMAINS; d++)
+        install(d);
+    return CPROF_OK;
+}
+
+int cprof_heap_wrap_numpy(void **api, cprof_error_t *err)
+{
+    if (!H.running)
+        return cprof_fail(err, CPROF_E_BUSY, "no heap profile is running");
+    if (numpy_hook.wrapped)
+        return CPROF_OK;
+    PyObject *capsule = *(PyObject **)api[NUMPY_API_DEFAULT_HANDLER];
+    numpy_handler_t *h = capsule != NULL ? PyCapsule_GetPointer(capsule, "mem_handler") : NULL;
+    if (h == NULL) {
+        PyErr_Clear();
+        return cprof_fail(err, CPROF_E_UNSUPPORTED, "numpy's default memory handler was not found");
+    }
+    if (h->version != 1)
+        return cprof_fail(err, CPROF_E_UNSUPPORTED, "numpy's memory handler has version %d, "
+                          "cprof knows version 1", h->version);
+    numpy_hook.handler = h;
+    numpy_hook.prev = h->allocator;
+    /* The handler's ctx stays: see install(). */
+    h->allocator.malloc = np_malloc;
+    h->allocator.calloc = np_calloc;
+    h->allocator.realloc = np_realloc;
+    h->allocator.free = np_free;
+    numpy_hook.wrapped = 1;
+    return CPROF_OK;
+}
+
+int cprof_heap_snapshot(int (*visit)(const cprof_stacks_t *, const cprof_heap_bucket_t *,
+                                     size_t, const cprof_heap_stats_t *, void *),
+                        void *arg, cprof_error_t *err)
+{
+    if (!H.running)
+        return cprof_fail(err, CPROF_E_BUSY, "no heap profile is running");
+    int lost = 0;
+    for (int d = 0; d < N_DOMAINS; d++)
+        lost |= domains[d].installed && !hooks_reached(d);
+    tls.busy++;
+    int gc_was_on = PyGC_Disable();
+    lock_tables();
+    H.stats.hooks_lost |= lost;
+    H.stats.numpy = numpy_hook.wrapped;
+    resolve_deferred_unlocked();
+    int rc = CPROF_OK;
+    cprof_heap_bucket_t *out = malloc((H.n_buckets + 1) * sizeof *out);
+    if (out == NULL) {
+        rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the heap profile's snapshot");
+    } else {
+        size_t n = 0;
+        for (size_t i = 0; i < H.n_buckets; i++) {
+            cprof_heap_bucket_t b = H.buckets[i];
+            if (b.stack & DEFERRED)
+                b.stack = H.deferred[b.stack & ~DEFERRED].stack;
+            if (b.stack != UINT32_MAX)
+                out[n++] = b;
+        }
+        H.stats.live = H.live.used;
+        rc = visit(&H.stacks, out, n, &H.stats, arg);
+        free(out);
+    }
+    unlock_tables();
+    if (gc_was_on)
+        PyGC_Enable();
+    tls.busy--;
+    return rc;
+}
+
+static void unhook(void)
+{
+    uint64_t e = atomic_load(&epoch);
+    if (e & 1)
+        atomic_store(&epoch, e + 1);  /* even: stopped */
+    bloom_clear();
+    for (int d = 0; d < N_DOMAINS; d++)
+        uninstall(d);
+    unwrap_numpy();
+    cprof_frames_unwatch_code(on_code_death);
+}
+
+int cprof_heap_stop(cprof_error_t *err)
+{
+    if (!H.running)
+        return cprof_fail(err, CPROF_E_BUSY, "no heap profile is running");
+    unhook();
+    tls.busy++;
+    lock_tables();
+    free_tables_unlocked();
+    unlock_tables();
+    tls.busy--;
+    return CPROF_OK;
+}
+
+int cprof_heap_running(void)
+{
+    return H.running;
+}
+
+void cprof_heap_after_fork_child(void)
+{
+    if (!H.running)
+        return;
+    unhook();
+    /* Another thread of the parent may have been changing the tables: leave
+     * the child's copy alone (its pages stay shared with the parent). */
+    memset(&H, 0, sizeof H);
+}
