@@ -10,7 +10,8 @@ unsampled with Go's formula.
 from __future__ import annotations
 
 import gc as _gc
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import math
 import os
 import sys
@@ -58,25 +59,58 @@ def scale_heap_sample(count: int, size: int, rate: int) -> tuple[int, int]:
     return int(count * scale), int(size * scale)
 
 
-def _numpy_api() -> Any:
-    """NumPy's C API capsule, importing NumPy if it is installed (its array
-    data bypasses Python's allocators); None without NumPy or before 1.22,
-    which has no data allocator handlers."""
-    if "numpy" not in sys.modules and importlib.util.find_spec("numpy") is None:
-        return None
-    import numpy
-    major, minor = (int(part) for part in numpy.__version__.split(".")[:2])
-    if (major, minor) < (1, 22):
-        return None
-    core = getattr(numpy, "_core", None) or numpy.core
-    return core._multiarray_umath._ARRAY_API
+_NUMPY_CORE = ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath")
+
+
+def _wrap_numpy(module: Any) -> None:
+    """Sample NumPy's array data too (it bypasses Python's allocators)."""
+    session = _session
+    api = getattr(module, "_ARRAY_API", None)
+    if session is None or session.numpy or api is None:
+        return
+    try:
+        _core.heap_wrap_numpy(api)
+        session.numpy = True
+    except RuntimeError:
+        pass  # NumPy before 1.22, or an unknown layout: Python's allocations still count
+
+
+class _NumpyWatcher(importlib.abc.MetaPathFinder):
+    """Wraps NumPy's allocator as soon as the program imports NumPy: cprof
+    never imports it itself (that would start its BLAS threads)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in _NUMPY_CORE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_wrap(module: Any) -> None:
+            exec_module(module)
+            _wrap_numpy(module)
+        loader.exec_module = exec_and_wrap  # type: ignore[method-assign]
+        return spec
+
+
+_watcher = _NumpyWatcher()
+
+
+def _watch_numpy(on: bool) -> None:
+    if on and _watcher not in sys.meta_path:
+        sys.meta_path.insert(0, _watcher)
+    elif not on and _watcher in sys.meta_path:
+        sys.meta_path.remove(_watcher)
 
 
 def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128) -> None:
     """Start sampling allocations: one per ``rate`` bytes on average (Go's
     MemProfileRate; 1 records every allocation), in every thread, through
-    Python's three allocator domains and NumPy's array data allocator. One
-    heap profile runs at a time: a second start raises RuntimeError."""
+    Python's three allocator domains and, once the program has imported
+    NumPy, its array data allocator. One heap profile runs at a time: a second
+    start raises RuntimeError."""
     global _session, _final
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise TypeError(f"rate must be an int number of bytes, not {type(rate).__name__}")
@@ -84,17 +118,14 @@ def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128) -> Non
         if _session is not None:
             raise RuntimeError("heap profiling already in use: stop the running heap "
                                "profile first (one per process)")
-        session = _Session(rate)
-        api = _numpy_api()
         _core.heap_start(rate=rate, max_depth=max_depth)
-        if api is not None:
-            try:
-                _core.heap_wrap_numpy(api)
-                session.numpy = True
-            except RuntimeError:
-                pass  # an unknown NumPy handler layout: Python's own allocations still count
-        _session = session
+        _session = _Session(rate)
         _final = None
+        core = next((sys.modules[name] for name in _NUMPY_CORE if name in sys.modules), None)
+        if core is not None:
+            _wrap_numpy(core)
+        else:
+            _watch_numpy(True)
 
 
 def _records(tables: dict[str, Any]) -> tuple[list[HeapRecord], Resolved]:
@@ -183,6 +214,7 @@ def stop_heap_profile() -> Profile:
         try:
             tables = _core.heap_snapshot()
         finally:
+            _watch_numpy(False)
             _core.heap_stop()
             _session = None
         _final = (tables, session)

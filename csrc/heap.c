@@ -29,8 +29,11 @@ typedef struct {
     numpy_allocator_t allocator;
 } numpy_handler_t;
 
-/* The slot of PyDataMem_DefaultHandler in NumPy's C API table. */
+/* Slots in NumPy's C API table: PyArray_GetNDArrayCFeatureVersion, and
+ * PyDataMem_DefaultHandler, which exists from feature version 0xf (1.22). */
+#define NUMPY_API_FEATURE_VERSION 211
 #define NUMPY_API_DEFAULT_HANDLER 306
+#define NUMPY_1_22_FEATURE_VERSION 0xfu
 
 enum { RAW = 0, MEM = 1, OBJ = 2, N_DOMAINS = 3 };
 static const PyMemAllocatorDomain domain_ids[N_DOMAINS] = {
@@ -58,12 +61,15 @@ static _Atomic uint64_t epoch = 2;
 static _Atomic int64_t sample_rate;
 static _Atomic size_t sample_depth;
 
-/* One bit per hash of an address: set for every sampled live allocation (a
- * superset: bits of freed ones linger until a rebuild). A free whose bit is
- * clear, nearly every free, needs nothing more. Written under lock. */
+/* One bit per hash of an address, set while some sampled allocation with that
+ * hash is live, so that a free whose bit is clear, nearly every free, needs
+ * nothing more. Read by every free without a lock; written under lock, where
+ * bloom_count says how many live entries share each bit. */
 #define BLOOM_LOG2 17
-#define BLOOM_WORDS ((1u << BLOOM_LOG2) / 64)
+#define BLOOM_BITS (1u << BLOOM_LOG2)
+#define BLOOM_WORDS (BLOOM_BITS / 64)
 static _Atomic uint64_t bloom[BLOOM_WORDS];
+static uint32_t bloom_count[BLOOM_BITS];
 
 struct thread_state {
     int busy;                /* in a hook or in cprof's own work: pass through */
@@ -96,7 +102,6 @@ static struct {
     cprof_table_t live;          /* address -> bucket of a sampled live allocation */
     deferred_t *deferred;
     size_t n_deferred, cap_deferred, first_unresolved;
-    uint64_t removals;           /* live entries removed since the bloom was built */
     cprof_heap_stats_t stats;
 } H;
 
@@ -140,24 +145,25 @@ static void bloom_clear(void)
 {
     for (size_t i = 0; i < BLOOM_WORDS; i++)
         atomic_store_explicit(&bloom[i], 0, memory_order_relaxed);
+    memset(bloom_count, 0, sizeof bloom_count);
 }
 
-/* Rebuild from the live table once as many entries were removed as remain:
- * a word at a time, each a superset of the live bits, so a concurrent free
- * never misses its own. */
-static void bloom_rebuild_unlocked(void)
+static void bloom_add_unlocked(const void *p)
 {
-    static uint64_t fresh[BLOOM_WORDS];
-    memset(fresh, 0, sizeof fresh);
-    for (size_t i = 0; i < H.live.cap; i++) {
-        if (H.live.keys[i] == 0)
-            continue;
-        uint64_t bit = bloom_bit((void *)(uintptr_t)H.live.keys[i]);
-        fresh[bit >> 6] |= 1ULL << (bit & 63);
-    }
-    for (size_t i = 0; i < BLOOM_WORDS; i++)
-        atomic_store_explicit(&bloom[i], fresh[i], memory_order_relaxed);
-    H.removals = 0;
+    uint64_t bit = bloom_bit(p);
+    if (bloom_count[bit]++ == 0)
+        atomic_fetch_or_explicit(&bloom[bit >> 6], 1ULL << (bit & 63), memory_order_relaxed);
+}
+
+/* Allocators reuse a freed address at once (pymalloc's free lists are LIFO):
+ * a bit left set after its allocation was freed would send every later free
+ * of that address down the slow path. */
+static void bloom_remove_unlocked(const void *p)
+{
+    uint64_t bit = bloom_bit(p);
+    if (--bloom_count[bit] == 0)
+        atomic_fetch_and_explicit(&bloom[bit >> 6], ~(1ULL << (bit & 63)),
+                                  memory_order_relaxed);
 }
 
 static long bucket_unlocked(uint32_t stack, uint64_t size)
@@ -194,8 +200,7 @@ static int live_put_unlocked(void *p, uint32_t b)
     if (cprof_table_reserve(&H.live) < 0)
         return -1;
     cprof_table_put_unchecked(&H.live, key, b);
-    uint64_t bit = bloom_bit(p);
-    atomic_fetch_or_explicit(&bloom[bit >> 6], 1ULL << (bit & 63), memory_order_relaxed);
+    bloom_add_unlocked(p);
     return 0;
 }
 
@@ -208,8 +213,7 @@ static long live_take_unlocked(void *p)
         return -1;
     long b = H.live.values[slot];
     cprof_table_remove(&H.live, key);
-    if (++H.removals > H.live.used + 4096)
-        bloom_rebuild_unlocked();
+    bloom_remove_unlocked(p);
     return b;
 }
 
@@ -327,8 +331,23 @@ static void record(void *p, size_t size, int gil)
     unlock_tables();
 }
 
-/* The countdown crossed zero, or belongs to another profile. */
-static void sample(void *p, size_t size, int gil)
+/* Whether an allocation of size bytes goes unsampled: the thread's countdown
+ * stays at or above zero, or no profile runs. False sends it to the slow path
+ * (crossed), also when the countdown belongs to an earlier profile. */
+static inline int unsampled(size_t size)
+{
+    struct thread_state *t = &tls;
+    uint64_t e = atomic_load_explicit(&epoch, memory_order_relaxed);
+    if (t->epoch == e) {
+        t->countdown -= (int64_t)size;
+        return t->countdown >= 0;
+    }
+    return (e & 1) == 0;
+}
+
+/* Allocation p of size bytes took the countdown below zero, or its countdown
+ * belongs to another profile: draw anew, and record p if it is sampled. */
+static void crossed(void *p, size_t size, int gil)
 {
     struct thread_state *t = &tls;
     if (t->probing) {
@@ -346,26 +365,19 @@ static void sample(void *p, size_t size, int gil)
             return;
     }
     t->countdown = draw(t, rate);
+    if (t->busy || t->locked)
+        return;  /* cprof's own allocation */
     t->busy = 1;
     record(p, size, gil);
     t->busy = 0;
 }
 
-static inline void account(void *p, size_t size, int gil)
-{
-    struct thread_state *t = &tls;
-    if (t->epoch == atomic_load_explicit(&epoch, memory_order_relaxed)) {
-        t->countdown -= (int64_t)size;
-        if (t->countdown >= 0)
-            return;
-    } else if ((atomic_load_explicit(&epoch, memory_order_relaxed) & 1) == 0) {
-        return;  /* no profile runs */
-    }
-    sample(p, size, gil);
-}
-
+/* A free that may be of a sampled allocation. Not while this thread is in
+ * cprof's own work (it may hold lock). */
 static void forget(void *p)
 {
+    if (tls.busy || tls.locked)
+        return;
     lock_tables();
     long b = live_take_unlocked(p);
     if (b >= 0 && (size_t)b < H.n_buckets)
@@ -377,6 +389,8 @@ static void forget(void *p)
  * while it is still allocated), then settle once the outcome is known. */
 static long take(void *p)
 {
+    if (tls.locked)
+        return -1;
     lock_tables();
     long b = live_take_unlocked(p);
     unlock_tables();
@@ -395,58 +409,89 @@ static void settle(void *old, long b, int moved)
     unlock_tables();
 }
 
-/* --- the hooks ----------------------------------------------------------------- */
+/* --- the hooks -----------------------------------------------------------------
+ * The common case is a tail call to the wrapped allocator after one countdown
+ * step (malloc, calloc) or one bit test (free). Only the allocations that
+ * cross the countdown, and reallocations of sampled blocks, do more.
+ *
+ * An object or memory domain allocation over pymalloc's small-object limit is
+ * passed on to the raw domain: its hook counts those (below[d] says up to which
+ * size domain d counts its own), so each allocation counts once. (A realloc
+ * that shrinks a large block under the limit is the exception: both count it.) */
+
+static size_t below[N_DOMAINS] = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
+
+#define NOINLINE __attribute__((noinline))
+
+static NOINLINE void *malloc_slow(int d, size_t size, int gil)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    tls.busy++;
+    void *p = prev->malloc(prev->ctx, size);
+    tls.busy--;
+    if (p != NULL)
+        crossed(p, size, gil);
+    return p;
+}
 
 static inline void *hook_malloc(int d, size_t size, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    if (tls.busy)
+    if (size > below[d] || unsampled(size))
         return prev->malloc(prev->ctx, size);
-    tls.busy = 1;
-    void *p = prev->malloc(prev->ctx, size);
-    tls.busy = 0;
+    return malloc_slow(d, size, gil);
+}
+
+static NOINLINE void *calloc_slow(int d, size_t nelem, size_t elsize, int gil)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    tls.busy++;
+    void *p = prev->calloc(prev->ctx, nelem, elsize);
+    tls.busy--;
     if (p != NULL)
-        account(p, size, gil);
+        crossed(p, nelem * elsize, gil);
     return p;
 }
 
 static inline void *hook_calloc(int d, size_t nelem, size_t elsize, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    if (tls.busy)
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size) || size > below[d] || unsampled(size))
         return prev->calloc(prev->ctx, nelem, elsize);
-    tls.busy = 1;
-    void *p = prev->calloc(prev->ctx, nelem, elsize);
-    tls.busy = 0;
-    if (p != NULL)
-        account(p, nelem * elsize, gil);
+    return calloc_slow(d, nelem, elsize, gil);
+}
+
+/* realloc of a sampled block, or one that crosses the countdown (counted
+ * tells whether the countdown already went below zero for it). */
+static NOINLINE void *realloc_slow(int d, void *ptr, size_t size, int gil, int counted)
+{
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
+    void *p = prev->realloc(prev->ctx, ptr, size);
+    if (b >= 0)
+        settle(ptr, b, p != NULL);
+    if (p != NULL && (counted || (size <= below[d] && !unsampled(size))))
+        crossed(p, size, gil);
     return p;
 }
 
 static inline void *hook_realloc(int d, void *ptr, size_t size, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    if (tls.busy)
+    if (ptr != NULL && maybe_live(ptr))
+        return realloc_slow(d, ptr, size, gil, 0);
+    if (size > below[d] || unsampled(size))
         return prev->realloc(prev->ctx, ptr, size);
-    long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
-    tls.busy = 1;
-    void *p = prev->realloc(prev->ctx, ptr, size);
-    tls.busy = 0;
-    if (b >= 0)
-        settle(ptr, b, p != NULL);
-    if (p != NULL)
-        account(p, size, gil);
-    return p;
+    return realloc_slow(d, ptr, size, gil, 1);
 }
 
 static inline void hook_free(int d, void *ptr)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    if (!tls.busy && ptr != NULL && maybe_live(ptr))
+    if (ptr != NULL && maybe_live(ptr))
         forget(ptr);
-    tls.busy++;
     prev->free(prev->ctx, ptr);
-    tls.busy--;
 }
 
 /* The raw domain may be called without the GIL; the others never are. */
@@ -482,18 +527,31 @@ static const PyMemAllocatorEx hooks[N_DOMAINS] = {
     {NULL, obj_malloc, obj_calloc, obj_realloc, obj_free},
 };
 
-/* NumPy's data allocator: called with or without the GIL. */
+/* NumPy's data allocator: called with or without the GIL, never nested. */
+static NOINLINE void *np_malloc_slow(size_t size)
+{
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    void *p = prev->malloc(prev->ctx, size);
+    if (p != NULL)
+        crossed(p, size, 0);
+    return p;
+}
+
 static void *np_malloc(void *ctx, size_t size)
 {
     (void)ctx;
     const numpy_allocator_t *prev = &numpy_hook.prev;
-    if (tls.busy)
+    if (unsampled(size))
         return prev->malloc(prev->ctx, size);
-    tls.busy = 1;
-    void *p = prev->malloc(prev->ctx, size);
-    tls.busy = 0;
+    return np_malloc_slow(size);
+}
+
+static NOINLINE void *np_calloc_slow(size_t nelem, size_t elsize)
+{
+    const numpy_allocator_t *prev = &numpy_hook.prev;
+    void *p = prev->calloc(prev->ctx, nelem, elsize);
     if (p != NULL)
-        account(p, size, 0);
+        crossed(p, nelem * elsize, 0);
     return p;
 }
 
@@ -501,30 +559,22 @@ static void *np_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     (void)ctx;
     const numpy_allocator_t *prev = &numpy_hook.prev;
-    if (tls.busy)
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size) || unsampled(size))
         return prev->calloc(prev->ctx, nelem, elsize);
-    tls.busy = 1;
-    void *p = prev->calloc(prev->ctx, nelem, elsize);
-    tls.busy = 0;
-    if (p != NULL)
-        account(p, nelem * elsize, 0);
-    return p;
+    return np_calloc_slow(nelem, elsize);
 }
 
 static void *np_realloc(void *ctx, void *ptr, size_t size)
 {
     (void)ctx;
     const numpy_allocator_t *prev = &numpy_hook.prev;
-    if (tls.busy)
-        return prev->realloc(prev->ctx, ptr, size);
     long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
-    tls.busy = 1;
     void *p = prev->realloc(prev->ctx, ptr, size);
-    tls.busy = 0;
     if (b >= 0)
         settle(ptr, b, p != NULL);
-    if (p != NULL)
-        account(p, size, 0);
+    if (p != NULL && !unsampled(size))
+        crossed(p, size, 0);
     return p;
 }
 
@@ -532,11 +582,9 @@ static void np_free(void *ctx, void *ptr, size_t size)
 {
     (void)ctx;
     const numpy_allocator_t *prev = &numpy_hook.prev;
-    if (!tls.busy && ptr != NULL && maybe_live(ptr))
+    if (ptr != NULL && maybe_live(ptr))
         forget(ptr);
-    tls.busy++;
     prev->free(prev->ctx, ptr, size);
-    tls.busy--;
 }
 
 /* --- control (GIL held) ----------------------------------------------------------- */
@@ -566,6 +614,42 @@ static int hooks_reached(int d)
     int reached = tls.probe_reached;
     tls = saved;
     return reached;
+}
+
+/* Whether domain d's wrapped allocator passes an allocation of size bytes on
+ * to the raw domain (pymalloc does so over its small-object limit). */
+static int passes_to_raw(int d, size_t size)
+{
+    struct thread_state saved = tls;
+    tls.busy = 0;
+    tls.probing = 1;
+    tls.probe_reached = 0;
+    tls.epoch = atomic_load(&epoch);
+    tls.countdown = -1;
+    const PyMemAllocatorEx *prev = &domains[d].prev;
+    void *p = prev->malloc(prev->ctx, size);
+    int reached = tls.probe_reached;
+    prev->free(prev->ctx, p);
+    tls = saved;
+    return reached;
+}
+
+/* The largest allocation domain d counts itself: below the smallest size its
+ * allocator hands to the raw domain (whose hook then counts it), found by
+ * bisection. */
+static size_t own_limit(int d)
+{
+    size_t lo = 0, hi = (size_t)1 << 20;  /* passes_to_raw(hi) is tested below */
+    if (d == RAW || !domains[d].installed || !passes_to_raw(d, hi))
+        return SIZE_MAX;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (passes_to_raw(d, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return lo;
 }
 
 /* Swapping a domain's allocator is one struct copy that a thread without the
@@ -666,9 +750,11 @@ int cprof_heap_start(const cprof_heap_config_t *cfg, cprof_error_t *err)
     bloom_clear();
     atomic_store(&sample_rate, cfg->rate);
     atomic_store(&sample_depth, cfg->max_depth);
-    atomic_fetch_add(&epoch, 1);  /* odd: running */
     for (int d = 0; d < N_DOMAINS; d++)
         install(d);
+    for (int d = 0; d < N_DOMAINS; d++)
+        below[d] = own_limit(d);
+    atomic_fetch_add(&epoch, 1);  /* odd: running */
     return CPROF_OK;
 }
 
@@ -678,6 +764,10 @@ int cprof_heap_wrap_numpy(void **api, cprof_error_t *err)
         return cprof_fail(err, CPROF_E_BUSY, "no heap profile is running");
     if (numpy_hook.wrapped)
         return CPROF_OK;
+    unsigned int feature = ((unsigned int (*)(void))api[NUMPY_API_FEATURE_VERSION])();
+    if (feature < NUMPY_1_22_FEATURE_VERSION)
+        return cprof_fail(err, CPROF_E_UNSUPPORTED, "numpy's C API version %#x has no memory "
+                          "handlers (numpy 1.22 or newer has)", feature);
     PyObject *capsule = *(PyObject **)api[NUMPY_API_DEFAULT_HANDLER];
     numpy_handler_t *h = capsule != NULL ? PyCapsule_GetPointer(capsule, "mem_handler") : NULL;
     if (h == NULL) {

@@ -149,6 +149,20 @@ def test_numpy_array_is_attributed_to_its_line() -> None:
     del array
 
 
+def test_numpy_imported_while_profiling_is_wrapped_then(tmp_path: Path) -> None:
+    r = run_python("""
+        import sys, cprof
+        cprof.start_heap_profile()
+        assert "numpy" not in sys.modules, "cprof imported numpy itself"
+        import numpy
+        array = numpy.zeros(64 * 2**20, dtype=numpy.uint8)
+        p = cprof.stop_heap_profile()
+        print("NumPy array data is included" in p.comments, p.total() >= 64 * 2**20)
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True"]
+
+
 # --- threads, with and without the GIL ------------------------------------------------------------
 
 
