@@ -55,7 +55,9 @@ def scale_heap_sample(count: int, size: int, rate: int) -> tuple[int, int]:
         return 0, 0
     if rate <= 1:
         return count, size
-    scale = 1 / (1 - math.exp(-(size / count) / rate))
+    # -expm1(-x) is Go's 1 - exp(-x), without its rounding to 0 (and division
+    # by zero) when an allocation is tiny against the rate.
+    scale = 1 / -math.expm1(-(size / count) / rate)
     return int(count * scale), int(size * scale)
 
 

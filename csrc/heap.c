@@ -117,18 +117,6 @@ static void unlock_tables(void)
     pthread_mutex_unlock(&lock);
 }
 
-static int grow(void **array, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t bigger = *cap ? *cap * 2 : 256;
-    void *p = realloc(*array, bigger * elem);
-    if (p == NULL)
-        return -1;
-    *array = p;
-    *cap = bigger;
-    return 0;
-}
 
 static uint64_t bloom_bit(const void *p)
 {
@@ -178,7 +166,7 @@ static long bucket_unlocked(uint32_t stack, uint64_t size)
         if (b->stack == stack && b->size == size)
             return t->values[slot];
     }
-    if (grow((void **)&H.buckets, &H.cap_buckets, H.n_buckets, sizeof *H.buckets) < 0 ||
+    if (cprof_grow((void **)&H.buckets, &H.cap_buckets, H.n_buckets, sizeof *H.buckets) < 0 ||
         cprof_table_reserve(t) < 0)
         return -1;
     H.buckets[H.n_buckets] = (cprof_heap_bucket_t){stack, size, 0, 0};
@@ -222,7 +210,7 @@ static long defer_unlocked(const cprof_record_t *rec)
 {
     size_t bytes = sizeof *rec + rec->depth * sizeof rec->frames[0];
     if (H.n_deferred >= DEFERRED ||
-        grow((void **)&H.deferred, &H.cap_deferred, H.n_deferred, sizeof *H.deferred) < 0)
+        cprof_grow((void **)&H.deferred, &H.cap_deferred, H.n_deferred, sizeof *H.deferred) < 0)
         return -1;
     cprof_record_t *copy = malloc(bytes);
     if (copy == NULL)
@@ -416,18 +404,27 @@ static void settle(void *old, long b, int moved)
  *
  * An object or memory domain allocation over pymalloc's small-object limit is
  * passed on to the raw domain: its hook counts those (below[d] says up to which
- * size domain d counts its own), so each allocation counts once. (A realloc
- * that shrinks a large block under the limit is the exception: both count it.) */
+ * size domain d counts its own), so each allocation counts once. Over such an
+ * allocator, a sampled small block is asked for at the limit plus one byte,
+ * so that it too is the raw domain's: pymalloc hands the free of any block
+ * it does not own to the raw domain, whose hook sees it, and the object and
+ * memory domains need no free hook at all. */
 
 static size_t below[N_DOMAINS] = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
 
 #define NOINLINE __attribute__((noinline))
 
+/* The size to ask domain d's allocator for, for a sampled block of size. */
+static size_t sampled_size(int d, size_t size)
+{
+    return below[d] != SIZE_MAX && size <= below[d] ? below[d] + 1 : size;
+}
+
 static NOINLINE void *malloc_slow(int d, size_t size, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
     tls.busy++;
-    void *p = prev->malloc(prev->ctx, size);
+    void *p = prev->malloc(prev->ctx, sampled_size(d, size));
     tls.busy--;
     if (p != NULL)
         crossed(p, size, gil);
@@ -445,11 +442,12 @@ static inline void *hook_malloc(int d, size_t size, int gil)
 static NOINLINE void *calloc_slow(int d, size_t nelem, size_t elsize, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
+    size_t size = nelem * elsize, ask = sampled_size(d, size);
     tls.busy++;
-    void *p = prev->calloc(prev->ctx, nelem, elsize);
+    void *p = ask == size ? prev->calloc(prev->ctx, nelem, elsize) : prev->calloc(prev->ctx, 1, ask);
     tls.busy--;
     if (p != NULL)
-        crossed(p, nelem * elsize, gil);
+        crossed(p, size, gil);
     return p;
 }
 
@@ -468,7 +466,9 @@ static NOINLINE void *realloc_slow(int d, void *ptr, size_t size, int gil, int c
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
     long b = ptr != NULL && maybe_live(ptr) ? take(ptr) : -1;
-    void *p = prev->realloc(prev->ctx, ptr, size);
+    tls.busy += counted;
+    void *p = prev->realloc(prev->ctx, ptr, counted ? sampled_size(d, size) : size);
+    tls.busy -= counted;
     if (b >= 0)
         settle(ptr, b, p != NULL);
     if (p != NULL && (counted || (size <= below[d] && !unsampled(size))))
@@ -479,7 +479,8 @@ static NOINLINE void *realloc_slow(int d, void *ptr, size_t size, int gil, int c
 static inline void *hook_realloc(int d, void *ptr, size_t size, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    if (ptr != NULL && maybe_live(ptr))
+    /* Over pymalloc, sampled blocks are the raw domain's: its hook moves them. */
+    if (below[d] == SIZE_MAX && ptr != NULL && maybe_live(ptr))
         return realloc_slow(d, ptr, size, gil, 0);
     if (size > below[d] || unsampled(size))
         return prev->realloc(prev->ctx, ptr, size);
@@ -591,47 +592,50 @@ static void np_free(void *ctx, void *ptr, size_t size)
 
 static int is_ours(int d, const PyMemAllocatorEx *a)
 {
-    return a->malloc == hooks[d].malloc && a->free == hooks[d].free;
+    return a->malloc == hooks[d].malloc;
 }
 
 /* Whether an allocation in domain d reaches cprof's hook: the hook may sit
  * under another one (tracemalloc started later), or have been dropped from
  * the chain (tracemalloc, started earlier, stopped and restored its own). */
-static int hooks_reached(int d)
+static struct thread_state probe_begin(void)
 {
     struct thread_state saved = tls;
     tls.busy = 0;
     tls.probing = 1;
     tls.probe_reached = 0;
     tls.epoch = atomic_load(&epoch);
-    tls.countdown = -1;
+    tls.countdown = -1;  /* the next allocation takes the slow path, which notes it */
+    return saved;
+}
+
+static int probe_end(struct thread_state saved)
+{
+    int reached = tls.probe_reached;
+    tls = saved;
+    return reached;
+}
+
+static int hooks_reached(int d)
+{
+    struct thread_state saved = probe_begin();
     if (d == RAW)
         PyMem_RawFree(PyMem_RawMalloc(1));
     else if (d == MEM)
         PyMem_Free(PyMem_Malloc(1));
     else
         PyObject_Free(PyObject_Malloc(1));
-    int reached = tls.probe_reached;
-    tls = saved;
-    return reached;
+    return probe_end(saved);
 }
 
 /* Whether domain d's wrapped allocator passes an allocation of size bytes on
  * to the raw domain (pymalloc does so over its small-object limit). */
 static int passes_to_raw(int d, size_t size)
 {
-    struct thread_state saved = tls;
-    tls.busy = 0;
-    tls.probing = 1;
-    tls.probe_reached = 0;
-    tls.epoch = atomic_load(&epoch);
-    tls.countdown = -1;
+    struct thread_state saved = probe_begin();
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    void *p = prev->malloc(prev->ctx, size);
-    int reached = tls.probe_reached;
-    prev->free(prev->ctx, p);
-    tls = saved;
-    return reached;
+    prev->free(prev->ctx, prev->malloc(prev->ctx, size));
+    return probe_end(saved);
 }
 
 /* The largest allocation domain d counts itself: below the smallest size its
@@ -640,7 +644,7 @@ static int passes_to_raw(int d, size_t size)
 static size_t own_limit(int d)
 {
     size_t lo = 0, hi = (size_t)1 << 20;  /* passes_to_raw(hi) is tested below */
-    if (d == RAW || !domains[d].installed || !passes_to_raw(d, hi))
+    if (d == RAW || !domains[RAW].installed || !passes_to_raw(d, hi))
         return SIZE_MAX;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -662,8 +666,11 @@ static void install(int d)
     if (domains[d].installed && (is_ours(d, &current) || hooks_reached(d)))
         return;
     domains[d].prev = current;
+    below[d] = own_limit(d);
     domains[d].ours = hooks[d];
     domains[d].ours.ctx = current.ctx;
+    if (below[d] != SIZE_MAX)
+        domains[d].ours.free = current.free;  /* see the hooks' comment */
     PyMem_SetAllocator(domain_ids[d], &domains[d].ours);
     domains[d].installed = 1;
 }
@@ -751,9 +758,7 @@ int cprof_heap_start(const cprof_heap_config_t *cfg, cprof_error_t *err)
     atomic_store(&sample_rate, cfg->rate);
     atomic_store(&sample_depth, cfg->max_depth);
     for (int d = 0; d < N_DOMAINS; d++)
-        install(d);
-    for (int d = 0; d < N_DOMAINS; d++)
-        below[d] = own_limit(d);
+        install(d);  /* the raw domain first: own_limit() needs its hook */
     atomic_fetch_add(&epoch, 1);  /* odd: running */
     return CPROF_OK;
 }

@@ -5,25 +5,13 @@
 #include <string.h>
 
 /* Grow an array of elem-byte items to hold one more. */
-static int grow(void **array, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t bigger = *cap ? *cap * 2 : 256;
-    void *p = realloc(*array, bigger * elem);
-    if (p == NULL)
-        return -1;
-    *array = p;
-    *cap = bigger;
-    return 0;
-}
 
 /* --- functions and locations ------------------------------------------------------- */
 
 static int add_func(cprof_stacks_t *st, PyObject *qualname, PyObject *name, PyObject *filename,
                     int firstlineno)
 {
-    if (grow((void **)&st->funcs, &st->cap_funcs, st->n_funcs, sizeof *st->funcs) < 0)
+    if (cprof_grow((void **)&st->funcs, &st->cap_funcs, st->n_funcs, sizeof *st->funcs) < 0)
         return -1;
     cprof_func_t *f = &st->funcs[st->n_funcs];
     f->qualname = Py_NewRef(qualname);
@@ -72,7 +60,7 @@ static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
         if (l->func == func && l->line == line)
             return t->values[slot];
     }
-    if (grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
+    if (cprof_grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
         cprof_table_reserve(t) < 0)
         return -1;
     st->locs[st->n_locs] = (cprof_loc_t){func, line};
@@ -118,9 +106,10 @@ static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
         st->pool_cap = bigger;
     }
     size_t cap = st->cap_stacks;
-    if (grow((void **)&st->stack_start, &cap, st->n_stacks, sizeof *st->stack_start) < 0)
+    if (cprof_grow((void **)&st->stack_start, &cap, st->n_stacks, sizeof *st->stack_start) < 0)
         return -1;
-    if (grow((void **)&st->stack_len, &st->cap_stacks, st->n_stacks, sizeof *st->stack_len) < 0 ||
+    if (cprof_grow((void **)&st->stack_len, &st->cap_stacks, st->n_stacks,
+                   sizeof *st->stack_len) < 0 ||
         cprof_table_reserve(t) < 0)
         return -1;
     memcpy(st->stack_pool + st->pool_len, locs, n * sizeof *locs);
@@ -150,7 +139,7 @@ static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t
             return t->values[slot];
         }
     }
-    if (grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
+    if (cprof_grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
         cprof_table_reserve(t) < 0)
         return -1;
     st->aggs[st->n_aggs] = (cprof_agg_t){stack, tid, label_set, coroutine, count, weight};

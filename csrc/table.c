@@ -88,3 +88,16 @@ int cprof_table_remove(cprof_table_t *t, uint64_t key)
     }
     return 1;
 }
+
+int cprof_grow(void **array, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t bigger = *cap ? *cap * 2 : 256;
+    void *p = realloc(*array, bigger * elem);
+    if (p == NULL)
+        return -1;
+    *array = p;
+    *cap = bigger;
+    return 0;
+}

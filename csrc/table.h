@@ -1,5 +1,5 @@
 /* table: an open-addressing hash table from non-zero 64-bit keys to uint32
- * values (linear probing, load kept under one half). Plain C, no locking:
+ * values (linear probing, load kept under one half), and growable arrays. Plain C, no locking:
  * each owner says what protects its tables. Memory comes from libc, never
  * from Python's allocators (the heap hooks must not see it).
  */
@@ -44,5 +44,9 @@ void cprof_table_put_unchecked(cprof_table_t *t, uint64_t key, uint32_t value);
 
 /* Remove key if present (later entries shift back). 1 if it was there. */
 int cprof_table_remove(cprof_table_t *t, uint64_t key);
+
+/* Make room in *array (elem-byte items, *cap of them) for item n, doubling
+ * it when full. 0, or -1 when out of memory. */
+int cprof_grow(void **array, size_t *cap, size_t n, size_t elem);
 
 #endif

@@ -52,7 +52,7 @@ def allocated(p: cprof.Profile, code_name: str) -> int:
     return cum(p, code_name, sample_type="alloc_space")
 
 
-# --- live memory, churn, rate=1 --------------------------------------------------------------------
+# --- live memory, churn, rate=1 ------------------------------------------------------------------
 
 
 def keeps_sixty(n: int) -> list[bytes]:
@@ -118,12 +118,32 @@ def test_rate_one_records_every_allocation() -> None:
     del kept
 
 
+def large_ones(n: int) -> list[bytes]:
+    out = [b""] * n
+    for i in range(n):
+        out[i] = bytes(1000)  # over pymalloc's 512 bytes: passed on to the raw domain
+    return out
+
+
+def test_an_allocation_passed_to_another_domain_counts_once() -> None:
+    with cprof.heap(rate=1) as h:
+        kept = large_ones(3000)
+    p = h.profile
+    objects = sum(s.values[0] for s in p.samples
+                  if s.labels.get("bytes") == BYTES_1000
+                  and any(loc.lines[0].function.system_name == "large_ones"
+                          for loc in s.locations))
+    assert objects == 3000
+    del kept
+
+
 def test_unsampling_follows_go() -> None:
     # runtime/pprof's scaleHeapSample: 1 / (1 - exp(-avg/rate)), truncated.
     assert scale_heap_sample(1, 1024, 512 * 1024) == (512, 524800)
     assert scale_heap_sample(3, 3 * 100 << 20, 512 * 1024) == (3, 3 * 100 << 20)
     assert scale_heap_sample(7, 700, 1) == (7, 700)
     assert scale_heap_sample(0, 0, 512) == (0, 0)
+    assert scale_heap_sample(1, 16, 2**60) == (2**56, 2**60)  # no division by zero
 
 
 # --- NumPy ----------------------------------------------------------------------------------------
