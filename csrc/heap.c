@@ -74,6 +74,7 @@ static uint32_t bloom_count[BLOOM_BITS];
 struct thread_state {
     int busy;                /* in a hook or in cprof's own work: pass through */
     int probing, probe_reached;
+    void *probe_seen;        /* the block the probed hook saw */
     int locked;              /* this thread holds lock */
     uint64_t epoch;          /* the profile countdown belongs to (odd), or 0 */
     int64_t countdown;       /* bytes until the next sampled allocation */
@@ -340,6 +341,7 @@ static void crossed(void *p, size_t size, int gil)
     struct thread_state *t = &tls;
     if (t->probing) {
         t->probe_reached = 1;
+        t->probe_seen = p;
         return;
     }
     uint64_t e = atomic_load(&epoch);
@@ -405,19 +407,23 @@ static void settle(void *old, long b, int moved)
  * An object or memory domain allocation over pymalloc's small-object limit is
  * passed on to the raw domain: its hook counts those (below[d] says up to which
  * size domain d counts its own), so each allocation counts once. Over such an
- * allocator, a sampled small block is asked for at the limit plus one byte,
- * so that it too is the raw domain's: pymalloc hands the free of any block
- * it does not own to the raw domain, whose hook sees it, and the object and
- * memory domains need no free hook at all. */
+ * allocator, when the raw block is the very block returned (raw_owned[d]),
+ * a sampled small block is asked for at the limit plus one byte, so that it
+ * too is the raw domain's: pymalloc hands the free of any block it does not
+ * own to the raw domain, whose hook sees it, and the object and memory
+ * domains need no free hook at all. */
 
 static size_t below[N_DOMAINS] = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
+/* Domain d's sampled blocks are asked for over below[d], hence the raw
+ * domain's, and its frees are not hooked. */
+static int raw_owned[N_DOMAINS];
 
 #define NOINLINE __attribute__((noinline))
 
 /* The size to ask domain d's allocator for, for a sampled block of size. */
 static size_t sampled_size(int d, size_t size)
 {
-    return below[d] != SIZE_MAX && size <= below[d] ? below[d] + 1 : size;
+    return raw_owned[d] && size <= below[d] ? below[d] + 1 : size;
 }
 
 static NOINLINE void *malloc_slow(int d, size_t size, int gil)
@@ -480,7 +486,7 @@ static inline void *hook_realloc(int d, void *ptr, size_t size, int gil)
 {
     const PyMemAllocatorEx *prev = &domains[d].prev;
     /* Over pymalloc, sampled blocks are the raw domain's: its hook moves them. */
-    if (below[d] == SIZE_MAX && ptr != NULL && maybe_live(ptr))
+    if (!raw_owned[d] && ptr != NULL && maybe_live(ptr))
         return realloc_slow(d, ptr, size, gil, 0);
     if (size > below[d] || unsampled(size))
         return prev->realloc(prev->ctx, ptr, size);
@@ -630,25 +636,30 @@ static int hooks_reached(int d)
 
 /* Whether domain d's wrapped allocator passes an allocation of size bytes on
  * to the raw domain (pymalloc does so over its small-object limit). */
-static int passes_to_raw(int d, size_t size)
+static int passes_to_raw(int d, size_t size, int *same_block)
 {
     struct thread_state saved = probe_begin();
     const PyMemAllocatorEx *prev = &domains[d].prev;
-    prev->free(prev->ctx, prev->malloc(prev->ctx, size));
+    void *p = prev->malloc(prev->ctx, size);
+    *same_block = tls.probe_seen == p;
+    prev->free(prev->ctx, p);
     return probe_end(saved);
 }
 
 /* The largest allocation domain d counts itself: below the smallest size its
  * allocator hands to the raw domain (whose hook then counts it), found by
- * bisection. */
-static size_t own_limit(int d)
+ * bisection. *direct says whether the raw domain's block is the very block
+ * returned (not so under PYTHONMALLOC=debug, which adds a header). */
+static size_t own_limit(int d, int *direct)
 {
     size_t lo = 0, hi = (size_t)1 << 20;  /* passes_to_raw(hi) is tested below */
-    if (d == RAW || !domains[RAW].installed || !passes_to_raw(d, hi))
+    int same = 0;
+    *direct = 0;
+    if (d == RAW || !domains[RAW].installed || !passes_to_raw(d, hi, direct))
         return SIZE_MAX;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (passes_to_raw(d, mid))
+        if (passes_to_raw(d, mid, &same))
             hi = mid;
         else
             lo = mid;
@@ -666,10 +677,12 @@ static void install(int d)
     if (domains[d].installed && (is_ours(d, &current) || hooks_reached(d)))
         return;
     domains[d].prev = current;
-    below[d] = own_limit(d);
+    int direct;
+    below[d] = own_limit(d, &direct);
+    raw_owned[d] = direct;
     domains[d].ours = hooks[d];
     domains[d].ours.ctx = current.ctx;
-    if (below[d] != SIZE_MAX)
+    if (raw_owned[d])
         domains[d].ours.free = current.free;  /* see the hooks' comment */
     PyMem_SetAllocator(domain_ids[d], &domains[d].ours);
     domains[d].installed = 1;
