@@ -5,7 +5,7 @@ PYTHON_VERSION ?= 3.11
 VENV := .venv/$(PYTHON_VERSION)
 SECONDS ?= 60
 
-.PHONY: demo test deps venv proto fuzz bench clean
+.PHONY: demo test deps venv proto fuzz bench bench-heap clean
 
 # Profiles docs/examples/sample_program.py (about 3 s), writes out/sample.prof,
 # prints its top and writes its flame graph, out/sample.html; then go tool pprof
@@ -38,6 +38,10 @@ fuzz: deps
 # The codec benchmark (docs/BENCHMARKS.md).
 bench: deps venv
 	$(VENV)/bin/python benchmarks/codec.py
+
+# The heap profiler against tracemalloc and memray (docs/BENCHMARKS.md).
+bench-heap: deps venv
+	$(VENV)/bin/python benchmarks/heap_overhead.py
 
 clean:
 	rm -rf build dist out .venv *.egg-info cprof/*.so
