@@ -337,6 +337,24 @@ def test_hooks_removed_by_tracemalloc_are_reported() -> None:
 # --- API, fork ------------------------------------------------------------------------------------
 
 
+def makes_and_drops_code(n: int) -> int:
+    total = 0
+    for i in range(n):
+        namespace: dict[str, object] = {}
+        exec(f"def f{i}():\n    return [bytes(2000) for _ in range(50)]", namespace)
+        total += len(namespace[f"f{i}"]())  # type: ignore[operator]
+    return total
+
+
+def test_heap_and_cpu_profiles_run_together() -> None:
+    """Both watch code objects die (exec'd functions here) and both hold
+    samples of their stacks: neither may confuse the other."""
+    with cprof.cpu(hz=1000) as c, cprof.heap(rate=8 * 1024) as h:
+        assert makes_and_drops_code(2000) == 100_000
+    assert allocated(h.profile, "makes_and_drops_code") > 0.8 * 100_000 * 2033
+    assert c.profile is not None and c.profile.total() > 0
+
+
 def test_one_heap_profile_at_a_time_and_clear_errors() -> None:
     with cprof.heap():
         with pytest.raises(RuntimeError, match="heap profiling already in use"):
