@@ -9,19 +9,29 @@ from __future__ import annotations
 import io
 from typing import Callable, NamedTuple
 
-from . import heapprof
+from . import heapprof, textformat, threaddump
 from .collect import Dest
 from .profile import Profile, write_bytes
 
 
 class _Kind(NamedTuple):
     profile: Callable[[], Profile]
-    text: Callable[[], str]
+    text: Callable[[int], str]  # debug >= 1
+
+
+def _goroutine_text(debug: int) -> str:
+    if debug >= 2:
+        return threaddump.full_text()
+    return textformat.count_text(threaddump.goroutine_profile(), "goroutine")
 
 
 _KINDS: dict[str, _Kind] = {
-    "heap": _Kind(lambda: heapprof.heap_profile("heap"), heapprof.heap_text),
-    "allocs": _Kind(lambda: heapprof.heap_profile("allocs"), heapprof.heap_text),
+    "heap": _Kind(lambda: heapprof.heap_profile("heap"), lambda debug: heapprof.heap_text()),
+    "allocs": _Kind(lambda: heapprof.heap_profile("allocs"), lambda debug: heapprof.heap_text()),
+    "goroutine": _Kind(threaddump.goroutine_profile, _goroutine_text),
+    "threadcreate": _Kind(threaddump.threadcreate_profile,
+                          lambda debug: textformat.count_text(threaddump.threadcreate_profile(),
+                                                              "threadcreate")),
 }
 _ALIASES = {"threads": "goroutine"}
 
@@ -46,10 +56,11 @@ class NamedProfile:
 
     def write_to(self, dest: Dest, debug: int = 0) -> None:
         """Write the profile: debug=0 as gzipped pprof, debug>=1 as Go's
-        text. dest is a path (written atomically) or a binary file."""
+        text (for "goroutine", debug=2 is the full per-thread dump). dest is
+        a path (written atomically) or a binary file."""
         if not isinstance(debug, int) or debug < 0:
             raise ValueError(f"debug must be 0, 1 or 2, not {debug!r}")
-        data = self.profile().to_bytes() if debug == 0 else self._kind.text().encode()
+        data = self.profile().to_bytes() if debug == 0 else self._kind.text(debug).encode()
         if isinstance(dest, io.TextIOBase):
             raise TypeError("write_to needs a path or a binary file")
         write_bytes(dest, data)
@@ -57,8 +68,10 @@ class NamedProfile:
 
 def lookup(name: str) -> NamedProfile:
     """The named profile: "heap" (in-use memory by default) or "allocs"
-    (allocated memory by default); both need a running or stopped heap
-    profile. An unknown name raises ValueError listing the known ones."""
+    (allocated memory by default), which need a running or stopped heap
+    profile; "goroutine" (alias "threads"): every thread's and asyncio
+    task's stack now; "threadcreate": the stacks that started the live
+    threads. An unknown name raises ValueError listing the known ones."""
     name = _ALIASES.get(name, name)
     if name not in _KINDS:
         raise ValueError(f"unknown profile {name!r}: known profiles are "

@@ -13,6 +13,7 @@ import sys
 from typing import Iterable, NamedTuple, Sequence
 
 from .model import Location
+from .profile import Profile
 
 
 def tabwrite(lines: Sequence[str], *, tabwidth: int = 8, padding: int = 1) -> str:
@@ -93,4 +94,24 @@ def heap_text(records: Sequence[HeapRecord], rate: int) -> str:
               f"# NumGC = {collections}",
               f"# GCThreshold = {gc.get_threshold()}",
               f"# MaxRSS = {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}"]
+    return tabwrite(lines)
+
+
+def count_text(profile: Profile, name: str) -> str:
+    """Go's text of a count profile (goroutine, threadcreate; debug=1): the
+    total, then each sample's count and addresses, labels as Go prints them,
+    and its stack; most frequent first."""
+    records = []
+    for s in profile.samples:
+        key = "@" + "".join(f" {loc.id:#x}" for loc in s.locations)
+        if s.labels:
+            pairs = sorted(f'"{k}":"{v}"' for k, v in s.labels.items())
+            key += "\n# labels: {" + ", ".join(pairs) + "}"
+        records.append((s.values[0], key, s.locations))
+    records.sort(key=lambda r: (-r[0], r[1]))
+    lines = [f"{name} profile: total {sum(r[0] for r in records)}"]
+    for count, key, stack in records:
+        lines.extend(f"{count} {key}".split("\n"))
+        lines.extend(_frame_lines(stack))
+        lines.append("")
     return tabwrite(lines)

@@ -1,0 +1,325 @@
+"""threaddump: every thread's and asyncio task's stack, as Go's goroutine
+and threadcreate profiles.
+
+``lookup("goroutine")`` (alias "threads") dumps every Python thread of the
+process (``sys._current_frames()``, no cap on their number) with its name,
+ids, daemon flag and state, and every asyncio task with its await chain;
+``lookup("threadcreate")`` gives the stacks that started the live threads,
+recorded by a wrapper around ``threading.Thread.start`` installed when cprof
+is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from types import CodeType, FrameType
+from typing import Any, Iterable, Sequence
+
+from .builder import Frame, ProfileBuilder
+from .profile import Profile
+from .tables import qualified
+
+
+@dataclass(frozen=True)
+class StackFrame:
+    """One Python frame of a dump: qualified name, code name, file, line."""
+
+    name: str
+    system_name: str
+    filename: str
+    line: int
+    start_line: int
+
+    def as_frame(self) -> Frame:
+        return Frame(self.name, self.filename, self.line, self.start_line, self.system_name)
+
+
+@dataclass
+class ThreadDump:
+    ident: int
+    native_id: int | None
+    name: str
+    daemon: bool
+    state: str
+    stack: list[StackFrame]                  # leaf first
+    created_by: list[StackFrame] | None = None
+    created_in: int | None = None            # ident of the thread that started it
+
+
+@dataclass
+class TaskDump:
+    name: str
+    state: str
+    stack: list[StackFrame]                  # leaf first: the innermost awaiting coroutine
+    thread: int | None = None                # ident of the thread whose loop runs it
+    awaiting: str = ""
+
+
+@dataclass
+class Dump:
+    threads: list[ThreadDump] = field(default_factory=list)
+    tasks: list[TaskDump] = field(default_factory=list)
+    time_ns: int = 0
+
+
+# --- frames --------------------------------------------------------------------------
+
+
+def _modules() -> dict[str, str]:
+    names = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            names[os.path.abspath(path)] = name
+    return names
+
+
+def _stack_frame(code: CodeType, line: int | None, modules: dict[str, str]) -> StackFrame:
+    filename = code.co_filename
+    path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
+    name = qualified(code.co_qualname, path, modules)
+    system = "" if name == code.co_name and "<" in name else code.co_name
+    return StackFrame(name, system, path, line or 0, code.co_firstlineno)
+
+
+def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
+    out = []
+    while frame is not None:
+        out.append(_stack_frame(frame.f_code, frame.f_lineno, modules))
+        frame = frame.f_back
+    return out
+
+
+# --- thread creation -----------------------------------------------------------------
+
+# Thread -> (code, line) pairs of the stack that called start(), leaf first,
+# and the ident of the thread that called it.
+_created: weakref.WeakKeyDictionary[threading.Thread, tuple[list[tuple[CodeType, int]], int]] = (
+    weakref.WeakKeyDictionary())
+_original_start = threading.Thread.start
+
+
+def _start(self: threading.Thread) -> None:
+    """threading.Thread.start, remembering who started the thread."""
+    frames = []
+    f: FrameType | None = sys._getframe(1)
+    while f is not None:
+        frames.append((f.f_code, f.f_lineno or 0))
+        f = f.f_back
+    _created[self] = (frames, threading.get_ident())
+    _original_start(self)
+
+
+_start.__wrapped__ = _original_start  # type: ignore[attr-defined]
+threading.Thread.start = _start  # type: ignore[method-assign]
+
+
+# --- states ----------------------------------------------------------------------------
+
+# Where a thread that is not running Python code waits: the innermost frame
+# of a known blocking call in the standard library, by (module file stem,
+# code name). The thread that takes the dump is "running"; a thread whose
+# innermost frame is elsewhere is "runnable" (running Python, waiting for the
+# GIL, or in a C call cprof cannot see into).
+_WAITS = {
+    ("threading", "wait"): "waiting on {owner}",
+    ("threading", "join"): "joining a thread",
+    ("threading", "_wait_for_tstate_lock"): "joining a thread",
+    ("threading", "acquire"): "acquiring a {owner}",
+    ("queue", "get"): "waiting on queue.Queue.get",
+    ("queue", "put"): "waiting on queue.Queue.put",
+    ("selectors", "select"): "IO wait (select)",
+    ("socket", "accept"): "IO wait (accept)",
+    ("socket", "readinto"): "IO wait (socket read)",
+    ("subprocess", "_wait"): "waiting on a subprocess",
+    ("subprocess", "_try_wait"): "waiting on a subprocess",
+    ("base_events", "_run_once"): "asyncio event loop",
+}
+
+
+def _state(frame: FrameType | None, current: bool) -> str:
+    if current:
+        return "running"
+    if frame is None:
+        return "idle"
+    code = frame.f_code
+    stem = os.path.splitext(os.path.basename(code.co_filename))[0]
+    pattern = _WAITS.get((stem, code.co_name))
+    if pattern is None:
+        return "runnable"
+    owner = code.co_qualname.rsplit(".", 1)[0] if "." in code.co_qualname else stem
+    return pattern.format(owner=f"{stem}.{owner}" if stem == "threading" else owner)
+
+
+# --- asyncio tasks ----------------------------------------------------------------------
+
+
+def _tasks() -> list[Any]:
+    tasks_module = sys.modules.get("asyncio.tasks")
+    if tasks_module is None:
+        return []
+    found: list[Any] = []
+    for name in ("_scheduled_tasks", "_eager_tasks", "_all_tasks"):  # 3.12+ / 3.11
+        registry = getattr(tasks_module, name, None)
+        if registry is not None:
+            found.extend(list(registry))
+    return found
+
+
+def _describe_awaitable(awaitable: Any) -> str:
+    """What a coroutine waits on: a Future, another task, or the awaitable's
+    type. asyncio's C future iterator hides its future from Python: the
+    garbage collector's referents show it."""
+    if type(awaitable).__name__ == "FutureIter":
+        import gc
+        awaitable = next((r for r in gc.get_referents(awaitable)
+                          if hasattr(r, "add_done_callback")), awaitable)
+    get_name = getattr(awaitable, "get_name", None)
+    if callable(get_name) and hasattr(awaitable, "get_coro"):
+        return f"task {get_name()}"
+    return type(awaitable).__qualname__.lstrip("_")
+
+
+def _await_chain(coro: Any, modules: dict[str, str]) -> tuple[list[StackFrame], str]:
+    """The frames of a coroutine and of what it awaits, innermost first, and
+    what the innermost one waits on."""
+    outer_first: list[StackFrame] = []
+    awaiting = ""
+    seen = 0
+    while coro is not None and seen < 10_000:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if frame is not None:
+            outer_first.append(_stack_frame(frame.f_code, frame.f_lineno, modules))
+        elif code is not None:
+            outer_first.append(_stack_frame(code, code.co_firstlineno, modules))
+        else:
+            awaiting = _describe_awaitable(coro)
+            break
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return outer_first[::-1], awaiting
+
+
+def _task_thread(task: Any) -> int | None:
+    loop = task.get_loop()
+    thread_id = getattr(loop, "_thread_id", None)
+    return thread_id if isinstance(thread_id, int) else None
+
+
+# --- the dump ---------------------------------------------------------------------------
+
+
+def dump() -> Dump:
+    """Every thread's stack and state, and every asyncio task's await chain."""
+    frames = sys._current_frames()
+    modules = _modules()
+    by_ident = {t.ident: t for t in threading.enumerate()}
+    me = threading.get_ident()
+    out = Dump(time_ns=time.time_ns())
+    for ident, frame in sorted(frames.items(), key=lambda kv: (kv[0] != me, kv[0])):
+        thread = by_ident.get(ident)
+        stack = _walk(frame, modules)
+        if ident == me:  # cprof's own frames, taking the dump, are not the program's
+            while stack and stack[0].filename.startswith(_PACKAGE_DIR):
+                stack.pop(0)
+        info = ThreadDump(ident, getattr(thread, "native_id", None),
+                          thread.name if thread is not None else f"Thread-{ident}",
+                          bool(thread.daemon) if thread is not None else False,
+                          _state(frame, ident == me), stack)
+        created = _created.get(thread) if thread is not None else None
+        if thread is threading.main_thread():
+            info.created_by = [_MAIN]
+        elif created is not None:
+            info.created_by = [_stack_frame(code, line, modules) for code, line in created[0]]
+            info.created_in = created[1]
+        out.threads.append(info)
+    for task in _tasks():
+        stack, awaiting = _await_chain(task.get_coro(), modules)
+        state = "done" if task.done() else "pending"
+        out.tasks.append(TaskDump(task.get_name(), state, stack, _task_thread(task), awaiting))
+    return out
+
+
+def _builder(kind: str) -> ProfileBuilder:
+    return ProfileBuilder([(kind, "count")], period_type=(kind, "count"), period=1)
+
+
+def _add(b: ProfileBuilder, stacks: Iterable[tuple[Sequence[StackFrame], dict[str, str]]]) -> None:
+    """One sample per distinct (stack, labels), counting how many share it."""
+    counts: dict[tuple[tuple[StackFrame, ...], tuple[tuple[str, str], ...]], int] = {}
+    for stack, labels in stacks:
+        key = (tuple(stack), tuple(sorted(labels.items())))
+        counts[key] = counts.get(key, 0) + 1
+    for (frames, pairs), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        b.add([n], [f.as_frame() for f in frames], dict(pairs))
+
+
+def goroutine_profile(d: Dump | None = None) -> Profile:
+    """Go's goroutine profile: goroutine/count, one sample per distinct
+    stack and state, threads and asyncio tasks alike (label kind)."""
+    d = d or dump()
+    b = _builder("goroutine")
+    _add(b, [(t.stack or [_NO_FRAME], {"kind": "thread", "state": t.state}) for t in d.threads]
+         + [(t.stack or [_NO_FRAME], {"kind": "task", "state": t.state}) for t in d.tasks])
+    return b.build(time_ns=d.time_ns, comments=[
+        f"cprof goroutine profile: {len(d.threads)} threads, {len(d.tasks)} asyncio tasks"])
+
+
+def threadcreate_profile(d: Dump | None = None) -> Profile:
+    """Go's threadcreate profile: the stacks that started the live threads
+    (``<main thread>``, and ``<unknown>`` for threads started before cprof
+    was imported)."""
+    d = d or dump()
+    b = _builder("threadcreate")
+    _add(b, [(t.created_by or [_UNKNOWN], {}) for t in d.threads])
+    return b.build(time_ns=d.time_ns)
+
+
+_NO_FRAME = StackFrame("<no Python frame>", "", "", 0, 0)
+_UNKNOWN = StackFrame("<unknown>", "", "", 0, 0)
+_MAIN = StackFrame("<main thread>", "", "", 0, 0)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def _frame_lines(stack: Sequence[StackFrame]) -> list[str]:
+    lines = []
+    for f in stack:
+        lines.append(f"{f.name}(...)")
+        lines.append(f"\t{f.filename}:{f.line}")
+    return lines
+
+
+def full_text(d: Dump | None = None) -> str:
+    """debug=2: every thread and task in full, in the spirit of Go's
+    goroutine dump (``goroutine N [state]:``)."""
+    d = d or dump()
+    names = {t.ident: t.name for t in d.threads}
+    blocks = []
+    for t in d.threads:
+        flags = f"native {t.native_id}" if t.native_id is not None else "no native id"
+        if t.daemon:
+            flags += ", daemon"
+        lines = [f'thread {t.ident} "{t.name}" ({flags}) [{t.state}]:']
+        lines += _frame_lines(t.stack) or ["<no Python frame>"]
+        if t.created_by is not None and t.created_by != [_MAIN]:
+            top = t.created_by[0] if t.created_by else _UNKNOWN
+            lines.append(f'created by {top.name} in thread {t.created_in} '
+                         f'"{names.get(t.created_in or 0, "?")}"')
+            lines.append(f"\t{top.filename}:{top.line}")
+        blocks.append("\n".join(lines))
+    for task in d.tasks:
+        where = f" on thread {task.thread}" if task.thread is not None else ""
+        awaiting = f", awaiting {task.awaiting}" if task.awaiting else ""
+        lines = [f'task "{task.name}"{where} [{task.state}{awaiting}]:']
+        lines += _frame_lines(task.stack) or ["<no coroutine frame>"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
