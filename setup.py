@@ -29,6 +29,7 @@ SOURCES = [
     "csrc/table.c",
     "csrc/sampler.c",
     "csrc/heap.c",
+    "csrc/locks.c",
     "csrc/graph.c",
     "csrc/gzsink.c",
     "csrc/proto/profile.pb-c.c",

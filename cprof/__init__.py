@@ -13,6 +13,7 @@ from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
 from .labels import labels
+from .locks import set_block_profile_rate, set_mutex_profile_fraction
 from .lookup import lookup, profiles
 from .ops import merge
 from .model import Function, Line, Location, Mapping, Sample, ValueType
@@ -37,6 +38,8 @@ __all__ = [
     "lookup",
     "merge",
     "profiles",
+    "set_block_profile_rate",
+    "set_mutex_profile_fraction",
     "start_cpu_profile",
     "start_heap_profile",
     "stop_cpu_profile",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Callable, NamedTuple
 
-from . import heapprof, textformat, threaddump
+from . import heapprof, locks, textformat, threaddump
 from .collect import Dest
 from .profile import Profile, write_bytes
 
@@ -29,6 +29,8 @@ _KINDS: dict[str, _Kind] = {
     "heap": _Kind(lambda: heapprof.heap_profile("heap"), lambda debug: heapprof.heap_text()),
     "allocs": _Kind(lambda: heapprof.heap_profile("allocs"), lambda debug: heapprof.heap_text()),
     "goroutine": _Kind(threaddump.goroutine_profile, _goroutine_text),
+    "mutex": _Kind(lambda: locks.profile("mutex"), lambda debug: locks.text("mutex")),
+    "block": _Kind(lambda: locks.profile("block"), lambda debug: locks.text("block")),
     "threadcreate": _Kind(threaddump.threadcreate_profile,
                           lambda debug: textformat.count_text(threaddump.threadcreate_profile(),
                                                               "threadcreate")),
@@ -69,8 +71,9 @@ class NamedProfile:
 def lookup(name: str) -> NamedProfile:
     """The named profile: "heap" (in-use memory by default) or "allocs"
     (allocated memory by default), which need a running or stopped heap
-    profile; "goroutine" (alias "threads"): every thread's and asyncio
-    task's stack now; "threadcreate": the stacks that started the live
+    profile; "mutex" and "block": contention and waits on threading's locks
+    (cprof.set_mutex_profile_fraction, cprof.set_block_profile_rate);
+    "goroutine" (alias "threads"): every thread's and asyncio task's stack now; "threadcreate": the stacks that started the live
     threads. An unknown name raises ValueError listing the known ones."""
     name = _ALIASES.get(name, name)
     if name not in _KINDS:

@@ -61,7 +61,8 @@ class HeapRecord(NamedTuple):
     stack: tuple[Location, ...]
 
 
-def _frame_lines(stack: Iterable[Location]) -> list[str]:
+def frame_lines(stack: Iterable[Location]) -> list[str]:
+    """Go's `#\taddress\tname+offset\tfile:line` lines of a stack."""
     lines = []
     for loc in stack:
         for ln in loc.lines:
@@ -85,7 +86,7 @@ def heap_text(records: Sequence[HeapRecord], rate: int) -> str:
         addresses = "".join(f" {loc.id:#x}" for loc in r.stack)
         lines.append(f"{r.inuse_objects}: {r.inuse_bytes} [{r.alloc_objects}: "
                      f"{r.alloc_bytes}] @{addresses}")
-        lines.extend(_frame_lines(r.stack))
+        lines.extend(frame_lines(r.stack))
         lines.append("")
     collections = sum(s["collections"] for s in gc.get_stats())
     lines += ["", "# Python memory",
@@ -112,6 +113,6 @@ def count_text(profile: Profile, name: str) -> str:
     lines = [f"{name} profile: total {sum(r[0] for r in records)}"]
     for count, key, stack in records:
         lines.extend(f"{count} {key}".split("\n"))
-        lines.extend(_frame_lines(stack))
+        lines.extend(frame_lines(stack))
         lines.append("")
     return tabwrite(lines)

@@ -50,6 +50,13 @@ Py_hash_t cprof_frames_contextvar_hash(PyObject *var);
 int cprof_frames_watch_code(void (*on_death)(PyObject *code));
 void cprof_frames_unwatch_code(void (*on_death)(PyObject *code));
 
+/* _thread.lock's message for a negative timeout, as each version words it. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define CPROF_LOCK_NEGATIVE_TIMEOUT "timeout value must be a non-negative number"
+#else
+#define CPROF_LOCK_NEGATIVE_TIMEOUT "timeout value must be positive"
+#endif
+
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);
 

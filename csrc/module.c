@@ -12,6 +12,7 @@
 
 #include "graph.h"
 #include "heap.h"
+#include "locks.h"
 #include "pprof.h"
 #include "sampler.h"
 
@@ -1222,6 +1223,66 @@ static PyObject *core_heap_running(PyObject *Py_UNUSED(module), PyObject *Py_UNU
     return PyBool_FromLong(cprof_heap_running());
 }
 
+/* --- lock profiles ----------------------------------------------------------------- */
+
+static PyObject *core_waiter_lock(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return cprof_locks_new_lock(CPROF_LOCK_WAITER);
+}
+
+static PyObject *core_locks_configure(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    long long fraction, rate;
+    if (!PyArg_ParseTuple(args, "LL:locks_configure", &fraction, &rate))
+        return NULL;
+    if (cprof_locks_configure(fraction, rate) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *totals_list(const cprof_lock_totals_t *t, size_t n)
+{
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        if (t[i].contentions == 0)
+            continue;
+        PyObject *row = Py_BuildValue("(kdd)", (unsigned long)i, t[i].contentions,
+                                      t[i].delay_ns);
+        if (row == NULL || PyList_Append(list, row) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(row);
+    }
+    return list;
+}
+
+static int export_locks(const cprof_stacks_t *st, const cprof_lock_totals_t *mutex,
+                        const cprof_lock_totals_t *block, size_t n, void *out)
+{
+    PyObject *r = export_tables(st);
+    if (r == NULL || set_item_steal(r, "mutex", totals_list(mutex, n)) < 0 ||
+        set_item_steal(r, "block", totals_list(block, n)) < 0) {
+        Py_XDECREF(r);
+        return -1;
+    }
+    *(PyObject **)out = r;
+    return 0;
+}
+
+static PyObject *core_locks_snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *r = NULL;
+    if (cprof_locks_visit(export_locks, &r) < 0)
+        return NULL;
+    return r != NULL ? r : Py_BuildValue("{s[]s[]s[]s[]s[]}", "functions", "locations",
+                                         "stacks", "mutex", "block");
+}
+
+static PyObject *core_locks_clear(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_locks_clear();
+    Py_RETURN_NONE;
+}
+
 /* --- module ---------------------------------------------------------------- */
 
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
@@ -1295,6 +1356,15 @@ static PyMethodDef core_methods[] = {
      "heap_stop(): stop sampling allocations and forget the tables"},
     {"heap_running", (PyCFunction)core_heap_running, METH_NOARGS,
      "heap_running() -> whether a heap profile is running"},
+    {"waiter_lock", (PyCFunction)core_waiter_lock, METH_NOARGS,
+     "waiter_lock() -> a Lock whose waits count in the block profile only (Condition's)"},
+    {"locks_configure", (PyCFunction)core_locks_configure, METH_VARARGS,
+     "locks_configure(mutex_fraction, block_rate_ns): what the recording locks sample"},
+    {"locks_snapshot", (PyCFunction)core_locks_snapshot, METH_NOARGS,
+     "locks_snapshot() -> dict of functions, locations, stacks, and mutex and block rows "
+     "(stack, contentions, delay_ns), upscaled"},
+    {"locks_clear", (PyCFunction)core_locks_clear, METH_NOARGS,
+     "locks_clear(): forget the recorded contention and blocking"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1308,7 +1378,8 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (PyType_Ready(&ProfileData_Type) < 0 || PyType_Ready(&LabelSet_Type) < 0)
+    if (PyType_Ready(&ProfileData_Type) < 0 || PyType_Ready(&LabelSet_Type) < 0 ||
+        cprof_locks_init() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
@@ -1325,6 +1396,8 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddObjectRef(m, "ProfileError", ProfileError) < 0 ||
         PyModule_AddObjectRef(m, "ProfileData", (PyObject *)&ProfileData_Type) < 0 ||
         PyModule_AddObjectRef(m, "LabelSet", (PyObject *)&LabelSet_Type) < 0 ||
+        PyModule_AddObjectRef(m, "Lock", (PyObject *)&cprof_lock_type) < 0 ||
+        PyModule_AddObjectRef(m, "RLock", (PyObject *)&cprof_rlock_type) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_MAX_RATIO", (long)CPROF_DEFAULT_MAX_RATIO) < 0)
         goto fail;

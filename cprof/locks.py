@@ -1,0 +1,107 @@
+"""locks: Go's mutex and block profiles for Python's threading locks.
+
+``set_mutex_profile_fraction(n)`` and ``set_block_profile_rate(ns)`` turn
+recording on (Go's semantics); while either is on, threading.Lock, RLock and
+Condition's waiter locks are cprof's recording locks (csrc/locks.c), so
+everything built on them records too: Condition, Semaphore, BoundedSemaphore,
+Event, Barrier, queue.Queue, concurrent.futures. Locks created before stay
+what they were; locks created while recording keep working after it stops.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from . import _core
+from .model import Sample, ValueType
+from .profile import Profile
+from .tables import resolve
+from .textformat import frame_lines, tabwrite
+
+SAMPLE_TYPES = [ValueType("contentions", "count"), ValueType("delay", "nanoseconds")]
+
+_ORIGINAL = {name: getattr(threading, name) for name in ("Lock", "RLock", "_allocate_lock")}
+_RECORDING = {"Lock": _core.Lock, "RLock": _core.RLock, "_allocate_lock": _core.waiter_lock}
+_settings = {"mutex": 0, "block": 0}
+_started_ns = time.time_ns()
+_lock = threading.Lock()  # created before any patching: always the original type
+
+
+def _apply() -> None:
+    on = _settings["mutex"] > 0 or _settings["block"] > 0
+    _core.locks_configure(_settings["mutex"], _settings["block"])
+    for name, value in (_RECORDING if on else _ORIGINAL).items():
+        setattr(threading, name, value)
+
+
+def set_mutex_profile_fraction(rate: int) -> int:
+    """Record, on average, 1 in ``rate`` contended releases of a lock, at the
+    releasing holder's stack, with the delay the waiters suffered (Go's
+    SetMutexProfileFraction). 0 turns it off; a negative rate only reads the
+    current one. Returns the previous rate."""
+    if isinstance(rate, bool) or not isinstance(rate, int):
+        raise TypeError(f"rate must be an int, not {type(rate).__name__}")
+    with _lock:
+        previous = _settings["mutex"]
+        if rate >= 0:
+            _settings["mutex"] = rate
+            _apply()
+        return previous
+
+
+def set_block_profile_rate(rate: int) -> int:
+    """Record waits on locks at the waiter's stack: every wait of at least
+    ``rate`` nanoseconds, a shorter one with probability duration/rate (and
+    counted rate/duration times), as Go's SetBlockProfileRate. 1 records every
+    wait; 0 or less turns it off. Returns the previous rate."""
+    if isinstance(rate, bool) or not isinstance(rate, int):
+        raise TypeError(f"rate must be an int number of nanoseconds, not {type(rate).__name__}")
+    with _lock:
+        previous = _settings["block"]
+        _settings["block"] = max(rate, 0)
+        _apply()
+        return previous
+
+
+def _rows(kind: str) -> tuple[dict[str, Any], list[tuple[int, float, float]]]:
+    tables = _core.locks_snapshot()
+    return tables, tables[kind]
+
+
+def profile(kind: str) -> Profile:
+    """The mutex or block profile so far: contentions/count and
+    delay/nanoseconds per stack (default delay, as pprof picks the last)."""
+    tables, rows = _rows(kind)
+    mapping, functions, locations, stacks = resolve(tables)
+    samples = [Sample([round(count), round(delay)], stacks[stack])
+               for stack, count, delay in rows if round(count) > 0]
+    what = ("contended releases, 1 in "
+            f"{_settings['mutex']} recorded" if kind == "mutex"
+            else f"waits, rate {_settings['block']} ns")
+    return Profile(SAMPLE_TYPES, samples, period_type=ValueType("contentions", "count"),
+                   period=1, time_ns=_started_ns, comments=[f"cprof {kind} profile: {what}"],
+                   mappings=[mapping], locations=locations, functions=functions)
+
+
+def text(kind: str) -> str:
+    """Go's debug=1 text: ``--- mutex:`` (with the sampling period; counts as
+    sampled) or ``--- contention:`` (block), cycles in nanoseconds."""
+    p = profile(kind)
+    period = max(_settings["mutex"], 1) if kind == "mutex" else 1
+    lines = [f"--- {'mutex' if kind == 'mutex' else 'contention'}:", "cycles/second=1000000000"]
+    if kind == "mutex":
+        lines.append(f"sampling period={period}")
+    for s in sorted(p.samples, key=lambda s: -s.values[1]):
+        addresses = "".join(f" {loc.id:#x}" for loc in s.locations)
+        lines.append(f"{s.values[1] // period} {s.values[0] // period} @{addresses}")
+        lines.extend(frame_lines(s.locations))
+        lines.append("")
+    return tabwrite(lines)
+
+
+def reset() -> None:
+    """Forget what was recorded so far."""
+    _core.locks_clear()
+    _core.locks_configure(_settings["mutex"], _settings["block"])
