@@ -10,9 +10,10 @@ what they were; locks created while recording keep working after it stops.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _core
 from .model import Sample, ValueType
@@ -29,9 +30,15 @@ _started_ns = time.time_ns()
 _lock = threading.Lock()  # created before any patching: always the original type
 
 
+# A lock is said to be made where the program asked for it, not in these.
+_LIBRARY_FILES = frozenset({threading.Condition.__init__.__code__.co_filename,
+                            queue.Queue.__init__.__code__.co_filename})
+
+
 def _apply() -> None:
     on = _settings["mutex"] > 0 or _settings["block"] > 0
     _core.locks_configure(_settings["mutex"], _settings["block"])
+    _core.locks_library_files(_LIBRARY_FILES)
     for name, value in (_RECORDING if on else _ORIGINAL).items():
         setattr(threading, name, value)
 
@@ -105,3 +112,21 @@ def reset() -> None:
     """Forget what was recorded so far."""
     _core.locks_clear()
     _core.locks_configure(_settings["mutex"], _settings["block"])
+
+
+class Wait(NamedTuple):
+    """A thread waiting on a recording lock, as a thread dump tells it."""
+
+    lock: object
+    holder: int            # thread ident, 0 when none (or a Condition's waiter)
+    made_at: tuple[str, int, str] | None   # file, line, code qualname
+    condition: bool        # a Condition's wait (Event, Queue, ...), not a mutex
+
+
+def waits() -> dict[int, Wait]:
+    """Threads (by ident) now waiting on recording locks, and on what."""
+    out = {}
+    for thread, lock in _core.locks_waiting():
+        holder, made_at, condition = lock._cprof_info()
+        out[thread] = Wait(lock, 0 if condition else holder, made_at, condition)
+    return out

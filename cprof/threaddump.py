@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any, Iterable, Sequence
 
+from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
 from .tables import qualified
@@ -49,6 +50,7 @@ class ThreadDump:
     stack: list[StackFrame]                  # leaf first
     created_by: list[StackFrame] | None = None
     created_in: int | None = None            # ident of the thread that started it
+    waiting_on: locks.Wait | None = None     # a recording lock it waits on
 
 
 @dataclass
@@ -156,6 +158,43 @@ def _state(frame: FrameType | None, current: bool) -> str:
     return pattern.format(owner=f"{stem}.{owner}" if stem == "threading" else owner)
 
 
+def _made_at(wait: locks.Wait) -> str:
+    if wait.made_at is None:
+        return ""
+    file, line, qualname = wait.made_at
+    return f" made at {file}:{line} ({qualname})"
+
+
+def _thread_name(ident: int, by_ident: dict[int | None, threading.Thread]) -> str:
+    thread = by_ident.get(ident)
+    return f'thread {ident} "{thread.name}"' if thread is not None else f"thread {ident}"
+
+
+def _waiting_state(wait: locks.Wait, by_ident: dict[int | None, threading.Thread]) -> str:
+    if wait.condition:  # its waiter lock is made by the wait itself: the stack tells where
+        return "waiting on a Condition"
+    holder = f", held by {_thread_name(wait.holder, by_ident)}" if wait.holder else ""
+    return f"waiting on lock{_made_at(wait)}{holder}"
+
+
+def deadlocks(d: Dump) -> list[list[ThreadDump]]:
+    """Cycles of threads each waiting on a lock the next one holds."""
+    by_ident = {t.ident: t for t in d.threads}
+    cycles: list[list[ThreadDump]] = []
+    seen: set[int] = set()
+    for start in d.threads:
+        path: list[ThreadDump] = []
+        t: ThreadDump | None = start
+        while t is not None and t.ident not in seen and t not in path:
+            path.append(t)
+            holder = t.waiting_on.holder if t.waiting_on is not None else 0
+            t = by_ident.get(holder)
+        if t is not None and t in path:
+            cycles.append(path[path.index(t):])
+        seen.update(x.ident for x in path)
+    return cycles
+
+
 # --- asyncio tasks ----------------------------------------------------------------------
 
 
@@ -221,6 +260,7 @@ def dump() -> Dump:
     modules = _modules()
     by_ident = {t.ident: t for t in threading.enumerate()}
     me = threading.get_ident()
+    waits = locks.waits()
     out = Dump(time_ns=time.time_ns())
     for ident, frame in sorted(frames.items(), key=lambda kv: (kv[0] != me, kv[0])):
         thread = by_ident.get(ident)
@@ -232,6 +272,10 @@ def dump() -> Dump:
                           thread.name if thread is not None else f"Thread-{ident}",
                           bool(thread.daemon) if thread is not None else False,
                           _state(frame, ident == me), stack)
+        wait = waits.get(ident)
+        if wait is not None:
+            info.waiting_on = wait
+            info.state = _waiting_state(wait, by_ident)
         created = _created.get(thread) if thread is not None else None
         if thread is threading.main_thread():
             info.created_by = [_MAIN]
@@ -304,6 +348,10 @@ def full_text(d: Dump | None = None) -> str:
     d = d or dump()
     names = {t.ident: t.name for t in d.threads}
     blocks = []
+    for cycle in deadlocks(d):
+        lines = [f"deadlock between {len(cycle)} threads:"]
+        lines += [f'  thread {t.ident} "{t.name}" is {t.state}' for t in cycle]
+        blocks.append("\n".join(lines))
     for t in d.threads:
         flags = f"native {t.native_id}" if t.native_id is not None else "no native id"
         if t.daemon:

@@ -163,7 +163,7 @@ typedef struct {
     PyThread_type_lock lock;
     int kind;
     char locked;
-    unsigned long owner;       /* RLock: the holder's ident; Lock: the last acquirer's */
+    unsigned long owner;       /* the holder's thread ident, 0 when unlocked */
     unsigned long count;       /* RLock recursion */
     /* Waiters: how many, and the sum of the times from which each one's wait
      * is still to be charged to a holder (see locks.h). */
@@ -171,8 +171,61 @@ typedef struct {
     int64_t wait_from_sum;
     int64_t last_release_ns;
     uint64_t releases;
+    PyObject *created_code;    /* where the program made it (strong), or NULL */
+    int created_line;
     PyObject *weakreflist;
 } lock_t;
+
+/* --- who waits on what (for thread dumps), GIL held ------------------------------------ */
+
+typedef struct {
+    unsigned long thread;
+    lock_t *lock;              /* alive: the waiting thread's call holds it */
+} waiting_t;
+
+static waiting_t *waiting;
+static size_t n_waiting, cap_waiting;
+
+static void wait_begin(lock_t *self)
+{
+    if (cprof_grow((void **)&waiting, &cap_waiting, n_waiting, sizeof *waiting) == 0)
+        waiting[n_waiting++] = (waiting_t){PyThread_get_thread_ident(), self};
+}
+
+static void wait_end(lock_t *self)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    for (size_t i = 0; i < n_waiting; i++) {
+        if (waiting[i].thread == me && waiting[i].lock == self) {
+            waiting[i] = waiting[--n_waiting];
+            return;
+        }
+    }
+}
+
+/* Files whose frames do not count as where a lock was made (threading.py,
+ * queue.py): set by cprof_locks_set_library_files, GIL held. */
+static PyObject *library_files;
+
+/* The innermost frame of the program (outside library_files) that is making
+ * a lock: its code (new reference) and line, or NULL. */
+static PyObject *creation_site(int *line)
+{
+    cprof_frame_t frames[8];
+    size_t total;
+    void *coroutine;
+    PyThreadState *ts = PyThreadState_Get();
+    size_t n = cprof_frames_capture_sigsafe(ts, frames, 8, &total, &coroutine);
+    for (size_t i = 0; i < n; i++) {
+        PyObject *file = ((PyCodeObject *)frames[i].code)->co_filename;
+        int library = library_files != NULL && PySequence_Contains(library_files, file) == 1;
+        if (!library || i + 1 == n) {
+            *line = cprof_frames_line(frames[i].code, frames[i].lasti);
+            return Py_NewRef(frames[i].code);
+        }
+    }
+    return NULL;
+}
 
 /* timeout in seconds (-1: forever) as microseconds for PyThread; -2 on error. */
 static long long timeout_us(int blocking, double timeout)
@@ -232,7 +285,9 @@ static int acquire(lock_t *self, long long us)
     uint64_t releases = self->releases;
     self->waiters++;
     self->wait_from_sum += start;
+    wait_begin(self);
     PyLockStatus r = wait_for(self, us);
+    wait_end(self);
     int64_t end = now_ns();
     self->waiters--;
     self->wait_from_sum -= self->releases == releases ? start : self->last_release_ns;
@@ -274,6 +329,7 @@ static PyObject *new_lock(PyTypeObject *type, int kind)
     if (self == NULL)
         return NULL;
     self->kind = kind;
+    self->created_code = creation_site(&self->created_line);
     self->lock = PyThread_allocate_lock();
     if (self->lock == NULL) {
         Py_DECREF(self);
@@ -298,6 +354,7 @@ PyObject *cprof_locks_new_lock(int kind)
 
 static void Lock_dealloc(lock_t *self)
 {
+    Py_CLEAR(self->created_code);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     if (self->lock != NULL) {
@@ -340,6 +397,7 @@ static PyObject *Lock_release(lock_t *self, PyObject *Py_UNUSED(ignored))
     }
     charge_waiters(self);
     self->locked = 0;
+    self->owner = 0;
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;
 }
@@ -376,6 +434,19 @@ static PyObject *Lock_repr(lock_t *self)
                                 Py_TYPE(self)->tp_name, self);
 }
 
+/* (holder's thread ident or 0, (file, line, code qualname) where the
+ * program made it or None, whether it is a Condition's waiter lock): what a
+ * thread dump says of a lock. */
+static PyObject *Lock_cprof_info(lock_t *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *waiter = self->kind == CPROF_LOCK_WAITER ? Py_True : Py_False;
+    if (self->created_code == NULL)
+        return Py_BuildValue("(kOO)", self->owner, Py_None, waiter);
+    PyCodeObject *co = (PyCodeObject *)self->created_code;
+    return Py_BuildValue("(k(OiO)O)", self->owner, co->co_filename, self->created_line,
+                         co->co_qualname, waiter);
+}
+
 static PyMethodDef Lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))Lock_acquire, METH_VARARGS | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1) -> bool"},
@@ -387,6 +458,7 @@ static PyMethodDef Lock_methods[] = {
     {"locked", (PyCFunction)Lock_locked, METH_NOARGS, "Whether the lock is held."},
     {"locked_lock", (PyCFunction)Lock_locked, METH_NOARGS, "An obsolete synonym of locked()."},
     {"_at_fork_reinit", (PyCFunction)Lock_at_fork_reinit, METH_NOARGS, NULL},
+    {"_cprof_info", (PyCFunction)Lock_cprof_info, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)Lock_enter, METH_NOARGS, "Acquire the lock."},
     {"__exit__", (PyCFunction)Lock_exit, METH_VARARGS, "Release the lock."},
     {NULL, NULL, 0, NULL},
@@ -529,6 +601,7 @@ static PyMethodDef RLock_methods[] = {
     {"_release_save", (PyCFunction)RLock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)RLock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)Lock_at_fork_reinit, METH_NOARGS, NULL},
+    {"_cprof_info", (PyCFunction)Lock_cprof_info, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)RLock_enter, METH_NOARGS, "Acquire the lock."},
     {"__exit__", (PyCFunction)RLock_exit, METH_VARARGS, "Release the lock."},
     {NULL, NULL, 0, NULL},
@@ -547,6 +620,24 @@ PyTypeObject cprof_rlock_type = {
     .tp_methods = RLock_methods,
     .tp_weaklistoffset = offsetof(lock_t, weakreflist),
 };
+
+PyObject *cprof_locks_waiting(void)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n_waiting);
+    for (size_t i = 0; list != NULL && i < n_waiting; i++) {
+        PyObject *row = Py_BuildValue("(kO)", waiting[i].thread, (PyObject *)waiting[i].lock);
+        if (row == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, row);
+    }
+    return list;
+}
+
+void cprof_locks_set_library_files(PyObject *files)
+{
+    Py_XSETREF(library_files, Py_XNewRef(files));
+}
 
 int cprof_locks_init(void)
 {

@@ -58,4 +58,12 @@ int cprof_locks_visit(int (*visit)(const cprof_stacks_t *, const cprof_lock_tota
 /* Forget every recorded event. */
 void cprof_locks_clear(void);
 
+/* [(thread ident, lock)] for every thread now waiting on a recording lock
+ * (new list), or NULL with an exception set. */
+PyObject *cprof_locks_waiting(void);
+
+/* Frames in these files (a frozenset of file names, or NULL) are not where a
+ * lock is said to be made: the lock is the program's frame's that called in. */
+void cprof_locks_set_library_files(PyObject *files);
+
 #endif

@@ -1283,6 +1283,20 @@ static PyObject *core_locks_clear(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
     Py_RETURN_NONE;
 }
 
+static PyObject *core_locks_waiting(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return cprof_locks_waiting();
+}
+
+static PyObject *core_locks_library_files(PyObject *Py_UNUSED(module), PyObject *files)
+{
+    if (!PyFrozenSet_Check(files))
+        return PyErr_Format(PyExc_TypeError, "expected a frozenset of file names, not %s",
+                            Py_TYPE(files)->tp_name);
+    cprof_locks_set_library_files(files);
+    Py_RETURN_NONE;
+}
+
 /* --- module ---------------------------------------------------------------- */
 
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
@@ -1365,6 +1379,10 @@ static PyMethodDef core_methods[] = {
      "(stack, contentions, delay_ns), upscaled"},
     {"locks_clear", (PyCFunction)core_locks_clear, METH_NOARGS,
      "locks_clear(): forget the recorded contention and blocking"},
+    {"locks_waiting", (PyCFunction)core_locks_waiting, METH_NOARGS,
+     "locks_waiting() -> [(thread ident, lock)] for threads waiting on recording locks"},
+    {"locks_library_files", (PyCFunction)core_locks_library_files, METH_O,
+     "locks_library_files(frozenset): files not reported as where locks are made"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,7 @@ import pytest
 
 import cprof
 from cprof import threaddump
+from cpu_helpers import run_python
 from gotools import pprof_raw, pprof_top
 
 
@@ -172,3 +173,61 @@ def test_threads_started_before_cprof_was_imported_and_the_main_thread() -> None
     p = threaddump.threadcreate_profile()
     names = {s.locations[0].lines[0].function.name: s.values[0] for s in p.samples}
     assert names.get("<main thread>") == 1
+
+
+def test_a_deadlock_names_both_locks_and_their_holders(tmp_path: Path) -> None:
+    r = run_python("""
+        import io, os, threading, time
+        import cprof
+        cprof.set_block_profile_rate(1)
+        accounts = threading.Lock()
+        ledger = threading.Lock()
+        def transfer():
+            with accounts:
+                time.sleep(0.2)
+                with ledger:
+                    pass
+        def audit():
+            with ledger:
+                time.sleep(0.2)
+                with accounts:
+                    pass
+        for name, target in (("transfer", transfer), ("audit", audit)):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        time.sleep(1.0)
+        buf = io.BytesIO()
+        cprof.lookup("goroutine").write_to(buf, debug=2)
+        print(buf.getvalue().decode(), flush=True)
+        os._exit(0)
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    script = str(tmp_path / "child.py")
+    assert text.startswith("deadlock between 2 threads:\n")
+    head = text.split("\n\n")[0]
+    idents = {line.split('"')[1]: line.split()[1] for line in head.splitlines()[1:]}
+    assert len(idents) == 2
+    accounts_at, ledger_at = f"{script}:5 (<module>)", f"{script}:6 (<module>)"
+    assert (f'"audit" is waiting on lock made at {accounts_at}, held by thread '
+            f'{idents["transfer"]} "transfer"') in head
+    assert (f'"transfer" is waiting on lock made at {ledger_at}, held by thread '
+            f'{idents["audit"]} "audit"') in head
+    assert f'thread {idents["audit"]} "audit" (native ' in text
+
+
+def test_a_recorded_wait_says_what_it_waits_on() -> None:
+    cprof.set_block_profile_rate(1)
+    try:
+        q: queue.Queue[int] = queue.Queue()
+        t = threading.Thread(target=parked_on_queue, args=(q,), name="recorded")
+        t.start()
+        deadline = time.monotonic() + 10
+        state = ""
+        while time.monotonic() < deadline and not state.startswith("waiting on a Condition"):
+            state = next(x.state for x in threaddump.dump().threads if x.name == "recorded")
+            time.sleep(0.01)
+        assert state == "waiting on a Condition"
+        q.put(0)
+        t.join()
+    finally:
+        cprof.set_block_profile_rate(0)
