@@ -6,14 +6,18 @@ Condition's waiter locks are cprof's recording locks (csrc/locks.c), so
 everything built on them records too: Condition, Semaphore, BoundedSemaphore,
 Event, Barrier, queue.Queue, concurrent.futures. Locks created before stay
 what they were; locks created while recording keep working after it stops.
+While the block profile is on, waits on asyncio's Lock, Event, Condition,
+Semaphore and Queue are recorded too, at the waiting coroutine's stack.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
+import sys
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from . import _core
 from .model import Sample, ValueType
@@ -35,12 +39,54 @@ _LIBRARY_FILES = frozenset({threading.Condition.__init__.__code__.co_filename,
                             queue.Queue.__init__.__code__.co_filename})
 
 
+# asyncio's waits, for the block profile: (module, class, method, whether a
+# call will wait). A call that will not wait is not a block event.
+_ASYNC_WAITS: list[tuple[str, str, str, Callable[[Any], bool]]] = [
+    ("asyncio.locks", "Lock", "acquire", lambda self: self.locked()),
+    ("asyncio.locks", "Event", "wait", lambda self: not self.is_set()),
+    ("asyncio.locks", "Condition", "wait", lambda self: True),
+    ("asyncio.locks", "Semaphore", "acquire", lambda self: self.locked()),
+    ("asyncio.queues", "Queue", "get", lambda self: self.empty()),
+    ("asyncio.queues", "Queue", "put", lambda self: self.full()),
+]
+
+
+def _timed(method: Callable[..., Any], will_wait: Callable[[Any], bool]) -> Callable[..., Any]:
+    """method (a coroutine function) with its waits recorded at the waiting
+    coroutine's stack."""
+    @functools.wraps(method)
+    async def wait(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not will_wait(self):
+            return await method(self, *args, **kwargs)
+        start = time.monotonic_ns()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            _core.locks_block_event(time.monotonic_ns() - start, 1)  # 1: not this frame
+    wait.__cprof_original__ = method  # type: ignore[attr-defined]
+    return wait
+
+
+def _patch_asyncio(on: bool) -> None:
+    import importlib
+    for module_name, class_name, name, will_wait in _ASYNC_WAITS:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        current = cls.__dict__[name]
+        original = getattr(current, "__cprof_original__", None)
+        if on and original is None:
+            setattr(cls, name, _timed(current, will_wait))
+        elif not on and original is not None:
+            setattr(cls, name, original)
+
+
 def _apply() -> None:
     on = _settings["mutex"] > 0 or _settings["block"] > 0
     _core.locks_configure(_settings["mutex"], _settings["block"])
     _core.locks_library_files(_LIBRARY_FILES)
     for name, value in (_RECORDING if on else _ORIGINAL).items():
         setattr(threading, name, value)
+    if "asyncio" in sys.modules or _settings["block"] > 0:
+        _patch_asyncio(_settings["block"] > 0)
 
 
 def set_mutex_profile_fraction(rate: int) -> int:

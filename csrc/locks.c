@@ -49,9 +49,9 @@ static void on_code_death(PyObject *code)
         cprof_stacks_forget_code(&R.stacks, code);
 }
 
-/* The calling thread's stack, interned: its index, or -1 (out of memory:
- * the event is dropped). */
-static long current_stack(void)
+/* The calling thread's stack without its skip innermost frames, interned:
+ * its index, or -1 (out of memory: the event is dropped). */
+static long current_stack(int skip)
 {
     _Alignas(cprof_record_t) unsigned char buf[sizeof(cprof_record_t) +
                                                 MAX_DEPTH * sizeof(cprof_frame_t)];
@@ -60,9 +60,11 @@ static long current_stack(void)
     PyThreadState *ts = PyThreadState_Get();
     size_t total = 0;
     void *coroutine;
-    rec->depth = (uint32_t)cprof_frames_capture_sigsafe(ts, rec->frames, MAX_DEPTH, &total,
-                                                        &coroutine);
-    rec->total_depth = (uint32_t)total;
+    size_t depth = cprof_frames_capture_sigsafe(ts, rec->frames, MAX_DEPTH, &total, &coroutine);
+    size_t drop = (size_t)skip < depth ? (size_t)skip : depth;
+    memmove(rec->frames, rec->frames + drop, (depth - drop) * sizeof rec->frames[0]);
+    rec->depth = (uint32_t)(depth - drop);
+    rec->total_depth = (uint32_t)(total - drop);
     long stack = cprof_stacks_intern(&R.stacks, rec);
     if (stack < 0 || (size_t)stack < R.cap)
         return stack;
@@ -82,9 +84,9 @@ static long current_stack(void)
     return stack;
 }
 
-static void record(cprof_lock_totals_t **totals, double contentions, double delay_ns)
+static void record(cprof_lock_totals_t **totals, double contentions, double delay_ns, int skip)
 {
-    long stack = current_stack();
+    long stack = current_stack(skip);
     if (stack < 0)
         return;
     (*totals)[stack].contentions += contentions;
@@ -94,16 +96,21 @@ static void record(cprof_lock_totals_t **totals, double contentions, double dela
 /* A wait of delay_ns: kept whole when at least the rate, else with
  * probability delay / rate and then counted rate / delay times (Go's rule,
  * upscaled). */
-static void block_event(int64_t delay_ns)
+static void block_event(int64_t delay_ns, int skip)
 {
     int64_t rate = R.block_rate;
     if (rate <= 0 || !R.tables)
         return;
     if (delay_ns >= rate) {
-        record(&R.block, 1, (double)delay_ns);
+        record(&R.block, 1, (double)delay_ns, skip);
     } else if (delay_ns > 0 && uniform() * (double)rate < (double)delay_ns) {
-        record(&R.block, (double)rate / (double)delay_ns, (double)rate);
+        record(&R.block, (double)rate / (double)delay_ns, (double)rate, skip);
     }
+}
+
+void cprof_locks_block_event(int64_t delay_ns, int skip)
+{
+    block_event(delay_ns, skip);
 }
 
 /* One in mutex_fraction contended releases, counted mutex_fraction times. */
@@ -113,7 +120,7 @@ static void mutex_event(int64_t delay_ns)
     if (n <= 0 || !R.tables || delay_ns <= 0)
         return;
     if (n == 1 || uniform() * (double)n < 1.0)
-        record(&R.mutex, (double)n, (double)delay_ns * (double)n);
+        record(&R.mutex, (double)n, (double)delay_ns * (double)n, 0);
 }
 
 int cprof_locks_configure(int64_t mutex_fraction, int64_t block_rate)
@@ -293,7 +300,7 @@ static int acquire(lock_t *self, long long us)
     self->wait_from_sum -= self->releases == releases ? start : self->last_release_ns;
     if (r == PY_LOCK_INTR)
         return -1;
-    block_event(end - start);
+    block_event(end - start, 0);
     return r == PY_LOCK_ACQUIRED;
 }
 

@@ -45,6 +45,10 @@ PyObject *cprof_locks_new_lock(int kind);
  * until cprof_locks_clear. 0, or -1 with an exception set. */
 int cprof_locks_configure(int64_t mutex_fraction, int64_t block_rate);
 
+/* A wait of delay_ns that happened elsewhere (asyncio), for the block
+ * profile at the calling thread's stack less its skip innermost frames. */
+void cprof_locks_block_event(int64_t delay_ns, int skip);
+
 typedef struct {
     double contentions, delay_ns;  /* upscaled for the sampling */
 } cprof_lock_totals_t;

@@ -1283,6 +1283,16 @@ static PyObject *core_locks_clear(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
     Py_RETURN_NONE;
 }
 
+static PyObject *core_locks_block_event(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    long long delay;
+    int skip = 0;
+    if (!PyArg_ParseTuple(args, "L|i:locks_block_event", &delay, &skip))
+        return NULL;
+    cprof_locks_block_event(delay, skip);
+    Py_RETURN_NONE;
+}
+
 static PyObject *core_locks_waiting(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return cprof_locks_waiting();
@@ -1379,6 +1389,9 @@ static PyMethodDef core_methods[] = {
      "(stack, contentions, delay_ns), upscaled"},
     {"locks_clear", (PyCFunction)core_locks_clear, METH_NOARGS,
      "locks_clear(): forget the recorded contention and blocking"},
+    {"locks_block_event", (PyCFunction)core_locks_block_event, METH_VARARGS,
+     "locks_block_event(delay_ns, skip=0): a wait at the caller's stack (less skip frames), "
+     "sampled by the block profile rate"},
     {"locks_waiting", (PyCFunction)core_locks_waiting, METH_NOARGS,
      "locks_waiting() -> [(thread ident, lock)] for threads waiting on recording locks"},
     {"locks_library_files", (PyCFunction)core_locks_library_files, METH_O,

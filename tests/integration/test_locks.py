@@ -4,6 +4,7 @@ found where it happened (issue 6, "Contention and blocking")."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import queue
 import signal
@@ -250,3 +251,41 @@ def test_go_pprof_reads_mutex_and_block(recording: None, tmp_path: Path) -> None
         assert totals == [ours.total("contentions"), ours.total("delay")] and totals[1] > 0
         legacy = pprof_raw(text)
         assert [sum(s.values[i] for s in legacy.samples) for i in range(2)] == totals
+
+
+async def event_waiter(ev: asyncio.Event) -> None:
+    await ev.wait()
+
+
+async def queue_consumer(q: asyncio.Queue[int]) -> None:
+    await q.get()
+
+
+async def lock_user(lock: asyncio.Lock, hold: float) -> None:
+    async with lock:
+        await asyncio.sleep(hold)
+
+
+def test_asyncio_waits_go_to_the_block_profile(recording: None) -> None:
+    async def main() -> float:
+        ev, q, lock = asyncio.Event(), asyncio.Queue[int](), asyncio.Lock()
+        tasks = [asyncio.create_task(event_waiter(ev)), asyncio.create_task(queue_consumer(q))]
+        tasks += [asyncio.create_task(lock_user(lock, 0.1)) for _ in range(3)]
+        start = time.perf_counter()
+        await asyncio.sleep(0.4)
+        ev.set()
+        q.put_nowait(1)
+        waited = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+        await lock_user(lock, 0)  # uncontended: not a wait
+        return waited
+    waited = asyncio.run(main())
+    block = cprof.lookup("block").profile()
+    for name in ("event_waiter", "queue_consumer"):
+        got = cum(block, name, sample_type="delay") / 1e9
+        assert abs(got - waited) <= 0.2 * waited, f"{name}: {got:.3f} s for {waited:.3f} s"
+    lock_waits = cum(block, "lock_user", sample_type="delay") / 1e9
+    assert abs(lock_waits - 0.3) <= 0.2 * 0.3  # the second waited 0.1 s, the third 0.2 s
+    assert cum(block, "lock_user", sample_type="contentions") == 2
+    cprof.set_block_profile_rate(0)
+    assert not hasattr(asyncio.Lock.acquire, "__cprof_original__")  # restored
