@@ -28,7 +28,8 @@ class Resolved(NamedTuple):
     stacks: list[tuple[Location, ...]]
 
 
-def _module_names() -> dict[str, str]:
+def module_names() -> dict[str, str]:
+    """Absolute file name -> module name, for every imported module."""
     names = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
@@ -49,19 +50,26 @@ def qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+def names(qualname: str, code_name: str, filename: str,
+          modules: dict[str, str]) -> tuple[str, str, str]:
+    """A function's (name, system name, file) as cprof's profiles give them:
+    the qualified name, the code name, the absolute file. pprof, when it
+    symbolizes, strips "<...>" from a name equal to its system name
+    ("<cprof>" would print as "[python]"): such functions (cprof's synthetic
+    frames, code from "<stdin>") get no system name."""
+    path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
+    full = qualified(qualname, path, modules)
+    return full, "" if full == code_name and "<" in code_name else code_name, path
+
+
 def resolve(tables: dict[str, Any]) -> Resolved:
     """Functions, locations and stacks of a collector's tables."""
-    modules = _module_names()
+    modules = module_names()
     mapping = Mapping(PYTHON_MAPPING.id, filename=sys.executable, has_functions=True,
                       has_filenames=True, has_line_numbers=True)
     functions = []
-    for i, (qualname, name, filename, first) in enumerate(tables["functions"]):
-        path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
-        full = qualified(qualname, path, modules)
-        # pprof, when it symbolizes, strips "<...>" from a name equal to its
-        # system name ("<cprof>" would print as "[python]"): such functions
-        # (cprof's synthetic frames, code from "<stdin>") get no system name.
-        system = "" if full == name and "<" in name else name
+    for i, (qualname, code_name, filename, first) in enumerate(tables["functions"]):
+        full, system, path = names(qualname, code_name, filename, modules)
         functions.append(Function(i + 1, full, system, path, first))
     locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
                  for i, (f, line) in enumerate(tables["locations"])]

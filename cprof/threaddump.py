@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
-from .tables import qualified
+from .tables import module_names, names
 
 
 @dataclass(frozen=True)
@@ -72,20 +72,8 @@ class Dump:
 # --- frames --------------------------------------------------------------------------
 
 
-def _modules() -> dict[str, str]:
-    names = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str):
-            names[os.path.abspath(path)] = name
-    return names
-
-
 def _stack_frame(code: CodeType, line: int | None, modules: dict[str, str]) -> StackFrame:
-    filename = code.co_filename
-    path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
-    name = qualified(code.co_qualname, path, modules)
-    system = "" if name == code.co_name and "<" in name else code.co_name
+    name, system, path = names(code.co_qualname, code.co_name, code.co_filename, modules)
     return StackFrame(name, system, path, line or 0, code.co_firstlineno)
 
 
@@ -257,7 +245,7 @@ def _task_thread(task: Any) -> int | None:
 def dump() -> Dump:
     """Every thread's stack and state, and every asyncio task's await chain."""
     frames = sys._current_frames()
-    modules = _modules()
+    modules = module_names()
     by_ident = {t.ident: t for t in threading.enumerate()}
     me = threading.get_ident()
     waits = locks.waits()
