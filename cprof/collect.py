@@ -15,16 +15,14 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Callable, TypeVar, Union
-
-if TYPE_CHECKING:
-    import asyncio
+from typing import IO, Any, Callable, TypeVar, Union
 
 from . import _core
 from .labels import LABEL_VAR, labels_of
 from .model import Sample, ValueType
 from .profile import Profile, write_bytes
 from .tables import HIDDEN_FRAMES, resolve
+from .threaddump import all_tasks
 
 Dest = Union[str, "os.PathLike[str]", IO[bytes]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,22 +50,10 @@ class _Session:
                 self.thread_names[t.native_id] = t.name
         pending = _core.cpu_new_coroutines()
         if pending:
-            for task in _all_tasks():
+            for task in all_tasks():
                 coro = task.get_coro()
                 if id(coro) in pending:
                     self.task_names[id(coro)] = task.get_name()
-
-
-def _all_tasks() -> list[asyncio.Task[Any]]:
-    """Every live asyncio task of every thread's loop."""
-    import asyncio  # here: a program without asyncio does not pay for importing it
-    tasks = asyncio.tasks
-    found: list[asyncio.Task[Any]] = []
-    for name in ("_scheduled_tasks", "_eager_tasks", "_all_tasks"):  # 3.12+ / 3.11
-        registry = getattr(tasks, name, None)
-        if registry is not None:
-            found.extend(list(registry))
-    return found
 
 
 _session: _Session | None = None

@@ -154,7 +154,8 @@ def _build(tables: dict[str, Any], s: _Session, kind: str) -> Profile:
         samples.append(Sample(values, r.stack, {"bytes": size} if size else {}))
     stats = tables["stats"]
     comments = [f"cprof heap profile: rate {s.rate} bytes, {stats['sampled']} sampled "
-                f"allocations, {stats['live']} live, {stats['dropped']} dropped"]
+                f"allocations ({stats['deferred']} made without the GIL), {stats['live']} live, "
+                f"{stats['dropped']} dropped"]
     if s.numpy:
         comments.append("NumPy array data is included")
     if stats["hooks_lost"]:

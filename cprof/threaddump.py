@@ -186,7 +186,9 @@ def deadlocks(d: Dump) -> list[list[ThreadDump]]:
 # --- asyncio tasks ----------------------------------------------------------------------
 
 
-def _tasks() -> list[Any]:
+def all_tasks() -> list[Any]:
+    """Every live asyncio task of every thread's loop (none when asyncio was
+    never imported: importing it here would cost the program for nothing)."""
     tasks_module = sys.modules.get("asyncio.tasks")
     if tasks_module is None:
         return []
@@ -271,7 +273,7 @@ def dump() -> Dump:
             info.created_by = [_stack_frame(code, line, modules) for code, line in created[0]]
             info.created_in = created[1]
         out.threads.append(info)
-    for task in _tasks():
+    for task in all_tasks():
         stack, awaiting = _await_chain(task.get_coro(), modules)
         state = "done" if task.done() else "pending"
         out.tasks.append(TaskDump(task.get_name(), state, stack, _task_thread(task), awaiting))

@@ -251,6 +251,7 @@ def test_threads_allocating_concurrently_are_each_counted() -> None:
     raw_truth = 400 * 64 * 1024
     assert abs(inuse(p, "raw_without_gil") - raw_truth) <= 0.15 * raw_truth, (
         "allocations made without the GIL keep their Python stack")
+    assert any("made without the GIL)" in c and "(0 made" not in c for c in p.comments)
 
 
 def churn_forever(stop: threading.Event) -> None:

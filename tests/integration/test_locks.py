@@ -5,6 +5,7 @@ found where it happened (issue 6, "Contention and blocking")."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import pickle
 import queue
 import signal
@@ -223,6 +224,35 @@ def test_sampling_upscales_to_the_truth(recording: None) -> None:
     profiled = cum(block, "on_hot", sample_type="delay") / 1e9
     truth = sum(waits)
     assert abs(profiled - truth) <= 0.25 * truth, f"{profiled:.3f} s profiled, {truth:.3f} s"
+
+
+def test_mutex_fraction_samples_one_in_n_and_upscales(recording: None) -> None:
+    cprof.set_mutex_profile_fraction(4)
+    lock = threading.Lock()
+    threads = [threading.Thread(target=on_hot, args=(lock, [], 150)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mutex = cum(cprof.lookup("mutex").profile(), "on_hot", sample_type="delay")
+    block = cum(cprof.lookup("block").profile(), "on_hot", sample_type="delay")
+    assert abs(mutex - block) <= 0.35 * block, f"1 in 4 upscaled: {mutex / 1e9:.3f} s, " \
+        f"every wait: {block / 1e9:.3f} s"
+    contentions = cum(cprof.lookup("mutex").profile(), "on_hot", sample_type="contentions")
+    assert contentions % 4 == 0  # each recorded event counts 4
+
+
+def waits_on_future(pool: concurrent.futures.ThreadPoolExecutor) -> float:
+    t = time.perf_counter()
+    pool.submit(time.sleep, 0.3).result()
+    return time.perf_counter() - t
+
+
+def test_concurrent_futures_waits_are_recorded(recording: None) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waited = waits_on_future(pool)
+    got = cum(cprof.lookup("block").profile(), "waits_on_future", sample_type="delay") / 1e9
+    assert abs(got - waited) <= 0.2 * waited, f"{got:.3f} s profiled, {waited:.3f} s waited"
 
 
 def test_settings_follow_go(recording: None) -> None:

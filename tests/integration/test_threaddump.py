@@ -172,7 +172,7 @@ def test_go_pprof_reads_goroutine_and_threadcreate(parked: list[threading.Thread
     assert any(row.name == "threading.Condition.wait" and row.flat.value >= 4 for row in top.rows)
 
 
-def test_threads_started_before_cprof_was_imported_and_the_main_thread() -> None:
+def test_the_main_thread_was_started_by_no_python_code() -> None:
     p = threaddump.threadcreate_profile()
     names = {s.locations[0].lines[0].function.name: s.values[0] for s in p.samples}
     assert names.get("<main thread>") == 1
