@@ -4,11 +4,14 @@ Profiles in the pprof format (gzipped profile.proto), read and written by a C
 codec, so that ``go tool pprof`` and every other pprof tool read what cprof
 writes and cprof reads what they write; a signal-driven CPU and wall-clock
 sampler for every thread (``with cprof.cpu("out.prof"): ...``); a sampled heap
-profiler on Python's allocators (``with cprof.heap("heap.prof"): ...``).
+profiler on Python's allocators (``with cprof.heap("heap.prof"): ...``);
+lock contention, blocking and thread dumps (``cprof.lookup("mutex")``); and
+Go's /debug/pprof endpoints, live (``cprof.serve(port=6060)``).
 """
 
 from typing import Any
 
+from .apps import asgi_app, wsgi_app
 from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
@@ -18,6 +21,8 @@ from .lookup import lookup, profiles
 from .ops import merge
 from .model import Function, Line, Location, Mapping, Sample, ValueType
 from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
+from .server import Server, serve
+from .server import serve_from_environment as _serve_from_environment
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -30,7 +35,9 @@ __all__ = [
     "ProfileBuilder",
     "ProfileError",
     "Sample",
+    "Server",
     "ValueType",
+    "asgi_app",
     "cpu",
     "heap",
     "labels",
@@ -38,16 +45,21 @@ __all__ = [
     "lookup",
     "merge",
     "profiles",
+    "serve",
     "set_block_profile_rate",
     "set_mutex_profile_fraction",
     "start_cpu_profile",
     "start_heap_profile",
     "stop_cpu_profile",
     "stop_heap_profile",
+    "wsgi_app",
     "write_heap_profile",
 ]
 
 __version__ = "0.1.0"
+
+# CPROF_SERVE=[HOST:]PORT: serve /debug/pprof from import on (cprof.server).
+_server = _serve_from_environment()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -17,30 +17,31 @@ Reports go to stdout; what was written, and warnings, to stderr.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import re
-import shutil
 import sys
 import tempfile
 import threading
 import time
-import types
 import webbrowser
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
-from . import _core
+from . import _core, runner
 from .collect import start_cpu_profile, stop_cpu_profile
+from .heapprof import DEFAULT_RATE
+from .http import DEFAULT_MAX_SECONDS
+from .locks import set_block_profile_rate, set_mutex_profile_fraction
 from .model import Function, Line, Location, Sample
 from .filter import filter as filter_profile
 from .ops import (DIFF_BASE_LABEL, aggregate, diff, map_stack, merge, subtract, unique_locations,
                   with_samples)
-from .profile import Profile, ProfileError, load
+from .profile import Profile, load
 from .report import list_source, peek, top, traces, tree
 from .report_format import active_filters, output_unit, profile_labels, scaled_label
 from .report_graph import EDGE_FRACTION, NODE_FRACTION, printable_name
+from .runner import ProgramError
+from .server import TOKEN_ENV_VAR, serve
 from .units import format_value
 
 
@@ -85,143 +86,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 # --- record -----------------------------------------------------------------------
 
-# Interpreters: python, python3, python3.12, python3.13t, pypy3, python3-dbg.
-_PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?t?)?(-dbg)?$")
-# Interpreter options that take the next argument as their value.
-_PYTHON_OPTIONS_WITH_VALUE = ("-X", "-W", "--check-hash-based-pycs")
-
-
-class RecordError(Exception):
-    """A mistake in the command to record, said before the program runs."""
-
-
-def _is_python(path: str) -> bool:
-    if _PYTHON_NAME.match(os.path.basename(path)):
-        return True
-    found = shutil.which(path)
-    return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
-
-
-# The re-executed interpreter's program: import cprof as installed, not from the
-# current directory (a checkout of cprof, say), then give sys.path[0] back to
-# record(), which sets it to what the profiled program expects there.
-_REEXEC = ("import sys; slot = [] if sys.flags.safe_path else [sys.path.pop(0)]; "
-           "from cprof.cli import main; sys.path[:0] = slot; sys.exit(main(sys.argv[1:]))")
-
-
-def _reexec_argv(command: list[str], record_options: list[str]) -> list[str]:
-    """``python [options] script.py args`` (or ``-m module args``) as
-    ``python [options] -c <cprof record> RECORD-OPTIONS ...``."""
-    interpreter = shutil.which(command[0])
-    if interpreter is None:
-        raise RecordError(f"{command[0]}: no such interpreter")
-    i = 1
-    while i < len(command) and command[i].startswith("-") and command[i] not in ("-", "-m"):
-        if command[i] == "-c" or (not command[i].startswith("--") and "c" in command[i][1:]
-                                   and command[i][1] not in "XW"):
-            raise RecordError("python -c is not supported: put the code in a file, or use "
-                              "-m module")
-        i += 2 if command[i] in _PYTHON_OPTIONS_WITH_VALUE else 1
-    target = command[i:]
-    if not target or target[0] == "-":
-        raise RecordError(f"{' '.join(command)}: give a script or -m module to run")
-    if target[0] != "-m":
-        target = ["--", *target]
-    return [interpreter, *command[1:i], "-c", _REEXEC, "record", *record_options, *target]
-
-
-def _check_script(path: str) -> None:
-    """Refuse a file that is not Python source, before the profile starts."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(128)
-    except OSError as e:
-        raise RecordError(f"can't open file {path!r}: {e.strerror}") from None
-    first = head.split(b"\n", 1)[0]
-    if head.startswith(b"\x7fELF") or (first.startswith(b"#!") and b"python" not in first):
-        raise RecordError(f"{path} is not a Python program: cprof record runs a Python script, "
-                          f"-m module, or python with a script or module")
-
-
-def _default_output(name: str, mode: str) -> str:
-    """``work.py`` -> ``work.cpu.prof`` (``work.wall.prof`` in wall mode), in
-    the current directory; ``-m pkg.mod`` -> ``pkg.mod.cpu.prof``."""
-    stem = os.path.basename(name)
-    stem = stem[:-3] if stem.endswith(".py") else stem
-    return f"{stem or 'cprof'}.{mode}.prof"
-
-
-def _main_module(spec: Any, path: str) -> types.ModuleType:
-    """A fresh ``__main__`` as the interpreter makes one for a script (spec
-    None) or for ``-m`` (its spec), put in sys.modules."""
-    main = types.ModuleType("__main__")
-    main.__file__ = path
-    main.__spec__ = spec
-    main.__loader__ = spec.loader if spec is not None else None
-    main.__package__ = spec.parent if spec is not None else None
-    main.__dict__["__cached__"] = spec.cached if spec is not None else None
-    sys.modules["__main__"] = main
-    return main
-
-
-def _module_code(name: str) -> tuple[Any, types.CodeType]:
-    """Find ``-m name`` as ``python -m`` does: a package runs its ``__main__``."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError) as e:
-        raise RecordError(f"No module named {name} ({e})") from None
-    if spec is None:
-        raise RecordError(f"No module named {name}")
-    if spec.submodule_search_locations is not None:
-        if name.endswith(".__main__"):
-            raise RecordError(f"cannot run package {name}")
-        return _module_code(name + ".__main__")
-    loader: Any = spec.loader
-    code = loader.get_code(spec.name) if loader is not None else None
-    if code is None:
-        raise RecordError(f"No code object available for {name}")
-    return spec, code
-
-
-def _exit_status(e: SystemExit) -> int:
-    """What the interpreter would exit with for ``raise SystemExit(code)``."""
-    if e.code is None:
-        return 0
-    if isinstance(e.code, int):
-        return e.code & 0xFF
-    print(e.code, file=sys.stderr)
-    return 1
-
-
-def _run(code: types.CodeType, main: types.ModuleType) -> int:
-    """Run the program's code as __main__, then wait for its threads; return
-    its exit status. An uncaught exception is reported as the interpreter
-    reports it."""
-    try:
-        exec(code, main.__dict__)
-        status = 0
-    except SystemExit as e:
-        status = _exit_status(e)
-    except BaseException as e:
-        if e.__traceback__ is not None:  # leave out this frame
-            e.__traceback__ = e.__traceback__.tb_next
-        sys.excepthook(type(e), e, e.__traceback__)
-        status = 130 if isinstance(e, KeyboardInterrupt) else 1
-    try:
-        _join_threads()
-    except KeyboardInterrupt:
-        status = 130
-    return status
-
-
-def _join_threads() -> None:
-    """Wait for the program's non-daemon threads, as the interpreter does
-    before it exits, so that their work is in the profile."""
-    for t in threading.enumerate():
-        if t is not threading.current_thread() and not t.daemon:
-            t.join()
-
-
 class _LiveCount:
     """A sample count on the terminal, refreshed 4 times a second and
     cleared at the end; nothing when ``stream`` is not a terminal."""
@@ -263,81 +127,37 @@ class _LiveCount:
             self.thread.join()
 
 
+def _default_output(name: str, mode: str) -> str:
+    """``work.py`` -> ``work.cpu.prof`` (``work.wall.prof`` in wall mode), in
+    the current directory; ``-m pkg.mod`` -> ``pkg.mod.cpu.prof``."""
+    stem = os.path.basename(name)
+    stem = stem[:-3] if stem.endswith(".py") else stem
+    return f"{stem or 'cprof'}.{mode}.prof"
+
+
 def _program_only(p: Profile, live_count_thread: int | None) -> Profile:
-    """The profile of the program alone: without the samples of cprof's
-    live-count thread, and with the frames that ran the program (cprof's
-    command line down to ``_run``) cut from the root of its stacks, so that
-    they start at ``__main__.<module>`` as the program's own do."""
-    runner = (os.path.abspath(_run.__code__.co_filename), _run.__code__.co_name)
-    samples = []
-    changed = False
-    for s in p.samples:
-        if live_count_thread is not None and s.labels.get("thread_id") == live_count_thread:
-            changed = True
-            continue
-        for i, loc in enumerate(s.locations):
-            if any(ln.function is not None
-                   and (ln.function.filename, ln.function.system_name) == runner
-                   for ln in loc.lines):
-                labels: dict[str, list[str | int]] = {}
-                for key, value, _ in s.label_items:
-                    labels.setdefault(key, []).append(value)
-                s = Sample(s.values, s.locations[:i], labels, num_units=s.num_units)
-                changed = True
-                break
-        samples.append(s)
-    if not changed:
+    """The profile without the samples of cprof's live-count thread (the
+    frames that ran the program are cut by the collectors: tables.ROOT_FRAMES)."""
+    if live_count_thread is None:
         return p
-    return Profile(p.sample_types, samples, period_type=p.period_type, period=p.period,
-                   time_ns=p.time_ns, duration_ns=p.duration_ns, comments=p.comments,
-                   default_sample_type=p.default_sample_type, mappings=p.mappings)
+    return with_samples(p, [s for s in p.samples
+                            if s.labels.get("thread_id") != live_count_thread])
 
 
 def record(args: argparse.Namespace) -> int:
     """Profile the program named by ``args`` in this process; write the
     profile, print where and its top 10, and return the program's status."""
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if args.module is None and command and command[0] == "-m":
-        args.module, command = command[1:], []
-    if args.module is not None:
-        if not args.module:
-            raise RecordError("-m needs a module name")
-        name, argv_rest = args.module[0], args.module[1:]
-    elif not command:
-        raise RecordError("give the program to record: cprof record [options] -- python "
-                          "script.py args, script.py args, or -m module args")
-    elif _is_python(command[0]):
-        argv = _reexec_argv(command, _record_options(args))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(argv[0], argv)
-    else:
-        name, argv_rest = command[0], command[1:]
-    out = args.output or _default_output(name, args.mode)
+    program = runner.program(args.command, args.module, ["record", *_record_options(args)])
+    out = args.output or _default_output(program.name, args.mode)
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise RecordError(f"cannot write {out}: {directory} is not a writable directory")
-    if args.module is not None:
-        spec, code = _module_code(name)
-        path = spec.origin
-        path0 = os.getcwd()
-    else:
-        _check_script(name)
-        spec, path = None, os.path.abspath(name)
-        with open(name, "rb") as f:
-            code = compile(f.read(), path, "exec")
-        path0 = os.path.dirname(os.path.realpath(name))
-    sys.argv[:] = [path if spec is not None else name, *argv_rest]
-    if not sys.flags.safe_path:
-        sys.path[0] = path0
-    main = _main_module(spec, path)
+        raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
+    program.load()
     live = _LiveCount(sys.stderr)
     start_cpu_profile(hz=args.hz, mode=args.mode, max_depth=args.max_depth)
     live.start()
     try:
-        status = _run(code, main)
+        status = program.run()
     finally:
         live.stop()
         profile = _program_only(stop_cpu_profile(), live.native_id)
@@ -359,9 +179,59 @@ def _record_options(args: argparse.Namespace) -> list[str]:
 def _cmd_record(args: argparse.Namespace) -> int:
     try:
         return record(args)
-    except RecordError as e:
+    except ProgramError as e:
         print(f"cprof record: {e}", file=sys.stderr)
         return 2
+
+
+# --- serve ------------------------------------------------------------------------
+
+
+def _serve_options(args: argparse.Namespace) -> list[str]:
+    options = ["--host", args.host, "--port", str(args.port), "--max-seconds",
+               str(args.max_seconds), "--heap-rate", str(args.heap_rate)]
+    for flag, value in (("--token-file", args.token_file), ("--mutex-fraction", args.mutex_fraction),
+                        ("--block-rate", args.block_rate)):
+        if value is not None:
+            options += [flag, str(value)]
+    return options
+
+
+def _token(path: str | None) -> str | None:
+    """The token: the first line of --token-file, else $CPROF_SERVE_TOKEN
+    (never an argument: /debug/pprof/cmdline and ps would show it)."""
+    if path is None:
+        return os.environ.get(TOKEN_ENV_VAR) or None
+    with open(path, encoding="utf-8") as f:
+        token = f.readline().strip()
+    if not token:
+        raise ProgramError(f"--token-file {path}: the file's first line is empty")
+    return token
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        program = runner.program(args.command, args.module, ["serve", *_serve_options(args)])
+        token = _token(args.token_file)
+        program.load()
+        server = serve(args.host, args.port, token=token, max_seconds=args.max_seconds,
+                       heap_rate=args.heap_rate)
+    except ProgramError as e:
+        print(f"cprof serve: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"cprof serve: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 2
+    if args.mutex_fraction is not None:
+        set_mutex_profile_fraction(args.mutex_fraction)
+    if args.block_rate is not None:
+        set_block_profile_rate(args.block_rate)
+    print(f"cprof: serving profiles at {server.url} (try: go tool pprof "
+          f"{server.url}profile?seconds=10)", file=sys.stderr)
+    try:
+        return program.run()
+    finally:
+        server.close()
 
 
 # --- analysis: go tool pprof's reports and the exports, on files ---------------------------
@@ -809,6 +679,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="run a module as python -m does")
     r.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     r.set_defaults(run=_cmd_record)
+    v = sub.add_parser(
+        "serve", help="run a Python program with Go's /debug/pprof endpoints on a port",
+        usage="cprof serve [--host HOST] [--port N] [options]\n"
+              "         (-- python [options] script.py args | script.py args | -m module args)",
+        description="Run a Python program in this process, as cprof record does, while a "
+                    "background thread serves Go's net/http/pprof endpoints, so that "
+                    "go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10 "
+                    "profiles it. The exit status is the program's.")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; others can reach any other, "
+                        "so use a token)")
+    v.add_argument("--port", type=int, default=6060, help="port (default 6060; 0: a free one)")
+    v.add_argument("--token-file", metavar="PATH",
+                   help="require the token on this file's first line (default: "
+                        f"${TOKEN_ENV_VAR}, if set), as 'Authorization: Bearer TOKEN' or as "
+                        "the password of http://user:TOKEN@host/")
+    v.add_argument("--max-seconds", type=int, default=DEFAULT_MAX_SECONDS,
+                   help=f"longest seconds= a request may ask for (default {DEFAULT_MAX_SECONDS})")
+    v.add_argument("--heap-rate", type=int, default=DEFAULT_RATE,
+                   help=f"heap profile: one sample per this many bytes allocated (default "
+                        f"{DEFAULT_RATE}; 0: no heap profile)")
+    v.add_argument("--mutex-fraction", type=int, metavar="N",
+                   help="mutex profile: record 1 in N contended lock releases (default: off)")
+    v.add_argument("--block-rate", type=int, metavar="NS",
+                   help="block profile: record waits of NS nanoseconds or longer, and a sample "
+                        "of shorter ones (1: every wait; default: off)")
+    v.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
+                   help="run a module as python -m does")
+    v.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    v.set_defaults(run=_cmd_serve)
     _add_analysis_commands(sub)
     return parser
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import sys
 import threading
 import time
 from types import TracebackType

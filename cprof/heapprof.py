@@ -206,6 +206,11 @@ def write_heap_profile(dest: Dest, gc: bool = False) -> Profile:
     return profile
 
 
+def running() -> bool:
+    """Whether a heap profile is running."""
+    return _session is not None
+
+
 def stop_heap_profile() -> Profile:
     """Stop sampling allocations and return the heap profile as it was at the
     stop; lookup("heap") and lookup("allocs") keep reading it."""

@@ -56,13 +56,18 @@ class NamedProfile:
         """How many samples (Go: records) the profile holds now."""
         return len(self.profile().samples)
 
+    def text(self, debug: int = 1) -> str:
+        """Go's text of the profile (debug >= 1): grouped stacks with counts;
+        for "goroutine", debug=2 is the full per-thread dump."""
+        return self._kind.text(debug)
+
     def write_to(self, dest: Dest, debug: int = 0) -> None:
         """Write the profile: debug=0 as gzipped pprof, debug>=1 as Go's
         text (for "goroutine", debug=2 is the full per-thread dump). dest is
         a path (written atomically) or a binary file."""
         if not isinstance(debug, int) or debug < 0:
             raise ValueError(f"debug must be 0, 1 or 2, not {debug!r}")
-        data = self.profile().to_bytes() if debug == 0 else self._kind.text(debug).encode()
+        data = self.profile().to_bytes() if debug == 0 else self.text(debug).encode()
         if isinstance(dest, io.TextIOBase):
             raise TypeError("write_to needs a path or a binary file")
         write_bytes(dest, data)

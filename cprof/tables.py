@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 from .builder import PYTHON_MAPPING
 from .model import Function, Line, Location, Mapping
@@ -19,6 +19,10 @@ from .model import Function, Line, Location, Mapping
 # cprof's own frames that wrap the program's and must not show in profiles:
 # (absolute file, code name); collect.py adds its thread-start wrapper.
 HIDDEN_FRAMES: set[tuple[str, str]] = set()
+# The frames through which cprof runs a program (cprof record, cprof serve):
+# a stack is cut at the innermost of them, which goes with its callers, so
+# the program's stacks start at its ``__main__.<module>`` as when python runs it.
+ROOT_FRAMES: set[tuple[str, str]] = set()
 
 
 class Resolved(NamedTuple):
@@ -30,10 +34,12 @@ class Resolved(NamedTuple):
 
 def module_names() -> dict[str, str]:
     """Absolute file name -> module name, for every imported module."""
-    names = {}
+    names: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if isinstance(path, str):
+        # A script's module may also be listed under an alias (multiprocessing
+        # adds "__mp_main__"): it is the __main__ module.
+        if isinstance(path, str) and (name == "__main__" or path not in names):
             names[os.path.abspath(path)] = name
     return names
 
@@ -73,8 +79,22 @@ def resolve(tables: dict[str, Any]) -> Resolved:
         functions.append(Function(i + 1, full, system, path, first))
     locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
                  for i, (f, line) in enumerate(tables["locations"])]
-    hidden = {i for i, (f, _) in enumerate(tables["locations"])
-              if (functions[f].filename, functions[f].system_name) in HIDDEN_FRAMES}
-    stacks = [tuple(locations[i] for i in stack if i not in hidden)
+    hidden, roots = set(), set()
+    for i, (f, _) in enumerate(tables["locations"]):
+        key = (functions[f].filename, functions[f].system_name)
+        if key in HIDDEN_FRAMES:
+            hidden.add(i)
+        elif key in ROOT_FRAMES:
+            roots.add(i)
+    stacks = [tuple(locations[i] for i in _below_root(stack, roots) if i not in hidden)
               for stack in tables["stacks"]]
     return Resolved(mapping, functions, locations, stacks)
+
+
+def _below_root(stack: Sequence[int], roots: set[int]) -> Sequence[int]:
+    """A stack (leaf first) up to its innermost root frame, excluded."""
+    if roots:
+        for depth, i in enumerate(stack):
+            if i in roots:
+                return stack[:depth]
+    return stack

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
-from .tables import module_names, names
+from .tables import ROOT_FRAMES, module_names, names
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ def _stack_frame(code: CodeType, line: int | None, modules: dict[str, str]) -> S
 def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
     out = []
     while frame is not None:
-        out.append(_stack_frame(frame.f_code, frame.f_lineno, modules))
+        code = frame.f_code
+        if (code.co_filename, code.co_name) in ROOT_FRAMES:
+            break
+        out.append(_stack_frame(code, frame.f_lineno, modules))
         frame = frame.f_back
     return out
 

@@ -235,6 +235,26 @@ def pprof_raw(path: str | os.PathLike[str]) -> RawProfile:
     return parse_raw(pprof_raw_text(path))
 
 
+def pprof_fetch_raw(url: str, seconds: int | None = None) -> RawProfile:
+    """`go tool pprof -raw [-seconds=N] URL`: pprof fetches the profile over
+    HTTP itself (adding ?seconds=N), as against a Go program's endpoints."""
+    go = require_go()
+    args = [f"-seconds={seconds}"] if seconds is not None else []
+    text = _run([go, "tool", "pprof", "-raw", *args, url], f"go tool pprof -raw {url}",
+                timeout=120 + (seconds or 0))
+    return parse_raw(text)
+
+
+def raw_share(raw: RawProfile, function: str, sample_type: str) -> float:
+    """The share of ``sample_type``'s total in samples whose stack holds
+    ``function`` (pprof's cum %), from what -raw printed."""
+    index = raw.sample_types.index(sample_type)
+    total = sum(s.values[index] for s in raw.samples)
+    inside = sum(s.values[index] for s in raw.samples
+                 if any(function in raw.locations[i].functions for i in s.location_ids))
+    return inside / total if total else 0.0
+
+
 # --- -top and pprof's printed quantities ------------------------------------------
 
 # pprof's measurement units (internal/measurement), by canonical printed name,

@@ -1,0 +1,220 @@
+"""runner: run a Python program in this process, as ``python`` would.
+
+``cprof record`` and ``cprof serve`` take the program as python does
+(``script.py args``, ``-m module args``, or ``python [options] script.py
+args``, which re-executes that interpreter to run cprof itself) and run it
+in this process: the program sees the ``sys.argv``, ``sys.path[0]`` and
+``__main__`` it would see unprofiled, and its exit status is passed through.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+import threading
+import types
+from typing import Any, NoReturn, Sequence
+
+from .tables import ROOT_FRAMES
+
+# Interpreters: python, python3, python3.12, python3.13t, pypy3, python3-dbg.
+_PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?t?)?(-dbg)?$")
+# Interpreter options that take the next argument as their value.
+_PYTHON_OPTIONS_WITH_VALUE = ("-X", "-W", "--check-hash-based-pycs")
+
+
+class ProgramError(Exception):
+    """A mistake in the command that names the program, said before it runs."""
+
+
+def _is_python(path: str) -> bool:
+    if _PYTHON_NAME.match(os.path.basename(path)):
+        return True
+    found = shutil.which(path)
+    return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
+
+
+# The re-executed interpreter's program: import cprof as installed, not from the
+# current directory (a checkout of cprof, say), then give sys.path[0] back to
+# Program.load(), which sets it to what the profiled program expects there.
+_REEXEC = ("import sys; slot = [] if sys.flags.safe_path else [sys.path.pop(0)]; "
+           "from cprof.cli import main; sys.path[:0] = slot; sys.exit(main(sys.argv[1:]))")
+
+
+def _reexec_argv(command: list[str], cprof_args: list[str]) -> list[str]:
+    """``python [options] script.py args`` (or ``-m module args``) as
+    ``python [options] -c <cprof's main> CPROF-ARGS ...`` (``record -o out``,
+    say)."""
+    interpreter = shutil.which(command[0])
+    if interpreter is None:
+        raise ProgramError(f"{command[0]}: no such interpreter")
+    i = 1
+    while i < len(command) and command[i].startswith("-") and command[i] not in ("-", "-m"):
+        if command[i] == "-c" or (not command[i].startswith("--") and "c" in command[i][1:]
+                                   and command[i][1] not in "XW"):
+            raise ProgramError("python -c is not supported: put the code in a file, or use "
+                              "-m module")
+        i += 2 if command[i] in _PYTHON_OPTIONS_WITH_VALUE else 1
+    target = command[i:]
+    if not target or target[0] == "-":
+        raise ProgramError(f"{' '.join(command)}: give a script or -m module to run")
+    if target[0] != "-m":
+        target = ["--", *target]
+    return [interpreter, *command[1:i], "-c", _REEXEC, *cprof_args, *target]
+
+
+def _check_script(path: str) -> None:
+    """Refuse a file that is not Python source, before the profile starts."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(128)
+    except OSError as e:
+        raise ProgramError(f"can't open file {path!r}: {e.strerror}") from None
+    first = head.split(b"\n", 1)[0]
+    if head.startswith(b"\x7fELF") or (first.startswith(b"#!") and b"python" not in first):
+        raise ProgramError(f"{path} is not a Python program: cprof record runs a Python script, "
+                          f"-m module, or python with a script or module")
+
+
+def _main_module(spec: Any, path: str) -> types.ModuleType:
+    """A fresh ``__main__`` as the interpreter makes one for a script (spec
+    None) or for ``-m`` (its spec), put in sys.modules."""
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__spec__ = spec
+    main.__loader__ = spec.loader if spec is not None else None
+    main.__package__ = spec.parent if spec is not None else None
+    main.__dict__["__cached__"] = spec.cached if spec is not None else None
+    sys.modules["__main__"] = main
+    return main
+
+
+def _module_code(name: str) -> tuple[Any, types.CodeType]:
+    """Find ``-m name`` as ``python -m`` does: a package runs its ``__main__``."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as e:
+        raise ProgramError(f"No module named {name} ({e})") from None
+    if spec is None:
+        raise ProgramError(f"No module named {name}")
+    if spec.submodule_search_locations is not None:
+        if name.endswith(".__main__"):
+            raise ProgramError(f"cannot run package {name}")
+        return _module_code(name + ".__main__")
+    loader: Any = spec.loader
+    code = loader.get_code(spec.name) if loader is not None else None
+    if code is None:
+        raise ProgramError(f"No code object available for {name}")
+    return spec, code
+
+
+def _exit_status(e: SystemExit) -> int:
+    """What the interpreter would exit with for ``raise SystemExit(code)``."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code & 0xFF
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+def _run(code: types.CodeType, main: types.ModuleType) -> int:
+    """Run the program's code as __main__, then wait for its threads; return
+    its exit status. An uncaught exception is reported as the interpreter
+    reports it."""
+    try:
+        exec(code, main.__dict__)
+        status = 0
+    except SystemExit as e:
+        status = _exit_status(e)
+    except BaseException as e:
+        if e.__traceback__ is not None:  # leave out this frame
+            e.__traceback__ = e.__traceback__.tb_next
+        sys.excepthook(type(e), e, e.__traceback__)
+        status = 130 if isinstance(e, KeyboardInterrupt) else 1
+    try:
+        _join_threads()
+    except KeyboardInterrupt:
+        status = 130
+    return status
+
+
+# Profiles start at the program's __main__, not in cprof's command line.
+ROOT_FRAMES.add((os.path.abspath(_run.__code__.co_filename), _run.__code__.co_name))
+
+
+def _join_threads() -> None:
+    """Wait for the program's non-daemon threads, as the interpreter does
+    before it exits, so that their work is in the profile."""
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not t.daemon:
+            t.join()
+
+
+class Program:
+    """The program a command line names: a script or ``-m`` module and its
+    arguments. ``load()`` compiles it and makes this process look as python
+    would for it; ``run()`` runs it and returns its exit status."""
+
+    def __init__(self, name: str, argv: list[str], module: bool) -> None:
+        self.name = name
+        self.argv = argv
+        self.module = module
+        self._code: types.CodeType | None = None
+        self._main: types.ModuleType | None = None
+
+    def load(self) -> None:
+        if self.module:
+            spec, code = _module_code(self.name)
+            path = spec.origin
+            path0 = os.getcwd()
+        else:
+            _check_script(self.name)
+            spec, path = None, os.path.abspath(self.name)
+            with open(self.name, "rb") as f:
+                code = compile(f.read(), path, "exec")
+            path0 = os.path.dirname(os.path.realpath(self.name))
+        sys.argv[:] = [path if spec is not None else self.name, *self.argv]
+        if not sys.flags.safe_path:
+            sys.path[0] = path0
+        self._code = code
+        self._main = _main_module(spec, path)
+
+    def run(self) -> int:
+        if self._code is None or self._main is None:
+            self.load()
+        assert self._code is not None and self._main is not None
+        return _run(self._code, self._main)
+
+
+def program(command: Sequence[str], module: list[str] | None, cprof_args: list[str]) -> Program:
+    """The program of ``cprof COMMAND [options] (-- python ... | script.py
+    args | -m module args)``: ``command`` is what follows the options (or
+    ``module``, the words after -m). A python command re-executes that
+    interpreter with ``cprof_args`` (the subcommand and its options), and
+    does not return."""
+    words = list(command)
+    if words and words[0] == "--":
+        words = words[1:]
+    if module is None and words and words[0] == "-m":
+        module, words = words[1:], []
+    if module is not None:
+        if not module:
+            raise ProgramError("-m needs a module name")
+        return Program(module[0], module[1:], True)
+    if not words:
+        verb = cprof_args[0]
+        raise ProgramError(f"give the program to {verb}: cprof {verb} [options] -- python "
+                           f"script.py args, script.py args, or -m module args")
+    if _is_python(words[0]):
+        _exec(_reexec_argv(words, cprof_args))
+    return Program(words[0], words[1:], False)
+
+
+def _exec(argv: list[str]) -> NoReturn:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
