@@ -64,6 +64,150 @@ static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tst
 #endif
 }
 
+#if PY_VERSION_HEX < 0x030D0000
+/* --- the newest _PyCFrame (3.11 and 3.12) ------------------------------------
+ * _PyEval_EvalFrameDefault links its _PyCFrame, a C local, into tstate->cframe
+ * *before* it sets that cframe's current_frame and previous (Python/ceval.c:
+ * "tstate->cframe = &cframe; ... cframe.current_frame = frame;"). A signal in
+ * between reads whatever the stack held there. So the frames reached from the
+ * newest cframe are trusted only once they check out: each lies in the
+ * thread's live data stack, or in a live generator (read with a syscall that
+ * cannot fault), and the walk reaches this cframe's own entry frame (3.12: a
+ * C local at a fixed offset from the cframe; 3.11: a frame marked is_entry),
+ * whose previous frame checks out too. Frames further on belong to older,
+ * complete cframes. 3.13 sets tstate->current_frame only when it is ready. */
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* 3.12: the entry frame's offset from its cframe in _PyEval_EvalFrameDefault's
+ * stack frame, learned once from a running call (cprof_compat_learn_entry). */
+#if PY_VERSION_HEX >= 0x030C0000
+static ptrdiff_t cprof_compat_entry_offset;
+static int cprof_compat_entry_known;
+#endif
+
+/* Whether [p, p + n) lies in the thread's live data stack. */
+static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const void *p,
+                                                    size_t n)
+{
+    const char *a = p;
+    int steps = 0;
+    for (_PyStackChunk *c = tstate->datastack_chunk; c != NULL && steps < 64;
+         c = c->previous, steps++) {
+        const char *lo = (const char *)c->data;
+        const char *hi = c == tstate->datastack_chunk ? (const char *)tstate->datastack_top
+                                                      : (const char *)&c->data[c->top];
+        if (a >= lo && a < hi && (size_t)(hi - a) >= n)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether f is the frame of a live generator or coroutine: its object is
+ * copied with process_vm_readv, which reports EFAULT where a read would crash. */
+static inline int cprof_compat_generator_frame_sigsafe(_PyInterpreterFrame *f)
+{
+    size_t head = offsetof(PyGenObject, gi_iframe);
+    if ((uintptr_t)f < head + 4096 || (uintptr_t)f % sizeof(void *) != 0)
+        return 0;
+    union {
+        PyGenObject gen;
+        char bytes[offsetof(PyGenObject, gi_iframe) + sizeof(_PyInterpreterFrame)];
+    } copy;
+    struct iovec local = {.iov_base = &copy, .iov_len = sizeof copy};
+    struct iovec remote = {.iov_base = (char *)f - head, .iov_len = sizeof copy};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy)
+        return 0;
+    PyTypeObject *type = copy.gen.ob_base.ob_type;
+    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)(copy.bytes + head);
+    return (type == &PyGen_Type || type == &PyCoro_Type || type == &PyAsyncGen_Type) &&
+           (copy.gen.gi_frame_state == FRAME_EXECUTING ||
+            copy.gen.gi_frame_state == FRAME_SUSPENDED) &&
+           frame->owner == FRAME_OWNED_BY_GENERATOR;
+}
+
+/* Whether f (not NULL) may be read: a frame of this thread's data stack or of
+ * a live generator. */
+static inline int cprof_compat_readable_frame_sigsafe(PyThreadState *tstate,
+                                                      _PyInterpreterFrame *f)
+{
+    return cprof_compat_in_datastack_sigsafe(tstate, f, sizeof *f) ||
+           cprof_compat_generator_frame_sigsafe(f);
+}
+
+/* Whether the frames of the newest cframe are initialised (see above). */
+static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
+{
+    _PyCFrame *cframe = tstate->cframe;
+    if (cframe == NULL || cframe == &tstate->root_cframe)
+        return 1;  /* not inside _PyEval_EvalFrameDefault: no frame to trust */
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!cprof_compat_entry_known)
+        return 0;
+    _PyInterpreterFrame *entry =
+        (_PyInterpreterFrame *)((char *)cframe + cprof_compat_entry_offset);
+#endif
+    _PyInterpreterFrame *f = cframe->current_frame;
+    for (int steps = 0; steps < 100000; steps++) {
+        if (f == NULL)
+            return 0;  /* a complete cframe's frames lead to its entry frame */
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f == entry) {
+            if (entry->owner != FRAME_OWNED_BY_CSTACK)
+                return 0;
+            f = entry->previous;
+            return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
+        }
+#endif
+        if (!cprof_compat_readable_frame_sigsafe(tstate, f))
+            return 0;
+#if PY_VERSION_HEX < 0x030C0000
+        if (f->is_entry) {
+            f = f->previous;
+            return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
+        }
+#endif
+        f = f->previous;
+    }
+    return 0;
+}
+
+/* 3.12: learn where _PyEval_EvalFrameDefault keeps its entry frame relative to
+ * its cframe, from the calling thread's running call. GIL held. */
+static inline void cprof_compat_learn_entry(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (cprof_compat_entry_known)
+        return;
+    PyThreadState *tstate = PyThreadState_Get();
+    _PyCFrame *cframe = tstate->cframe;
+    if (cframe == NULL || cframe == &tstate->root_cframe)
+        return;
+    _PyInterpreterFrame *f = cframe->current_frame;
+    while (f != NULL && f->owner != FRAME_OWNED_BY_CSTACK)
+        f = f->previous;
+    if (f == NULL)
+        return;
+    ptrdiff_t offset = (char *)f - (char *)cframe;
+    if (offset < -65536 || offset > 65536)
+        return;
+    cprof_compat_entry_offset = offset;
+    cprof_compat_entry_known = 1;
+#endif
+}
+#else
+static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
+{
+    (void)tstate;
+    return 1;
+}
+
+static inline void cprof_compat_learn_entry(void)
+{
+}
+#endif
+
 /* The frame's code object, or NULL when it runs something else. */
 static inline PyCodeObject *cprof_compat_code_sigsafe(_PyInterpreterFrame *f)
 {

@@ -27,6 +27,10 @@ size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, s
 {
     size_t stored = 0, seen = 0;
     *coroutine = NULL;
+    if (!cprof_compat_newest_cframe_ok_sigsafe(tstate)) {
+        *total = 0;  /* caught entering a call: its frames are not set yet */
+        return 0;
+    }
     _PyInterpreterFrame *f = cprof_compat_frame_sigsafe(tstate);
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
@@ -91,6 +95,7 @@ Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
  * one-entry map (a bitmap node) and a 40-entry one (an array node at the root). */
 int cprof_frames_init(void)
 {
+    cprof_compat_learn_entry();
     if (hamt_bitmap_type != NULL)
         return 0;
     int rc = -1;

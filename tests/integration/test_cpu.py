@@ -755,6 +755,26 @@ def test_code_objects_dying_while_sampled_keep_their_own_names() -> None:
     assert checked >= 100, f"only {checked} samples landed in the ephemeral functions"
 
 
+def test_samples_landing_as_a_call_enters_the_eval_loop_do_not_crash() -> None:
+    """CPython 3.11 and 3.12 publish a new _PyCFrame before setting its
+    current_frame: a sample caught there must not walk the stack garbage.
+    sorted() with a Python key enters the eval loop once per item."""
+    def key(x: int) -> int:
+        return -x
+
+    def nested(n: int) -> list[int]:
+        return sorted(range(200), key=key) if n == 0 else nested(n - 1)
+
+    with cprof.cpu(hz=5000, mode="wall") as c:
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            for depth in (0, 3, 7):
+                nested(depth)
+    assert c.profile is not None
+    assert any(s.locations and s.locations[0].lines[0].function.name.endswith("key")
+               for s in c.profile.samples)
+
+
 def test_short_threads_carry_their_names() -> None:
     """A thread that ends before any drain still has its thread_name label."""
     def burn(seconds: float) -> None:
