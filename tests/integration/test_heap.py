@@ -468,3 +468,40 @@ def test_debug_text_matches_gos_layout() -> None:
     assert where.rsplit(":", 1)[1].isdigit()
     assert "# Python memory" in lines and "# MemProfileRate = 1" in lines
     del kept
+
+
+FRESH_PROCESS = """\
+import threading, time, cprof
+
+def allocates():
+    return [bytes(1000) for _ in range(20000)]
+
+with cprof.heap(rate=4096) as h:
+    kept = allocates()
+print(h.profile.share("allocates", sample_type="alloc_space"))
+cprof.set_block_profile_rate(1)
+lock = threading.Lock()
+
+def waits():
+    with lock:
+        pass
+
+lock.acquire()
+t = threading.Thread(target=waits)
+t.start()
+time.sleep(0.1)
+lock.release()
+t.join()
+print(cprof.lookup("block").profile().share("waits"))
+"""
+
+
+def test_a_fresh_process_profiles_stacks_before_any_cpu_profile() -> None:
+    """The stack walks' set-up (on 3.12, where a call's entry frame lies) is
+    done at import, not only when a CPU profile starts: heap and lock
+    profiles of a process that never ran one have their stacks."""
+    r = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    heap_share, block_share = (float(x) for x in r.stdout.split())
+    assert heap_share > 0.9 and block_share > 0.9
