@@ -22,9 +22,9 @@ fi
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 # Test tools, and the optional dependencies the tests exercise (pandas for
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the
-# notebooks); cprof itself needs none of them.
+# notebooks, uvicorn serving the ASGI app); cprof itself needs none of them.
 "$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy \
-  numpy pandas playwright nbclient nbformat ipykernel
+  numpy pandas playwright nbclient nbformat ipykernel uvicorn
 # setuptools reuses objects in build/ that look newer than their sources, so an
 # ASan build would silently link the plain objects: always compile afresh.
 rm -rf "$top/build"

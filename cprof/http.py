@@ -147,7 +147,7 @@ class Endpoints:
     cap on ``seconds``."""
 
     def __init__(self, prefix: str = PREFIX, *, token: str | None = None,
-                 max_seconds: int = DEFAULT_MAX_SECONDS, hz: float = 100) -> None:
+                 max_seconds: int = DEFAULT_MAX_SECONDS) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with one, not {prefix!r}")
         if token is not None and not token:
@@ -157,7 +157,6 @@ class Endpoints:
         self.prefix = prefix
         self.token = token
         self.max_seconds = max_seconds
-        self.hz = hz
 
     def route(self, path: str) -> str | None:
         """The profile name a path asks for ("" for the index), or None when
@@ -232,7 +231,7 @@ class Endpoints:
     def _seconds(self, query: _Query, default: int | None = None) -> int:
         raw = query.get("seconds")
         if raw == "" and default is not None:
-            return default
+            return min(default, self.max_seconds)
         if not _INTEGER.match(raw) or int(raw) <= 0:
             raise BadRequest('invalid value for "seconds" - must be a positive integer')
         seconds = int(raw)
@@ -244,7 +243,7 @@ class Endpoints:
     def _cpu(self, query: _Query) -> Result:
         seconds = self._seconds(query, DEFAULT_CPU_SECONDS)
         try:
-            collect.start_cpu_profile(hz=self.hz)
+            collect.start_cpu_profile()  # 100 Hz, as Go's endpoint
         except RuntimeError as e:
             return error(500, f"Could not enable CPU profiling: {e}")
 

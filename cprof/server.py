@@ -86,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "cprof"
+    timeout = 60  # a client that stops sending (or reading) is dropped, not waited for
+    # Errors the standard library answers itself (a malformed request line,
+    # headers too long): plain text, as Go's server answers them.
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
 
     def setup(self) -> None:
         me = threading.current_thread()
@@ -100,6 +105,23 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with self.server.in_flight_lock:
                 self.server.in_flight.discard(threading.current_thread())
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # as Go's server: no HTTP/0.9
+            self.send_error(400, "HTTP/0.9 is not supported")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        # Every answer has a status line, even to a request line too broken
+        # to say its HTTP version (the standard library would answer as to
+        # HTTP/0.9: a bare body).
+        if getattr(self, "request_version", "") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        super().send_error(code, message, explain)
 
     def do_GET(self) -> None:
         self._serve()

@@ -300,7 +300,7 @@ def test_go_tool_pprof_reads_the_goroutine_profile_and_its_text(server: cprof.Se
 
 
 def test_go_tool_pprof_reads_the_heap_text(server: cprof.Server) -> None:
-    kept = keeps_for_pprof(8 * 1024)
+    kept = keeps_for_pprof(32 * 1024)
     r = fetch(server.url + "heap?debug=1")
     assert r.status == 200 and r.text.startswith("heap profile: ")
     assert "test_http.keeps_for_pprof" in r.text
@@ -312,7 +312,7 @@ def test_go_tool_pprof_reads_the_heap_text(server: cprof.Server) -> None:
     assert proto.sample_types.index("inuse_space/bytes") == index
     in_text = sum(s.values[index] for s in text.samples)
     in_proto = sum(s.values[index] for s in proto.samples)
-    assert in_text > 8 * 2**20 and abs(in_text - in_proto) < 0.1 * in_proto
+    assert in_text > 16 * 2**20 and abs(in_text - in_proto) < 0.1 * in_proto
     del kept
 
 
@@ -702,7 +702,10 @@ uvicorn.Server(config).run(sockets=[sock])
 
 @pytest.fixture(params=["wrapping", "alone"])
 def uvicorn_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    pytest.importorskip("uvicorn", reason="the ASGI tests run under uvicorn (pip install uvicorn)")
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        pytest.fail("the ASGI tests run under uvicorn: pip install uvicorn", pytrace=False)
     (tmp_path / "asgi_app.py").write_text(UVICORN_APP)
     proc, url = child_server([str(tmp_path / "asgi_app.py"), request.param], cwd=tmp_path)
     deadline = time.monotonic() + 30
