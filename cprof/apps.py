@@ -21,7 +21,9 @@ import time
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
-from .http import DEFAULT_MAX_SECONDS, PREFIX, Endpoints, Pending, Request, Response, error
+from . import heapprof
+from .http import (DEFAULT_MAX_SECONDS, MAX_BODY, PREFIX, Endpoints, Pending, Request, Response,
+                   error, heap_on)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Scope = MutableMapping[str, Any]
@@ -40,10 +42,13 @@ def _status_line(status: int) -> str:
 
 
 def wsgi_app(app: WSGIApp | None = None, *, prefix: str = PREFIX, token: str | None = None,
-             max_seconds: int = DEFAULT_MAX_SECONDS) -> WSGIApp:
+             max_seconds: int = DEFAULT_MAX_SECONDS,
+             heap_rate: int = heapprof.DEFAULT_RATE) -> WSGIApp:
     """A WSGI application serving the endpoints under ``prefix``, passing
-    every other request to ``app`` (404 without one)."""
+    every other request to ``app`` (404 without one). As cprof.serve, it
+    turns the heap profiler on at ``heap_rate`` (0: leave it off)."""
     endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
+    heap_on(heap_rate)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # PEP 3333: paths are bytes decoded as latin-1; the URL's are UTF-8.
@@ -65,8 +70,9 @@ def wsgi_app(app: WSGIApp | None = None, *, prefix: str = PREFIX, token: str | N
 def _wsgi_response(endpoints: Endpoints, environ: dict[str, Any], path: str) -> Response:
     body = b""
     length = environ.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit():
-        return error(400, "malformed Content-Length")
+    if not length.isdigit() or int(length) > MAX_BODY:
+        return error(413 if length.isdigit() else 400,
+                     "request body too large or malformed Content-Length")
     if int(length) > 0:
         body = environ["wsgi.input"].read(int(length))
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
@@ -82,12 +88,15 @@ def _wsgi_response(endpoints: Endpoints, environ: dict[str, Any], path: str) -> 
 
 
 def asgi_app(app: ASGIApp | None = None, *, prefix: str = PREFIX, token: str | None = None,
-             max_seconds: int = DEFAULT_MAX_SECONDS) -> ASGIApp:
+             max_seconds: int = DEFAULT_MAX_SECONDS,
+             heap_rate: int = heapprof.DEFAULT_RATE) -> ASGIApp:
     """An ASGI application serving the endpoints under ``prefix``, passing
     every other request (and lifespan and websocket events) to ``app``;
     without one, 404 for other paths. Profiles are built in a worker
-    thread, never on the event loop."""
+    thread, never on the event loop. As cprof.serve, it turns the heap
+    profiler on at ``heap_rate`` (0: leave it off)."""
     endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
+    heap_on(heap_rate)
 
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
         path = None
@@ -113,6 +122,9 @@ async def _asgi_serve(endpoints: Endpoints, scope: Scope, receive: Receive, send
         if message["type"] == "http.disconnect":
             return
         body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            await _asgi_send(send, error(413, "request body too large"), scope["method"])
+            return
         if not message.get("more_body", False):
             break
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

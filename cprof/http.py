@@ -34,6 +34,7 @@ from .profile import Profile
 PREFIX = "/debug/pprof"
 DEFAULT_CPU_SECONDS = 30
 DEFAULT_MAX_SECONDS = 300
+MAX_BODY = 1 << 20  # symbol's POST body: addresses, a few KiB in practice
 
 # The index's descriptions: Go's, said of threads and asyncio tasks where Go
 # says goroutines.
@@ -279,6 +280,20 @@ class Endpoints:
             return _attachment(f"{named.name}-delta", delta.to_bytes())
 
         return Pending(seconds, finish, lambda: error(500, "context canceled"))
+
+
+def heap_on(rate: int) -> bool:
+    """Turn the heap profiler on at ``rate`` (0: leave it as it is), as Go's
+    runtime always samples allocations; True if this call started it."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
+        raise ValueError(f"heap_rate must be a non-negative int, not {rate!r}")
+    if rate == 0 or heapprof.running():
+        return False
+    try:
+        heapprof.start_heap_profile(rate)
+    except RuntimeError:  # started by another thread meanwhile
+        return False
+    return True
 
 
 def _heap_off(name: str) -> Profile:

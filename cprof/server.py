@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from . import heapprof
-from .http import DEFAULT_MAX_SECONDS, PREFIX, Endpoints, Pending, Request, Response, error
+from .http import (DEFAULT_MAX_SECONDS, MAX_BODY, PREFIX, Endpoints, Pending, Request, Response,
+                   error, heap_on)
 
 ENV_VAR = "CPROF_SERVE"
 TOKEN_ENV_VAR = "CPROF_SERVE_TOKEN"
-_MAX_BODY = 1 << 20  # /symbol's POST body: addresses, a few KiB in practice
 
 
 class ExposedWarning(UserWarning):
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = b""
         length = self.headers.get("Content-Length")
         if length is not None:
-            if not length.isdigit() or int(length) > _MAX_BODY:
+            if not length.isdigit() or int(length) > MAX_BODY:
                 self._send(error(413 if length.isdigit() else 400,
                                  "request body too large or malformed Content-Length"))
                 self.close_connection = True
@@ -236,8 +236,6 @@ def serve(host: str = "127.0.0.1", port: int = 6060, *, token: str | None = None
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
-    if isinstance(heap_rate, bool) or not isinstance(heap_rate, int) or heap_rate < 0:
-        raise ValueError(f"heap_rate must be a non-negative int, not {heap_rate!r}")
     endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
     httpd = _HTTPServer((host, port), endpoints)
     if not is_loopback(host):
@@ -245,13 +243,11 @@ def serve(host: str = "127.0.0.1", port: int = 6060, *, token: str | None = None
         warnings.warn(f"cprof serves profiles on {host}:{httpd.server_address[1]}, which other "
                       f"hosts can reach: anyone who can connect can profile this process"
                       f"{advice}", ExposedWarning, stacklevel=2)
-    started_heap = False
-    if heap_rate > 0 and not heapprof.running():
-        try:
-            heapprof.start_heap_profile(heap_rate)
-            started_heap = True
-        except RuntimeError:  # started by another thread meanwhile
-            pass
+    try:
+        started_heap = heap_on(heap_rate)
+    except ValueError:
+        httpd.server_close()
+        raise
     return Server(httpd, started_heap)
 
 

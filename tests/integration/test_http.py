@@ -639,11 +639,11 @@ def mounted_at_prefix(environ: dict[str, Any], start_response: Callable[..., Any
     return hello_app(environ, start_response)
 
 
-PPROF_ONLY = cprof.wsgi_app()
+PPROF_ONLY = cprof.wsgi_app(heap_rate=0)
 
 
 @pytest.fixture(params=["wrapping", "mounted"])
-def wsgi_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def wsgi_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     class Quiet(WSGIRequestHandler):
@@ -654,14 +654,22 @@ def wsgi_url(request: pytest.FixtureRequest) -> Iterator[str]:
     httpd = make_server("127.0.0.1", 0, app, handler_class=Quiet)
     t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", request.param
     httpd.shutdown()
     t.join()
     httpd.server_close()
+    if heapprof.running():  # wsgi_app(hello_app) turned it on
+        heapprof.stop_heap_profile()
 
 
-def test_the_wsgi_app_under_wsgiref(wsgi_url: str, spinning: None, parked: None) -> None:
+def test_the_wsgi_app_under_wsgiref(wsgi_url: tuple[str, str], spinning: None, parked: None,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    wsgi_url, mode = wsgi_url
+    monkeypatch.setattr(heapprof, "_final", None)  # no earlier test's heap profile
     assert fetch(wsgi_url + "/hello").text == "hello from the application\n"
+    heap = profile_at(wsgi_url + "/debug/pprof/heap")
+    off = any("heap profiling is off" in c for c in heap.comments)
+    assert off == (mode == "mounted")  # wsgi_app(heap_rate=0) there; on by default
     index = fetch(wsgi_url + "/debug/pprof/")
     assert index.status == 200 and "<td><a href='heap?debug=1'>heap</a>" in index.text
     r = fetch(wsgi_url + "/debug/pprof/goroutine?debug=2")
