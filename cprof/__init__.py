@@ -9,9 +9,10 @@ lock contention, blocking and thread dumps (``cprof.lookup("mutex")``); and
 Go's /debug/pprof endpoints, live (``cprof.serve(port=6060)``).
 """
 
-from typing import Any
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
 
-from .apps import asgi_app, wsgi_app
 from .builder import Frame, ProfileBuilder
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
@@ -21,8 +22,21 @@ from .lookup import lookup, profiles
 from .ops import merge
 from .model import Function, Line, Location, Mapping, Sample, ValueType
 from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
-from .server import Server, serve
-from .server import serve_from_environment as _serve_from_environment
+
+if TYPE_CHECKING:
+    from .apps import asgi_app, wsgi_app
+    from .server import Server, serve
+
+# The live endpoints are imported when first used: the standard library's
+# HTTP server takes longer to import than the rest of cprof.
+_LAZY = {"serve": "server", "Server": "server", "wsgi_app": "apps", "asgi_app": "apps"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -59,7 +73,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 # CPROF_SERVE=[HOST:]PORT: serve /debug/pprof from import on (cprof.server).
-_server = _serve_from_environment()
+if os.environ.get("CPROF_SERVE"):
+    from .server import serve_from_environment as _serve_from_environment
+    _server = _serve_from_environment()
 
 
 def load_ipython_extension(ipython: Any) -> None:

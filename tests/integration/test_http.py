@@ -47,15 +47,15 @@ class Reply:
 def fetch(url: str, method: str = "GET", body: bytes | None = None,
           headers: dict[str, str] | None = None, timeout: float = 60) -> Reply:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
         target = parts.path + ("?" + parts.query if parts.query else "")
         conn.request(method, target, body=body, headers=headers or {})
         r = conn.getresponse()
-        headers: dict[str, str] = {}
+        got: dict[str, str] = {}
         for k, v in r.getheaders():  # repeated headers joined, as HTTP allows
-            headers[k.lower()] = headers[k.lower()] + ", " + v if k.lower() in headers else v
-        return Reply(r.status, headers, r.read())
+            got[k.lower()] = got[k.lower()] + ", " + v if k.lower() in got else v
+        return Reply(r.status, got, r.read())
     finally:
         conn.close()
 
@@ -605,7 +605,11 @@ def test_mutex_and_block_profiles_are_served_when_on(server: cprof.Server) -> No
     try:
         lock = threading.Lock()
         lock.acquire()
-        t = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="contender")
+        def contend() -> None:
+            with lock:
+                pass
+
+        t = threading.Thread(target=contend, name="contender")
         t.start()
         time.sleep(0.2)
         lock.release()
@@ -643,7 +647,7 @@ PPROF_ONLY = cprof.wsgi_app(heap_rate=0)
 
 
 @pytest.fixture(params=["wrapping", "mounted"])
-def wsgi_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+def wsgi(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     class Quiet(WSGIRequestHandler):
@@ -662,9 +666,9 @@ def wsgi_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
         heapprof.stop_heap_profile()
 
 
-def test_the_wsgi_app_under_wsgiref(wsgi_url: tuple[str, str], spinning: None, parked: None,
+def test_the_wsgi_app_under_wsgiref(wsgi: tuple[str, str], spinning: None, parked: None,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    wsgi_url, mode = wsgi_url
+    wsgi_url, mode = wsgi
     monkeypatch.setattr(heapprof, "_final", None)  # no earlier test's heap profile
     assert fetch(wsgi_url + "/hello").text == "hello from the application\n"
     heap = profile_at(wsgi_url + "/debug/pprof/heap")
