@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Union
 from urllib.parse import parse_qs
 
-from . import collect, heapprof, lookup, ops, textformat
+from . import collect, heapprof, ops, textformat
+from .lookup import NamedProfile, lookup, profiles
 from .model import ValueType
 from .profile import Profile
 
@@ -218,7 +219,7 @@ class Endpoints:
         if name == "profile":
             return self._cpu(query)
         try:
-            profile = lookup.lookup(name)
+            profile = lookup(name)
         except ValueError:
             return error(404, "Unknown profile")
         if query.get("seconds") != "":
@@ -263,7 +264,7 @@ class Endpoints:
 
         return Pending(seconds, finish, cancel)
 
-    def _delta(self, named: lookup.NamedProfile, query: _Query) -> Result:
+    def _delta(self, named: NamedProfile, query: _Query) -> Result:
         """Go's serveDeltaProfile: the profile now and after ``seconds``, the
         first subtracted from the second."""
         seconds = self._seconds(query)
@@ -306,7 +307,7 @@ def _heap_off(name: str) -> Profile:
                              "with heap_rate > 0) turns it on"])
 
 
-def _named_profile(named: lookup.NamedProfile, gc: bool) -> Profile:
+def _named_profile(named: NamedProfile, gc: bool) -> Profile:
     if named.name in ("heap", "allocs"):
         try:
             return heapprof.heap_profile(named.name, gc=gc)
@@ -315,7 +316,7 @@ def _named_profile(named: lookup.NamedProfile, gc: bool) -> Profile:
     return named.profile()
 
 
-def _profile_text(named: lookup.NamedProfile, debug: int, gc: bool) -> str:
+def _profile_text(named: NamedProfile, debug: int, gc: bool) -> str:
     if named.name in ("heap", "allocs"):
         try:
             return heapprof.heap_text(gc=gc)
@@ -326,7 +327,7 @@ def _profile_text(named: lookup.NamedProfile, debug: int, gc: bool) -> str:
 
 def index_html() -> str:
     """Go's index page: every profile with its count, then the descriptions."""
-    rows = [(p.name, len(_named_profile(p, False).samples)) for p in lookup.profiles()]
+    rows = [(p.name, len(_named_profile(p, False).samples)) for p in profiles()]
     rows += [(name, 0) for name in _OWN_ROUTES]
     rows.sort()
     out = ["<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{\n"
