@@ -141,11 +141,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(int(length))
         request = Request(self.command, unquote(path), query,
                           {k.lower(): v for k, v in self.headers.items()}, body)
-        result = self.server.endpoints.handle(request)
-        if result is None:
-            result = error(404, "404 page not found")
-        if isinstance(result, Pending):
-            result = result.finish() if self._client_waits(result.seconds) else result.cancel()
+        try:
+            result = self.server.endpoints.handle(request)
+            if result is None:
+                result = error(404, "404 page not found")
+            if isinstance(result, Pending):
+                result = result.finish() if self._client_waits(result.seconds) else result.cancel()
+        except Exception as e:  # a fault of cprof's: the client is told, the server goes on
+            result = error(500, f"failed to collect profile: {type(e).__name__}: {e}")
         self._send(result)
 
     def _client_waits(self, seconds: float) -> bool:
@@ -187,7 +190,7 @@ class Server:
         self.port: int = httpd.server_address[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}{httpd.endpoints.prefix}/"
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.25},
                                         name="cprof-http", daemon=True)
         self._thread.start()
 

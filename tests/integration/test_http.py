@@ -778,3 +778,18 @@ def test_endpoints_check_their_arguments() -> None:
         cprof.serve(port=70000)
     with pytest.raises(ValueError, match="token"):
         cprof.serve(port=0, token="")
+
+
+def test_a_fault_of_cprofs_is_a_500_and_the_server_goes_on(server: cprof.Server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import cprof.http
+
+    def broken(*args: Any) -> Any:
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(cprof.http, "_named_profile", broken)
+    r = fetch(server.url + "heap")
+    assert r.status == 500 and r.headers["x-go-pprof"] == "1"
+    assert r.text == "failed to collect profile: MemoryError: no room\n"
+    monkeypatch.undo()
+    assert fetch(server.url + "heap").status == 200
