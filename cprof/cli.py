@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from . import _core, runner
+from .check import DEFAULT_ALPHA, BudgetError, check
 from .collect import start_cpu_profile, stop_cpu_profile
 from .heapprof import DEFAULT_RATE
 from .http import DEFAULT_MAX_SECONDS
@@ -162,6 +164,8 @@ def record(args: argparse.Namespace) -> int:
         live.stop()
         profile = _program_only(stop_cpu_profile(), live.native_id)
         profile.write(out)
+    if args.quiet:
+        return status
     samples = profile.totals()[0] if profile.sample_types else 0
     print(f"cprof: wrote {out} ({samples} samples in "
           f"{format_value(profile.duration_ns, 'nanoseconds')}); program exited with "
@@ -173,15 +177,119 @@ def record(args: argparse.Namespace) -> int:
 
 def _record_options(args: argparse.Namespace) -> list[str]:
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth)]
-    return (["-o", args.output] if args.output else []) + options
+    return (["-o", args.output] if args.output else []) + options + (
+        ["--quiet"] if args.quiet else [])
+
+
+def record_repeated(args: argparse.Namespace) -> int:
+    """``cprof record --repeat N``: record the program N times, each in a
+    process of its own, and write one profile holding every run, its
+    samples labelled ``run=1`` .. ``run=N`` (numbers from 1: pprof drops a
+    numeric label of 0), which cprof check's Mann-Whitney test compares.
+    Returns the first failing run's status."""
+    name = runner.program_name(args.command, args.module, "record")
+    out = args.output or _default_output(name, args.mode)
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
+    target = ["-m", *args.module] if args.module is not None else [
+        "--", *(args.command[1:] if args.command[:1] == ["--"] else args.command)]
+    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth)]
+    runs: list[Profile] = []
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
+        for i in range(args.repeat):
+            path = os.path.join(tmp, f"run{i}.prof")
+            print(f"cprof: run {i + 1} of {args.repeat}", file=sys.stderr)
+            r = subprocess.run([sys.executable, "-m", "cprof", "record", "--quiet", "-o", path,
+                                *options, *target])
+            status = status or r.returncode
+            if not os.path.exists(path):
+                raise ProgramError(f"run {i + 1} wrote no profile (exit status {r.returncode})")
+            runs.append(label_runs(load(path), i + 1))
+    profile = merge(runs)
+    profile = with_samples(profile, profile.samples, comments=[
+        *profile.comments, f"cprof record --repeat {args.repeat}: each run's samples are "
+        f"labelled run=1..{args.repeat}"])
+    profile.write(out)
+    samples = profile.totals()[0] if profile.sample_types else 0
+    print(f"cprof: wrote {out} ({args.repeat} runs, {samples} samples); first failing status "
+          f"{status}" if status else f"cprof: wrote {out} ({args.repeat} runs, {samples} samples)",
+          file=sys.stderr)
+    print(profile.top(10), file=sys.stderr, end="")
+    return status
+
+
+def label_runs(p: Profile, run: int) -> Profile:
+    """Every sample of ``p`` labelled ``run=RUN`` (a number)."""
+    def labelled(s: Sample) -> Sample:
+        labels: dict[str, list[str | int]] = {}
+        for key, value, _ in s.label_items:
+            labels.setdefault(key, []).append(value)
+        labels["run"] = [run]
+        units = {key: unit for key, _, unit in s.label_items if unit}
+        return Sample(s.values, s.locations, labels, num_units=units)
+    return with_samples(p, [labelled(s) for s in p.samples])
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    if args.repeat < 1:
+        print("cprof record: --repeat must be 1 or more", file=sys.stderr)
+        return 2
     try:
-        return record(args)
+        return record_repeated(args) if args.repeat > 1 else record(args)
     except ProgramError as e:
         print(f"cprof record: {e}", file=sys.stderr)
         return 2
+
+
+# --- check ------------------------------------------------------------------------
+
+
+def _budgets(values: Sequence[str], option: str) -> dict[str, str]:
+    """``--max-share 'REGEX=5%'`` (repeatable) as {REGEX: "5%"}; the budget
+    follows the last '=', so the regex may hold '=' itself."""
+    budgets = {}
+    for value in values:
+        key, sep, budget = value.rpartition("=")
+        if not sep or not key or not budget:
+            raise BudgetError(f"{option} {value!r}: write it as 'NAME=BUDGET', e.g. "
+                              f"{option} 'json\\.=5%'")
+        budgets[key] = budget
+    return budgets
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when every budget holds, 1 when one does not, 2 when the
+    command cannot be carried out (a bad option, an unreadable profile)."""
+    try:
+        if not (args.max_share or args.max_total or args.baseline):
+            raise BudgetError("nothing to check: give --max-share, --max-total or --baseline")
+        if args.max_regression is not None and args.baseline is None:
+            raise BudgetError("--max-regression needs --baseline")
+        profile = load(args.profile)
+        baseline = load(args.baseline) if args.baseline else None
+        result = check(profile, max_share=_budgets(args.max_share, "--max-share"),
+                       max_total=_budgets(args.max_total, "--max-total"),
+                       sample_type=args.sample_index, baseline=baseline,
+                       max_regression=args.max_regression, focus=args.focus, alpha=args.alpha,
+                       source=args.profile)
+    except (BudgetError, OSError, ValueError) as e:  # ProfileError is a ValueError
+        print(f"cprof check: {e}", file=sys.stderr)
+        return 2
+    if not result.passed:
+        flame = args.flame or os.path.join(os.path.dirname(args.profile), _stem(args.profile) + (
+            ".diff.html" if baseline is not None else ".html"))
+        shown = profile.diff(baseline) if baseline is not None else profile
+        what = f"{args.baseline} -> {args.profile}" if baseline is not None else args.profile
+        shown.flamegraph(flame, sample_type=result.sample_type, title=f"cprof check: {what}")
+        result.flamegraph = flame
+    print(result.report(), end="")
+    if args.junit:
+        Path(args.junit).write_text(result.junit(), encoding="utf-8")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(result.github_annotations(), end="")
+    return 0 if result.passed else 1
 
 
 # --- serve ------------------------------------------------------------------------
@@ -661,7 +769,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "record", help="profile a Python program, write its profile and print its top 10",
-        usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--max-depth N]\n"
+        usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--max-depth N] [--repeat N]\n"
               "         (-- python [options] script.py args | script.py args | -m module args)",
         description="Run a Python program under the CPU profiler, as python -m cProfile "
                     "does: in this process (a python command is re-executed to run cprof "
@@ -675,6 +783,10 @@ def _parser() -> argparse.ArgumentParser:
                         "thread, running or blocked")
     r.add_argument("--max-depth", type=int, default=128,
                    help="deeper stacks keep their innermost frames (default 128)")
+    r.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the program N times (each in its own process) and write one "
+                        "profile of all runs, labelled run=1..N, for cprof check --baseline")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
     r.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
                    help="run a module as python -m does")
     r.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -709,6 +821,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="run a module as python -m does")
     v.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     v.set_defaults(run=_cmd_serve)
+    c = sub.add_parser(
+        "check", help="check a profile against budgets and a baseline (for CI); exit 1 if over",
+        description="Check PROFILE's shares (pprof's cum %% of the sample type), totals and its "
+                    "regression against a baseline. Exit status 0: every budget holds; 1: one "
+                    "does not (and a flame graph of PROFILE, or of the change from BASE, is "
+                    "written); 2: the check could not be made.")
+    c.add_argument("profile", metavar="PROFILE", help="the profile to check")
+    c.add_argument("--max-share", action="append", default=[], metavar="REGEX=BUDGET",
+                   help="largest share of functions matching REGEX anywhere on the stack, as a "
+                        "percentage or fraction ('json\\.=5%%'); repeatable")
+    c.add_argument("--max-total", action="append", default=[], metavar="TYPE=AMOUNT",
+                   help="largest total of a sample type ('cpu=2s', 'alloc_space=64MB'); "
+                        "repeatable")
+    c.add_argument("--sample-index", "-sample_index", dest="sample_index", metavar="TYPE",
+                   help="the sample type shares and regressions are of (default: the "
+                        "profile's default)")
+    c.add_argument("--baseline", metavar="BASE", help="a profile of the same work before the "
+                   "change (cprof record --repeat N gives one the test can judge)")
+    c.add_argument("--max-regression", metavar="PERCENT",
+                   help="largest rise of the total over BASE's (default 10%%); with several "
+                        "runs a side it counts only when Mann-Whitney U finds it significant")
+    c.add_argument("--focus", metavar="REGEX", help="compare only samples with a function "
+                   "matching REGEX on their stack")
+    c.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help=f"significance level of the regression test (default {DEFAULT_ALPHA})")
+    c.add_argument("--junit", metavar="FILE", help="also write the findings as JUnit XML")
+    c.add_argument("--flame", metavar="OUT.html|OUT.svg",
+                   help="where a failure's flame graph goes (default: PROFILE's name + .html, "
+                        "or .diff.html with --baseline)")
+    c.set_defaults(run=_cmd_check)
     _add_analysis_commands(sub)
     return parser
 

@@ -51,6 +51,14 @@ def _reexec_argv(command: list[str], cprof_args: list[str]) -> list[str]:
     interpreter = shutil.which(command[0])
     if interpreter is None:
         raise ProgramError(f"{command[0]}: no such interpreter")
+    end, target = _target(command)
+    return [interpreter, *command[1:end], "-c", _REEXEC, *cprof_args, *target]
+
+
+def _target(command: list[str]) -> tuple[int, list[str]]:
+    """Where the interpreter's options end in ``python [options] script.py
+    args`` or ``python [options] -m module args``, and what follows them (a
+    script as ``["--", "script.py", ...]``)."""
     i = 1
     while i < len(command) and command[i].startswith("-") and command[i] not in ("-", "-m"):
         if command[i] == "-c" or (not command[i].startswith("--") and "c" in command[i][1:]
@@ -61,9 +69,7 @@ def _reexec_argv(command: list[str], cprof_args: list[str]) -> list[str]:
     target = command[i:]
     if not target or target[0] == "-":
         raise ProgramError(f"{' '.join(command)}: give a script or -m module to run")
-    if target[0] != "-m":
-        target = ["--", *target]
-    return [interpreter, *command[1:i], "-c", _REEXEC, *cprof_args, *target]
+    return i, target if target[0] == "-m" else ["--", *target]
 
 
 def _check_script(path: str) -> None:
@@ -190,20 +196,39 @@ class Program:
         return _run(self._code, self._main)
 
 
+def _words(command: Sequence[str], module: list[str] | None) -> tuple[list[str], list[str] | None]:
+    words = list(command)
+    if words and words[0] == "--":
+        words = words[1:]
+    if module is None and words and words[0] == "-m":
+        module, words = words[1:], []
+    if module is not None and not module:
+        raise ProgramError("-m needs a module name")
+    return words, module
+
+
+def program_name(command: Sequence[str], module: list[str] | None, verb: str) -> str:
+    """The script or module a command line names (for default file names),
+    without running or re-executing anything."""
+    words, module = _words(command, module)
+    if module is not None:
+        return module[0]
+    if not words:
+        raise ProgramError(f"give the program to {verb}: cprof {verb} [options] -- python "
+                           f"script.py args, script.py args, or -m module args")
+    if _is_python(words[0]):
+        return _target(words)[1][1]
+    return words[0]
+
+
 def program(command: Sequence[str], module: list[str] | None, cprof_args: list[str]) -> Program:
     """The program of ``cprof COMMAND [options] (-- python ... | script.py
     args | -m module args)``: ``command`` is what follows the options (or
     ``module``, the words after -m). A python command re-executes that
     interpreter with ``cprof_args`` (the subcommand and its options), and
     does not return."""
-    words = list(command)
-    if words and words[0] == "--":
-        words = words[1:]
-    if module is None and words and words[0] == "-m":
-        module, words = words[1:], []
+    words, module = _words(command, module)
     if module is not None:
-        if not module:
-            raise ProgramError("-m needs a module name")
         return Program(module[0], module[1:], True)
     if not words:
         verb = cprof_args[0]

@@ -1,0 +1,266 @@
+"""check: performance budgets and regressions, for CI.
+
+``cprof.check(profile, max_share={r"json\\.": "5%"})`` says whether a
+profile keeps its budgets: shares of the default sample type (pprof's cum
+%, which machines' speed does not change), totals of a sample type, and a
+regression against a baseline, called real only when the Mann-Whitney U
+test says the new runs are slower than chance allows (cprof.stats).
+
+``cprof check`` (cli.py), the pytest marker (pytest_plugin.py) and the
+Python API share this module; ``CheckResult`` prints as text, as JUnit XML
+and as GitHub Actions annotations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+from xml.etree import ElementTree
+
+from .profile import Profile
+from .stats import mann_whitney_greater, smallest_p_value
+from .units import format_value
+
+Amount = Union[int, float, str]
+RUN_LABEL = "run"
+DEFAULT_ALPHA = 0.05
+
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
+_FRACTION = re.compile(_NUMBER + r"\s*(%?)\Z")
+_QUANTITY = re.compile(_NUMBER + r"\s*([a-zA-Z]*)\Z")
+# Units a budget may be written in, by the sample type's unit; binary sizes
+# as pprof prints them (kB = 1024 B), with the IEC names as synonyms.
+_UNITS: dict[str, dict[str, float]] = {
+    "nanoseconds": {"": 1e9, "ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "min": 60e9,
+                    "h": 3600e9},
+    "bytes": {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2,
+              "gb": 1024**3, "gib": 1024**3, "tb": 1024**4, "tib": 1024**4},
+}
+
+
+class BudgetError(ValueError):
+    """A budget or an option of a check that cannot be understood."""
+
+
+def parse_fraction(value: Amount, what: str = "budget") -> float:
+    """0.05, "0.05" or "5%" -> 0.05."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        fraction = float(value)
+    else:
+        m = _FRACTION.match(str(value).strip())
+        if m is None:
+            raise BudgetError(f"{what} {value!r} is not a fraction (0.05) or a percentage (5%)")
+        fraction = float(m.group(1)) / (100 if m.group(2) else 1)
+    if not 0 <= fraction or math.isnan(fraction):
+        raise BudgetError(f"{what} {value!r} is negative")
+    return fraction
+
+
+def parse_amount(value: Amount, unit: str, what: str = "budget") -> float:
+    """A budget in a sample type's unit: a number (seconds for time, bytes
+    for memory, the unit itself otherwise) or a string with a unit ("500ms",
+    "2s", "64MB", "1.5GiB")."""
+    units = _UNITS.get(unit, {"": 1})
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        amount, name = float(value), ""
+    else:
+        m = _QUANTITY.match(str(value).strip())
+        if m is None or m.group(2).lower() not in units:
+            known = ", ".join(u for u in units if u) or "none"
+            raise BudgetError(f"{what} {value!r} is not an amount of {unit} (units: {known})")
+        amount, name = float(m.group(1)), m.group(2).lower()
+    if amount < 0 or math.isnan(amount):
+        raise BudgetError(f"{what} {value!r} is negative")
+    return amount * units[name]
+
+
+def _pattern(regex: str) -> re.Pattern[str]:
+    try:
+        return re.compile(regex)
+    except re.error as e:
+        raise BudgetError(f"{regex!r} is not a regular expression: {e}") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One budget checked: what (``kind``: share, total or regression, of
+    ``subject``), the value measured, the budget, and whether it held."""
+
+    kind: str
+    subject: str
+    measured: float
+    budget: float
+    passed: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.passed else 'FAIL'}  {self.message}"
+
+
+@dataclass
+class CheckResult:
+    """The findings of one check; true when every budget held."""
+
+    source: str
+    sample_type: str
+    findings: list[Finding] = field(default_factory=list)
+    flamegraph: str | None = None  # written for a failure by the CLI and the pytest plugin
+
+    @property
+    def passed(self) -> bool:
+        return all(f.passed for f in self.findings)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.passed]
+
+    def report(self) -> str:
+        verdict = "passed" if self.passed else f"FAILED ({len(self.failures)} over budget)"
+        lines = [f"cprof check {self.source} ({self.sample_type}): {verdict}"]
+        lines += [f"  {f}" for f in self.findings]
+        if self.flamegraph:
+            lines.append(f"  flame graph: {self.flamegraph}")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def junit(self) -> str:
+        """JUnit XML: a test case per budget, a failure for each one over."""
+        suite = ElementTree.Element("testsuite", name="cprof check", tests=str(len(self.findings)),
+                                    failures=str(len(self.failures)), errors="0")
+        for f in self.findings:
+            case = ElementTree.SubElement(suite, "testcase", classname=f"cprof.{f.kind}",
+                                          name=f"{f.kind} of {f.subject} in {self.source}")
+            if not f.passed:
+                failure = ElementTree.SubElement(case, "failure", message=f.message,
+                                                 type="budget")
+                failure.text = f.message + (f"\nflame graph: {self.flamegraph}"
+                                            if self.flamegraph else "")
+        return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+    def github_annotations(self) -> str:
+        """GitHub Actions workflow commands: an error per budget over."""
+        def escape(text: str) -> str:
+            return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return "".join(f"::error title={escape('cprof check: ' + f.kind)}::"
+                       f"{escape(f.message + ' (' + self.source + ')')}\n"
+                       for f in self.failures)
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def run_values(profile: Profile, index: int) -> list[float]:
+    """Per-run totals of sample type ``index``: one per value of the ``run``
+    label (cprof record --repeat), or the whole total for a single run."""
+    runs: dict[object, float] = {}
+    for s in profile.samples:
+        run = s.labels.get(RUN_LABEL)
+        runs[run] = runs.get(run, 0.0) + s.values[index]
+    labelled = {k: v for k, v in runs.items() if k is not None}
+    if labelled and None not in runs:
+        return [labelled[k] for k in sorted(labelled, key=str)]
+    return [sum(runs.values())]
+
+
+def _regression(profile: Profile, baseline: Profile, budget: float, sample_type: str,
+                focus: str | None, alpha: float) -> Finding:
+    if focus is not None:
+        _pattern(focus)
+        profile, baseline = profile.filter(focus=focus), baseline.filter(focus=focus)
+    try:
+        base_index = baseline.sample_index(sample_type)
+    except ValueError:
+        raise BudgetError(f"the baseline has no sample type {sample_type!r}") from None
+    unit = baseline.sample_types[base_index].unit
+    new = run_values(profile, profile.sample_index(sample_type))
+    old = run_values(baseline, base_index)
+    subject = f"{sample_type}" + (f" in {focus!r}" if focus else "")
+    old_median, new_median = statistics.median(old), statistics.median(new)
+    change = (new_median - old_median) / old_median if old_median else (
+        math.inf if new_median > 0 else 0.0)
+    medians = (f"median of {len(old)} run{'s' * (len(old) != 1)} "
+               f"{format_value(int(old_median), unit)} -> of {len(new)} "
+               f"{format_value(int(new_median), unit)}")
+    head = f"regression of {subject}: {'+' if change >= 0 else ''}{_percent(change)} ({medians})"
+    if len(old) < 2 or len(new) < 2:
+        passed = change <= budget
+        note = ("single runs: no statistical test; record with --repeat 5 or more for one")
+    else:
+        test = mann_whitney_greater(old, new)
+        floor = smallest_p_value(len(old), len(new))
+        significant = test.p_value < alpha
+        passed = change <= budget or not significant
+        note = f"Mann-Whitney p={test.p_value:.3g}"
+        if change > budget and not significant:
+            note += f" >= {alpha:g}: within the noise"
+        if floor >= alpha:
+            note += (f"; {len(old)} and {len(new)} runs can never reach p < {alpha:g}: "
+                     f"use 5 or more of each")
+    return Finding("regression", subject, change, budget, passed,
+                   f"{head}, budget +{_percent(budget)}; {note}")
+
+
+def check(profile: Profile, *, max_share: Mapping[str, Amount] | None = None,
+          max_total: Mapping[str, Amount] | None = None, sample_type: str | None = None,
+          baseline: Profile | None = None, max_regression: Amount | None = None,
+          focus: str | None = None, alpha: float = DEFAULT_ALPHA,
+          source: str = "profile") -> CheckResult:
+    """Check ``profile`` against budgets and return the findings.
+
+    - ``max_share``: regex -> largest share (0.05 or "5%") of ``sample_type``
+      (default: the profile's default) in samples with a matching function
+      anywhere on their stack (``Profile.share``, pprof's cum %).
+    - ``max_total``: sample type -> largest total, in its unit or with one
+      ("2s", "500ms", "64MB"; a bare number is seconds or bytes); of each
+      run (the median) for a profile of several runs.
+    - ``baseline`` and ``max_regression`` ("10%"): the largest rise of
+      ``sample_type``'s total (within ``focus``, a regex, if given) over the
+      baseline's. With several runs a side (the ``run`` label of ``cprof
+      record --repeat``), the rise counts only when the Mann-Whitney U test
+      finds the new runs larger at level ``alpha``; single runs are compared
+      directly.
+    """
+    if max_regression is not None and baseline is None:
+        raise BudgetError("max_regression needs a baseline to compare with")
+    try:
+        index = profile.sample_index(sample_type)
+    except ValueError:
+        types = ", ".join(t.type for t in profile.sample_types)
+        raise BudgetError(f"no sample type {sample_type!r} in {source} (it has {types})") from None
+    stype = profile.sample_types[index]
+    result = CheckResult(source, stype.type)
+    for regex, budget in (max_share or {}).items():
+        _pattern(regex)
+        limit = parse_fraction(budget, f"share budget for {regex!r}")
+        share = profile.share(regex, index)
+        result.findings.append(Finding(
+            "share", regex, share, limit, share <= limit,
+            f"share of {regex!r} is {_percent(share)} of {stype.type}, budget {_percent(limit)}"))
+    for name, budget in (max_total or {}).items():
+        try:
+            t = profile.sample_index(name)
+        except ValueError:
+            raise BudgetError(f"no sample type {name!r} in {source} for a total budget") from None
+        unit = profile.sample_types[t].unit
+        limit = parse_amount(budget, unit, f"{name} budget")
+        runs = run_values(profile, t)
+        total = statistics.median(runs)
+        what = f"total {name}" if len(runs) == 1 else f"{name} per run (median of {len(runs)})"
+        result.findings.append(Finding(
+            "total", name, total, limit, total <= limit,
+            f"{what} is {format_value(int(total), unit)}, budget "
+            f"{format_value(int(limit), unit)}"))
+    if baseline is not None:
+        budget = parse_fraction(max_regression if max_regression is not None else "10%",
+                                "max_regression")
+        result.findings.append(_regression(profile, baseline, budget, stype.type, focus, alpha))
+    return result
