@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .builder import Frame, ProfileBuilder
+from .check import CheckResult, Finding, check
 from .collect import cpu, start_cpu_profile, stop_cpu_profile
 from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
 from .labels import labels
@@ -39,7 +40,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CheckResult",
     "DEFAULT_MAX_SIZE",
+    "Finding",
     "Frame",
     "Function",
     "Line",
@@ -52,6 +55,7 @@ __all__ = [
     "Server",
     "ValueType",
     "asgi_app",
+    "check",
     "cpu",
     "heap",
     "labels",

@@ -147,10 +147,13 @@ class CheckResult:
 
     def github_annotations(self) -> str:
         """GitHub Actions workflow commands: an error per budget over."""
-        def escape(text: str) -> str:
+        def data(text: str) -> str:
             return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return "".join(f"::error title={escape('cprof check: ' + f.kind)}::"
-                       f"{escape(f.message + ' (' + self.source + ')')}\n"
+
+        def prop(text: str) -> str:  # a property's value also escapes ':' and ','
+            return data(text).replace(":", "%3A").replace(",", "%2C")
+        return "".join(f"::error title={prop('cprof check: ' + f.kind)}::"
+                       f"{data(f.message + ' (' + self.source + ')')}\n"
                        for f in self.failures)
 
 
@@ -183,7 +186,7 @@ def _regression(profile: Profile, baseline: Profile, budget: float, sample_type:
     unit = baseline.sample_types[base_index].unit
     new = run_values(profile, profile.sample_index(sample_type))
     old = run_values(baseline, base_index)
-    subject = f"{sample_type}" + (f" in {focus!r}" if focus else "")
+    subject = f"{sample_type}" + (f" in '{focus}'" if focus else "")
     old_median, new_median = statistics.median(old), statistics.median(new)
     change = (new_median - old_median) / old_median if old_median else (
         math.inf if new_median > 0 else 0.0)
@@ -244,7 +247,7 @@ def check(profile: Profile, *, max_share: Mapping[str, Amount] | None = None,
         share = profile.share(regex, index)
         result.findings.append(Finding(
             "share", regex, share, limit, share <= limit,
-            f"share of {regex!r} is {_percent(share)} of {stype.type}, budget {_percent(limit)}"))
+            f"share of '{regex}' is {_percent(share)} of {stype.type}, budget {_percent(limit)}"))
     for name, budget in (max_total or {}).items():
         try:
             t = profile.sample_index(name)

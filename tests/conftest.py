@@ -7,6 +7,9 @@ from typing import Iterator
 
 import pytest
 
+# pytester runs pytest on generated test files (the cprof pytest plugin's tests).
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
