@@ -263,10 +263,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when every budget holds, 1 when one does not, 2 when the
     command cannot be carried out (a bad option, an unreadable profile)."""
     try:
-        if not (args.max_share or args.max_total or args.baseline):
-            raise BudgetError("nothing to check: give --max-share, --max-total or --baseline")
         if args.max_regression is not None and args.baseline is None:
             raise BudgetError("--max-regression needs --baseline")
+        if not (args.max_share or args.max_total or args.baseline):
+            raise BudgetError("nothing to check: give --max-share, --max-total or --baseline")
         profile = load(args.profile)
         baseline = load(args.baseline) if args.baseline else None
         result = check(profile, max_share=_budgets(args.max_share, "--max-share"),

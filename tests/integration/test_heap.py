@@ -496,12 +496,11 @@ print(cprof.lookup("block").profile().share("waits"))
 """
 
 
-def test_a_fresh_process_profiles_stacks_before_any_cpu_profile() -> None:
+def test_a_fresh_process_profiles_stacks_before_any_cpu_profile(tmp_path: Path) -> None:
     """The stack walks' set-up (on 3.12, where a call's entry frame lies) is
     done at import, not only when a CPU profile starts: heap and lock
     profiles of a process that never ran one have their stacks."""
-    r = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True,
-                       timeout=60)
+    r = run_python(FRESH_PROCESS, tmp_path)
     assert r.returncode == 0, r.stderr
     heap_share, block_share = (float(x) for x in r.stdout.split())
     assert heap_share > 0.9 and block_share > 0.9

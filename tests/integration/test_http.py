@@ -175,9 +175,9 @@ def test_cprof_serve_passes_the_programs_arguments_and_exit_status(tmp_path: Pat
     assert "serving profiles at http://127.0.0.1:" in r.stderr
 
 
-def test_cprof_serve_says_what_is_wrong() -> None:
+def test_cprof_serve_says_what_is_wrong(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "cprof", "serve", "--port", "0"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2
     assert "give the program to serve" in r.stderr
     with socket.socket() as busy:
@@ -186,7 +186,7 @@ def test_cprof_serve_says_what_is_wrong() -> None:
         port = busy.getsockname()[1]
         r = subprocess.run([sys.executable, "-m", "cprof", "serve", "--port", str(port), "--",
                             "-m", "json.tool", "--help"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2
     assert f"cannot serve on 127.0.0.1:{port}" in r.stderr and "in use" in r.stderr
 
@@ -212,9 +212,9 @@ def test_the_environment_variable_serves_from_import(tmp_path: Path) -> None:
         proc.communicate(timeout=10)
 
 
-def test_a_bad_environment_variable_is_a_warning_not_a_crash() -> None:
+def test_a_bad_environment_variable_is_a_warning_not_a_crash(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", "import cprof; print('ran')"],
-                       capture_output=True, text=True, timeout=60,
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path,
                        env={**os.environ, "CPROF_SERVE": "localhost:http"})
     assert r.returncode == 0 and r.stdout == "ran\n"
     assert "CPROF_SERVE=localhost:http: not serving profiles" in r.stderr
