@@ -50,6 +50,10 @@ def test_distribution_installs_and_works(kind: str, dists: dict[str, Path], tmp_
     assert r.stdout.split()[0] == "1490000000"
     r = run([str(env_dir / "bin" / "cprof"), "summary", str(CPU_PROFILE)], cwd=tmp_path)
     assert r.returncode == 0 and "main.hotA" in r.stdout, r.stderr
+    # pytest finds the plugin through its entry point.
+    r = run([python, "-c", "import importlib.metadata as m; print([e.value for e in "
+             "m.entry_points(group='pytest11') if e.name == 'cprof'])"], cwd=tmp_path)
+    assert r.stdout.strip() == "['cprof.pytest_plugin']", r.stderr
 
 
 def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
