@@ -754,6 +754,14 @@ def _add_analysis_commands(sub: Any) -> None:
     p.set_defaults(run=_cmd_diff)
 
 
+def _add_program(p: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int]) -> None:
+    """The program to run, as python takes it (runner.program reads these)."""
+    p.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
+                   help="run a module as python -m does")
+    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(run=run)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -787,10 +795,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="run the program N times (each in its own process) and write one "
                         "profile of all runs, labelled run=1..N, for cprof check --baseline")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    r.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
-                   help="run a module as python -m does")
-    r.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    r.set_defaults(run=_cmd_record)
+    _add_program(r, _cmd_record)
     v = sub.add_parser(
         "serve", help="run a Python program with Go's /debug/pprof endpoints on a port",
         usage="cprof serve [--host HOST] [--port N] [options]\n"
@@ -817,10 +822,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--block-rate", type=int, metavar="NS",
                    help="block profile: record waits of NS nanoseconds or longer, and a sample "
                         "of shorter ones (1: every wait; default: off)")
-    v.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
-                   help="run a module as python -m does")
-    v.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    v.set_defaults(run=_cmd_serve)
+    _add_program(v, _cmd_serve)
     c = sub.add_parser(
         "check", help="check a profile against budgets and a baseline (for CI); exit 1 if over",
         description="Check PROFILE's shares (pprof's cum %% of the sample type), totals and its "
