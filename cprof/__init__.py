@@ -77,6 +77,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 # CPROF_SERVE=[HOST:]PORT: serve /debug/pprof from import on (cprof.server).
+_server: "Server | None" = None
 if os.environ.get("CPROF_SERVE"):
     from .server import serve_from_environment as _serve_from_environment
     _server = _serve_from_environment()

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import webbrowser
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from .report import list_source, peek, top, traces, tree
 from .report_format import active_filters, output_unit, profile_labels, scaled_label
 from .report_graph import EDGE_FRACTION, NODE_FRACTION, printable_name
 from .runner import ProgramError
-from .server import TOKEN_ENV_VAR, serve
+from .server import TOKEN_ENV_VAR, ExposedWarning, serve
 from .units import format_value
 
 
@@ -317,25 +318,48 @@ def _token(path: str | None) -> str | None:
     return token
 
 
+def _check_serve_options(args: argparse.Namespace) -> None:
+    for option, value, least in (("--max-seconds", args.max_seconds, 1),
+                                 ("--heap-rate", args.heap_rate, 0),
+                                 ("--mutex-fraction", args.mutex_fraction, 0),
+                                 ("--block-rate", args.block_rate, 0)):
+        if value is not None and value < least:
+            raise ProgramError(f"{option} must be {least} or more, not {value}")
+    if not 0 <= args.port <= 65535:
+        raise ProgramError(f"--port must be from 0 to 65535, not {args.port}")
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import _server as from_environment  # CPROF_SERVE, read when cprof was imported
+    if from_environment is not None:
+        from_environment.close()
+        print("cprof serve: CPROF_SERVE is ignored: cprof serve serves on --host and --port",
+              file=sys.stderr)
     try:
+        _check_serve_options(args)
         program = runner.program(args.command, args.module, ["serve", *_serve_options(args)])
         token = _token(args.token_file)
+        os.environ.pop(TOKEN_ENV_VAR, None)  # the program's children do not need it
         program.load()
-        server = serve(args.host, args.port, token=token, max_seconds=args.max_seconds,
-                       heap_rate=args.heap_rate)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", ExposedWarning)
+            server = serve(args.host, args.port, token=token, max_seconds=args.max_seconds,
+                           heap_rate=args.heap_rate)
     except ProgramError as e:
         print(f"cprof serve: {e}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as e:
+    except OSError as e:
         print(f"cprof serve: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 2
+    for w in said:
+        print(f"cprof serve: warning: {w.message}", file=sys.stderr)
     if args.mutex_fraction is not None:
         set_mutex_profile_fraction(args.mutex_fraction)
     if args.block_rate is not None:
         set_block_profile_rate(args.block_rate)
+    example = server.url.replace("://", "://user:TOKEN@") if token else server.url
     print(f"cprof: serving profiles at {server.url} (try: go tool pprof "
-          f"{server.url}profile?seconds=10)", file=sys.stderr)
+          f"{example}profile?seconds=10)", file=sys.stderr)
     try:
         return program.run()
     finally:

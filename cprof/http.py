@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Union
 from urllib.parse import parse_qs
 
-from . import collect, heapprof, ops, textformat
+from . import collect, heapprof, ops, runner, textformat
 from .lookup import NamedProfile, lookup, profiles
 from .model import ValueType
 from .profile import Profile
@@ -185,7 +185,9 @@ class Endpoints:
             return Response(405, [NOSNIFF, ("Content-Type", TEXT), ("Allow", ", ".join(allowed))],
                             b"Method Not Allowed\n")
         if request.path == self.prefix:  # as Go's ServeMux: the index ends with '/'
-            location = self.prefix + "/" + ("?" + request.query if request.query else "")
+            # Relative, so that it holds wherever the app is mounted.
+            location = self.prefix.rsplit("/", 1)[1] + "/" + (
+                "?" + request.query if request.query else "")
             return Response(301, [("Location", location), ("Content-Type", HTML)],
                             f'<a href="{html.escape(location)}">Moved Permanently</a>.\n'.encode())
         try:
@@ -212,7 +214,7 @@ class Endpoints:
         if name == "":
             return _text(index_html(), HTML)
         if name == "cmdline":
-            return _text("\x00".join(sys.orig_argv))
+            return _text("\x00".join(runner.command_line or sys.orig_argv))
         if name == "symbol":
             words = request.body if request.method == "POST" else request.query.encode()
             return _text(symbols(words))
@@ -277,24 +279,47 @@ class Endpoints:
         def finish() -> Response:
             p1, t1 = _named_profile(named, False), time.time_ns()
             delta = ops.subtract(p1, p0)
-            delta = ops.with_samples(delta, delta.samples, time_ns=t1, duration_ns=t1 - t0)
+            delta = ops.with_samples(delta, delta.samples, time_ns=t1, duration_ns=t1 - t0,
+                                     comments=[*p1.comments, f"delta: what changed in the "
+                                               f"{seconds} s after the request"])
             return _attachment(f"{named.name}-delta", delta.to_bytes())
 
         return Pending(seconds, finish, lambda: error(500, "context canceled"))
 
 
+# How many servers and apps asked for the heap profiler that heap_on started
+# (one they did not start is left to whoever did).
+_heap_holders = 0
+
+
 def heap_on(rate: int) -> bool:
     """Turn the heap profiler on at ``rate`` (0: leave it as it is), as Go's
-    runtime always samples allocations; True if this call started it."""
+    runtime always samples allocations; True when the caller holds it and
+    must give it back with heap_release()."""
+    global _heap_holders
     if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
         raise ValueError(f"heap_rate must be a non-negative int, not {rate!r}")
-    if rate == 0 or heapprof.running():
+    if rate == 0:
         return False
-    try:
-        heapprof.start_heap_profile(rate)
-    except RuntimeError:  # started by another thread meanwhile
-        return False
+    if not heapprof.running():
+        try:
+            heapprof.start_heap_profile(rate)
+        except RuntimeError:  # started by another thread meanwhile: not ours
+            return False
+        _heap_holders = 0
+    elif _heap_holders == 0:
+        return False  # the program's own heap profile
+    _heap_holders += 1
     return True
+
+
+def heap_release() -> None:
+    """The heap profiler is no longer needed by one holder: stopped when the
+    last one lets go."""
+    global _heap_holders
+    _heap_holders -= 1
+    if _heap_holders == 0 and heapprof.running():
+        heapprof.stop_heap_profile()
 
 
 def _heap_off(name: str) -> Profile:
@@ -310,9 +335,14 @@ def _heap_off(name: str) -> Profile:
 def _named_profile(named: NamedProfile, gc: bool) -> Profile:
     if named.name in ("heap", "allocs"):
         try:
-            return heapprof.heap_profile(named.name, gc=gc)
+            profile = heapprof.heap_profile(named.name, gc=gc)
         except RuntimeError:
             return _heap_off(named.name)
+        if not heapprof.running():
+            return ops.with_samples(profile, profile.samples, comments=[
+                *profile.comments, "heap profiling has stopped: this is the profile as it "
+                "stopped"])
+        return profile
     return named.profile()
 
 

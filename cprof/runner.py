@@ -160,6 +160,11 @@ def _join_threads() -> None:
             t.join()
 
 
+# The command line of the program cprof runs, as python would have been run
+# for it (what /debug/pprof/cmdline answers); None when cprof runs nothing.
+command_line: list[str] | None = None
+
+
 class Program:
     """The program a command line names: a script or ``-m`` module and its
     arguments. ``load()`` compiles it and makes this process look as python
@@ -173,7 +178,12 @@ class Program:
         self._main: types.ModuleType | None = None
 
     def load(self) -> None:
+        global command_line
         if self.module:
+            # python -m puts the current directory first on sys.path before
+            # it looks the module up (unless -P): so must this.
+            if not sys.flags.safe_path:
+                sys.path[0] = os.getcwd()
             spec, code = _module_code(self.name)
             path = spec.origin
             path0 = os.getcwd()
@@ -188,6 +198,8 @@ class Program:
             sys.path[0] = path0
         self._code = code
         self._main = _main_module(spec, path)
+        command_line = [sys.executable, *(["-m", self.name] if self.module else [self.name]),
+                        *self.argv]
 
     def run(self) -> int:
         if self._code is None or self._main is None:

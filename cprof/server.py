@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from . import heapprof
 from .http import (DEFAULT_MAX_SECONDS, MAX_BODY, PREFIX, Endpoints, Pending, Request, Response,
-                   error, heap_on)
+                   error, heap_on, heap_release)
 
 ENV_VAR = "CPROF_SERVE"
 TOKEN_ENV_VAR = "CPROF_SERVE_TOKEN"
@@ -146,14 +146,17 @@ class _Handler(BaseHTTPRequestHandler):
             if result is None:
                 result = error(404, "404 page not found")
             if isinstance(result, Pending):
-                result = result.finish() if self._client_waits(result.seconds) else result.cancel()
+                # A client that hung up gets nothing; a server closing (the
+                # program ended, say) answers with what it has so far.
+                gone = self._client_gone(result.seconds)
+                result = result.cancel() if gone else result.finish()
         except Exception as e:  # a fault of cprof's: the client is told, the server goes on
             result = error(500, f"failed to collect profile: {type(e).__name__}: {e}")
         self._send(result)
 
-    def _client_waits(self, seconds: float) -> bool:
-        """Sleep ``seconds``; False as soon as the client hangs up or the
-        server closes. Only hang-ups wake the poll (POLLRDHUP), not a
+    def _client_gone(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less if the server closes; True as soon as
+        the client hangs up. Only hang-ups wake the poll (POLLRDHUP), not a
         pipelined request arriving."""
         closing = self.server.closing_read
         if closing < 0:
@@ -161,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         poll = select.poll()
         poll.register(self.connection, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
         poll.register(closing, select.POLLIN)
-        return not poll.poll(seconds * 1000)
+        return any(fd != closing for fd, _ in poll.poll(seconds * 1000))
 
     def _send(self, response: Response) -> None:
         try:
@@ -211,8 +214,8 @@ class Server:
         self._httpd.shutdown()
         self._thread.join()
         self._httpd.server_close()
-        if self._started_heap and heapprof.running():
-            heapprof.stop_heap_profile()
+        if self._started_heap:
+            heap_release()
 
     def __enter__(self) -> Server:
         return self
@@ -242,7 +245,8 @@ def serve(host: str = "127.0.0.1", port: int = 6060, *, token: str | None = None
     endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
     httpd = _HTTPServer((host, port), endpoints)
     if not is_loopback(host):
-        advice = "" if token else "; give serve() a token so that only those who have it can"
+        advice = "" if token else (" (a token keeps them out: serve(token=...), cprof serve "
+                                   "--token-file, CPROF_SERVE_TOKEN)")
         warnings.warn(f"cprof serves profiles on {host}:{httpd.server_address[1]}, which other "
                       f"hosts can reach: anyone who can connect can profile this process"
                       f"{advice}", ExposedWarning, stacklevel=2)
@@ -278,9 +282,13 @@ def serve_from_environment() -> Server | None:
         return None
     try:
         host, port = parse_address(value)
-        server = serve(host, port, token=token or None)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", ExposedWarning)
+            server = serve(host, port, token=token or None)
     except (OSError, ValueError) as e:
         print(f"cprof: {ENV_VAR}={value}: not serving profiles: {e}", file=sys.stderr)
         return None
+    for w in said:
+        print(f"cprof: warning: {w.message}", file=sys.stderr)
     print(f"cprof: serving profiles at {server.url}", file=sys.stderr)
     return server

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
-from .tables import ROOT_FRAMES, module_names, names
+from .tables import HIDDEN_FRAMES, ROOT_FRAMES, module_names, names
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,11 @@ def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
     out = []
     while frame is not None:
         code = frame.f_code
-        if (code.co_filename, code.co_name) in ROOT_FRAMES:
+        key = (code.co_filename, code.co_name)
+        if key in ROOT_FRAMES:
             break
-        out.append(_stack_frame(code, frame.f_lineno, modules))
+        if key not in HIDDEN_FRAMES:
+            out.append(_stack_frame(code, frame.f_lineno, modules))
         frame = frame.f_back
     return out
 

@@ -164,6 +164,21 @@ def test_go_tool_pprof_profiles_a_program_run_by_cprof_serve(tmp_path: Path) -> 
     assert 1.9 <= seconds <= 4, raw.duration
 
 
+def test_cprof_serve_runs_modules_of_the_current_directory_and_serves_their_cmdline(
+        tmp_path: Path) -> None:
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "server.py").write_text(SPINNING_PROGRAM)
+    proc, url = child_server(["-m", "cprof", "serve", "--port", "0", "-m", "mypkg.server", "60"],
+                             cwd=tmp_path)
+    try:
+        r = fetch(url + "cmdline")
+    finally:
+        stop_child(proc)
+    assert r.body.decode().split("\x00") == [sys.executable, "-m", "mypkg.server", "60"]
+
+
 def test_cprof_serve_passes_the_programs_arguments_and_exit_status(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text("import sys\nprint(sys.argv[1:])\nsys.exit(3)\n")
@@ -180,6 +195,11 @@ def test_cprof_serve_says_what_is_wrong(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2
     assert "give the program to serve" in r.stderr
+    for option in (["--heap-rate", "-1"], ["--mutex-fraction", "-2"], ["--max-seconds", "0"]):
+        r = subprocess.run([sys.executable, "-m", "cprof", "serve", "--port", "0", *option, "--",
+                            "-m", "json.tool"], capture_output=True, text=True, timeout=60,
+                           cwd=tmp_path)
+        assert r.returncode == 2 and f"{option[0]} must be" in r.stderr, r.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -261,6 +281,9 @@ def test_delta_profiles_hold_what_happened_in_their_seconds(server: cprof.Server
     assert raw_share(raw, "test_http.allocates_before", "alloc_space/bytes") == 0
     seconds = float(raw.duration.rstrip("s")) if raw.duration else 0
     assert 1.9 <= seconds <= 4, raw.duration
+    assert [c for c in raw.comments if c.startswith("delta: ")] == [
+        "delta: what changed in the 2 s after the request"]
+    assert sum(c.startswith("cprof heap profile") for c in raw.comments) == 1
     # The full profile, by contrast, holds both.
     full = profile_at(server.url + "allocs")
     assert full.share(r"allocates_before", sample_type="alloc_space") > 0
@@ -357,7 +380,8 @@ def test_the_index_lists_every_profile_with_its_count(server: cprof.Server,
         assert f"<li><div class=profile-name>{name}: </div>" in r.text
     assert '<a href="goroutine?debug=2">full goroutine stack dump</a>' in r.text
     moved = fetch(server.url.rstrip("/") + "?debug=1")
-    assert moved.status == 301 and moved.headers["location"] == "/debug/pprof/?debug=1"
+    # Relative, so that it holds under any mount point (Go's is absolute).
+    assert moved.status == 301 and moved.headers["location"] == "pprof/?debug=1"
 
 
 def test_cmdline_is_the_command_line_separated_by_nuls(server: cprof.Server) -> None:
@@ -456,17 +480,49 @@ def test_a_client_that_hangs_up_ends_the_wait(server: cprof.Server) -> None:
     assert fetch(server.url + "profile?seconds=1").status == 200
 
 
-def test_close_ends_the_requests_in_flight(server: cprof.Server) -> None:
-    t = threading.Thread(target=lambda: fetch(server.url + "profile?seconds=60"))
+def test_close_ends_the_requests_in_flight_with_what_they_have(server: cprof.Server) -> None:
+    """A server closing (the program ended, say) answers its CPU profile
+    requests with the profile so far, as the program's last words."""
+    replies: list[Reply] = []
+    t = threading.Thread(target=lambda: replies.append(fetch(server.url + "profile?seconds=60")))
     t.start()
     wait_for(lambda: collect._session is not None, 10)
+    time.sleep(0.3)
     start = time.monotonic()
     server.close()
     assert time.monotonic() - start < 3
     assert collect._session is None
     t.join(10)
+    assert replies[0].status == 200
+    partial = cprof.load(replies[0].body)
+    assert 0.2e9 < partial.duration_ns < 5e9
     with socket.socket() as s:  # the port is free again
         s.bind(("127.0.0.1", server.port))
+
+
+def test_the_heap_profiler_runs_while_any_server_needs_it() -> None:
+    a = cprof.serve(port=0)
+    b = cprof.serve(port=0)
+    a.close()
+    assert heapprof.running()
+    kept = keeps_for_pprof(16 * 1024)
+    assert profile_at(b.url + "heap").share("keeps_for_pprof") > 0.5
+    b.close()
+    assert not heapprof.running()
+    del kept
+
+
+def test_a_program_heap_profile_is_left_to_the_program() -> None:
+    cprof.start_heap_profile()
+    try:
+        with cprof.serve(port=0) as s:
+            assert fetch(s.url + "heap").status == 200
+        assert heapprof.running()  # serve() did not start it, so close() leaves it
+    finally:
+        cprof.stop_heap_profile()
+    with cprof.serve(port=0, heap_rate=0) as s:
+        stopped = profile_at(s.url + "heap")
+    assert any("heap profiling has stopped" in c for c in stopped.comments)
 
 
 def app_works(stop: threading.Event, progress: list[float]) -> None:
@@ -530,6 +586,15 @@ def test_the_token_is_required_when_given(spinning: None) -> None:
         authed = s.url.replace("http://", f"http://pprof:{token}@")
         raw = pprof_fetch_raw(authed + "profile", seconds=1)
         assert raw_share(raw, "test_http.spins", "cpu/nanoseconds") > 0.5
+
+
+def test_cprof_serve_warns_in_one_line_when_others_can_reach_it(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "cprof", "serve", "--host", "0.0.0.0", "--port",
+                        "0", "-m", "json.tool", "--help"], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    lines = [line for line in r.stderr.splitlines() if "other hosts can reach" in line]
+    assert len(lines) == 1 and lines[0].startswith("cprof serve: warning: cprof serves")
+    assert "--token-file" in lines[0] and "Warning" not in r.stderr
 
 
 def test_loopback_by_default_and_a_warning_elsewhere() -> None:
