@@ -92,7 +92,14 @@ Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
 }
 
 /* The HAMT node types are not exported: take them from real HAMTs, a
- * one-entry map (a bitmap node) and a 40-entry one (an array node at the root). */
+ * one-entry map (a bitmap node) and a 200-entry one (an array node at the root:
+ * a bitmap node holds at most 16 keys, and 200 keys fill more than 16 of the
+ * root's 32 slots but with vanishing probability). */
+void cprof_frames_learn(void)
+{
+    cprof_compat_learn_entry();
+}
+
 int cprof_frames_init(void)
 {
     cprof_compat_learn_entry();
@@ -111,7 +118,7 @@ int cprof_frames_init(void)
         "        v.set(0)\n"
         "    return contextvars.copy_context(), vs\n"
         "small = contextvars.Context().run(fill, 1)\n"
-        "large = contextvars.Context().run(fill, 40)\n",
+        "large = contextvars.Context().run(fill, 200)\n",
         Py_file_input, globals, globals);
     if (ran == NULL)
         goto done;

@@ -21,6 +21,10 @@ typedef struct {
  * Returns 0 or -1 with a Python exception set. */
 int cprof_frames_init(void);
 
+/* What every stack walk needs (3.12: where a call's entry frame lies), from
+ * the calling thread's running Python frames: call at import. GIL held. */
+void cprof_frames_learn(void);
+
 /* The calling thread's PyThreadState, or NULL. Signal-safe. */
 PyThreadState *cprof_frames_tstate_sigsafe(void);
 

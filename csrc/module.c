@@ -1409,10 +1409,11 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    /* cprof_frames_init learns, from this import's own Python frames, what the
-     * stack walks of every collector need on 3.12 (compat.h). */
+    /* Learned from this import's own Python frames: what the stack walks of
+     * every collector need on 3.12 (compat.h). */
+    cprof_frames_learn();
     if (PyType_Ready(&ProfileData_Type) < 0 || PyType_Ready(&LabelSet_Type) < 0 ||
-        cprof_locks_init() < 0 || cprof_frames_init() < 0)
+        cprof_locks_init() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
