@@ -16,6 +16,7 @@ from setuptools import Extension, setup
 REQUIRED = {
     "libprotobuf-c": ("protobuf-c/protobuf-c.h", "libprotobuf-c-dev"),
     "zlib": ("zlib.h", "zlib1g-dev"),
+    "libunwind": ("libunwind.h", "libunwind-dev"),
 }
 
 SOURCES = [
@@ -28,6 +29,7 @@ SOURCES = [
     "csrc/stacks.c",
     "csrc/table.c",
     "csrc/sampler.c",
+    "csrc/native.c",
     "csrc/heap.c",
     "csrc/locks.c",
     "csrc/graph.c",

@@ -89,7 +89,7 @@ def _hook_threads(on: bool) -> None:
 
 
 def _build(tables: dict[str, Any], s: _Session) -> Profile:
-    mapping, functions, locations, stacks = resolve(tables)
+    mappings, functions, locations, stacks = resolve(tables)
     samples = []
     for stack, tid, label_set, coroutine, count, weight in tables["samples"]:
         labels: dict[str, str | int] = dict(labels_of(label_set))
@@ -110,12 +110,12 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
         [ValueType("samples", "count"), ValueType(kind, "nanoseconds")], samples,
         period_type=ValueType(kind, "nanoseconds"), period=period, time_ns=s.start_ns,
         duration_ns=time.monotonic_ns() - s.start_clock, comments=comments,
-        default_sample_type=kind, mappings=[mapping], locations=locations,
+        default_sample_type=kind, mappings=mappings, locations=locations,
         functions=functions)
 
 
 def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                      max_depth: int = 128) -> None:
+                      max_depth: int = 128, native: bool = False) -> None:
     """Start profiling every thread of the process, like Go's StartCPUProfile.
 
     ``dest`` (a path or a binary file, optional) receives the gzipped pprof
@@ -124,7 +124,9 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
     spent sleeping or blocked shows up. Stacks deeper than ``max_depth`` keep
     their innermost frames under a ``<truncated>`` root. One CPU profile runs
     at a time: a second start raises RuntimeError, as Go's "cpu profiling
-    already in use".
+    already in use". ``native=True`` records C frames too (libunwind), each
+    interpreter call replaced by the Python frames it ran, so that time in
+    C (NumPy, zlib, an extension) is named under the Python call that made it.
     """
     global _session
     if mode not in MODES:
@@ -135,7 +137,7 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
                                "first (one per process, as in Go)")
         session = _Session(dest, hz, mode)
         _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
-                        hook=session.refresh)
+                        hook=session.refresh, native=native)
         _hook_threads(True)
         _session = session
 
@@ -175,15 +177,17 @@ class cpu:
     """
 
     def __init__(self, path: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                 max_depth: int = 128) -> None:
+                 max_depth: int = 128, native: bool = False) -> None:
         self.path = path
         self.hz = hz
         self.mode = mode
         self.max_depth = max_depth
+        self.native = native
         self.profile: Profile | None = None
 
     def __enter__(self) -> cpu:
-        start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth)
+        start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth,
+                          native=self.native)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -145,7 +145,7 @@ def _records(tables: dict[str, Any]) -> tuple[list[HeapRecord], Resolved]:
 
 
 def _build(tables: dict[str, Any], s: _Session, kind: str) -> Profile:
-    records, (mapping, functions, locations, _) = _records(tables)
+    records, (mappings, functions, locations, _) = _records(tables)
     samples = []
     for r in records:
         values = [*scale_heap_sample(r.alloc_objects, r.alloc_bytes, s.rate),
@@ -165,7 +165,7 @@ def _build(tables: dict[str, Any], s: _Session, kind: str) -> Profile:
         SAMPLE_TYPES, samples, period_type=ValueType("space", "bytes"), period=s.rate,
         time_ns=s.start_ns, duration_ns=time.monotonic_ns() - s.start_clock,
         comments=comments, default_sample_type="alloc_space" if kind == "allocs" else "",
-        mappings=[mapping], locations=locations, functions=functions)
+        mappings=mappings, locations=locations, functions=functions)
 
 
 def _tables(gc: bool) -> tuple[dict[str, Any], _Session]:

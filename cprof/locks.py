@@ -127,7 +127,7 @@ def profile(kind: str) -> Profile:
     """The mutex or block profile so far: contentions/count and
     delay/nanoseconds per stack (default delay, as pprof picks the last)."""
     tables, rows = _rows(kind)
-    mapping, functions, locations, stacks = resolve(tables)
+    mappings, functions, locations, stacks = resolve(tables)
     samples = [Sample([round(count), round(delay)], stacks[stack])
                for stack, count, delay in rows if round(count) > 0]
     what = ("contended releases, 1 in "
@@ -135,7 +135,7 @@ def profile(kind: str) -> Profile:
             else f"waits, rate {_settings['block']} ns")
     return Profile(SAMPLE_TYPES, samples, period_type=ValueType("contentions", "count"),
                    period=1, time_ns=_started_ns, comments=[f"cprof {kind} profile: {what}"],
-                   mappings=[mapping], locations=locations, functions=functions)
+                   mappings=mappings, locations=locations, functions=functions)
 
 
 def text(kind: str) -> str:

@@ -26,7 +26,7 @@ ROOT_FRAMES: set[tuple[str, str]] = set()
 
 
 class Resolved(NamedTuple):
-    mapping: Mapping
+    mappings: list[Mapping]  # the interpreter's first, then native objects' (if any)
     functions: list[Function]
     locations: list[Location]
     stacks: list[tuple[Location, ...]]
@@ -68,6 +68,49 @@ def names(qualname: str, code_name: str, filename: str,
     return full, "" if full == code_name and "<" in code_name else code_name, path
 
 
+class _NativeNames:
+    """Native addresses as pprof Locations: each in the Mapping of the file
+    it lies in (start, limit, offset, file, build id) and named by the
+    file's symbols (cprof.elfsym), read after the fact, never in a handler."""
+
+    _symbolizer: Any = None  # one per process: files' symbols are read once
+
+    def __init__(self, first_id: int, first_function: int) -> None:
+        from .elfsym import Symbolizer
+        if _NativeNames._symbolizer is None:
+            _NativeNames._symbolizer = Symbolizer()
+        else:
+            _NativeNames._symbolizer.refresh()  # objects loaded since
+        self.symbols = _NativeNames._symbolizer
+        self.mappings: dict[Any, Mapping] = {}
+        self.functions: dict[tuple[str, str], Function] = {}
+        self.next_mapping = first_id
+        self.next_function = first_function
+
+    def location(self, loc_id: int, address: int) -> Location:
+        mapped = self.symbols.mapping(address)
+        mapping = None
+        if mapped is not None:
+            mapping = self.mappings.get(mapped)
+            if mapping is None:
+                mapping = Mapping(self.next_mapping, mapped.start, mapped.limit, mapped.offset,
+                                  mapped.path, mapped.build_id, has_functions=True)
+                self.mappings[mapped] = mapping
+                self.next_mapping += 1
+        symbol = self.symbols.symbol(address)
+        path = mapped.path if mapped is not None else ""
+        # Code no symbol covers (a stripped library's static functions) is
+        # named after its file, so that its time adds up in one place.
+        name = symbol[0] if symbol is not None else (
+            f"[{os.path.basename(path)}]" if path else f"{address:#x}")
+        function = self.functions.get((name, path))
+        if function is None:
+            function = Function(self.next_function, name, name, path, 0)
+            self.functions[(name, path)] = function
+            self.next_function += 1
+        return Location(loc_id, address, mapping, (Line(function, 0),))
+
+
 def resolve(tables: dict[str, Any]) -> Resolved:
     """Functions, locations and stacks of a collector's tables."""
     modules = module_names()
@@ -77,10 +120,23 @@ def resolve(tables: dict[str, Any]) -> Resolved:
     for i, (qualname, code_name, filename, first) in enumerate(tables["functions"]):
         full, system, path = names(qualname, code_name, filename, modules)
         functions.append(Function(i + 1, full, system, path, first))
-    locations = [Location(i + 1, 0, mapping, (Line(functions[f], line),))
-                 for i, (f, line) in enumerate(tables["locations"])]
+    native: _NativeNames | None = None
+    locations = []
+    for i, (f, line, address) in enumerate(tables["locations"]):
+        if f >= 0:
+            locations.append(Location(i + 1, 0, mapping, (Line(functions[f], line),)))
+            continue
+        if native is None:
+            native = _NativeNames(mapping.id + 1, len(functions) + 1)
+        locations.append(native.location(i + 1, address))
+    mappings = [mapping]
+    if native is not None:
+        mappings += native.mappings.values()
+        functions += native.functions.values()
     hidden, roots = set(), set()
-    for i, (f, _) in enumerate(tables["locations"]):
+    for i, (f, _, _) in enumerate(tables["locations"]):
+        if f < 0:
+            continue
         key = (functions[f].filename, functions[f].system_name)
         if key in HIDDEN_FRAMES:
             hidden.add(i)
@@ -88,7 +144,7 @@ def resolve(tables: dict[str, Any]) -> Resolved:
             roots.add(i)
     stacks = [tuple(locations[i] for i in _below_root(stack, roots) if i not in hidden)
               for stack in tables["stacks"]]
-    return Resolved(mapping, functions, locations, stacks)
+    return Resolved(mappings, functions, locations, stacks)
 
 
 def _below_root(stack: Sequence[int], roots: set[int]) -> Sequence[int]:

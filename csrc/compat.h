@@ -244,6 +244,18 @@ static inline int cprof_compat_skip_frame_sigsafe(_PyInterpreterFrame *f, PyCode
     return lasti < code->_co_firsttraceable;
 }
 
+/* Whether f ends the frames of one call of _PyEval_EvalFrameDefault, walking
+ * from the leaf: on 3.11 the call's first frame is marked is_entry; on 3.12+
+ * each call pushes a C-stack shim frame below its first frame. */
+static inline int cprof_compat_call_entry_sigsafe(_PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    return f->is_entry;
+#endif
+}
+
 /* The coroutine object that owns a generator-owned frame running a
  * coroutine, else NULL. Used as an identity only, never dereferenced later. */
 static inline void *cprof_compat_coroutine_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code)

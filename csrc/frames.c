@@ -22,8 +22,8 @@ int cprof_frames_holds_gil(PyThreadState *tstate)
     return cprof_compat_holds_gil(tstate);
 }
 
-size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
-                                    size_t *total, void **coroutine)
+static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                              size_t *total, void **coroutine, int marks)
 {
     size_t stored = 0, seen = 0;
     *coroutine = NULL;
@@ -34,20 +34,33 @@ size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, s
     _PyInterpreterFrame *f = cprof_compat_frame_sigsafe(tstate);
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
-        if (code == NULL || cprof_compat_skip_frame_sigsafe(f, code))
-            continue;
-        void *coro = cprof_compat_coroutine_sigsafe(f, code);
-        if (coro != NULL)
-            *coroutine = coro;  /* the last one seen is the outermost */
-        if (stored < max) {
-            out[stored].code = (PyObject *)code;
-            out[stored].lasti = cprof_compat_lasti_sigsafe(f, code);
-            stored++;
+        int call_end = marks && cprof_compat_call_entry_sigsafe(f);
+        if (code != NULL && !cprof_compat_skip_frame_sigsafe(f, code)) {
+            void *coro = cprof_compat_coroutine_sigsafe(f, code);
+            if (coro != NULL)
+                *coroutine = coro;  /* the last one seen is the outermost */
+            if (stored < max)
+                out[stored++] = (cprof_frame_t){(PyObject *)code,
+                                                cprof_compat_lasti_sigsafe(f, code), 0};
+            seen++;
         }
-        seen++;
+        if (call_end && stored < max)
+            out[stored++] = (cprof_frame_t){NULL, 0, CPROF_FRAME_CALL_END};
     }
     *total = seen;
     return stored;
+}
+
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine)
+{
+    return capture_sigsafe(tstate, out, max, total, coroutine, 0);
+}
+
+size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                           size_t max, size_t *total, void **coroutine)
+{
+    return capture_sigsafe(tstate, out, max, total, coroutine, 1);
 }
 
 PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,

@@ -11,11 +11,17 @@
 
 /* One captured frame: a code object that was alive at capture time (it must be
  * resolved before it dies: see cprof_frames_watch_code) and the instruction
- * offset in code units. */
+ * offset in code units. With CPROF_FRAME_NATIVE, code holds a machine address
+ * instead (native.c); CPROF_FRAME_CALL_END marks, in a capture with marks,
+ * where the frames of one call of the interpreter loop end. */
 typedef struct {
     PyObject *code;
     int32_t lasti;
+    uint32_t flags;
 } cprof_frame_t;
+
+#define CPROF_FRAME_NATIVE 1u
+#define CPROF_FRAME_CALL_END 2u
 
 /* Prepare what the _sigsafe functions need (HAMT node types). GIL held.
  * Returns 0 or -1 with a Python exception set. */
@@ -38,6 +44,13 @@ int cprof_frames_holds_gil(PyThreadState *tstate);
  * Signal-safe when tstate is the calling thread's own state. */
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine);
+
+/* The same, with a CPROF_FRAME_CALL_END mark (code NULL) after the frames of
+ * each call of the interpreter loop, innermost call first: what native.c
+ * needs to put each call's Python frames in place of its C frame. Marks
+ * count in max, not in *total. */
+size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                           size_t max, size_t *total, void **coroutine);
 
 /* The value of context variable var (hash: its Py_hash_t) in tstate's
  * current context, or NULL. Borrowed, valid only while the handler runs.

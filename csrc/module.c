@@ -908,14 +908,15 @@ static PyTypeObject LabelSet_Type = {
 static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"hz", "mode", "max_depth", "buffer_samples", "label_var", "hook",
-                             "poll_ms", NULL};
+                             "poll_ms", "native", NULL};
     double hz = 100;
     const char *mode = "cpu";
     Py_ssize_t max_depth = 128, buffer = 2048;
     PyObject *label_var = Py_None, *hook = Py_None;
     double poll_ms = 50;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOd:cpu_start", kwlist, &hz, &mode,
-                                     &max_depth, &buffer, &label_var, &hook, &poll_ms))
+    int native = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOdp:cpu_start", kwlist, &hz, &mode,
+                                     &max_depth, &buffer, &label_var, &hook, &poll_ms, &native))
         return NULL;
     if (!(hz >= 1 && hz <= 100000))
         return PyErr_Format(PyExc_ValueError, "hz must be between 1 and 100000, not %g", hz);
@@ -937,6 +938,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
         .mode = mode[0] == 'w' ? CPROF_MODE_WALL : CPROF_MODE_CPU,
         .period_ns = (int64_t)(1e9 / hz),
         .max_depth = (size_t)max_depth,
+        .native = native,
         .buffer_samples = (size_t)buffer,
         .poll_ns = (int64_t)(poll_ms * 1e6),
         .label_var = label_var != Py_None ? label_var : NULL,
@@ -969,7 +971,11 @@ static PyObject *export_tables(const cprof_stacks_t *st)
         PyList_SET_ITEM(funcs, (Py_ssize_t)i, t);
     }
     for (size_t i = 0; i < st->n_locs; i++) {
-        PyObject *t = Py_BuildValue("(Ii)", st->locs[i].func, st->locs[i].line);
+        /* (function index or -1 for a native address, line, address) */
+        const cprof_loc_t *l = &st->locs[i];
+        PyObject *t = l->func == CPROF_FUNC_NATIVE
+                          ? Py_BuildValue("(iiK)", -1, 0, (unsigned long long)l->address)
+                          : Py_BuildValue("(IiK)", l->func, l->line, 0ULL);
         if (t == NULL)
             goto done;
         PyList_SET_ITEM(locs, (Py_ssize_t)i, t);
@@ -1345,7 +1351,8 @@ static PyMethodDef core_methods[] = {
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},
     {"cpu_start", (PyCFunction)(void (*)(void))core_cpu_start, METH_VARARGS | METH_KEYWORDS,
      "cpu_start(hz=100, mode='cpu', max_depth=128, buffer_samples=2048, label_var=None, "
-     "hook=None, poll_ms=50): start sampling every thread; RuntimeError if a CPU profile "
+     "hook=None, poll_ms=50, native=False): start sampling every thread (native: C frames "
+     "too); RuntimeError if a CPU profile "
      "runs or SIGPROF has another handler"},
     {"cpu_stop", (PyCFunction)core_cpu_stop, METH_NOARGS,
      "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},

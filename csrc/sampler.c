@@ -2,6 +2,7 @@
  * thread that finds threads and drains samples. */
 #define _GNU_SOURCE
 #include "sampler.h"
+#include "native.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,7 +104,22 @@ static void arm_sigsafe(slot_t *slot, int64_t interval)
     timer_settime(slot->timer, 0, &spec, NULL);
 }
 
-static void record_sigsafe(slot_t *slot, int64_t weight)
+/* The interrupted thread's stack with its C frames: Python frames (with call
+ * marks) into the second half of the record's frames, C frames onto this
+ * handler's stack, both merged into the first half. */
+static size_t native_stack_sigsafe(PyThreadState *tstate, void *ucontext, cprof_record_t *rec,
+                                   size_t *total, void **coroutine)
+{
+    size_t max = S.cfg.max_depth, py_total = 0;
+    cprof_frame_t *py = rec->frames + max;
+    size_t n_py = tstate == NULL ? 0 : cprof_frames_capture_marked_sigsafe(
+                                            tstate, py, max, &py_total, coroutine);
+    uintptr_t pcs[CPROF_NATIVE_MAX_DEPTH];
+    size_t n = cprof_native_unwind_sigsafe(ucontext, pcs, CPROF_NATIVE_MAX_DEPTH);
+    return cprof_native_merge_sigsafe(pcs, n, py, n_py, rec->frames, max, total);
+}
+
+static void record_sigsafe(slot_t *slot, int64_t weight, void *ucontext)
 {
     uint64_t position;
     cprof_record_t *rec = cprof_ringbuf_claim_sigsafe(&S.rb, &position);
@@ -118,16 +134,19 @@ static void record_sigsafe(slot_t *slot, int64_t weight)
     PyThreadState *tstate = cprof_frames_tstate_sigsafe();
     if (slot->tid == atomic_load_explicit(&S.profiler_tid, memory_order_relaxed)) {
         rec->flags |= CPROF_RECORD_PROFILER;  /* the stack is the program's, the time cprof's */
-    } else if (tstate == NULL) {
+    } else if (tstate == NULL && !S.cfg.native) {
         rec->flags |= CPROF_RECORD_NO_THREAD_STATE;
     } else {
         size_t total;
-        void *coroutine;
-        rec->depth = (uint32_t)cprof_frames_capture_sigsafe(tstate, rec->frames,
-                                                             S.cfg.max_depth, &total,
-                                                             &coroutine);
+        void *coroutine = NULL;
+        rec->depth = (uint32_t)(S.cfg.native
+            ? native_stack_sigsafe(tstate, ucontext, rec, &total, &coroutine)
+            : cprof_frames_capture_sigsafe(tstate, rec->frames, S.cfg.max_depth, &total,
+                                           &coroutine));
         rec->total_depth = (uint32_t)total;
         rec->coroutine = (uintptr_t)coroutine;
+        if (tstate == NULL)
+            goto commit;
         if (S.cfg.label_var != NULL) {
             PyObject *value = cprof_frames_contextvar_sigsafe(tstate, S.cfg.label_var,
                                                               S.label_hash);
@@ -135,6 +154,7 @@ static void record_sigsafe(slot_t *slot, int64_t weight)
                 rec->label_set = ((cprof_labelset_object_t *)value)->id;
         }
     }
+commit:
     atomic_fetch_add_explicit(&S.samples, 1, memory_order_relaxed);
     cprof_ringbuf_commit_sigsafe(&S.rb, position);
 }
@@ -142,7 +162,6 @@ static void record_sigsafe(slot_t *slot, int64_t weight)
 static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
 {
     (void)signo;
-    (void)context;
     int saved_errno = errno;
     if (info->si_code != SI_TIMER || !atomic_load_explicit(&S.active, memory_order_acquire))
         goto done;
@@ -171,7 +190,7 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
     if (next < S.cfg.period_ns / 8)
         next = S.cfg.period_ns / 8;
     arm_sigsafe(slot, next);
-    record_sigsafe(slot, weight);
+    record_sigsafe(slot, weight, context);
 done:
     errno = saved_errno;
 }
@@ -572,7 +591,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
                           "signal.signal(SIGPROF, ...)); cprof will not replace it. Restore "
                           "the default with signal.signal(signal.SIGPROF, signal.SIG_DFL) "
                           "or stop the other profiler first");
-    if (cprof_frames_init() < 0)
+    if (cprof_frames_init() < 0 || (cfg->native && cprof_native_init() < 0))
         return CPROF_E_PYTHON;
     if (!atfork_registered && pthread_atfork(NULL, NULL, at_fork_child) == 0)
         atfork_registered = 1;
@@ -596,7 +615,9 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     atomic_store(&S.helper_stop, 0);
     atomic_store(&S.last_drain_ns, monotonic_ns());
     int rc = CPROF_OK;
-    if (cprof_ringbuf_init(&S.rb, cfg->buffer_samples, cfg->max_depth) < 0) {
+    /* Native stacks need room for the Python frames beside the merged ones. */
+    if (cprof_ringbuf_init(&S.rb, cfg->buffer_samples,
+                           cfg->native ? 2 * cfg->max_depth : cfg->max_depth) < 0) {
         rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the sample buffer");
         goto fail;
     }
@@ -738,7 +759,7 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
     slot_t slot = {.tid = (pid_t)syscall(SYS_gettid)};
     int64_t start = monotonic_ns();
     for (size_t i = 0; i < n; i++) {
-        record_sigsafe(&slot, 1);
+        record_sigsafe(&slot, 1, NULL);
         cprof_ringbuf_release(&S.rb);  /* keep the buffer from filling */
     }
     int64_t elapsed = monotonic_ns() - start;

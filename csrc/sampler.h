@@ -30,6 +30,7 @@ typedef struct {
     cprof_mode_t mode;
     int64_t period_ns;
     size_t max_depth;
+    int native;                 /* C frames too, through libunwind (native.c) */
     size_t buffer_samples;      /* ring buffer capacity */
     int64_t poll_ns;            /* how often threads are looked for */
     PyObject *label_var;        /* the ContextVar of cprof.labels, or NULL */

@@ -48,29 +48,38 @@ static long func_of_code(cprof_stacks_t *st, PyObject *code)
     return f;
 }
 
-static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
+static long location_at(cprof_stacks_t *st, uint32_t func, int32_t line, uint64_t address)
 {
-    uint64_t key = cprof_table_mix(((uint64_t)func << 32) | (uint32_t)line);
+    uint64_t key = cprof_table_mix((((uint64_t)func << 32) | (uint32_t)line) ^
+                                   cprof_table_mix(address));
     cprof_table_t *t = &st->loc_index;
     for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
          slot = cprof_table_next(t, slot)) {
         if (t->keys[slot] != key)
             continue;
         cprof_loc_t *l = &st->locs[t->values[slot]];
-        if (l->func == func && l->line == line)
+        if (l->func == func && l->line == line && l->address == address)
             return t->values[slot];
     }
     if (cprof_grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
         cprof_table_reserve(t) < 0)
         return -1;
-    st->locs[st->n_locs] = (cprof_loc_t){func, line};
+    st->locs[st->n_locs] = (cprof_loc_t){func, line, address};
     cprof_table_put_unchecked(t, key, (uint32_t)st->n_locs);
     return (long)st->n_locs++;
 }
 
-/* The location of a captured frame: code NULL means already resolved. */
+static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
+{
+    return location_at(st, func, line, 0);
+}
+
+/* The location of a captured frame: code NULL means already resolved; a
+ * native frame's code is its address. */
 static long frame_location(cprof_stacks_t *st, const cprof_frame_t *fr)
 {
+    if (fr->flags & CPROF_FRAME_NATIVE)
+        return location_at(st, CPROF_FUNC_NATIVE, 0, (uint64_t)(uintptr_t)fr->code);
     if (fr->code == NULL)
         return fr->lasti;
     long func = func_of_code(st, fr->code);
@@ -236,7 +245,7 @@ int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObje
 {
     for (uint32_t i = 0; i < rec->depth; i++) {
         cprof_frame_t *fr = &rec->frames[i];
-        if (fr->code != code)
+        if (fr->code != code || (fr->flags & CPROF_FRAME_NATIVE))
             continue;
         long loc = frame_location(st, fr);
         if (loc < 0)

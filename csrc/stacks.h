@@ -26,10 +26,15 @@ typedef struct {
     int firstlineno;
 } cprof_func_t;
 
+/* A location: a function's line, or (func CPROF_FUNC_NATIVE) a machine
+ * address, named later from the symbols of its file (cprof/elfsym.py). */
 typedef struct {
     uint32_t func;
     int32_t line;
+    uint64_t address;
 } cprof_loc_t;
+
+#define CPROF_FUNC_NATIVE UINT32_MAX
 
 typedef struct {
     uint32_t stack;          /* index into stacks */
