@@ -157,7 +157,7 @@ def record(args: argparse.Namespace) -> int:
         raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
     program.load()
     live = _LiveCount(sys.stderr)
-    start_cpu_profile(hz=args.hz, mode=args.mode, max_depth=args.max_depth)
+    start_cpu_profile(hz=args.hz, mode=args.mode, max_depth=args.max_depth, native=args.native)
     live.start()
     try:
         status = program.run()
@@ -179,7 +179,7 @@ def record(args: argparse.Namespace) -> int:
 def _record_options(args: argparse.Namespace) -> list[str]:
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth)]
     return (["-o", args.output] if args.output else []) + options + (
-        ["--quiet"] if args.quiet else [])
+        ["--quiet"] if args.quiet else []) + (["--native"] if args.native else [])
 
 
 def record_repeated(args: argparse.Namespace) -> int:
@@ -195,7 +195,8 @@ def record_repeated(args: argparse.Namespace) -> int:
         raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
     target = ["-m", *args.module] if args.module is not None else [
         "--", *(args.command[1:] if args.command[:1] == ["--"] else args.command)]
-    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth)]
+    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth),
+               *(["--native"] if args.native else [])]
     runs: list[Profile] = []
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
@@ -801,7 +802,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "record", help="profile a Python program, write its profile and print its top 10",
-        usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--max-depth N] [--repeat N]\n"
+        usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--native] [--max-depth N] "
+              "[--repeat N]\n"
               "         (-- python [options] script.py args | script.py args | -m module args)",
         description="Run a Python program under the CPU profiler, as python -m cProfile "
                     "does: in this process (a python command is re-executed to run cprof "
@@ -818,6 +820,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the program N times (each in its own process) and write one "
                         "profile of all runs, labelled run=1..N, for cprof check --baseline")
+    r.add_argument("--native", action="store_true",
+                   help="record C frames too (libunwind), each interpreter call replaced by "
+                        "its Python frames: time in NumPy, zlib or an extension gets its C "
+                        "function's name, under the Python call that made it")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_program(r, _cmd_record)
     v = sub.add_parser(
