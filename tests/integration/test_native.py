@@ -139,11 +139,13 @@ def test_python_c_python_c_in_true_order(nativehot: ModuleType) -> None:
     # Every sample in the static function has one of the two true stacks.
     assert set(shapes) <= {inner, outer}, shapes
     assert shapes.get(inner, 0) > 0.3 * total and shapes.get(outer, 0) > 0.3 * total, shapes
-    # The interpreter's own C frames stand between them, named.
+    # The interpreter's own C frames stand between them (or none, where its
+    # specialized call instructions call the C function directly), named.
     sample = next(s for s in p.samples if tuple(n for n in names(s) if n in ours) == inner)
     stack = names(sample)
     between = stack[stack.index("spin") + 1:stack.index("test_native.py_inner")]
-    assert between and all(not n.startswith(("0x", "[")) for n in between), stack
+    between += stack[stack.index("call_back_static") + 1:stack.index("test_native.py_outer")]
+    assert all(not n.startswith(("0x", "[")) for n in between), stack
     assert "test_native.py_outer.<locals>.<lambda>" in stack
 
 
