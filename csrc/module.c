@@ -1094,14 +1094,15 @@ static PyObject *core_measure_record_ns(PyObject *Py_UNUSED(module), PyObject *a
 {
     Py_ssize_t n, max_depth = 128;
     PyObject *label_var = Py_None;
-    if (!PyArg_ParseTuple(args, "n|nO:measure_record_ns", &n, &max_depth, &label_var))
+    int native = 0;
+    if (!PyArg_ParseTuple(args, "n|nOp:measure_record_ns", &n, &max_depth, &label_var, &native))
         return NULL;
     if (n < 1 || max_depth < 1)
         return PyErr_Format(PyExc_ValueError, "n and max_depth must be positive");
     if (label_var != Py_None && !PyContextVar_CheckExact(label_var))
         return PyErr_Format(PyExc_TypeError, "label_var must be a ContextVar");
     double ns = cprof_sampler_measure_record_ns((size_t)n, (size_t)max_depth,
-                                                label_var != Py_None ? label_var : NULL);
+                                                label_var != Py_None ? label_var : NULL, native);
     if (ns < 0) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_RuntimeError,
@@ -1365,8 +1366,9 @@ static PyMethodDef core_methods[] = {
     {"cpu_sample_count", (PyCFunction)core_cpu_sample_count, METH_NOARGS,
      "cpu_sample_count() -> samples taken so far by the running CPU profile"},
     {"measure_record_ns", (PyCFunction)core_measure_record_ns, METH_VARARGS,
-     "measure_record_ns(n, max_depth=128, label_var=None) -> mean ns the signal handler "
-     "spends recording one sample of the calling thread's stack (a benchmark)"},
+     "measure_record_ns(n, max_depth=128, label_var=None, native=False) -> mean ns the "
+     "signal handler spends recording one sample of the calling thread's stack, with its C "
+     "frames if native (a benchmark)"},
     {"thread_started", (PyCFunction)core_thread_started, METH_NOARGS,
      "thread_started(): the calling thread just started; time it now"},
     {"thread_exiting", (PyCFunction)core_thread_exiting, METH_NOARGS,

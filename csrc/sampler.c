@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "frames.h"
@@ -747,24 +748,31 @@ uint64_t cprof_sampler_sample_count(void)
     return S.helper_started ? atomic_load(&S.samples) : 0;
 }
 
-double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var)
+double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var,
+                                       int native)
 {
-    if (S.helper_started || n == 0 || cprof_frames_init() < 0)
+    if (S.helper_started || n == 0 || cprof_frames_init() < 0 ||
+        (native && cprof_native_init() < 0))
         return -1;
-    if (cprof_ringbuf_init(&S.rb, 16, max_depth) < 0)
+    if (cprof_ringbuf_init(&S.rb, 16, native ? 2 * max_depth : max_depth) < 0)
         return -1;
     S.cfg.max_depth = max_depth;
+    S.cfg.native = native;
     S.cfg.label_var = label_var;
     S.label_hash = label_var != NULL ? cprof_frames_contextvar_hash(label_var) : 0;
     slot_t slot = {.tid = (pid_t)syscall(SYS_gettid)};
     int64_t start = monotonic_ns();
+    ucontext_t uc;  /* native: unwind from here, as from a signal's context */
     for (size_t i = 0; i < n; i++) {
-        record_sigsafe(&slot, 1, NULL);
+        if (native)
+            getcontext(&uc);
+        record_sigsafe(&slot, 1, native ? &uc : NULL);
         cprof_ringbuf_release(&S.rb);  /* keep the buffer from filling */
     }
     int64_t elapsed = monotonic_ns() - start;
     cprof_ringbuf_free(&S.rb);
     S.cfg.label_var = NULL;
+    S.cfg.native = 0;
     atomic_store(&S.samples, 0);
     return (double)elapsed / (double)n;
 }

@@ -79,7 +79,8 @@ uint64_t cprof_sampler_sample_count(void);
 /* Time, in nanoseconds, of what the handler does for one sample of the calling
  * thread (timer bookkeeping aside), averaged over n runs against a scratch
  * buffer: a benchmark of the signal path. GIL held; no profile may run. */
-double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var);
+double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var,
+                                       int native);
 
 /* Whether a profile is running in this process. */
 int cprof_sampler_running(void);
