@@ -73,3 +73,18 @@ def test_missing_library_names_the_debian_package(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "libprotobuf-c was not found by pkg-config" in r.stderr
     assert "apt-get install libprotobuf-c-dev" in r.stderr
+
+
+def test_missing_libunwind_names_its_debian_package(tmp_path: Path) -> None:
+    """With the codec's libraries found and libunwind not, the build says
+    which package gives libunwind."""
+    for name in ("libprotobuf-c", "zlib"):
+        pc = subprocess.run(["pkg-config", "--path", name], capture_output=True, text=True,
+                            check=True).stdout.strip()
+        (tmp_path / os.path.basename(pc)).write_text(Path(pc).read_text())
+    env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH=str(tmp_path))
+    r = run([sys.executable, "setup.py", "build_ext", "--build-temp", str(tmp_path / "t"),
+             "--build-lib", str(tmp_path / "l")], cwd=ROOT, env=env)
+    assert r.returncode != 0
+    assert "libunwind was not found by pkg-config" in r.stderr
+    assert "apt-get install libunwind-dev" in r.stderr
