@@ -66,10 +66,15 @@ def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
         assert needed in names, needed
 
 
-def test_missing_library_names_the_debian_package(tmp_path: Path) -> None:
+def build_with_pkgconfig_in(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """setup.py build_ext with pkg-config looking only in tmp_path."""
     env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH=str(tmp_path))
-    r = run([sys.executable, "setup.py", "build_ext", "--build-temp", str(tmp_path / "t"),
-             "--build-lib", str(tmp_path / "l")], cwd=ROOT, env=env)
+    return run([sys.executable, "setup.py", "build_ext", "--build-temp", str(tmp_path / "t"),
+                "--build-lib", str(tmp_path / "l")], cwd=ROOT, env=env)
+
+
+def test_missing_library_names_the_debian_package(tmp_path: Path) -> None:
+    r = build_with_pkgconfig_in(tmp_path)
     assert r.returncode != 0
     assert "libprotobuf-c was not found by pkg-config" in r.stderr
     assert "apt-get install libprotobuf-c-dev" in r.stderr
@@ -82,9 +87,7 @@ def test_missing_libunwind_names_its_debian_package(tmp_path: Path) -> None:
         pc = subprocess.run(["pkg-config", "--path", name], capture_output=True, text=True,
                             check=True).stdout.strip()
         (tmp_path / os.path.basename(pc)).write_text(Path(pc).read_text())
-    env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH=str(tmp_path))
-    r = run([sys.executable, "setup.py", "build_ext", "--build-temp", str(tmp_path / "t"),
-             "--build-lib", str(tmp_path / "l")], cwd=ROOT, env=env)
+    r = build_with_pkgconfig_in(tmp_path)
     assert r.returncode != 0
     assert "libunwind was not found by pkg-config" in r.stderr
     assert "apt-get install libunwind-dev" in r.stderr
