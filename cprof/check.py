@@ -14,13 +14,15 @@ and as GitHub Actions annotations.
 from __future__ import annotations
 
 import math
+import os
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 from xml.etree import ElementTree
 
-from .profile import Profile
+from .model import Sample
+from .profile import Profile, load
 from .stats import mann_whitney_greater, smallest_p_value
 from .units import format_value
 
@@ -45,8 +47,8 @@ class BudgetError(ValueError):
     """A budget or an option of a check that cannot be understood."""
 
 
-def parse_fraction(value: Amount, what: str = "budget") -> float:
-    """0.05, "0.05" or "5%" -> 0.05."""
+def parse_fraction(value: Amount, what: str = "budget", most: float | None = None) -> float:
+    """0.05, "0.05" or "5%" -> 0.05 (at most ``most``, if given)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         fraction = float(value)
     else:
@@ -56,6 +58,9 @@ def parse_fraction(value: Amount, what: str = "budget") -> float:
         fraction = float(m.group(1)) / (100 if m.group(2) else 1)
     if not 0 <= fraction or math.isnan(fraction):
         raise BudgetError(f"{what} {value!r} is negative")
+    if most is not None and fraction > most:
+        raise BudgetError(f"{what} {value!r} is {100 * fraction:g}%, over {100 * most:g}%: "
+                          f"write a percentage ('5%') or a fraction (0.05)")
     return fraction
 
 
@@ -161,31 +166,64 @@ def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def run_values(profile: Profile, index: int) -> list[float]:
-    """Per-run totals of sample type ``index``: one per value of the ``run``
-    label (cprof record --repeat), or the whole total for a single run."""
-    runs: dict[object, float] = {}
+def runs_of(profile: Profile) -> list[object]:
+    """The runs a profile holds: the values of its ``run`` label (cprof
+    record --repeat), or [None] for a profile of one run."""
+    runs = {s.labels.get(RUN_LABEL) for s in profile.samples}
+    if runs and None not in runs:
+        return sorted(runs, key=str)
+    return [None]
+
+
+def run_values(profile: Profile, index: int, runs: list[object] | None = None) -> list[float]:
+    """Per-run totals of sample type ``index``, for each of ``runs`` (by
+    default the profile's own: runs_of); a run without samples counts 0."""
+    wanted = runs if runs is not None else runs_of(profile)
+    totals: dict[object, float] = {run: 0.0 for run in wanted}
     for s in profile.samples:
-        run = s.labels.get(RUN_LABEL)
-        runs[run] = runs.get(run, 0.0) + s.values[index]
-    labelled = {k: v for k, v in runs.items() if k is not None}
-    if labelled and None not in runs:
-        return [labelled[k] for k in sorted(labelled, key=str)]
-    return [sum(runs.values())]
+        run = s.labels.get(RUN_LABEL) if wanted != [None] else None
+        if run in totals:
+            totals[run] += s.values[index]
+    return [totals[run] for run in wanted]
+
+
+def as_runs(profiles: Sequence[Profile]) -> Profile:
+    """Several profiles of the same work as one profile of runs: each
+    profile's samples labelled run=1, 2, ... (a profile that holds runs
+    already keeps them apart: its run r of profile i becomes i*1000 + r)."""
+    from .ops import merge, with_samples
+    if len(profiles) == 1:
+        return profiles[0]
+    labelled = []
+    for i, p in enumerate(profiles, start=1):
+        samples = []
+        for s in p.samples:
+            labels: dict[str, list[str | int]] = {}
+            for key, value, _ in s.label_items:
+                labels.setdefault(key, []).append(value)
+            inner = s.labels.get(RUN_LABEL)
+            labels[RUN_LABEL] = [i * 1000 + inner if isinstance(inner, int) else i]
+            units = {key: unit for key, _, unit in s.label_items if unit}
+            samples.append(Sample(s.values, s.locations, labels, num_units=units))
+        labelled.append(with_samples(p, samples))
+    return merge(labelled)
 
 
 def _regression(profile: Profile, baseline: Profile, budget: float, sample_type: str,
                 focus: str | None, alpha: float) -> Finding:
+    new_runs, old_runs = runs_of(profile), runs_of(baseline)
     if focus is not None:
         _pattern(focus)
         profile, baseline = profile.filter(focus=focus), baseline.filter(focus=focus)
+        if not profile.samples and not baseline.samples:
+            raise BudgetError(f"--focus {focus!r} matches no function in either profile")
     try:
         base_index = baseline.sample_index(sample_type)
     except ValueError:
         raise BudgetError(f"the baseline has no sample type {sample_type!r}") from None
     unit = baseline.sample_types[base_index].unit
-    new = run_values(profile, profile.sample_index(sample_type))
-    old = run_values(baseline, base_index)
+    new = run_values(profile, profile.sample_index(sample_type), new_runs)
+    old = run_values(baseline, base_index, old_runs)
     subject = f"{sample_type}" + (f" in '{focus}'" if focus else "")
     old_median, new_median = statistics.median(old), statistics.median(new)
     change = (new_median - old_median) / old_median if old_median else (
@@ -212,11 +250,12 @@ def _regression(profile: Profile, baseline: Profile, budget: float, sample_type:
                    f"{head}, budget +{_percent(budget)}; {note}")
 
 
-def check(profile: Profile, *, max_share: Mapping[str, Amount] | None = None,
+def check(profile: Profile | str | os.PathLike[str], *,
+          max_share: Mapping[str, Amount] | None = None,
           max_total: Mapping[str, Amount] | None = None, sample_type: str | None = None,
-          baseline: Profile | None = None, max_regression: Amount | None = None,
-          focus: str | None = None, alpha: float = DEFAULT_ALPHA,
-          source: str = "profile") -> CheckResult:
+          baseline: Profile | str | os.PathLike[str] | None = None,
+          max_regression: Amount | None = None, focus: str | None = None,
+          alpha: float = DEFAULT_ALPHA, source: str | None = None) -> CheckResult:
     """Check ``profile`` against budgets and return the findings.
 
     - ``max_share``: regex -> largest share (0.05 or "5%") of ``sample_type``
@@ -234,6 +273,16 @@ def check(profile: Profile, *, max_share: Mapping[str, Amount] | None = None,
     """
     if max_regression is not None and baseline is None:
         raise BudgetError("max_regression needs a baseline to compare with")
+    if not (max_share or max_total or baseline is not None):
+        raise BudgetError("nothing to check: give max_share, max_total or a baseline")
+    if not 0 < alpha < 1:
+        raise BudgetError(f"alpha must lie between 0 and 1, not {alpha!r}")
+    if not isinstance(profile, Profile):
+        source = source or os.fspath(profile)
+        profile = load(profile)
+    if baseline is not None and not isinstance(baseline, Profile):
+        baseline = load(baseline)
+    source = source or "profile"
     try:
         index = profile.sample_index(sample_type)
     except ValueError:
@@ -242,12 +291,14 @@ def check(profile: Profile, *, max_share: Mapping[str, Amount] | None = None,
     stype = profile.sample_types[index]
     result = CheckResult(source, stype.type)
     for regex, budget in (max_share or {}).items():
-        _pattern(regex)
-        limit = parse_fraction(budget, f"share budget for {regex!r}")
+        rx = _pattern(regex)
+        limit = parse_fraction(budget, f"share budget for {regex!r}", most=1.0)
         share = profile.share(regex, index)
+        matched = share > 0 or any(rx.search(f.name) for f in profile.functions)
         result.findings.append(Finding(
             "share", regex, share, limit, share <= limit,
-            f"share of '{regex}' is {_percent(share)} of {stype.type}, budget {_percent(limit)}"))
+            f"share of '{regex}' is {_percent(share)} of {stype.type}, budget {_percent(limit)}"
+            + ("" if matched else " (no function matches: a typo?)")))
     for name, budget in (max_total or {}).items():
         try:
             t = profile.sample_index(name)

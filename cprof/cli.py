@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from . import _core, runner
-from .check import DEFAULT_ALPHA, BudgetError, check
+from .check import DEFAULT_ALPHA, BudgetError, CheckResult, as_runs, check
 from .collect import start_cpu_profile, stop_cpu_profile
 from .heapprof import DEFAULT_RATE
 from .http import DEFAULT_MAX_SECONDS
@@ -177,7 +177,9 @@ def record(args: argparse.Namespace) -> int:
 
 
 def _record_options(args: argparse.Namespace) -> list[str]:
-    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth)]
+    options = ["--hz", f"{args.hz:g}", "--mode", args.mode]
+    if args.max_depth is not None:
+        options += ["--max-depth", str(args.max_depth)]
     return (["-o", args.output] if args.output else []) + options + (
         ["--quiet"] if args.quiet else []) + (["--native"] if args.native else [])
 
@@ -195,15 +197,17 @@ def record_repeated(args: argparse.Namespace) -> int:
         raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
     target = ["-m", *args.module] if args.module is not None else [
         "--", *(args.command[1:] if args.command[:1] == ["--"] else args.command)]
-    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--max-depth", str(args.max_depth),
+    options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--quiet",
+               *(["--max-depth", str(args.max_depth)] if args.max_depth is not None else []),
                *(["--native"] if args.native else [])]
     runs: list[Profile] = []
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
         for i in range(args.repeat):
             path = os.path.join(tmp, f"run{i}.prof")
-            print(f"cprof: run {i + 1} of {args.repeat}", file=sys.stderr)
-            r = subprocess.run([sys.executable, "-m", "cprof", "record", "--quiet", "-o", path,
+            if not args.quiet:
+                print(f"cprof: run {i + 1} of {args.repeat}", file=sys.stderr)
+            r = subprocess.run([sys.executable, "-m", "cprof", "record", "-o", path,
                                 *options, *target])
             status = status or r.returncode
             if not os.path.exists(path):
@@ -211,9 +215,11 @@ def record_repeated(args: argparse.Namespace) -> int:
             runs.append(label_runs(load(path), i + 1))
     profile = merge(runs)
     profile = with_samples(profile, profile.samples, comments=[
-        *profile.comments, f"cprof record --repeat {args.repeat}: each run's samples are "
-        f"labelled run=1..{args.repeat}"])
+        f"cprof record --repeat {args.repeat}: {args.mode} profiles at {args.hz:g} Hz, each "
+        f"run's samples labelled run=1..{args.repeat}"])
     profile.write(out)
+    if args.quiet:
+        return status
     samples = profile.totals()[0] if profile.sample_types else 0
     print(f"cprof: wrote {out} ({args.repeat} runs, {samples} samples); first failing status "
           f"{status}" if status else f"cprof: wrote {out} ({args.repeat} runs, {samples} samples)",
@@ -261,30 +267,47 @@ def _budgets(values: Sequence[str], option: str) -> dict[str, str]:
     return budgets
 
 
+def _writable(path: str, option: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise BudgetError(f"{option} {path}: {directory} is not a writable directory")
+
+
+def _failing_type(result: CheckResult) -> str:
+    """The sample type a failure's flame graph shows: a failing total's own,
+    else the one shares and regressions are of."""
+    return next((f.subject for f in result.failures if f.kind == "total"), result.sample_type)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when every budget holds, 1 when one does not, 2 when the
     command cannot be carried out (a bad option, an unreadable profile)."""
+    first = args.profile[0]
+    flame = args.flame or os.path.join(os.path.dirname(first), _stem(first) + (
+        ".diff.html" if args.baseline else ".html"))
     try:
         if args.max_regression is not None and args.baseline is None:
             raise BudgetError("--max-regression needs --baseline")
-        if not (args.max_share or args.max_total or args.baseline):
-            raise BudgetError("nothing to check: give --max-share, --max-total or --baseline")
-        profile = load(args.profile)
-        baseline = load(args.baseline) if args.baseline else None
+        if not flame.lower().endswith((".html", ".svg")):
+            raise BudgetError(f"--flame {flame}: the flame graph is .html or .svg")
+        _writable(flame, "--flame")
+        if args.junit:
+            _writable(args.junit, "--junit")
+        profile = as_runs([load(p) for p in args.profile])
+        baseline = as_runs([load(p) for p in args.baseline]) if args.baseline else None
+        source = first if len(args.profile) == 1 else f"{first} (+{len(args.profile) - 1} runs)"
         result = check(profile, max_share=_budgets(args.max_share, "--max-share"),
                        max_total=_budgets(args.max_total, "--max-total"),
                        sample_type=args.sample_index, baseline=baseline,
                        max_regression=args.max_regression, focus=args.focus, alpha=args.alpha,
-                       source=args.profile)
+                       source=source)
     except (BudgetError, OSError, ValueError) as e:  # ProfileError is a ValueError
         print(f"cprof check: {e}", file=sys.stderr)
         return 2
     if not result.passed:
-        flame = args.flame or os.path.join(os.path.dirname(args.profile), _stem(args.profile) + (
-            ".diff.html" if baseline is not None else ".html"))
         shown = profile.diff(baseline) if baseline is not None else profile
-        what = f"{args.baseline} -> {args.profile}" if baseline is not None else args.profile
-        shown.flamegraph(flame, sample_type=result.sample_type, title=f"cprof check: {what}")
+        what = f"{args.baseline[0]} -> {first}" if baseline is not None else first
+        shown.flamegraph(flame, sample_type=_failing_type(result), title=f"cprof check: {what}")
         result.flamegraph = flame
     print(result.report(), end="")
     if args.junit:
@@ -815,8 +838,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=("cpu", "wall"), default="cpu",
                    help="cpu: CPU time of each thread (default); wall: wall-clock time of every "
                         "thread, running or blocked")
-    r.add_argument("--max-depth", type=int, default=128,
-                   help="deeper stacks keep their innermost frames (default 128)")
+    r.add_argument("--max-depth", type=int, default=None,
+                   help="deeper stacks keep their innermost frames (default 128; 512 with "
+                        "--native)")
     r.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the program N times (each in its own process) and write one "
                         "profile of all runs, labelled run=1..N, for cprof check --baseline")
@@ -855,11 +879,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_program(v, _cmd_serve)
     c = sub.add_parser(
         "check", help="check a profile against budgets and a baseline (for CI); exit 1 if over",
-        description="Check PROFILE's shares (pprof's cum %% of the sample type), totals and its "
+        description="Check PROFILE's shares (pprof's cum % of the sample type), totals and its "
                     "regression against a baseline. Exit status 0: every budget holds; 1: one "
                     "does not (and a flame graph of PROFILE, or of the change from BASE, is "
                     "written); 2: the check could not be made.")
-    c.add_argument("profile", metavar="PROFILE", help="the profile to check")
+    c.add_argument("profile", metavar="PROFILE", nargs="+",
+                   help="the profile to check; several profiles are runs of the same work "
+                        "(each one a run, as cprof record --repeat labels them)")
     c.add_argument("--max-share", action="append", default=[], metavar="REGEX=BUDGET",
                    help="largest share of functions matching REGEX anywhere on the stack, as a "
                         "percentage or fraction ('json\\.=5%%'); repeatable")
@@ -869,8 +895,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--sample-index", "-sample_index", dest="sample_index", metavar="TYPE",
                    help="the sample type shares and regressions are of (default: the "
                         "profile's default)")
-    c.add_argument("--baseline", metavar="BASE", help="a profile of the same work before the "
-                   "change (cprof record --repeat N gives one the test can judge)")
+    c.add_argument("--baseline", metavar="BASE", action="append",
+                   help="a profile of the same work before the change: one of several runs "
+                        "(cprof record --repeat N), or, repeated, one file a run (record them "
+                        "in turn with the new runs, so that both meet the same load)")
     c.add_argument("--max-regression", metavar="PERCENT",
                    help="largest rise of the total over BASE's (default 10%%); with several "
                         "runs a side it counts only when Mann-Whitney U finds it significant")

@@ -27,6 +27,8 @@ Dest = Union[str, "os.PathLike[str]", IO[bytes]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 MODES = ("cpu", "wall")
+DEFAULT_MAX_DEPTH = 128
+NATIVE_MAX_DEPTH = 512  # C frames count against it too
 
 
 class _Session:
@@ -88,6 +90,15 @@ def _hook_threads(on: bool) -> None:
         threading.Thread._bootstrap_inner = _original_bootstrap_inner  # type: ignore[attr-defined]
 
 
+def _kernel_thread_name(tid: int) -> str:
+    """/proc/self/task/TID/comm, or "" once the thread has gone."""
+    try:
+        with open(f"/proc/self/task/{tid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def _build(tables: dict[str, Any], s: _Session) -> Profile:
     mappings, functions, locations, stacks = resolve(tables)
     samples = []
@@ -96,7 +107,9 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
         if tid:
             labels["thread_id"] = tid
             name = s.thread_names.get(tid)
-            if name is not None:
+            if name is None:  # a thread Python does not know (native mode): the kernel's name
+                name = s.thread_names[tid] = _kernel_thread_name(tid)
+            if name:
                 labels["thread_name"] = name
         if coroutine and coroutine in s.task_names:
             labels["task"] = s.task_names[coroutine]
@@ -115,14 +128,15 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
 
 
 def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                      max_depth: int = 128, native: bool = False) -> None:
+                      max_depth: int | None = None, native: bool = False) -> None:
     """Start profiling every thread of the process, like Go's StartCPUProfile.
 
     ``dest`` (a path or a binary file, optional) receives the gzipped pprof
     profile at :func:`stop_cpu_profile`. ``mode="cpu"`` samples CPU time per
     thread; ``mode="wall"`` samples every thread on wall-clock time, so time
     spent sleeping or blocked shows up. Stacks deeper than ``max_depth`` keep
-    their innermost frames under a ``<truncated>`` root. One CPU profile runs
+    their innermost frames under a ``<truncated>`` root (default 128 frames,
+    512 with ``native``, whose C frames count too). One CPU profile runs
     at a time: a second start raises RuntimeError, as Go's "cpu profiling
     already in use". ``native=True`` records C frames too (libunwind), each
     interpreter call replaced by the Python frames it ran, so that time in
@@ -136,6 +150,8 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
             raise RuntimeError("cpu profiling already in use: stop the running CPU profile "
                                "first (one per process, as in Go)")
         session = _Session(dest, hz, mode)
+        if max_depth is None:
+            max_depth = NATIVE_MAX_DEPTH if native else DEFAULT_MAX_DEPTH
         _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
                         hook=session.refresh, native=native)
         _hook_threads(True)
@@ -177,7 +193,7 @@ class cpu:
     """
 
     def __init__(self, path: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                 max_depth: int = 128, native: bool = False) -> None:
+                 max_depth: int | None = None, native: bool = False) -> None:
         self.path = path
         self.hz = hz
         self.mode = mode

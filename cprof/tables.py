@@ -105,7 +105,9 @@ class _NativeNames:
             f"[{os.path.basename(path)}]" if path else f"{address:#x}")
         function = self.functions.get((name, path))
         if function is None:
-            function = Function(self.next_function, name, name, path, 0)
+            # No file name: pprof would list the binary as source (-list);
+            # the mapping says which file the code lies in.
+            function = Function(self.next_function, name, name, "", 0)
             self.functions[(name, path)] = function
             self.next_function += 1
         return Location(loc_id, address, mapping, (Line(function, 0),))
@@ -142,15 +144,19 @@ def resolve(tables: dict[str, Any]) -> Resolved:
             hidden.add(i)
         elif key in ROOT_FRAMES:
             roots.add(i)
-    stacks = [tuple(locations[i] for i in _below_root(stack, roots) if i not in hidden)
+    natives = {i for i, (f, _, _) in enumerate(tables["locations"]) if f < 0}
+    stacks = [tuple(locations[i] for i in _below_root(stack, roots, natives) if i not in hidden)
               for stack in tables["stacks"]]
     return Resolved(mappings, functions, locations, stacks)
 
 
-def _below_root(stack: Sequence[int], roots: set[int]) -> Sequence[int]:
-    """A stack (leaf first) up to its innermost root frame, excluded."""
+def _below_root(stack: Sequence[int], roots: set[int], natives: set[int]) -> Sequence[int]:
+    """A stack (leaf first) up to its innermost root frame, excluded, with
+    the C frames that ran the program from it (the interpreter's exec)."""
     if roots:
         for depth, i in enumerate(stack):
             if i in roots:
+                while depth > 0 and stack[depth - 1] in natives:
+                    depth -= 1
                 return stack[:depth]
     return stack

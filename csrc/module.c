@@ -905,6 +905,17 @@ static PyTypeObject LabelSet_Type = {
     .tp_getset = LabelSet_getset,
 };
 
+/* ValueError(text + repr(value)): PyErr_Format has no %g. */
+static PyObject *value_error_double(const char *text, double value)
+{
+    PyObject *number = PyFloat_FromDouble(value);
+    if (number != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s%R", text, number);
+        Py_DECREF(number);
+    }
+    return NULL;
+}
+
 static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"hz", "mode", "max_depth", "buffer_samples", "label_var", "hook",
@@ -919,7 +930,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
                                      &max_depth, &buffer, &label_var, &hook, &poll_ms, &native))
         return NULL;
     if (!(hz >= 1 && hz <= 100000))
-        return PyErr_Format(PyExc_ValueError, "hz must be between 1 and 100000, not %g", hz);
+        return value_error_double("hz must be between 1 and 100000, not ", hz);
     if (strcmp(mode, "cpu") != 0 && strcmp(mode, "wall") != 0)
         return PyErr_Format(PyExc_ValueError, "mode must be 'cpu' or 'wall', not %R",
                             PyTuple_GET_ITEM(args, 1));
@@ -929,7 +940,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
         return PyErr_Format(PyExc_ValueError, "buffer_samples must be 16..4194304, not %zd",
                             buffer);
     if (!(poll_ms >= 1 && poll_ms <= 1000))
-        return PyErr_Format(PyExc_ValueError, "poll_ms must be 1..1000, not %g", poll_ms);
+        return value_error_double("poll_ms must be 1..1000, not ", poll_ms);
     if (label_var != Py_None && !PyContextVar_CheckExact(label_var))
         return PyErr_Format(PyExc_TypeError, "label_var must be a ContextVar");
     if (hook != Py_None && !PyCallable_Check(hook))

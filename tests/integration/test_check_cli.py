@@ -106,6 +106,10 @@ def test_github_annotations_when_running_in_github_actions(recorded: Path) -> No
     (["--max-regression", "10%"], "--max-regression needs --baseline"),
     (["--max-share", "x=5%", "--sample-index", "bytes"], "no sample type 'bytes'"),
     (["--baseline", "missing.prof"], "missing.prof"),
+    (["--baseline", "base.prof", "--focus", "no_such_function"], "matches no function"),
+    (["--max-share", "json=200%"], "over 100%"),
+    (["--max-share", "x=5%", "--junit", "/no/such/dir/r.xml"], "not a writable directory"),
+    (["--max-share", "x=5%", "--flame", "f.txt"], "is .html or .svg"),
 ])
 def test_usage_errors_exit_2(recorded: Path, args: list[str], message: str) -> None:
     r = cprof_cmd("check", "base.prof", *args, cwd=recorded)
@@ -117,3 +121,17 @@ def test_a_profile_that_is_not_one_exits_2(tmp_path: Path) -> None:
     (tmp_path / "junk.prof").write_bytes(b"not a profile")
     r = cprof_cmd("check", "junk.prof", "--max-share", "x=5%", cwd=tmp_path)
     assert r.returncode == 2 and "cprof check: " in r.stderr
+
+
+def test_interleaved_single_runs_are_compared_as_runs(recorded: Path) -> None:
+    """Base and new recorded in turn, one file a run: both meet the same load."""
+    for i in range(5):
+        for name, seconds in (("b", "0.05"), ("n", "0.25")):
+            r = cprof_cmd("record", "--quiet", "-o", f"{name}{i}.prof", "--", "work.py", seconds,
+                          cwd=recorded)
+            assert r.returncode == 0 and r.stderr == "", r.stderr
+    news = [f"n{i}.prof" for i in range(5)]
+    bases = [arg for i in range(5) for arg in ("--baseline", f"b{i}.prof")]
+    r = cprof_cmd("check", *news, *bases, "--focus", "encode", cwd=recorded)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "median of 5 runs" in r.stdout and "Mann-Whitney p=0.00397" in r.stdout

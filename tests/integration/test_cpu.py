@@ -814,3 +814,10 @@ def test_time_in_cprofs_own_hook_is_marked_as_cprof(monkeypatch: pytest.MonkeyPa
               if s.locations}
     assert "slow_refresh" not in leaves and "refresh" not in leaves
     assert c.profile.share("^<cprof>$") > 0
+
+
+@pytest.mark.parametrize("hz", [0, -5, 1e9])
+def test_a_rate_out_of_range_is_a_value_error(hz: float) -> None:
+    with pytest.raises(ValueError, match="hz must be between 1 and 100000"):
+        cprof.start_cpu_profile(hz=hz)
+    assert not _core.cpu_running()

@@ -226,8 +226,14 @@ def test_cprof_record_native(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     p = cprof.load(tmp_path / "w.prof")
     assert p.share("deflate") > 0.5
-    # Cut at the program's __main__ as without --native: no cprof frames below it.
+    # Cut at the program's __main__ as without --native: neither cprof's frames
+    # nor the C frames of the exec that ran the program lie below it.
     assert all("cprof.cli.main" not in names(s) for s in p.samples)
+    for s in p.samples:
+        if "deflate" in names(s):
+            assert names(s)[-1] == "__main__.<module>", names(s)
+    # Native functions carry no file name: pprof would list the library as source.
+    assert all(loc.lines[0].function.filename == "" for loc in p.locations if loc.address)
 
 
 def test_native_profiles_in_a_fresh_process(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ by Mann-Whitney U, and the reports CI reads."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
@@ -136,3 +137,42 @@ def test_junit_and_github_annotations() -> None:
     annotations = result.github_annotations()
     assert annotations == ("::error title=cprof check%3A share::share of 'json\\.' is 7.0%25 "
                            "of cpu, budget 5.0%25 (app.prof)\n")
+
+
+def test_a_run_without_samples_in_focus_counts_zero() -> None:
+    """--focus keeps every run of the unfocused profile: a run where the
+    focused code took no sample is a 0, not a run fewer."""
+    base = cpu_profile({}, runs=[{"app.handle": ms, "app.other": 100}
+                                 for ms in (100, 110, 120, 130, 140)])
+    new = cpu_profile({}, runs=[{"app.other": 100}] + [{"app.handle": 200, "app.other": 100}] * 4)
+    finding = cprof.check(new, baseline=base, focus="handle").findings[0]
+    assert "median of 5 runs" in finding.message and "of 5 " in finding.message
+    with pytest.raises(BudgetError, match="matches no function in either profile"):
+        cprof.check(new, baseline=base, focus="nothing_like_this")
+
+
+def test_budgets_that_cannot_be_meant_are_refused() -> None:
+    p = cpu_profile({"app.compute": 100})
+    with pytest.raises(BudgetError, match="is 500%, over 100%"):
+        cprof.check(p, max_share={"compute": 5})
+    with pytest.raises(BudgetError, match="alpha must lie between 0 and 1"):
+        cprof.check(p, baseline=p, alpha=2)
+    with pytest.raises(BudgetError, match="nothing to check"):
+        cprof.check(p)
+    typo = cprof.check(p, max_share={"compuet": "5%"}).findings[0]
+    assert typo.passed and "no function matches: a typo?" in typo.message
+
+
+def test_a_path_is_checked_as_the_profile_it_holds(tmp_path: Path) -> None:
+    p = cpu_profile({"json.dumps": 70, "app.compute": 930})
+    p.write(tmp_path / "app.prof")
+    result = cprof.check(tmp_path / "app.prof", max_share={r"json\.": "5%"})
+    assert not result.passed and result.source == str(tmp_path / "app.prof")
+
+
+def test_profiles_of_single_runs_are_runs_together() -> None:
+    from cprof.check import as_runs
+    base = as_runs([cpu_profile({"app.handle": ms}) for ms in (100, 102, 98, 101, 99)])
+    new = as_runs([cpu_profile({"app.handle": ms}) for ms in (150, 149, 152, 151, 148)])
+    finding = cprof.check(new, baseline=base).findings[0]
+    assert not finding.passed and "median of 5 runs" in finding.message
