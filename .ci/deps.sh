@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev   # the codec
-  libunwind-dev                                      # native stacks
+  libunwind-dev libc6-dbg                            # native stacks; libc's static functions
   golang-go golang-github-google-pprof-dev           # go tool pprof judges our files
   clang libclang-rt-14-dev                           # libFuzzer
   graphviz                                           # dot: call graphs as SVG

@@ -151,6 +151,7 @@ class _Symbols:
                     continue
                 end = strings.find(b"\0", name_at)
                 name = strings[name_at : end if end >= 0 else None].decode("utf-8", "replace")
+                name = name.split("@", 1)[0]  # debug files keep symbol versions: f@@GLIBC_2.34
                 rank = (len(name) - len(name.lstrip("_")), _BIND_RANK.get(info >> 4, 3), len(name), name)
                 old = best.get(value, (rank, 0, shndx))
                 best[value] = (min(rank, old[0]), max(size, old[1]), shndx if rank <= old[0] else old[2])
@@ -219,6 +220,17 @@ def _read_file(key: _Key, parse: Callable[[_Reader], _T]) -> _T | None:
         return None
     finally:
         os.close(fd)
+
+
+DEBUG_ROOT = "/usr/lib/debug/.build-id"
+
+
+def _debug_file(build_id: str) -> _Key | None:
+    """The separate debug file a -dbg package installs for a build id: the
+    same link-time addresses, the full symbol table of a stripped library."""
+    if len(build_id) < 3:
+        return None
+    return _identity(os.path.join(DEBUG_ROOT, build_id[:2], build_id[2:] + ".debug"), 0)
 
 
 @functools.lru_cache(maxsize=512)
@@ -314,10 +326,15 @@ class Symbolizer:
 
     def symbol(self, pc: int) -> tuple[str, int] | None:
         """(function name, start address in the process) of the function symbol containing pc, from
-        .symtab (static functions too) merged with .dynsym; None if none covers it."""
+        the file's separate debug file if one is installed (found by build id, as gdb does), else
+        its .symtab (static functions too) merged with .dynsym; None if none covers it."""
         done = self._resolve(pc)
         if done is None or done[1] is None or done[2] is None:
             return None
-        symbols = _symbols(done[1])
-        found = None if symbols is None else symbols.find(pc - done[2])
+        found = None
+        for key in (_debug_file(done[0].build_id), done[1]):
+            symbols = None if key is None else _symbols(key)
+            found = None if symbols is None else symbols.find(pc - done[2])
+            if found is not None:
+                break
         return None if found is None else (found[0], found[1] + done[2])

@@ -248,3 +248,31 @@ def test_native_profiles_in_a_fresh_process(tmp_path: Path) -> None:
         """, tmp_path)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout) > 0.5
+
+
+def qsort_in_c(libc: Any, array: Any, compare: Any) -> None:
+    libc.qsort(array, len(array), 4, compare)
+
+
+def py_compare(a: Any, b: Any) -> int:
+    return int(a[0] - b[0])
+
+
+def test_c_calling_python_through_ctypes_and_libc(tmp_path: Path) -> None:
+    """libc's qsort calling a Python comparison: libc's static sort (named
+    from the debug file Debian's libc6-dbg installs, found by build id) in
+    its place between the Python frames."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                               ctypes.POINTER(ctypes.c_int))(py_compare)
+    array = (ctypes.c_int * 2000)(*range(2000, 0, -1))
+    p = profile_of(lambda: qsort_in_c(libc, array, compare), 1.0)
+    ours = ("test_native.py_compare", "msort_with_tmp", "qsort_r", "ffi_call",
+            "test_native.qsort_in_c")
+    shapes = set()
+    for s in p.samples:
+        stack = [n.split(".part.")[0] for n in names(s)]
+        if stack and stack[0] == "test_native.py_compare":
+            shapes.add(tuple(dict.fromkeys(n for n in stack if n in ours)))
+    assert shapes == {ours}, shapes
