@@ -10,6 +10,8 @@ that samples share.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from typing import Any, NamedTuple, Sequence
 
@@ -86,6 +88,13 @@ class _NativeNames:
         self.functions: dict[tuple[str, str], Function] = {}
         self.next_mapping = first_id
         self.next_function = first_function
+        self.readable: dict[str, str] = {}
+
+    def prepare(self, addresses: Sequence[int]) -> None:
+        """Symbolize every address at once, so that C++ names are demangled
+        in one c++filt call."""
+        names = [found[0] for found in map(self.symbols.symbol, addresses) if found]
+        self.readable = demangled(names)
 
     def location(self, loc_id: int, address: int) -> Location:
         mapped = self.symbols.mapping(address)
@@ -106,11 +115,27 @@ class _NativeNames:
         function = self.functions.get((name, path))
         if function is None:
             # No file name: pprof would list the binary as source (-list);
-            # the mapping says which file the code lies in.
-            function = Function(self.next_function, name, name, "", 0)
+            # the mapping says which file the code lies in. The system name
+            # keeps a C++ name as the linker knows it.
+            function = Function(self.next_function, self.readable.get(name, name), name, "", 0)
             self.functions[(name, path)] = function
             self.next_function += 1
         return Location(loc_id, address, mapping, (Line(function, 0),))
+
+
+def demangled(names: Sequence[str]) -> dict[str, str]:
+    """C++ names (``_ZN2np10qsort_simd...``) as people read them, through
+    binutils' c++filt when it is installed (else none): {mangled: readable}."""
+    mangled = sorted({n for n in names if n.startswith("_Z")})
+    cxxfilt = shutil.which("c++filt") if mangled else None
+    if cxxfilt is None:
+        return {}
+    try:
+        out = subprocess.run([cxxfilt], input="\n".join(mangled), text=True,
+                             capture_output=True, timeout=30, check=True).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return dict(zip(mangled, out)) if len(out) == len(mangled) else {}
 
 
 def resolve(tables: dict[str, Any]) -> Resolved:
@@ -130,6 +155,7 @@ def resolve(tables: dict[str, Any]) -> Resolved:
             continue
         if native is None:
             native = _NativeNames(mapping.id + 1, len(functions) + 1)
+            native.prepare([a for g, _, a in tables["locations"] if g < 0])
         locations.append(native.location(i + 1, address))
     mappings = [mapping]
     if native is not None:

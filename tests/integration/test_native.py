@@ -276,3 +276,12 @@ def test_c_calling_python_through_ctypes_and_libc(tmp_path: Path) -> None:
         if stack and stack[0] == "test_native.py_compare":
             shapes.add(tuple(dict.fromkeys(n for n in stack if n in ours)))
     assert shapes == {ours}, shapes
+
+
+def test_cxx_names_are_demangled_and_keep_their_linker_names() -> None:
+    p = profile_of(sorts, 1.0)
+    cxx = [loc.lines[0].function for loc in p.locations
+           if loc.address and loc.lines[0].function.system_name.startswith("_Z")]
+    assert cxx, "NumPy's sort is C++: some of its frames should have mangled linker names"
+    for f in cxx:
+        assert not f.name.startswith("_Z") and ("::" in f.name or "<" in f.name), f
