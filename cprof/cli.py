@@ -263,6 +263,8 @@ def _budgets(values: Sequence[str], option: str) -> dict[str, str]:
         if not sep or not key or not budget:
             raise BudgetError(f"{option} {value!r}: write it as 'NAME=BUDGET', e.g. "
                               f"{option} 'json\\.=5%'")
+        if key in budgets:
+            raise BudgetError(f"{option} {key!r} is given twice ({budgets[key]} and {budget})")
         budgets[key] = budget
     return budgets
 

@@ -108,6 +108,7 @@ def test_github_annotations_when_running_in_github_actions(recorded: Path) -> No
     (["--baseline", "missing.prof"], "missing.prof"),
     (["--baseline", "base.prof", "--focus", "no_such_function"], "matches no function"),
     (["--max-share", "json=200%"], "over 100%"),
+    (["--max-total", "cpu=2s", "--max-total", "cpu=50ms"], "'cpu' is given twice"),
     (["--max-share", "x=5%", "--junit", "/no/such/dir/r.xml"], "not a writable directory"),
     (["--max-share", "x=5%", "--flame", "f.txt"], "is .html or .svg"),
 ])
