@@ -257,7 +257,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _budgets(values: Sequence[str], option: str) -> dict[str, str]:
     """``--max-share 'REGEX=5%'`` (repeatable) as {REGEX: "5%"}; the budget
     follows the last '=', so the regex may hold '=' itself."""
-    budgets = {}
+    budgets: dict[str, str] = {}
     for value in values:
         key, sep, budget = value.rpartition("=")
         if not sep or not key or not budget:
