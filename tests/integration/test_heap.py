@@ -147,22 +147,23 @@ def test_every_python_allocator_setting_gives_the_same_profile(allocator: str,
     script = tmp_path / "alloc.py"
     script.write_text(textwrap.dedent("""
         import itertools, sys, cprof
+        N = 300_000
         def kept(n):
             return [bytes(100) for _ in range(n)]
         def churned(n):
             for _ in itertools.repeat(None, n):
                 x = bytes(100)
                 del x
-        with cprof.heap(rate=16 * 1024) as h:
-            k = kept(100_000)
-            churned(100_000)
+        with cprof.heap(rate=16 * 1024) as h:  # ~2,400 samples a function: +-2%
+            k = kept(N)
+            churned(N)
         p = h.profile
         def total(name, index):
             return sum(s.values[index] for s in p.samples
                        if any(loc.lines[0].function.system_name == name for loc in s.locations))
         size = sys.getsizeof(bytes(100))
-        print(total("kept", 3) / (100_000 * size), total("churned", 3),
-              total("churned", 1) / (100_000 * size))
+        print(total("kept", 3) / (N * size), total("churned", 3),
+              total("churned", 1) / (N * size))
     """))
     env = {**os.environ, "PYTHONMALLOC": allocator,
            "PYTHONPATH": str(Path(cprof.__file__).resolve().parents[1])}
