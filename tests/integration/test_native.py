@@ -270,12 +270,18 @@ def test_c_calling_python_through_ctypes_and_libc(tmp_path: Path) -> None:
     p = profile_of(lambda: qsort_in_c(libc, array, compare), 1.0)
     ours = ("test_native.py_compare", "msort_with_tmp", "qsort_r", "ffi_call",
             "test_native.qsort_in_c")
-    shapes = set()
+    shapes: dict[tuple[str, ...], int] = {}
     for s in p.samples:
         stack = [n.split(".part.")[0] for n in names(s)]
         if stack and stack[0] == "test_native.py_compare":
-            shapes.add(tuple(dict.fromkeys(n for n in stack if n in ours)))
-    assert shapes == {ours}, shapes
+            shape = tuple(dict.fromkeys(n for n in stack if n in ours))
+            shapes[shape] = shapes.get(shape, 0) + 1
+    # The true stack, and nothing out of order. (Under ASan, whose qsort
+    # interceptor sorts for itself, some stacks have no libc sort frames.)
+    assert max(shapes, key=lambda k: shapes[k]) == ours, shapes
+    for shape in shapes:
+        assert shape[0] == ours[0] and shape[-1] == ours[-1], shape
+        assert list(shape) == [n for n in ours if n in shape], shape
 
 
 def test_cxx_names_are_demangled_and_keep_their_linker_names() -> None:
