@@ -302,7 +302,8 @@ def code_only(profile: Profile, before: set[int | None]) -> Profile:
         thread = labels.get("thread_id")
         cut = _execute_index(s) if thread == current else None
         if cut is not None:
-            samples.append(Sample._raw(s.values, s.locations[:cut], s.label_items))
+            if cut > 0:  # at 0, _execute itself was running: exec starting the code, the magic's
+                samples.append(Sample._raw(s.values, s.locations[:cut], s.label_items))
         elif thread != current and thread not in before and "thread_name" in labels:
             samples.append(s)
     return with_samples(profile, samples)
