@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # .ci/venv.sh VERSION DIR [sanitize]: a virtual environment at DIR for CPython
-# VERSION (3.11, 3.12, 3.13; found through pyenv, else pythonX.Y on PATH) with
+# VERSION (3.11-3.13 found through pyenv, else pythonX.Y on PATH; 3.14 and
+# 3.15 otherwise from Debian sid through .ci/pythons.sh) with
 # cprof installed from this checkout and its test dependencies. With
 # "sanitize", the C extension is built with ASan + UBSan.
 set -euo pipefail
@@ -13,12 +14,30 @@ if command -v pyenv >/dev/null 2>&1; then
   [ -n "$full" ] && python="$(pyenv prefix "$full")/bin/python"
 fi
 [ -n "$python" ] || python=$(command -v "python$version" || true)
+case $version in
+  3.14|3.15) [ -n "$python" ] || python=$(bash "$top/.ci/pythons.sh" "$version") ;;
+esac
 if [ -z "$python" ] || [ ! -x "$python" ]; then
   echo "venv: CPython $version not found (pyenv install $version, or put python$version on PATH)" >&2
   exit 1
 fi
 
-[ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+if [ ! -x "$dir/bin/python" ]; then
+  wheels=$(dirname "$python")/../share/python-wheels
+  if [ -d "$wheels" ]; then
+    # Debian's ensurepip looks for its wheels under /usr: pip comes from the
+    # wheel beside the interpreter instead.
+    "$python" -m venv --without-pip "$dir"
+    wheel=$(ls "$wheels"/pip-*.whl | head -n 1)
+    "$dir/bin/python" "$wheel/pip" install -q --disable-pip-version-check pip
+  else
+    "$python" -m venv "$dir"
+  fi
+fi
+# Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>; the
+# interpreters from .ci/pythons.sh carry an include directory that resolves it.
+multiarch=$(dirname "$python")/../../include-multiarch
+[ -d "$multiarch" ] && export CPATH="$(cd "$multiarch" && pwd)${CPATH:+:$CPATH}"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 # Test tools, and the optional dependencies the tests exercise (pandas for
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the

@@ -1,10 +1,19 @@
-/* compat: every difference between CPython 3.11, 3.12 and 3.13 that the
- * sampler depends on, as small inline functions over CPython's internal
- * structures. Include only from frames.c (it needs Py_BUILD_CORE_MODULE).
+/* compat: every difference between the CPython versions cprof knows (3.11
+ * to 3.15) that the collectors depend on, as small inline functions over
+ * CPython's internal structures. Include only from frames.c (it needs
+ * Py_BUILD_CORE_MODULE).
  *
  * Functions marked _sigsafe only read memory: no allocation, no locks, no
  * reference counts, no Python API call. They may run in a signal handler on
  * the thread that owns the state they read.
+ *
+ * On an interpreter cprof does not know (a newer minor version, or a
+ * free-threaded build, whose frames other threads may change under a reader
+ * without the GIL), none of CPython's internal headers is included:
+ * CPROF_COMPAT_UNSUPPORTED names the interpreter, frames.c compiles without
+ * the frame walk, and the collectors refuse to start (cprof_frames_problem).
+ * Profiles are still read, analysed and written. CPROF_PRETEND_UNKNOWN
+ * builds that way on a known interpreter, for the tests.
  */
 #ifndef CPROF_COMPAT_H
 #define CPROF_COMPAT_H
@@ -15,15 +24,28 @@
 #include <Python.h>
 #include <pthread.h>
 
+#if defined(Py_GIL_DISABLED)
+#define CPROF_COMPAT_UNSUPPORTED "the free-threaded build of CPython " PY_VERSION
+#elif PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x03100000 || \
+    defined(CPROF_PRETEND_UNKNOWN)
+#define CPROF_COMPAT_UNSUPPORTED "CPython " PY_VERSION
+#endif
+
+#ifndef CPROF_COMPAT_UNSUPPORTED
+
+/* CPython's internal headers are not written for -Wextra. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "internal/pycore_code.h"
 #include "internal/pycore_context.h"
 #include "internal/pycore_frame.h"
 #include "internal/pycore_hamt.h"
 #include "internal/pycore_runtime.h"
-
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
-#error "cprof's sampler supports CPython 3.11, 3.12 and 3.13"
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_genobject.h"
+#include "internal/pycore_interpframe.h"
 #endif
+#pragma GCC diagnostic pop
 
 /* The calling thread's own PyThreadState, whether or not it holds the GIL:
  * the slot CPython keeps in thread-specific storage (PyGILState's key).
@@ -31,6 +53,11 @@
  * Python does not know. */
 static inline PyThreadState *cprof_compat_tstate_sigsafe(void)
 {
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 keeps that slot in a C thread-local, read by this function alone:
+     * one load from the thread pointer, no lock, no allocation. */
+    return PyGILState_GetThisThreadState();
+#else
 #if PY_VERSION_HEX >= 0x030C0000
     Py_tss_t *key = &_PyRuntime.autoTSSkey;
 #else
@@ -39,6 +66,7 @@ static inline PyThreadState *cprof_compat_tstate_sigsafe(void)
     if (!key->_is_initialized)
         return NULL;
     return (PyThreadState *)pthread_getspecific(key->_key);
+#endif
 }
 
 /* Whether the calling thread, whose own state is own, holds the GIL now: the
@@ -64,28 +92,23 @@ static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tst
 #endif
 }
 
-#if PY_VERSION_HEX < 0x030D0000
-/* --- the newest _PyCFrame (3.11 and 3.12) ------------------------------------
- * _PyEval_EvalFrameDefault links its _PyCFrame, a C local, into tstate->cframe
- * *before* it sets that cframe's current_frame and previous (Python/ceval.c:
- * "tstate->cframe = &cframe; ... cframe.current_frame = frame;"). A signal in
- * between reads whatever the stack held there. So the frames reached from the
- * newest cframe are trusted only once they check out: each lies in the
- * thread's live data stack, or in a live generator (read with a syscall that
- * cannot fault), and the walk reaches this cframe's own entry frame (3.12: a
- * C local at a fixed offset from the cframe; 3.11: a frame marked is_entry),
- * whose previous frame checks out too. Frames further on belong to older,
- * complete cframes. 3.13 sets tstate->current_frame only when it is ready. */
+/* --- which frames may be read ------------------------------------------------
+ * A frame pointer taken from the thread's state is trusted only once it checks
+ * out: the frame lies in the thread's live data stack, or in a live generator
+ * (read with a syscall that cannot fault). This is checked for the frames of
+ * the newest call of _PyEval_EvalFrameDefault, down to its entry frame (a C
+ * local of that call), whose previous frame must check out too; older calls'
+ * frames were complete when the newest call began.
+ *
+ * 3.11 and 3.12 need it: _PyEval_EvalFrameDefault links its _PyCFrame, a C
+ * local, into tstate->cframe *before* it sets that cframe's current_frame and
+ * previous (Python/ceval.c: "tstate->cframe = &cframe; ... cframe.current_frame
+ * = frame;"): a signal in between reads whatever the stack held there. 3.13 and
+ * later publish tstate->current_frame only when the frame is ready; the check
+ * stays, at the same cost, against a release that changes that order. */
 
 #include <sys/uio.h>
 #include <unistd.h>
-
-/* 3.12: the entry frame's offset from its cframe in _PyEval_EvalFrameDefault's
- * stack frame, learned once from a running call (cprof_compat_learn_entry). */
-#if PY_VERSION_HEX >= 0x030C0000
-static ptrdiff_t cprof_compat_entry_offset;
-static int cprof_compat_entry_known;
-#endif
 
 /* Whether [p, p + n) lies in the thread's live data stack. */
 static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const void *p,
@@ -102,6 +125,15 @@ static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const
             return 1;
     }
     return 0;
+}
+
+static inline int cprof_compat_generator_live(int state)
+{
+#ifdef FRAME_STATE_SUSPENDED
+    return state == FRAME_EXECUTING || FRAME_STATE_SUSPENDED(state);
+#else
+    return state == FRAME_EXECUTING || state == FRAME_SUSPENDED;
+#endif
 }
 
 /* Whether f is the frame of a live generator or coroutine: its object is
@@ -122,8 +154,7 @@ static inline int cprof_compat_generator_frame_sigsafe(_PyInterpreterFrame *f)
     PyTypeObject *type = copy.gen.ob_base.ob_type;
     _PyInterpreterFrame *frame = (_PyInterpreterFrame *)(copy.bytes + head);
     return (type == &PyGen_Type || type == &PyCoro_Type || type == &PyAsyncGen_Type) &&
-           (copy.gen.gi_frame_state == FRAME_EXECUTING ||
-            copy.gen.gi_frame_state == FRAME_SUSPENDED) &&
+           cprof_compat_generator_live(copy.gen.gi_frame_state) &&
            frame->owner == FRAME_OWNED_BY_GENERATOR;
 }
 
@@ -136,9 +167,37 @@ static inline int cprof_compat_readable_frame_sigsafe(PyThreadState *tstate,
            cprof_compat_generator_frame_sigsafe(f);
 }
 
-/* Whether the frames of the newest cframe are initialised (see above). */
-static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
+/* Whether f ends the frames of one call of _PyEval_EvalFrameDefault, walking
+ * from the leaf: on 3.11 the call's first frame is marked is_entry; on 3.12 to
+ * 3.14 each call pushes an entry frame owned by the C stack below its first
+ * frame; 3.15 calls that owner FRAME_OWNED_BY_INTERPRETER. */
+static inline int cprof_compat_call_entry_sigsafe(_PyInterpreterFrame *f)
 {
+#if PY_VERSION_HEX >= 0x030F0000
+    return f->owner == FRAME_OWNED_BY_INTERPRETER;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    return f->is_entry;
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* 3.12: the entry frame's offset from its cframe in _PyEval_EvalFrameDefault's
+ * stack frame, learned once from a running call (cprof_compat_learn_entry). */
+static ptrdiff_t cprof_compat_entry_offset;
+static int cprof_compat_entry_known;
+#endif
+
+/* Whether the frames of the newest call of _PyEval_EvalFrameDefault are
+ * initialised (see above). */
+static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = tstate->current_frame;
+    if (f == NULL)
+        return 1;  /* not running Python code */
+#else
     _PyCFrame *cframe = tstate->cframe;
     if (cframe == NULL || cframe == &tstate->root_cframe)
         return 1;  /* not inside _PyEval_EvalFrameDefault: no frame to trust */
@@ -149,24 +208,27 @@ static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
         (_PyInterpreterFrame *)((char *)cframe + cprof_compat_entry_offset);
 #endif
     _PyInterpreterFrame *f = cframe->current_frame;
+#endif
     for (int steps = 0; steps < 100000; steps++) {
         if (f == NULL)
-            return 0;  /* a complete cframe's frames lead to its entry frame */
-#if PY_VERSION_HEX >= 0x030C0000
+            return 0;  /* a complete call's frames lead to its entry frame */
+#if PY_VERSION_HEX >= 0x030D0000
+        if (cprof_compat_call_entry_sigsafe(f)) {
+#elif PY_VERSION_HEX >= 0x030C0000
         if (f == entry) {
             if (entry->owner != FRAME_OWNED_BY_CSTACK)
                 return 0;
-            f = entry->previous;
-            return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
-        }
-#endif
+#else
         if (!cprof_compat_readable_frame_sigsafe(tstate, f))
             return 0;
-#if PY_VERSION_HEX < 0x030C0000
         if (f->is_entry) {
+#endif
             f = f->previous;
             return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
         }
+#if PY_VERSION_HEX >= 0x030C0000
+        if (!cprof_compat_readable_frame_sigsafe(tstate, f))
+            return 0;
 #endif
         f = f->previous;
     }
@@ -177,7 +239,7 @@ static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
  * its cframe, from the calling thread's running call. GIL held. */
 static inline void cprof_compat_learn_entry(void)
 {
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     if (cprof_compat_entry_known)
         return;
     PyThreadState *tstate = PyThreadState_Get();
@@ -196,22 +258,18 @@ static inline void cprof_compat_learn_entry(void)
     cprof_compat_entry_known = 1;
 #endif
 }
-#else
-static inline int cprof_compat_newest_cframe_ok_sigsafe(PyThreadState *tstate)
-{
-    (void)tstate;
-    return 1;
-}
-
-static inline void cprof_compat_learn_entry(void)
-{
-}
-#endif
 
 /* The frame's code object, or NULL when it runs something else. */
 static inline PyCodeObject *cprof_compat_code_sigsafe(_PyInterpreterFrame *f)
 {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    /* A _PyStackRef: an object pointer whose low bit may tag a deferred
+     * reference, or (both low bits set) a tagged integer, not an object. */
+    uintptr_t bits = f->f_executable.bits;
+    if ((bits & 3) == 3)
+        return NULL;
+    PyObject *code = (PyObject *)(bits & ~(uintptr_t)3);
+#elif PY_VERSION_HEX >= 0x030D0000
     PyObject *code = f->f_executable;
 #else
     PyObject *code = (PyObject *)f->f_code;
@@ -229,12 +287,16 @@ static inline int cprof_compat_lasti_sigsafe(_PyInterpreterFrame *f, PyCodeObjec
 #endif
 }
 
-/* True for frames that must not be reported: C-stack shims (3.12+) and frames
- * still being set up, whose instruction pointer precedes the first traceable
- * instruction (CPython's own _PyFrame_IsIncomplete). */
+/* True for frames that must not be reported: the interpreter's own frames
+ * (C-stack entry frames on 3.12+, FRAME_OWNED_BY_INTERPRETER and above on
+ * 3.14+) and frames still being set up, whose instruction pointer precedes the
+ * first traceable instruction (CPython's own _PyFrame_IsIncomplete). */
 static inline int cprof_compat_skip_frame_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code)
 {
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
+    if (f->owner >= FRAME_OWNED_BY_INTERPRETER)
+        return 1;
+#elif PY_VERSION_HEX >= 0x030C0000
     if (f->owner == FRAME_OWNED_BY_CSTACK)
         return 1;
 #endif
@@ -242,18 +304,6 @@ static inline int cprof_compat_skip_frame_sigsafe(_PyInterpreterFrame *f, PyCode
         return 0;
     int lasti = cprof_compat_lasti_sigsafe(f, code);
     return lasti < code->_co_firsttraceable;
-}
-
-/* Whether f ends the frames of one call of _PyEval_EvalFrameDefault, walking
- * from the leaf: on 3.11 the call's first frame is marked is_entry; on 3.12+
- * each call pushes a C-stack shim frame below its first frame. */
-static inline int cprof_compat_call_entry_sigsafe(_PyInterpreterFrame *f)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return f->owner == FRAME_OWNED_BY_CSTACK;
-#else
-    return f->is_entry;
-#endif
 }
 
 /* The coroutine object that owns a generator-owned frame running a
@@ -311,5 +361,7 @@ static inline Py_hash_t cprof_compat_contextvar_hash(PyObject *var)
 {
     return ((PyContextVar *)var)->var_hash;
 }
+
+#endif /* !CPROF_COMPAT_UNSUPPORTED */
 
 #endif

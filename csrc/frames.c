@@ -3,6 +3,193 @@
 
 #include "frames.h"
 
+#include <stdio.h>
+#include <string.h>
+
+/* Why the collectors cannot read this interpreter's frames, or "" when they
+ * can: set at import (cprof_frames_check_layout), GIL held. */
+static char problem[512];
+
+const char *cprof_frames_problem(void)
+{
+    return problem[0] != '\0' ? problem : NULL;
+}
+
+#ifdef CPROF_COMPAT_UNSUPPORTED
+
+/* --- an interpreter cprof does not know: no frame walk ------------------------ */
+
+int cprof_frames_check_layout(const char *skew_field, long skew)
+{
+    (void)skew_field;
+    (void)skew;
+    snprintf(problem, sizeof problem,
+             "cprof does not support %s yet: its collectors need the interpreter's "
+             "internal frame layout, which cprof knows for CPython 3.11 to 3.15 with the "
+             "GIL. Loading, analysing and writing profiles work on any Python.",
+             CPROF_COMPAT_UNSUPPORTED);
+    return -1;
+}
+
+PyThreadState *cprof_frames_tstate_sigsafe(void)
+{
+    return NULL;
+}
+
+int cprof_frames_holds_gil(PyThreadState *tstate)
+{
+    (void)tstate;
+    return 0;
+}
+
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine)
+{
+    (void)tstate, (void)out, (void)max;
+    *total = 0;
+    *coroutine = NULL;
+    return 0;
+}
+
+size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                           size_t max, size_t *total, void **coroutine)
+{
+    return cprof_frames_capture_sigsafe(tstate, out, max, total, coroutine);
+}
+
+PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var, Py_hash_t hash)
+{
+    (void)tstate, (void)var, (void)hash;
+    return NULL;
+}
+
+Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
+{
+    (void)var;
+    return 0;
+}
+
+void cprof_frames_learn(void)
+{
+}
+
+int cprof_frames_init(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, problem);
+    return -1;
+}
+
+void *cprof_frames_eval_loop(void)
+{
+    return NULL;
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    (void)on_death;
+    PyErr_SetString(PyExc_RuntimeError, problem);
+    return -1;
+}
+
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
+{
+    (void)on_death;
+}
+
+int cprof_frames_line(PyObject *code, int32_t lasti)
+{
+    (void)lasti;
+    return PyCode_Check(code) ? ((PyCodeObject *)code)->co_firstlineno : 0;
+}
+
+#else
+
+/* --- the interpreter's own account of its layout ------------------------------ */
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* Every offset and size the frame walk depends on, as CPython publishes them
+ * in _PyRuntime.debug_offsets (for debuggers and remote profilers) and as the
+ * headers cprof was compiled with give them. A patch release that moves one
+ * of these fields differs here. */
+typedef struct {
+    const char *name;
+    size_t at;       /* offset of the value in _Py_DebugOffsets */
+    uint64_t value;  /* what cprof was compiled with */
+} layout_field_t;
+
+#define LAYOUT(group, field, expected) \
+    {#group "." #field, offsetof(_Py_DebugOffsets, group.field), (uint64_t)(expected)}
+
+static const layout_field_t layout_fields[] = {
+    LAYOUT(thread_state, size, sizeof(PyThreadState)),
+    LAYOUT(thread_state, current_frame, offsetof(PyThreadState, current_frame)),
+    LAYOUT(thread_state, datastack_chunk, offsetof(PyThreadState, datastack_chunk)),
+    LAYOUT(interpreter_frame, size, sizeof(_PyInterpreterFrame)),
+    LAYOUT(interpreter_frame, previous, offsetof(_PyInterpreterFrame, previous)),
+    LAYOUT(interpreter_frame, executable, offsetof(_PyInterpreterFrame, f_executable)),
+    LAYOUT(interpreter_frame, instr_ptr, offsetof(_PyInterpreterFrame, instr_ptr)),
+    LAYOUT(interpreter_frame, owner, offsetof(_PyInterpreterFrame, owner)),
+    LAYOUT(interpreter_frame, localsplus, offsetof(_PyInterpreterFrame, localsplus)),
+    LAYOUT(code_object, size, sizeof(PyCodeObject)),
+    LAYOUT(code_object, firstlineno, offsetof(PyCodeObject, co_firstlineno)),
+    LAYOUT(code_object, co_code_adaptive, offsetof(PyCodeObject, co_code_adaptive)),
+    LAYOUT(pyobject, ob_type, offsetof(PyObject, ob_type)),
+#if PY_VERSION_HEX >= 0x030E0000
+    LAYOUT(gen_object, size, sizeof(PyGenObject)),
+    LAYOUT(gen_object, gi_iframe, offsetof(PyGenObject, gi_iframe)),
+    LAYOUT(gen_object, gi_frame_state, offsetof(PyGenObject, gi_frame_state)),
+#endif
+};
+#endif
+
+int cprof_frames_check_layout(const char *skew_field, long skew)
+{
+    problem[0] = '\0';
+    unsigned long running = (unsigned long)Py_Version;
+    if ((running >> 16) != ((unsigned long)PY_VERSION_HEX >> 16)) {
+        snprintf(problem, sizeof problem,
+                 "cprof was built for CPython %d.%d and runs on %lu.%lu: reinstall cprof "
+                 "for this interpreter",
+                 PY_MAJOR_VERSION, PY_MINOR_VERSION, running >> 24, (running >> 16) & 0xff);
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    _Py_DebugOffsets offsets;
+    memcpy(&offsets, &_PyRuntime.debug_offsets, sizeof offsets);
+    const char *bad = NULL;
+    uint64_t want = 0, have = 0;
+    if (offsets.free_threaded)
+        bad = "free_threaded";
+    for (size_t i = 0; bad == NULL && i < sizeof layout_fields / sizeof *layout_fields; i++) {
+        const layout_field_t *f = &layout_fields[i];
+        memcpy(&have, (const char *)&offsets + f->at, sizeof have);
+        if (skew_field != NULL && strcmp(skew_field, f->name) == 0)
+            have += (uint64_t)skew;
+        if (have != f->value) {
+            bad = f->name;
+            want = f->value;
+        }
+    }
+    if (bad != NULL) {
+        snprintf(problem, sizeof problem,
+                 "cprof does not support this CPython build yet (%s): the interpreter says "
+                 "%s is %llu where cprof was built for %llu, so its collectors cannot read "
+                 "the frames safely. Loading, analysing and writing profiles still work.",
+                 Py_GetVersion(), bad, (unsigned long long)have, (unsigned long long)want);
+        return -1;
+    }
+#else
+    (void)skew_field;
+    (void)skew;
+#endif
+    return 0;
+}
+
+void *cprof_frames_eval_loop(void)
+{
+    return (void *)&_PyEval_EvalFrameDefault;
+}
+
 /* Set once by cprof_frames_init (GIL held), read by signal handlers. */
 static PyTypeObject *hamt_bitmap_type;
 static PyTypeObject *hamt_array_type;
@@ -27,7 +214,7 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
 {
     size_t stored = 0, seen = 0;
     *coroutine = NULL;
-    if (!cprof_compat_newest_cframe_ok_sigsafe(tstate)) {
+    if (!cprof_compat_newest_call_ok_sigsafe(tstate)) {
         *total = 0;  /* caught entering a call: its frames are not set yet */
         return 0;
     }
@@ -115,6 +302,10 @@ void cprof_frames_learn(void)
 
 int cprof_frames_init(void)
 {
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
     cprof_compat_learn_entry();
     if (hamt_bitmap_type != NULL)
         return 0;
@@ -212,6 +403,10 @@ static int on_code_event(PyCodeEvent event, PyCodeObject *co)
 
 int cprof_frames_watch_code(void (*on_death)(PyObject *code))
 {
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
     if (add_callback(on_death) < 0)
         return -1;
     if (code_watcher_id < 0)
@@ -242,6 +437,10 @@ static void code_dealloc_hook(PyObject *co)
 
 int cprof_frames_watch_code(void (*on_death)(PyObject *code))
 {
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
     if (add_callback(on_death) < 0)
         return -1;
     if (original_code_dealloc == NULL) {
@@ -263,3 +462,5 @@ int cprof_frames_line(PyObject *code, int32_t lasti)
         return ((PyCodeObject *)code)->co_firstlineno;
     return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 }
+
+#endif /* CPROF_COMPAT_UNSUPPORTED */

@@ -23,6 +23,22 @@ typedef struct {
 #define CPROF_FRAME_NATIVE 1u
 #define CPROF_FRAME_CALL_END 2u
 
+/* Check, once at import, that the collectors can read this interpreter's
+ * frames: cprof knows its version, and (3.13+) every offset the frame walk
+ * uses equals the one the interpreter publishes in _PyRuntime.debug_offsets.
+ * Returns 0, or -1 after which cprof_frames_init and cprof_frames_watch_code
+ * refuse with the reason (a RuntimeError). skew_field ("group.field", as in
+ * _Py_DebugOffsets) and skew let the tests pretend that the interpreter
+ * moved one field; pass NULL and 0 otherwise. GIL held. */
+int cprof_frames_check_layout(const char *skew_field, long skew);
+
+/* Why the collectors refuse this interpreter, or NULL when they do not. */
+const char *cprof_frames_problem(void);
+
+/* The address of _PyEval_EvalFrameDefault, or NULL where cprof does not know
+ * the interpreter. */
+void *cprof_frames_eval_loop(void);
+
 /* Prepare what the _sigsafe functions need (HAMT node types). GIL held.
  * Returns 0 or -1 with a Python exception set. */
 int cprof_frames_init(void);

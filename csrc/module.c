@@ -1353,6 +1353,28 @@ static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObje
     return wrap(p);
 }
 
+/* The collectors' view of this interpreter (frames.c): None when they can
+ * read its frames, else why not. */
+static PyObject *core_layout_problem(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    const char *problem = cprof_frames_problem();
+    if (problem == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(problem);
+}
+
+static PyObject *core_check_layout(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *field = NULL;
+    long skew = 0;
+    if (!PyArg_ParseTuple(args, "|zl:check_layout", &field, &skew))
+        return NULL;
+    cprof_frames_check_layout(field, skew);
+    return core_layout_problem(NULL, NULL);
+}
+
 static PyMethodDef core_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
      "decode(data, max_size=1 GiB, max_ratio=256) -> ProfileData: gzipped or raw "
@@ -1416,6 +1438,13 @@ static PyMethodDef core_methods[] = {
      "locks_waiting() -> [(thread ident, lock)] for threads waiting on recording locks"},
     {"locks_library_files", (PyCFunction)core_locks_library_files, METH_O,
      "locks_library_files(frozenset): files not reported as where locks are made"},
+    {"layout_problem", (PyCFunction)core_layout_problem, METH_NOARGS,
+     "layout_problem() -> None when the collectors can read this interpreter's frames, "
+     "else why they refuse"},
+    {"check_layout", (PyCFunction)core_check_layout, METH_VARARGS,
+     "check_layout(field=None, skew=0) -> check the interpreter's frame layout again, as "
+     "if its _Py_DebugOffsets field (\"group.field\") were off by skew (tests); returns "
+     "layout_problem()"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1431,6 +1460,7 @@ PyMODINIT_FUNC PyInit__core(void)
 {
     /* Learned from this import's own Python frames: what the stack walks of
      * every collector need on 3.12 (compat.h). */
+    cprof_frames_check_layout(NULL, 0);
     cprof_frames_learn();
     if (PyType_Ready(&ProfileData_Type) < 0 || PyType_Ready(&LabelSet_Type) < 0 ||
         cprof_locks_init() < 0)

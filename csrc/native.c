@@ -18,10 +18,10 @@ int cprof_native_init(void)
     if (eval_end != 0)
         return 0;
     /* An exported function: dladdr1 gives its symbol, and the symbol its size. */
-    void *addr = (void *)&_PyEval_EvalFrameDefault;
+    void *addr = cprof_frames_eval_loop();
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
-    if (dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
+    if (addr == NULL || dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
         sym->st_size == 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "native stacks: cannot find the size of _PyEval_EvalFrameDefault "
