@@ -159,21 +159,26 @@ static inline int cprof_compat_generator_frame_sigsafe(_PyInterpreterFrame *f)
 }
 
 /* Whether f (not NULL) may be read: a frame of this thread's data stack or of
- * a live generator. */
+ * a live generator, or (3.15) the thread's base frame, under its first call. */
 static inline int cprof_compat_readable_frame_sigsafe(PyThreadState *tstate,
                                                       _PyInterpreterFrame *f)
 {
+#if PY_VERSION_HEX >= 0x030F0000
+    if (f == tstate->base_frame)
+        return 1;
+#endif
     return cprof_compat_in_datastack_sigsafe(tstate, f, sizeof *f) ||
            cprof_compat_generator_frame_sigsafe(f);
 }
 
 /* Whether f ends the frames of one call of _PyEval_EvalFrameDefault, walking
- * from the leaf: on 3.11 the call's first frame is marked is_entry; on 3.12 to
- * 3.14 each call pushes an entry frame owned by the C stack below its first
- * frame; 3.15 calls that owner FRAME_OWNED_BY_INTERPRETER. */
+ * from the leaf: on 3.11 the call's first frame is marked is_entry; on 3.12
+ * and 3.13 each call pushes an entry frame owned by the C stack below its
+ * first frame; 3.14 and later give that frame FRAME_OWNED_BY_INTERPRETER (as
+ * 3.15 also does the thread's base frame, below the first call). */
 static inline int cprof_compat_call_entry_sigsafe(_PyInterpreterFrame *f)
 {
-#if PY_VERSION_HEX >= 0x030F0000
+#if PY_VERSION_HEX >= 0x030E0000
     return f->owner == FRAME_OWNED_BY_INTERPRETER;
 #elif PY_VERSION_HEX >= 0x030C0000
     return f->owner == FRAME_OWNED_BY_CSTACK;

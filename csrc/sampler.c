@@ -763,7 +763,8 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
     slot_t slot = {.tid = (pid_t)syscall(SYS_gettid)};
     int64_t start = monotonic_ns();
     ucontext_t uc;  /* native: unwind from here, as from a signal's context */
-    for (size_t i = 0; i < n; i++) {
+    /* getcontext returns twice: a counter in a register could be clobbered. */
+    for (volatile size_t i = 0; i < n; i++) {
         if (native)
             getcontext(&uc);
         record_sigsafe(&slot, 1, native ? &uc : NULL);
