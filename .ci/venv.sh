@@ -34,10 +34,6 @@ if [ ! -x "$dir/bin/python" ]; then
     "$python" -m venv "$dir"
   fi
 fi
-# Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>; the
-# interpreters from .ci/pythons.sh carry an include directory that resolves it.
-multiarch=$(dirname "$python")/../../include-multiarch
-[ -d "$multiarch" ] && export CPATH="$(cd "$multiarch" && pwd)${CPATH:+:$CPATH}"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 # Test tools, and the optional dependencies the tests exercise (pandas for
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the

@@ -147,9 +147,18 @@ def _program_only(p: Profile, live_count_thread: int | None) -> Profile:
                             if s.labels.get("thread_id") != live_count_thread])
 
 
+def _require_collectors() -> None:
+    """Stop before the program runs where cprof cannot read this
+    interpreter's frames (a version it does not know, a moved layout)."""
+    problem = _core.layout_problem()
+    if problem is not None:
+        raise ProgramError(problem)
+
+
 def record(args: argparse.Namespace) -> int:
     """Profile the program named by ``args`` in this process; write the
     profile, print where and its top 10, and return the program's status."""
+    _require_collectors()
     program = runner.program(args.command, args.module, ["record", *_record_options(args)])
     out = args.output or _default_output(program.name, args.mode)
     directory = os.path.dirname(os.path.abspath(out))
@@ -190,6 +199,7 @@ def record_repeated(args: argparse.Namespace) -> int:
     samples labelled ``run=1`` .. ``run=N`` (numbers from 1: pprof drops a
     numeric label of 0), which cprof check's Mann-Whitney test compares.
     Returns the first failing run's status."""
+    _require_collectors()
     name = runner.program_name(args.command, args.module, "record")
     out = args.output or _default_output(name, args.mode)
     directory = os.path.dirname(os.path.abspath(out))
@@ -363,6 +373,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     try:
         _check_serve_options(args)
+        _require_collectors()
         program = runner.program(args.command, args.module, ["serve", *_serve_options(args)])
         token = _token(args.token_file)
         os.environ.pop(TOKEN_ENV_VAR, None)  # the program's children do not need it
