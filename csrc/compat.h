@@ -187,6 +187,20 @@ static inline int cprof_compat_call_entry_sigsafe(_PyInterpreterFrame *f)
 #endif
 }
 
+/* Where an entry frame f (cprof_compat_call_entry_sigsafe) lies in the C
+ * stack: 3.12+ make it a local of the C function running the call, so that
+ * native.c can tell that function's C frame by its stack range; 3.11 marks a
+ * frame of the data stack instead (NULL). */
+static inline void *cprof_compat_entry_on_cstack(_PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return f;
+#else
+    (void)f;
+    return NULL;
+#endif
+}
+
 #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
 /* 3.12: the entry frame's offset from its cframe in _PyEval_EvalFrameDefault's
  * stack frame, learned once from a running call (cprof_compat_learn_entry). */

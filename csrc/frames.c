@@ -232,7 +232,8 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
             seen++;
         }
         if (call_end && stored < max)
-            out[stored++] = (cprof_frame_t){NULL, 0, CPROF_FRAME_CALL_END};
+            out[stored++] = (cprof_frame_t){
+                (PyObject *)cprof_compat_entry_on_cstack(f), 0, CPROF_FRAME_CALL_END};
     }
     *total = seen;
     return stored;

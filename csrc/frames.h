@@ -61,10 +61,13 @@ int cprof_frames_holds_gil(PyThreadState *tstate);
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine);
 
-/* The same, with a CPROF_FRAME_CALL_END mark (code NULL) after the frames of
- * each call of the interpreter loop, innermost call first: what native.c
- * needs to put each call's Python frames in place of its C frame. Marks
- * count in max, not in *total. */
+/* The same, with a CPROF_FRAME_CALL_END mark after the frames of each call
+ * of the interpreter loop, innermost call first: what native.c needs to put
+ * each call's Python frames in place of its C frame. A mark's code holds the
+ * address of the call's entry frame where that frame is a local of the C
+ * function running the call (3.12+), so that native.c finds the C frame by
+ * its stack range; NULL on 3.11, whose entry frames live in the data stack.
+ * Marks count in max, not in *total. */
 size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
                                            size_t max, size_t *total, void **coroutine);
 

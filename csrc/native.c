@@ -39,7 +39,7 @@ int cprof_native_init(void)
 
 /* --- signal-safe section ---------------------------------------------------- */
 
-size_t cprof_native_unwind_sigsafe(void *ucontext, uintptr_t *pcs, size_t max)
+size_t cprof_native_unwind_sigsafe(void *ucontext, cprof_cframe_t *frames, size_t max)
 {
     unw_cursor_t cursor;
     if (ucontext == NULL ||
@@ -47,12 +47,14 @@ size_t cprof_native_unwind_sigsafe(void *ucontext, uintptr_t *pcs, size_t max)
         return 0;
     size_t n = 0;
     do {
-        unw_word_t ip;
-        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
+        unw_word_t ip, sp;
+        if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0 ||
+            unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0)
             break;
         /* A caller's address is where its call returns to: step back into
          * the call, so that the address belongs to the calling function. */
-        pcs[n] = n == 0 ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        frames[n].pc = n == 0 ? (uintptr_t)ip : (uintptr_t)ip - 1;
+        frames[n].sp = (uintptr_t)sp;
         n++;
     } while (n < max && unw_step(&cursor) > 0);
     return n;
@@ -63,14 +65,26 @@ static int in_eval_loop_sigsafe(uintptr_t pc)
     return pc >= eval_start && pc < eval_end;
 }
 
-size_t cprof_native_merge_sigsafe(const uintptr_t *pcs, size_t n, const cprof_frame_t *py,
+/* Whether C frame i runs the call whose mark is py[mark]. */
+static int runs_call_sigsafe(const cprof_cframe_t *c, size_t n, size_t i, const cprof_frame_t *mark)
+{
+    uintptr_t entry = (uintptr_t)mark->code;
+    if (entry == 0)
+        return in_eval_loop_sigsafe(c[i].pc);
+    /* Frame i's locals lie between its stack pointer and its caller's. */
+    return entry >= c[i].sp && (i + 1 == n || entry < c[i + 1].sp);
+}
+
+size_t cprof_native_merge_sigsafe(const cprof_cframe_t *c, size_t n, const cprof_frame_t *py,
                                   size_t n_py, cprof_frame_t *out, size_t max, size_t *total)
 {
-    size_t stored = 0, seen = 0, next_py = 0;
+    size_t stored = 0, seen = 0, next_py = 0, mark = 0;
+    while (mark < n_py && !(py[mark].flags & CPROF_FRAME_CALL_END))
+        mark++;
     for (size_t i = 0; i <= n; i++) {
-        if (i < n && !in_eval_loop_sigsafe(pcs[i])) {
+        if (i < n && (mark >= n_py || !runs_call_sigsafe(c, n, i, &py[mark]))) {
             if (stored < max)
-                out[stored++] = (cprof_frame_t){(PyObject *)pcs[i], 0, CPROF_FRAME_NATIVE};
+                out[stored++] = (cprof_frame_t){(PyObject *)c[i].pc, 0, CPROF_FRAME_NATIVE};
             seen++;
             continue;
         }
@@ -88,6 +102,9 @@ size_t cprof_native_merge_sigsafe(const uintptr_t *pcs, size_t n, const cprof_fr
                 out[stored++] = py[next_py];
             seen++;
         }
+        mark = next_py;
+        while (mark < n_py && !(py[mark].flags & CPROF_FRAME_CALL_END))
+            mark++;
     }
     *total = seen;
     return stored;

@@ -115,9 +115,9 @@ static size_t native_stack_sigsafe(PyThreadState *tstate, void *ucontext, cprof_
     cprof_frame_t *py = rec->frames + max;
     size_t n_py = tstate == NULL ? 0 : cprof_frames_capture_marked_sigsafe(
                                             tstate, py, max, &py_total, coroutine);
-    uintptr_t pcs[CPROF_NATIVE_MAX_DEPTH];
-    size_t n = cprof_native_unwind_sigsafe(ucontext, pcs, CPROF_NATIVE_MAX_DEPTH);
-    return cprof_native_merge_sigsafe(pcs, n, py, n_py, rec->frames, max, total);
+    cprof_cframe_t c[CPROF_NATIVE_MAX_DEPTH];  /* 8 KiB of the handler's stack */
+    size_t n = cprof_native_unwind_sigsafe(ucontext, c, CPROF_NATIVE_MAX_DEPTH);
+    return cprof_native_merge_sigsafe(c, n, py, n_py, rec->frames, max, total);
 }
 
 static void record_sigsafe(slot_t *slot, int64_t weight, void *ucontext)

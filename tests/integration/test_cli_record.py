@@ -65,7 +65,12 @@ def assert_recorded(r: subprocess.CompletedProcess[str], out: Path) -> None:
     rows = p.top(10)
     assert rows[0].name == "__main__.burn"
     assert rows[0].flat_pct > 80
-    assert {r.name for r in rows} >= {"__main__.<module>"}
+    # burn() is called from the program's own top level, with no frame of the
+    # runner's between (3.14's tracebacks, printed for "raise", bring enough
+    # functions of their own to push <module> out of the top 10).
+    burns = [[loc.lines[0].function.name for loc in s.locations] for s in p.samples
+             if s.locations[0].lines[0].function.name == "__main__.burn"]
+    assert burns and all(stack[1:] == ["__main__.<module>"] for stack in burns), burns[:3]
     # Only the program: cprof's own frames may catch a sample at the very start
     # or end of recording (a tick in its stop path), never a real share.
     own = [r for r in p.top() if r.name.startswith(("cprof.", "runpy."))]
