@@ -31,8 +31,9 @@ packages=(
   libc6 libssl3t64 libexpat1 zlib1g libffi8 libbz2-1.0 liblzma5 libzstd1 libsqlite3-0
   libncursesw6 libtinfo6 libreadline8t64 libuuid1 libdb5.3t64 libgcc-s1
 )
-# Ready when an earlier run extracted this very list.
-if [ -f "$prefix/.ready" ] && [ "$(cat "$prefix/.ready")" = "${packages[*]}" ]; then
+# Ready when an earlier run of this very script extracted this very list.
+recipe="$(sha256sum "$0" | cut -c1-16) ${packages[*]}"
+if [ -f "$prefix/.ready" ] && [ "$(cat "$prefix/.ready")" = "$recipe" ]; then
   echo "$python"
   exit 0
 fi
@@ -83,8 +84,14 @@ loader=$libdir/ld-linux-x86-64.so.2
 patchelf --set-interpreter "$loader" --force-rpath \
   --set-rpath "$libdir:$prefix/lib/x86_64-linux-gnu" "$python"
 
+# ensurepip (python -m venv) takes pip from WHEEL_PKG_DIR, which Debian sets to
+# /usr/share/python-wheels: point it at the wheels unpacked beside the interpreter.
+for data in "$prefix/usr/lib/python$version"/_sysconfigdata_*.py; do
+  sed -i "s#'WHEEL_PKG_DIR': '/usr/share/python-wheels/'#'WHEEL_PKG_DIR': '$prefix/usr/share/python-wheels/'#" "$data"
+done
+
 # Debian's <python3.X/pyconfig.h> includes <x86_64-linux-gnu/python3.X/pyconfig.h>:
 # setup.py finds it beside the interpreter's headers (multiarch_include).
-"$python" -c "import ssl, sqlite3, ctypes, zlib, venv" >&2
-echo "${packages[*]}" >"$prefix/.ready"
+"$python" -c "import ssl, sqlite3, ctypes, zlib, venv, ensurepip; assert ensurepip._find_wheel_pkg_dir_pip()" >&2
+echo "$recipe" >"$prefix/.ready"
 echo "$python"

@@ -22,18 +22,7 @@ if [ -z "$python" ] || [ ! -x "$python" ]; then
   exit 1
 fi
 
-if [ ! -x "$dir/bin/python" ]; then
-  wheels=$(dirname "$python")/../share/python-wheels
-  if [ -d "$wheels" ]; then
-    # Debian's ensurepip looks for its wheels under /usr: pip comes from the
-    # wheel beside the interpreter instead.
-    "$python" -m venv --without-pip "$dir"
-    wheel=$(ls "$wheels"/pip-*.whl | head -n 1)
-    "$dir/bin/python" "$wheel/pip" install -q --disable-pip-version-check pip
-  else
-    "$python" -m venv "$dir"
-  fi
-fi
+[ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 # Test tools, and the optional dependencies the tests exercise (pandas for
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the

@@ -3,7 +3,8 @@ and threadcreate profiles.
 
 ``lookup("goroutine")`` (alias "threads") dumps every Python thread of the
 process (``sys._current_frames()``, no cap on their number) with its name,
-ids, daemon flag and state, and every asyncio task with its await chain;
+ids, daemon flag and state, and every asyncio task with its await chain and,
+on 3.14+, the tasks that await it (``asyncio.capture_call_graph``);
 ``lookup("threadcreate")`` gives the stacks that started the live threads,
 recorded by a wrapper around ``threading.Thread.start`` installed when cprof
 is imported.
@@ -53,13 +54,28 @@ class ThreadDump:
     waiting_on: locks.Wait | None = None     # a recording lock it waits on
 
 
+@dataclass(frozen=True)
+class Awaiter:
+    """A task (or future) awaiting a task, and the frame it awaits in: the
+    counterpart of a thread's creator, as asyncio 3.14+ records it for a task
+    awaited directly, through asyncio.gather or wait, or as a TaskGroup's child."""
+
+    name: str                                # the task's name, or the future's type
+    is_task: bool
+    frame: StackFrame | None = None          # where it awaits
+
+    def describe(self) -> str:
+        return f'task "{self.name}"' if self.is_task else self.name
+
+
 @dataclass
 class TaskDump:
     name: str
     state: str
     stack: list[StackFrame]                  # leaf first: the innermost awaiting coroutine
     thread: int | None = None                # ident of the thread whose loop runs it
-    awaiting: str = ""
+    awaiting: str = ""                       # what the innermost coroutine waits on
+    awaited_by: list[Awaiter] = field(default_factory=list)  # empty before 3.14
 
 
 @dataclass
@@ -202,7 +218,53 @@ def all_tasks() -> list[Any]:
         registry = getattr(tasks_module, name, None)
         if registry is not None:
             found.extend(list(registry))
+    if sys.version_info >= (3, 14):
+        # 3.14 keeps asyncio.Task and its subclasses in per-thread lists, out of
+        # the WeakSets above (which keep only third-party tasks), and reads them
+        # only through all_tasks(loop), one loop at a time.
+        seen = {id(t) for t in found}
+        for loop in _event_loops():
+            for task in tasks_module.all_tasks(loop):
+                if id(task) not in seen:
+                    seen.add(id(task))
+                    found.append(task)
     return found
+
+
+def _directory_of(module: Any) -> str:
+    """The directory of a module, as a prefix of its package's file names (a
+    module without a file has none: no file name starts with NUL)."""
+    file = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) + os.sep if isinstance(file, str) else "\0"
+
+
+def _event_loops() -> list[Any]:
+    """The event loops running in the process's threads, as their stacks show
+    them: no registry lists loops. A loop that runs in no thread is not found,
+    nor are its tasks (none of them can be making progress)."""
+    events = sys.modules.get("asyncio.events")
+    if events is None:
+        return []
+    runners = sys.modules.get("asyncio.runners")
+    loop_type, runner_type = events.AbstractEventLoop, getattr(runners, "Runner", None)
+    loops: dict[int, Any] = {}
+    running = events._get_running_loop()
+    if running is not None:  # the dumping thread's: a loop in C (uvloop) leaves no frame
+        loops[id(running)] = running
+    asyncio_dir = _directory_of(events)
+    for top in sys._current_frames().values():
+        frame: FrameType | None = top
+        while frame is not None:
+            # BaseEventLoop.run_forever has the loop as self; asyncio.Runner.run
+            # (asyncio.run, also with a loop_factory such as uvloop's) as self._loop.
+            if frame.f_code.co_filename.startswith(asyncio_dir):
+                owner = frame.f_locals.get("self")
+                if runner_type is not None and isinstance(owner, runner_type):
+                    owner = getattr(owner, "_loop", None)
+                if isinstance(owner, loop_type):
+                    loops[id(owner)] = owner
+            frame = frame.f_back
+    return list(loops.values())
 
 
 def _describe_awaitable(awaitable: Any) -> str:
@@ -238,6 +300,88 @@ def _await_chain(coro: Any, modules: dict[str, str]) -> tuple[list[StackFrame], 
             break
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return outer_first[::-1], awaiting
+
+
+def _awaiter(future: Any, frames: Sequence[FrameType], modules: dict[str, str]) -> Awaiter:
+    """An awaiting task, and where it awaits: its innermost frame outside
+    asyncio (TaskGroup.__aexit__ or asyncio.wait's own frames tell less than
+    the program's line that entered them; the awaiter's own dump has them)."""
+    is_task = hasattr(future, "get_name") and hasattr(future, "get_coro")
+    name = str(future.get_name()) if is_task else type(future).__qualname__.lstrip("_")
+    asyncio_dir = _directory_of(sys.modules.get("asyncio"))
+    frame = next((f for f in frames if not f.f_code.co_filename.startswith(asyncio_dir)),
+                 frames[0] if frames else None)
+    where = _stack_frame(frame.f_code, frame.f_lineno, modules) if frame is not None else None
+    return Awaiter(name, is_task, where)
+
+
+def _coroutine_frames(future: Any) -> list[FrameType]:
+    """The frames of a task's await chain, innermost first, found by hand."""
+    coro = future.get_coro() if hasattr(future, "get_coro") else None
+    outer_first: list[FrameType] = []
+    while len(outer_first) < 10_000:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        outer_first.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return outer_first[::-1]
+
+
+def _task_chain(task: Any, modules: dict[str, str]) -> tuple[list[StackFrame], str, list[Awaiter]]:
+    """A task's frames (innermost first), what its innermost coroutine waits
+    on, and who awaits the task."""
+    if sys.version_info >= (3, 14):
+        chain = _call_graph_chain(task, modules)
+        if chain is not None:
+            return chain
+    stack, awaiting = _await_chain(task.get_coro(), modules)
+    return stack, awaiting, []
+
+
+if sys.version_info >= (3, 14):
+    def _call_graph_chain(task: Any, modules: dict[str, str]
+                          ) -> tuple[list[StackFrame], str, list[Awaiter]] | None:
+        """The task as asyncio's call graph has it: its coroutine frames, innermost
+        first as cprof orders stacks (for the task running in this thread, every
+        frame it runs, not only its outermost coroutine), and the tasks awaiting
+        it, which only asyncio records (gather, TaskGroup, awaiting a task)."""
+        from asyncio import graph  # loaded with asyncio, whose task this is
+
+        try:
+            g = graph.capture_call_graph(task)
+        except TypeError:  # a third-party task that is no asyncio.Future
+            return None
+        except RecursionError:
+            # Tasks awaiting one another in a cycle (a deadlock, which a dump is
+            # for) send the graph's awaited_by round the cycle forever: walk by
+            # hand, and name the direct awaiters from what asyncio records.
+            stack, awaiting = _await_chain(task.get_coro(), modules)
+            parents = getattr(task, "_asyncio_awaited_by", None) or ()
+            awaiters = [_awaiter(p, _coroutine_frames(p), modules) for p in parents]
+            return stack, awaiting, sorted(awaiters, key=lambda a: a.name)
+        if g is None:
+            return None
+        frames = [entry.frame for entry in g.call_stack]
+        if frames and frames[0] is sys._getframe():
+            # The dumping thread runs this task: its walk starts in cprof, whose
+            # frames are not the program's (as for the thread's own stack).
+            while frames and frames[0].f_code.co_filename.startswith(_PACKAGE_DIR):
+                frames.pop(0)
+        awaiters = sorted((_awaiter(p.future, [e.frame for e in p.call_stack], modules)
+                           for p in g.awaited_by), key=lambda a: a.name)
+        if not frames:  # a coroutine the graph cannot walk (not native) or done
+            stack, awaiting = _await_chain(task.get_coro(), modules)
+            return stack, awaiting, awaiters
+        # The graph stops at the first awaitable that is no native coroutine (a
+        # generator-based one such as asyncio.sleep(0)'s): the hand walk goes on
+        # from there, and names what the innermost frame waits on.
+        leaf = frames[0].f_generator
+        below = (getattr(leaf, "cr_await", None) or getattr(leaf, "gi_yieldfrom", None)
+                 if leaf is not None else None)
+        inner, awaiting = _await_chain(below, modules) if below is not None else ([], "")
+        stack = inner + [_stack_frame(f.f_code, f.f_lineno, modules) for f in frames]
+        return stack, awaiting, awaiters
 
 
 def _task_thread(task: Any) -> int | None:
@@ -279,9 +423,10 @@ def dump() -> Dump:
             info.created_in = created[1]
         out.threads.append(info)
     for task in all_tasks():
-        stack, awaiting = _await_chain(task.get_coro(), modules)
+        stack, awaiting, awaited_by = _task_chain(task, modules)
         state = "done" if task.done() else "pending"
-        out.tasks.append(TaskDump(task.get_name(), state, stack, _task_thread(task), awaiting))
+        out.tasks.append(TaskDump(task.get_name(), state, stack, _task_thread(task), awaiting,
+                                  awaited_by))
     return out
 
 
@@ -364,5 +509,11 @@ def full_text(d: Dump | None = None) -> str:
         awaiting = f", awaiting {task.awaiting}" if task.awaiting else ""
         lines = [f'task "{task.name}"{where} [{task.state}{awaiting}]:']
         lines += _frame_lines(task.stack) or ["<no coroutine frame>"]
+        for a in task.awaited_by:  # as a thread's "created by": who, then where
+            if a.frame is None:
+                lines.append(f"awaited by {a.describe()}")
+            else:
+                lines.append(f"awaited by {a.frame.name} in {a.describe()}")
+                lines.append(f"\t{a.frame.filename}:{a.frame.line}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -86,12 +86,21 @@ Py_hash_t cprof_frames_contextvar_hash(PyObject *var);
 int cprof_frames_watch_code(void (*on_death)(PyObject *code));
 void cprof_frames_unwatch_code(void (*on_death)(PyObject *code));
 
-/* _thread.lock's message for a negative timeout, as each version words it. */
+/* _thread.lock's messages for a negative and a too large timeout, as each
+ * version words them. */
 #if PY_VERSION_HEX >= 0x030D0000
 #define CPROF_LOCK_NEGATIVE_TIMEOUT "timeout value must be a non-negative number"
 #else
 #define CPROF_LOCK_NEGATIVE_TIMEOUT "timeout value must be positive"
 #endif
+#if PY_VERSION_HEX >= 0x030E0000
+#define CPROF_LOCK_TIMEOUT_OVERFLOW "timestamp out of range for C PyTime_t"
+#else
+#define CPROF_LOCK_TIMEOUT_OVERFLOW "timestamp out of range for platform time_t"
+#endif
+
+/* _thread.RLock has locked() from 3.14 on (threading.Condition uses it). */
+#define CPROF_RLOCK_HAS_LOCKED (PY_VERSION_HEX >= 0x030E0000)
 
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);

@@ -237,6 +237,10 @@ static PyObject *creation_site(int *line)
 /* timeout in seconds (-1: forever) as microseconds for PyThread; -2 on error. */
 static long long timeout_us(int blocking, double timeout)
 {
+    if (isnan(timeout)) {
+        PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+        return -2;
+    }
     if (!blocking && timeout != -1) {
         PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
         return -2;
@@ -251,7 +255,7 @@ static long long timeout_us(int blocking, double timeout)
         return -1;
     double us = ceil(timeout * 1e6);
     if (!(us < (double)PY_TIMEOUT_MAX)) {
-        PyErr_SetString(PyExc_OverflowError, "timestamp out of range for platform time_t");
+        PyErr_SetString(PyExc_OverflowError, CPROF_LOCK_TIMEOUT_OVERFLOW);
         return -2;
     }
     return (long long)us;
@@ -560,6 +564,13 @@ static PyObject *RLock_is_owned(lock_t *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(self->count > 0 && self->owner == PyThread_get_thread_ident());
 }
 
+#if CPROF_RLOCK_HAS_LOCKED
+static PyObject *RLock_locked(lock_t *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->count > 0);
+}
+#endif
+
 static PyObject *RLock_recursion_count(lock_t *self, PyObject *Py_UNUSED(ignored))
 {
     unsigned long me = PyThread_get_thread_ident();
@@ -603,6 +614,9 @@ static PyMethodDef RLock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))RLock_acquire, METH_VARARGS | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1) -> bool"},
     {"release", (PyCFunction)RLock_release, METH_NOARGS, "Release the lock once."},
+#if CPROF_RLOCK_HAS_LOCKED
+    {"locked", (PyCFunction)RLock_locked, METH_NOARGS, "Whether the lock is held."},
+#endif
     {"_is_owned", (PyCFunction)RLock_is_owned, METH_NOARGS, NULL},
     {"_recursion_count", (PyCFunction)RLock_recursion_count, METH_NOARGS, NULL},
     {"_release_save", (PyCFunction)RLock_release_save, METH_NOARGS, NULL},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import _thread
 import pickle
 import queue
 import signal
@@ -84,6 +85,34 @@ class TestRecordingBoundedSemaphore(_Recording, lock_tests.BoundedSemaphoreTests
 
 class TestRecordingBarrier(_Recording, lock_tests.BarrierTests):
     barriertype = _later("Barrier")
+
+
+def test_recording_locks_answer_as_the_interpreters_own(recording: None) -> None:
+    """The recording locks stand in for _thread's: the same methods (RLock
+    gained locked() in 3.14) and the same errors, word for word, for every
+    timeout the interpreter refuses."""
+    for made, real in ((threading.Lock(), _thread.allocate_lock()),
+                       (threading.RLock(), _thread.RLock())):
+        assert type(made) in (_core.Lock, _core.RLock)
+        public = {name for name in dir(real) if not name.startswith("_")}
+        assert public <= set(dir(made)), public - set(dir(made))
+        for args in ((True, float("nan")), (True, -2.0), (True, 1e300), (False, 1.0)):
+            errors = []
+            for lock in (made, real):
+                try:
+                    lock.acquire(*args)
+                except (ValueError, OverflowError) as e:
+                    errors.append((type(e), str(e)))
+                else:
+                    lock.release()
+                    errors.append(None)
+            assert errors[0] == errors[1] and errors[0] is not None, (args, errors)
+    rlock = threading.RLock()
+    if hasattr(_thread.RLock(), "locked"):
+        assert not rlock.locked()
+        with rlock, rlock:
+            assert rlock.locked()
+        assert not rlock.locked()
 
 
 def test_types_repr_pickling_and_restoring(recording: None) -> None:

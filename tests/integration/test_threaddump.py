@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import io
 import queue
+import sys
 import threading
 import time
+import types
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Awaitable, Callable, Generator, Iterator
 
 import pytest
 
@@ -149,6 +152,191 @@ def test_asyncio_tasks_with_their_await_chains() -> None:
     finally:
         loop_box[0].call_soon_threadsafe(release[0].set)
         runner.join()
+
+
+# asyncio records who awaits a task (gather, TaskGroup, awaiting a task) from 3.14 on.
+AWAITED_BY = sys.version_info >= (3, 14)
+
+
+@contextmanager
+def loop_thread(main: Callable[[asyncio.Event], Awaitable[None]]) -> Iterator[None]:
+    """asyncio.run(main(stop)) on a thread of its own, in a task named "root",
+    until the block ends: stop is set then, and the thread joined."""
+    box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+    started = threading.Event()
+
+    async def root() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name("root")
+        box.append((asyncio.get_running_loop(), asyncio.Event()))
+        started.set()
+        await main(box[0][1])
+
+    runner = threading.Thread(target=asyncio.run, args=(root(),), name="loop")
+    runner.start()
+    try:
+        assert started.wait(10)
+        yield
+    finally:
+        loop, stop = box[0]
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(10)
+        assert not runner.is_alive()
+
+
+def dump_when(ready: Callable[[dict[str, threaddump.TaskDump]], bool]) -> threaddump.Dump:
+    """A dump taken once the tasks, by name, are where the test wants them
+    (the last one after 10 s: the asserts then say what is wrong)."""
+    deadline = time.monotonic() + 10
+    while True:
+        d = threaddump.dump()
+        if ready({t.name: t for t in d.tasks}) or time.monotonic() > deadline:
+            return d
+        time.sleep(0.01)
+
+
+def awaiters(t: threaddump.TaskDump) -> list[tuple[str, bool, str]]:
+    return [(a.name, a.is_task, a.frame.system_name if a.frame else "") for a in t.awaited_by]
+
+
+async def waits_for(ev: asyncio.Event) -> None:
+    await ev.wait()
+
+
+async def worker(ev: asyncio.Event) -> None:
+    await waits_for(ev)
+
+
+def test_tasks_name_the_tasks_that_await_them() -> None:
+    async def fan_out(stop: asyncio.Event) -> None:
+        await asyncio.gather(*(asyncio.create_task(worker(stop), name=f"gathered-{i}")
+                               for i in range(2)))
+
+    async def grouping(stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(worker(stop), name="grouped")
+            tg.create_task(fan_out(stop), name="fan-out")
+
+    async def main(stop: asyncio.Event) -> None:
+        await asyncio.create_task(grouping(stop), name="grouping")
+
+    leaves = ("grouped", "gathered-0", "gathered-1")
+    with loop_thread(main):
+        d = dump_when(lambda tasks: all(
+            n in tasks and tasks[n].awaiting for n in leaves + ("fan-out", "grouping", "root")))
+        tasks = {t.name: t for t in d.tasks}
+        for name in leaves:
+            assert [f.system_name for f in tasks[name].stack[:3]] == ["wait", "waits_for", "worker"]
+            assert tasks[name].awaiting == "Future" and tasks[name].state == "pending"
+        assert tasks["fan-out"].stack[0].system_name == "fan_out"
+        assert tasks["fan-out"].awaiting == "GatheringFuture"
+        assert tasks["grouping"].stack[-1].system_name == "grouping"
+        assert tasks["root"].awaiting == "task grouping"
+        if AWAITED_BY:
+            # Where each awaits is its innermost frame outside asyncio: the
+            # program's "async with" line, not TaskGroup.__aexit__'s frames.
+            assert awaiters(tasks["grouping"]) == [("root", True, "main")]
+            for name in ("grouped", "fan-out"):
+                assert awaiters(tasks[name]) == [("grouping", True, "grouping")]
+            for name in ("gathered-0", "gathered-1"):
+                assert awaiters(tasks[name]) == [("fan-out", True, "fan_out")]
+            assert awaiters(tasks["root"]) == []
+        else:
+            assert all(t.awaited_by == [] for t in d.tasks)
+        text = threaddump.full_text(d)
+    block = next(b for b in text.split("\n\n") if b.startswith('task "gathered-0"')).splitlines()
+    assert block[1:4:2] == ["asyncio.locks.Event.wait(...)", "test_threaddump.waits_for(...)"]
+    if AWAITED_BY:
+        assert block[-2] == ("awaited by test_threaddump.test_tasks_name_the_tasks_that_await_them"
+                             '.<locals>.fan_out in task "fan-out"')
+        assert block[-1].startswith("\t/") and "test_threaddump.py:" in block[-1]
+    else:
+        assert not any(line.startswith("awaited by") for line in text.splitlines())
+
+
+def dump_in_a_sync_call() -> threaddump.Dump:
+    return threaddump.dump()
+
+
+def test_a_task_dumping_itself_shows_the_frames_it_runs() -> None:
+    async def inner() -> threaddump.Dump:
+        return dump_in_a_sync_call()
+
+    async def outer() -> threaddump.Dump:
+        return await inner()
+
+    d = asyncio.run(outer())
+    me = next(t for t in d.tasks if t.stack and t.stack[-1].system_name == "outer")
+    assert me.awaiting == ""
+    if AWAITED_BY:
+        # asyncio's call graph walks the running task from its caller's frame:
+        # every frame down to the dump, cprof's own left out.
+        assert [f.system_name for f in me.stack] == ["dump_in_a_sync_call", "inner", "outer"]
+    else:  # a running coroutine does not say what it awaits
+        assert [f.system_name for f in me.stack] == ["outer"]
+
+
+@types.coroutine
+def generator_based(fut: asyncio.Future[None]) -> Generator[Any, None, None]:
+    yield from fut
+
+
+async def awaits_a_generator(fut: asyncio.Future[None]) -> None:
+    await generator_based(fut)
+
+
+def test_a_generator_based_coroutine_keeps_its_frame() -> None:
+    # asyncio's call graph stops at the first awaitable that is no native
+    # coroutine: the generator's frame and what it waits on come from beyond it.
+    async def main(stop: asyncio.Event) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(awaits_a_generator(fut), name="generator")
+        await stop.wait()
+        fut.set_result(None)
+        await task
+
+    with loop_thread(main):
+        d = dump_when(lambda tasks: "generator" in tasks and tasks["generator"].awaiting != "")
+    task = next(t for t in d.tasks if t.name == "generator")
+    assert [f.system_name for f in task.stack] == ["generator_based", "awaits_a_generator"]
+    assert task.awaiting == "Future"
+
+
+async def awaits_task(other: list[asyncio.Task[None]]) -> None:
+    await asyncio.sleep(0)
+    await other[0]
+
+
+async def waits_on_task(other: list[asyncio.Task[None]]) -> None:
+    await asyncio.sleep(0)
+    await asyncio.wait(other)
+
+
+def test_tasks_awaiting_each_other_are_dumped() -> None:
+    # A deadlock of tasks: asyncio's call graph follows awaited_by round the
+    # cycle without end, and the dump must still come out.
+    async def main(stop: asyncio.Event) -> None:
+        a: list[asyncio.Task[None]] = []
+        b: list[asyncio.Task[None]] = []
+        a.append(asyncio.create_task(awaits_task(b), name="cycle-a"))
+        b.append(asyncio.create_task(waits_on_task(a), name="cycle-b"))
+        await stop.wait()
+        b[0].cancel()  # b waits in asyncio.wait, which does not cancel a: the cycle ends
+        await asyncio.gather(a[0], b[0], return_exceptions=True)
+
+    with loop_thread(main):
+        d = dump_when(lambda tasks: all(n in tasks and tasks[n].awaiting
+                                        for n in ("cycle-a", "cycle-b")))
+        text = threaddump.full_text(d)
+    tasks = {t.name: t for t in d.tasks}
+    assert tasks["cycle-a"].awaiting == "task cycle-b"
+    assert tasks["cycle-a"].stack[0].system_name == "awaits_task"
+    assert "waits_on_task" in [f.system_name for f in tasks["cycle-b"].stack]
+    if AWAITED_BY:
+        assert awaiters(tasks["cycle-a"]) == [("cycle-b", True, "waits_on_task")]
+        assert awaiters(tasks["cycle-b"]) == [("cycle-a", True, "awaits_task")]
+        assert 'in task "cycle-b"' in text and 'in task "cycle-a"' in text
 
 
 def test_go_pprof_reads_goroutine_and_threadcreate(parked: list[threading.Thread],

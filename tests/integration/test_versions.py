@@ -73,14 +73,14 @@ def test_this_interpreter_passes_the_layout_check() -> None:
                     "are checked by version alone")
 @pytest.mark.parametrize("field", ["interpreter_frame.previous", "thread_state.current_frame",
                                    "code_object.co_code_adaptive", "interpreter_frame.size"])
-def test_a_moved_field_makes_every_collector_refuse(field: str) -> None:
+def test_a_moved_field_makes_every_collector_refuse(field: str, tmp_path: Path) -> None:
     """As if a patch release had moved a field the frame walk reads: the
     interpreter's _Py_DebugOffsets says one thing, cprof's headers another."""
     script = (
         "from cprof import _core\n"
         f"print('problem', _core.check_layout({field!r}, 8))\n" + COLLECTORS +
         "print('after', _core.check_layout())\n")
-    r = run([sys.executable, "-c", script])
+    r = run([sys.executable, "-c", script], cwd=tmp_path)  # the installed cprof
     assert r.returncode == 0, r.stderr
     out = outcomes(r.stdout)
     assert "does not support this CPython build yet" in out["problem"]
@@ -95,7 +95,7 @@ def test_a_moved_field_makes_every_collector_refuse(field: str) -> None:
 def test_a_moved_field_leaves_analysis_working(tmp_path: Path) -> None:
     script = ("from cprof import _core\n"
               "assert _core.check_layout('interpreter_frame.owner', 1)\n" + ANALYSIS)
-    r = run([sys.executable, "-c", script, str(GO_CPU), str(tmp_path)])
+    r = run([sys.executable, "-c", script, str(GO_CPU), str(tmp_path)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = outcomes(r.stdout)
     assert out["total"] == "1490000000" and out["copy"] == "1490000000"
@@ -155,8 +155,10 @@ def test_unknown_interpreter_still_analyses(unknown_build: Path, tmp_path: Path)
                                    "main.hotA=100%"], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     r = in_unknown(unknown_build, ["-m", "cprof", "check", str(GO_CPU), "--max-share",
-                                   "main.hotA=1%"], tmp_path)
+                                   "main.hotA=1%", "--flame", str(tmp_path / "over.html")],
+                   tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
+    assert (tmp_path / "over.html").stat().st_size > 1000
 
 
 def test_unknown_interpreter_record_says_why(unknown_build: Path, tmp_path: Path) -> None:
