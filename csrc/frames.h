@@ -99,8 +99,10 @@ void cprof_frames_unwatch_code(void (*on_death)(PyObject *code));
 #define CPROF_LOCK_TIMEOUT_OVERFLOW "timestamp out of range for platform time_t"
 #endif
 
-/* _thread.RLock has locked() from 3.14 on (threading.Condition uses it). */
+/* _thread.RLock has locked() from 3.14 on (threading.Condition uses it), and
+ * refuses arguments from 3.15 on (it ignored them before). */
 #define CPROF_RLOCK_HAS_LOCKED (PY_VERSION_HEX >= 0x030E0000)
+#define CPROF_RLOCK_TAKES_NO_ARGUMENTS (PY_VERSION_HEX >= 0x030F0000)
 
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);

@@ -491,9 +491,20 @@ PyTypeObject cprof_lock_type = {
 
 /* --- the reentrant lock --------------------------------------------------------------- */
 
-static PyObject *RLock_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
-                           PyObject *Py_UNUSED(kwargs))
+static PyObject *RLock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
+#if CPROF_RLOCK_TAKES_NO_ARGUMENTS
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "RLock() takes no positional arguments");
+        return NULL;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "RLock() takes no keyword arguments");
+        return NULL;
+    }
+#else
+    (void)args, (void)kwargs;
+#endif
     return new_lock(type, CPROF_LOCK_MUTEX);
 }
 

@@ -107,6 +107,16 @@ def test_recording_locks_answer_as_the_interpreters_own(recording: None) -> None
                     lock.release()
                     errors.append(None)
             assert errors[0] == errors[1] and errors[0] is not None, (args, errors)
+    for args, kwargs in (((1,), {}), ((), {"x": 1})):
+        errors = []
+        for make in (_core.RLock, _thread.RLock):
+            try:
+                make(*args, **kwargs)
+            except TypeError as e:
+                errors.append(str(e))
+            else:
+                errors.append(None)
+        assert errors[0] == errors[1], (args, kwargs, errors)
     rlock = threading.RLock()
     if hasattr(_thread.RLock(), "locked"):
         assert not rlock.locked()

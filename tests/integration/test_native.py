@@ -90,7 +90,10 @@ def nativehot(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     d = tmp_path_factory.mktemp("nativehot")
     (d / "nativehot.c").write_text(EXTENSION)
     target = d / f"nativehot{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", f"-I{sysconfig.get_paths()['include']}",
+    include = sysconfig.get_paths()["include"]
+    # Debian's pyconfig.h includes <MULTIARCH/pythonX.Y/pyconfig.h>, which an
+    # interpreter unpacked outside /usr keeps beside its headers (setup.py too).
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", f"-I{include}", f"-I{os.path.dirname(include)}",
                     "-o", str(target), str(d / "nativehot.c")], check=True)
     spec = importlib.util.spec_from_file_location("nativehot", target)
     assert spec is not None and spec.loader is not None
@@ -121,6 +124,15 @@ def py_outer(mod: ModuleType) -> None:
     mod.run(lambda: py_inner(mod), 3_000_000)
 
 
+def interpreter_unnamed() -> set[str]:
+    """How the interpreter's functions that no symbol names come out: none
+    where its binary keeps its symbol table (pyenv's), the binary's name where
+    it is stripped and only exports are named (Debian's)."""
+    exe = os.path.realpath(sys.executable)
+    sections = subprocess.run(["readelf", "-S", "-W", exe], capture_output=True, text=True)
+    return set() if ".symtab" in sections.stdout else {f"[{os.path.basename(exe)}]"}
+
+
 def test_python_c_python_c_in_true_order(nativehot: ModuleType) -> None:
     p = profile_of(lambda: py_outer(nativehot))
     ours = {"hot_static", "spin", "run", "call_back_static", "test_native.py_inner",
@@ -145,7 +157,8 @@ def test_python_c_python_c_in_true_order(nativehot: ModuleType) -> None:
     stack = names(sample)
     between = stack[stack.index("spin") + 1:stack.index("test_native.py_inner")]
     between += stack[stack.index("call_back_static") + 1:stack.index("test_native.py_outer")]
-    assert all(not n.startswith(("0x", "[")) for n in between), stack
+    unnamed = interpreter_unnamed()
+    assert all(n in unnamed or not n.startswith(("0x", "[")) for n in between), stack
     assert "test_native.py_outer.<locals>.<lambda>" in stack
 
 
@@ -187,8 +200,15 @@ def sorts() -> None:
     np.sort(np.random.default_rng(0).random(300_000))
 
 
+# zlib's module function is named from the module's symbol table; Debian's
+# interpreters build zlib in and are stripped (their debug symbols are in an
+# archive these machines cannot reach), so there the frame is the binary's.
+ZLIB_MODULE = ("zlib_compress" if getattr(zlib, "__file__", None)
+               else f"[{os.path.basename(os.path.realpath(sys.executable))}]")
+
+
 @pytest.mark.parametrize("work, python, native", [
-    (compresses, "test_native.compresses", {"deflate", "zlib_compress"}),
+    (compresses, "test_native.compresses", {"deflate", ZLIB_MODULE}),
     (digests, "test_native.digests", {"SHA256_Update"}),
     (sorts, "test_native.sorts", {"PyArray_Sort"}),
 ])
@@ -268,8 +288,11 @@ def test_c_calling_python_through_ctypes_and_libc(tmp_path: Path) -> None:
                                ctypes.POINTER(ctypes.c_int))(py_compare)
     array = (ctypes.c_int * 2000)(*range(2000, 0, -1))
     p = profile_of(lambda: qsort_in_c(libc, array, compare), 1.0)
-    ours = ("test_native.py_compare", "msort_with_tmp", "qsort_r", "ffi_call",
-            "test_native.qsort_in_c")
+    # Debian 12's glibc has its debug file from libc6-dbg (.ci/deps.sh); the
+    # newer glibc that Debian sid's 3.14 and 3.15 run on has none reachable
+    # here, so its static sort is named after its file.
+    sort = "msort_with_tmp" if os.confstr("CS_GNU_LIBC_VERSION") == "glibc 2.36" else "[libc.so.6]"
+    ours = ("test_native.py_compare", sort, "qsort_r", "ffi_call", "test_native.qsort_in_c")
     shapes: dict[tuple[str, ...], int] = {}
     for s in p.samples:
         stack = [n.split(".part.")[0] for n in names(s)]
