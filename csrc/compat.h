@@ -115,21 +115,38 @@ static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tst
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Whether [p, p + n) lies in the thread's live data stack. */
-static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const void *p,
-                                                    size_t n)
+/* A chain of data-stack chunks longer than this is corrupt or cyclic. */
+#define CPROF_COMPAT_MAX_CHUNKS 1000000
+
+/* Whether [p, p + n) lies in the thread's live data stack, in chunk *from or
+ * an older one; *from moves to the chunk that holds it. Walking one call's
+ * frames rootward meets their chunks from newer to older, so a walk that
+ * keeps *from costs O(frames + chunks) at any depth. */
+static inline int cprof_compat_in_datastack_from_sigsafe(PyThreadState *tstate,
+                                                         _PyStackChunk **from, const void *p,
+                                                         size_t n)
 {
     const char *a = p;
     int steps = 0;
-    for (_PyStackChunk *c = tstate->datastack_chunk; c != NULL && steps < 64;
+    for (_PyStackChunk *c = *from; c != NULL && steps < CPROF_COMPAT_MAX_CHUNKS;
          c = c->previous, steps++) {
         const char *lo = (const char *)c->data;
         const char *hi = c == tstate->datastack_chunk ? (const char *)tstate->datastack_top
                                                       : (const char *)&c->data[c->top];
-        if (a >= lo && a < hi && (size_t)(hi - a) >= n)
+        if (a >= lo && a < hi && (size_t)(hi - a) >= n) {
+            *from = c;
             return 1;
+        }
     }
     return 0;
+}
+
+/* Whether [p, p + n) lies in the thread's live data stack. */
+static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const void *p,
+                                                    size_t n)
+{
+    _PyStackChunk *from = tstate->datastack_chunk;
+    return cprof_compat_in_datastack_from_sigsafe(tstate, &from, p, n);
 }
 
 static inline int cprof_compat_generator_live(int state)
@@ -163,17 +180,26 @@ static inline int cprof_compat_generator_frame_sigsafe(_PyInterpreterFrame *f)
            frame->owner == FRAME_OWNED_BY_GENERATOR;
 }
 
-/* Whether f (not NULL) may be read: a frame of this thread's data stack or of
- * a live generator, or (3.15) the thread's base frame, under its first call. */
-static inline int cprof_compat_readable_frame_sigsafe(PyThreadState *tstate,
-                                                      _PyInterpreterFrame *f)
+/* Whether f (not NULL) may be read: a frame of this thread's data stack (in
+ * chunk *from or an older one: see cprof_compat_in_datastack_from_sigsafe) or
+ * of a live generator, or (3.15) the thread's base frame, under its first call. */
+static inline int cprof_compat_readable_frame_from_sigsafe(PyThreadState *tstate,
+                                                           _PyStackChunk **from,
+                                                           _PyInterpreterFrame *f)
 {
 #if PY_VERSION_HEX >= 0x030F0000
     if (f == tstate->base_frame)
         return 1;
 #endif
-    return cprof_compat_in_datastack_sigsafe(tstate, f, sizeof *f) ||
+    return cprof_compat_in_datastack_from_sigsafe(tstate, from, f, sizeof *f) ||
            cprof_compat_generator_frame_sigsafe(f);
+}
+
+static inline int cprof_compat_readable_frame_sigsafe(PyThreadState *tstate,
+                                                      _PyInterpreterFrame *f)
+{
+    _PyStackChunk *from = tstate->datastack_chunk;
+    return cprof_compat_readable_frame_from_sigsafe(tstate, &from, f);
 }
 
 /* Whether f ends the frames of one call of _PyEval_EvalFrameDefault, walking
@@ -231,7 +257,8 @@ static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
         (_PyInterpreterFrame *)((char *)cframe + cprof_compat_entry_offset);
 #endif
     _PyInterpreterFrame *f = cframe->current_frame;
-    for (int steps = 0; steps < 100000; steps++) {
+    _PyStackChunk *from = tstate->datastack_chunk;
+    for (int steps = 0; steps < 10000000; steps++) {
         if (f == NULL)
             return 0;  /* a complete call's frames lead to its entry frame */
 #if PY_VERSION_HEX >= 0x030C0000
@@ -239,15 +266,15 @@ static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
             if (entry->owner != FRAME_OWNED_BY_CSTACK)
                 return 0;
 #else
-        if (!cprof_compat_readable_frame_sigsafe(tstate, f))
+        if (!cprof_compat_readable_frame_from_sigsafe(tstate, &from, f))
             return 0;
         if (f->is_entry) {
 #endif
             f = f->previous;
-            return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
+            return f == NULL || cprof_compat_readable_frame_from_sigsafe(tstate, &from, f);
         }
 #if PY_VERSION_HEX >= 0x030C0000
-        if (!cprof_compat_readable_frame_sigsafe(tstate, f))
+        if (!cprof_compat_readable_frame_from_sigsafe(tstate, &from, f))
             return 0;
 #endif
         f = f->previous;

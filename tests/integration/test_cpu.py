@@ -452,6 +452,25 @@ def test_deep_recursion_is_complete_under_a_larger_max_depth(deep_stacks: None) 
         assert this_test in frames  # the stack reaches past the recursion to its caller
 
 
+def test_recursion_past_64_data_stack_chunks_keeps_its_leaf_frames() -> None:
+    """10,000 frames fill more than 64 of the interpreter's data-stack chunks
+    (16 KiB each, 3.11+); a check that gave up after 64 chunks lost every
+    frame of such a sample on 3.11 and 3.12 (issue 14, item 3)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        with cprof.cpu(hz=1000) as c:
+            recurse(9_999, 0.3)
+    finally:
+        sys.setrecursionlimit(limit)
+    samples = on_stack(c.profile, "deep_leaf")
+    assert count(samples) >= 3, c.profile.top(5)
+    for s in samples:
+        frames = names(s)
+        assert frames[:3] == ["burn_cpu", "deep_leaf", "recurse"] and len(frames) == 129, frames[:5]
+        assert frames[128] == "<truncated>"
+
+
 # --- 9. blocking calls under wall mode ------------------------------------------------------------
 
 
