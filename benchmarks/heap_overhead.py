@@ -23,15 +23,22 @@ vary by a few percent, cprof at its default rate is also measured paired in
 one process: short segments alternating with and without the profile.
 
     python benchmarks/heap_overhead.py [--repeat N] [--seconds S] [--json OUT]
+                                       [--python 3.11,3.14,... | PATH ...]
 
-memray is pip-installed into the running interpreter's environment if
-missing.
+memray is pip-installed into the benchmarked interpreter's environment if
+missing; a peer that cannot be installed or does not run there (memray, or
+tracemalloc) is reported unavailable, with the reason, and left out.
+
+--python (repeatable, or comma-separated) runs the whole benchmark once for
+each interpreter named, in turn, and ends with a table of cprof's ratios side
+by side: "3.14" means this checkout's .venv/3.14/bin/python (as .ci/venv.sh
+makes it, cprof installed), anything else is a path to a python or a command
+on PATH. Without it the benchmark runs on the interpreter running the script.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -40,9 +47,10 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from cpu_overhead import format_table, import_cprof, loadavg, machine
+from cpu_overhead import (Peer, check_code, common_arguments, ensure_peers, format_table,
+                          import_cprof, loadavg, machine, machine_rows, run_peer, side_by_side)
 
 TARGET = 1.05        # the issue's: at most 5% more CPU at the default rate
 PAIRS = 20           # alternations of the paired measurement
@@ -200,27 +208,160 @@ def paired(workload: str, units: int) -> dict[str, list[float]]:
     return out
 
 
-def ensure_memray() -> str:
-    try:
-        import memray  # noqa: F401
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "memray"], check=True)
-        importlib.invalidate_caches()
-    from importlib.metadata import version
-    return version("memray")
+PEERS = [
+    Peer("tracemalloc", None, ("tracemalloc-1", "tracemalloc-25"), check_code(
+        "import tracemalloc\ntracemalloc.start(25)\nx = [object() for _ in range(10_000)]\n"
+        "tracemalloc.stop()")),
+    Peer("memray", "memray", ("memray", "memray-pymalloc"), check_code(
+        "import os, memray\npath = 'memray-check.bin'\n"
+        "if os.path.exists(path): os.unlink(path)\n"
+        "with memray.Tracker(path, trace_python_allocators=True):\n"
+        "    x = [object() for _ in range(10_000)]")),
+]
+
+
+def measure(python: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark on one interpreter, printing its header and progress as
+    it goes; returns what report() prints and --json writes."""
+    t_start = time.monotonic()
+    info = machine(python)
+    versions, unavailable = ensure_peers(python, PEERS)
+    info.update(memray=versions.get("memray", "unavailable"), repeat=args.repeat,
+                seconds=args.seconds, load_before=loadavg())
+    print(f"machine: {info['cpu']}, {info['cores']} cores; {info['os']}")
+    print(f"python {info['python']}; cprof {info['cprof_commit']}; memray {info['memray']}; "
+          f"{info['date']}; load average before: {info['load_before']}")
+    for name, why in unavailable.items():
+        print(f"{name} unavailable: {why}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def child(kind: str, workload: str, units: int = 0) -> Any:
+            out = os.path.join(tmp, "result.json")
+            if os.path.exists(out):
+                os.unlink(out)
+            cmd = [python, os.path.abspath(__file__), "--worker", kind, "--workload", workload,
+                   "--units", str(units), "--tmp", tmp, "--out", out]
+            # stderr passed on as it comes, and kept for the one-line reason
+            # should a peer's run fail.
+            proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, PYTHONHASHSEED="0"))
+            sys.stderr.write(proc.stderr)
+            if proc.returncode != 0:
+                raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=proc.stderr)
+            with open(out) as f:
+                return json.load(f)
+
+        units = {w: max(1, round(args.seconds / child("calibrate", w))) for w in WORKLOADS}
+        info["units"] = units
+
+        def left_out() -> set[str]:
+            return {c for p in PEERS if p.name in unavailable for c in p.configs}
+        names = [c for c in CONFIGS if c not in left_out()]
+        results: dict[str, dict[str, list[dict[str, Any]]]] = {
+            w: {c: [] for c in names} for w in WORKLOADS}
+        for i in range(args.repeat):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for w in WORKLOADS:
+                for config in order:
+                    if config in left_out():
+                        continue
+                    r = run_peer(lambda: child(config, w, units[w]), config, w, PEERS,
+                                 unavailable)
+                    if r is not None:
+                        results[w][config].append(r)
+            print(f"  round {i + 1}/{args.repeat} done, {time.monotonic() - t_start:.0f} s",
+                  flush=True)
+        # A peer that failed part-way has rounds missing: none of it is shown.
+        for c in left_out():
+            for runs in results.values():
+                runs.pop(c, None)
+        pairs = {w: child("paired", w, max(1, round(units[w] * SEGMENT))) for w in WORKLOADS}
+    info["load_after"] = loadavg()
+    if unavailable:
+        info["unavailable"] = unavailable
+    return {"machine": info, "results": results, "paired": pairs,
+            "elapsed_s": time.monotonic() - t_start}
+
+
+def separate_ratios(runs: dict[str, list[dict[str, Any]]], config: str) -> list[float]:
+    """Per round, the configuration's CPU over the unprofiled run's."""
+    return [r["cpu_s"] / b["cpu_s"] for r, b in zip(runs[config], runs["none"])]
+
+
+def paired_ratios(out: dict[str, list[float]]) -> list[float]:
+    return [p / n for p, n in zip(out["cprof-512k"], out["none"])]
+
+
+def report(measured: dict[str, Any]) -> None:
+    info, results, pairs = measured["machine"], measured["results"], measured["paired"]
+    head = ["profiler"] + [f"{w}: median x (min-max)" for w in WORKLOADS] + ["best x, all"]
+    rows = [tuple(head)]
+    for config, (label, _) in CONFIGS.items():
+        if any(config not in results[w] for w in WORKLOADS):
+            continue  # its peer unavailable
+        row = [label]
+        bests = []
+        for w in WORKLOADS:
+            runs = results[w]
+            if config == "none":
+                row.append(f"{statistics.median(r['cpu_s'] for r in runs['none']):.3f} s CPU")
+                continue
+            xs = separate_ratios(runs, config)
+            bests.append(min(r["cpu_s"] for r in runs[config]) /
+                         min(r["cpu_s"] for r in runs["none"]))
+            row.append(f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})")
+        row.append("-" if config == "none" else " ".join(f"{b:.3f}" for b in bests))
+        rows.append(tuple(row))
+    print()
+    print(format_table(rows))
+    print()
+    paired_rows = [("workload", "paired x, median (min-max)", "segments")]
+    paired_medians = []
+    for w, out in pairs.items():
+        xs = paired_ratios(out)
+        paired_medians.append(statistics.median(xs))
+        paired_rows.append((w, f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})",
+                            str(len(xs))))
+    print("cprof at 512 KiB against unprofiled, paired in one process:")
+    print(format_table(paired_rows))
+    worst = max(paired_medians)
+    print(f"target: at most {TARGET:.2f}x at the default rate; worst paired median "
+          f"{worst:.3f}x: {'met' if worst <= TARGET else 'NOT met'}")
+    print(f"load average after: {info['load_after']}; {measured['elapsed_s']:.0f} s in all")
+
+
+def summary_table(measured: Sequence[dict[str, Any]]) -> str:
+    """The heap profiler's figures, a column per interpreter (as in
+    cpu_overhead.summary_table)."""
+    rows: list[tuple[str, ...]] = [("cprof heap", *(m["machine"]["python"] for m in measured))]
+    for w in WORKLOADS:
+        for config in ("cprof-512k", "cprof-64k"):
+            cells = []
+            for m in measured:
+                xs = separate_ratios(m["results"][w], config)
+                cells.append(f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})")
+            rows.append((f"{w}: {config[len('cprof-'):-1]} KiB, median x (min-max)", *cells))
+        cells = []
+        for m in measured:
+            xs = paired_ratios(m["paired"][w])
+            cells.append(f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})")
+        rows.append((f"{w}: 512 KiB paired, median x (min-max)", *cells))
+    paired_cells, separate_cells = [], []
+    for m in measured:
+        worst = max(statistics.median(paired_ratios(m["paired"][w])) for w in WORKLOADS)
+        paired_cells.append(f"{worst:.3f} {'met' if worst <= TARGET else 'NOT met'}")
+        worst = max(statistics.median(separate_ratios(m["results"][w], "cprof-512k"))
+                    for w in WORKLOADS)
+        separate_cells.append(f"{worst:.3f} {'met' if worst <= TARGET else 'NOT met'}")
+    rows.append((f"target 512 KiB <= {TARGET:.2f}x: worst paired median", *paired_cells))
+    rows.append((f"target 512 KiB <= {TARGET:.2f}x: worst separate median", *separate_cells))
+    return format_table(rows + machine_rows(measured))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
-    ap.add_argument("--seconds", type=float, default=2.0,
-                    help="unprofiled CPU seconds of each workload")
-    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--workload", help=argparse.SUPPRESS)
-    ap.add_argument("--units", type=int, help=argparse.SUPPRESS)
+    common_arguments(ap)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         if args.worker == "calibrate":
@@ -233,73 +374,16 @@ def main() -> None:
             json.dump(result, f)
         return
 
-    t_start = time.monotonic()
-    info = machine()
-    info.update(memray=ensure_memray(), repeat=args.repeat, seconds=args.seconds,
-                load_before=loadavg())
-    print(f"machine: {info['cpu']}, {info['cores']} cores; {info['os']}")
-    print(f"python {info['python']}; cprof {info['cprof_commit']}; memray {info['memray']}; "
-          f"{info['date']}; load average before: {info['load_before']}")
+    if not args.python:
+        measured = measure(sys.executable, args)
+        report(measured)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({k: measured[k] for k in ("machine", "results", "paired")}, f,
+                          indent=1)
+        return
 
-    with tempfile.TemporaryDirectory() as tmp:
-        def child(kind: str, workload: str, units: int = 0) -> Any:
-            out = os.path.join(tmp, "result.json")
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", kind,
-                            "--workload", workload, "--units", str(units), "--tmp", tmp,
-                            "--out", out], check=True, env=dict(os.environ, PYTHONHASHSEED="0"))
-            with open(out) as f:
-                return json.load(f)
-
-        units = {w: max(1, round(args.seconds / child("calibrate", w))) for w in WORKLOADS}
-        info["units"] = units
-        names = list(CONFIGS)
-        results = {w: {c: [] for c in names} for w in WORKLOADS}
-        for i in range(args.repeat):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for w in WORKLOADS:
-                for config in order:
-                    results[w][config].append(child(config, w, units[w]))
-            print(f"  round {i + 1}/{args.repeat} done, {time.monotonic() - t_start:.0f} s",
-                  flush=True)
-        pairs = {w: child("paired", w, max(1, round(units[w] * SEGMENT))) for w in WORKLOADS}
-    info["load_after"] = loadavg()
-
-    head = ["profiler"] + [f"{w}: median x (min-max)" for w in WORKLOADS] + ["best x, all"]
-    rows = [tuple(head)]
-    for config, (label, _) in CONFIGS.items():
-        row = [label]
-        bests = []
-        for w in WORKLOADS:
-            runs = results[w]
-            if config == "none":
-                row.append(f"{statistics.median(r['cpu_s'] for r in runs['none']):.3f} s CPU")
-                continue
-            xs = [r["cpu_s"] / b["cpu_s"] for r, b in zip(runs[config], runs["none"])]
-            bests.append(min(r["cpu_s"] for r in runs[config]) /
-                         min(r["cpu_s"] for r in runs["none"]))
-            row.append(f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})")
-        row.append("-" if config == "none" else " ".join(f"{b:.3f}" for b in bests))
-        rows.append(tuple(row))
-    print()
-    print(format_table(rows))
-    print()
-    paired_rows = [("workload", "paired x, median (min-max)", "segments")]
-    paired_medians = []
-    for w, out in pairs.items():
-        xs = [p / n for p, n in zip(out["cprof-512k"], out["none"])]
-        paired_medians.append(statistics.median(xs))
-        paired_rows.append((w, f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})",
-                            str(len(xs))))
-    print("cprof at 512 KiB against unprofiled, paired in one process:")
-    print(format_table(paired_rows))
-    worst = max(paired_medians)
-    print(f"target: at most {TARGET:.2f}x at the default rate; worst paired median "
-          f"{worst:.3f}x: {'met' if worst <= TARGET else 'NOT met'}")
-    print(f"load average after: {info['load_after']}; "
-          f"{time.monotonic() - t_start:.0f} s in all")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": results, "paired": pairs}, f, indent=1)
+    side_by_side(ap, args, measure, report, summary_table, "cprof heap")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ PROGRAM = '''\
 import json, sys, time
 
 def burn():
-    end = time.process_time() + 0.3
+    end = time.process_time() + 0.3  # BURN_NS
     n = 0
     while time.process_time() < end:
         n += 1
@@ -38,6 +38,9 @@ if sys.argv[1:2] == ["exit3"]:
 if sys.argv[1:2] == ["raise"]:
     raise ValueError("boom from the program")
 '''
+
+
+BURN_NS = 300_000_000  # what burn() in PROGRAM spends
 
 
 @pytest.fixture
@@ -64,7 +67,10 @@ def assert_recorded(r: subprocess.CompletedProcess[str], out: Path) -> None:
     p = cprof.load(out)
     rows = p.top(10)
     assert rows[0].name == "__main__.burn"
-    assert rows[0].flat_pct > 80
+    # burn() spends 0.3 s of CPU; what the interpreter spends around it
+    # (start-up imports, printing a traceback) grows with the machine's load,
+    # so burn's own time is judged, not its share.
+    assert rows[0].flat >= 0.8 * BURN_NS, rows[0]
     # burn() is called from the program's own top level, with no frame of the
     # runner's between (3.14's tracebacks, printed for "raise", bring enough
     # functions of their own to push <module> out of the top 10).
