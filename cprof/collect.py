@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import threading
 import time
 from types import TracebackType
@@ -119,6 +120,7 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
     stats = tables["stats"]
     comments = [f"cprof {kind} profile at {s.hz:g} Hz: {stats['samples']} samples, "
                 f"{stats['lost']} lost, {stats['threads']} threads"]
+    comments += _troubles(stats)
     return Profile(
         [ValueType("samples", "count"), ValueType(kind, "nanoseconds")], samples,
         period_type=ValueType(kind, "nanoseconds"), period=period, time_ns=s.start_ns,
@@ -158,6 +160,21 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
         _session = session
 
 
+def _troubles(stats: dict[str, Any]) -> list[str]:
+    """What went wrong while sampling, in words for the profile's comments
+    and stderr."""
+    out = []
+    after = stats.get("taken_over_after_ns", -1)
+    if after >= 0:
+        out.append(f"SIGPROF's handler was replaced by another (a library's profiler, or "
+                   f"signal.signal) {after / 1e9:.3f} s after the start: sampling stopped "
+                   f"then, and the time after it is <sampling stopped>")
+    if stats.get("handlers_stuck"):
+        out.append("a thread was still inside cprof's signal handler a second after stop "
+                   "(stopped in a debugger?): its memory is kept until it returns")
+    return out
+
+
 def stop_cpu_profile() -> Profile:
     """Stop the CPU profile; write it where start_cpu_profile was told (the
     file atomically: a temporary file renamed into place) and return it."""
@@ -176,6 +193,8 @@ def stop_cpu_profile() -> Profile:
     profile = _build(tables, session)
     if session.dest is not None:
         write_bytes(session.dest, profile.to_bytes())
+    for trouble in _troubles(tables["stats"]):
+        print(f"cprof: warning: {trouble}", file=sys.stderr)
     return profile
 
 

@@ -1042,11 +1042,13 @@ static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_sta
     }
     if (set_item_steal(r, "samples", samples) < 0 ||
         set_item_steal(r, "stats", Py_BuildValue(
-                           "{sKsKsKsKsK}", "samples", (unsigned long long)stats->samples,
+                           "{sKsKsKsKsKsLsi}", "samples", (unsigned long long)stats->samples,
                            "lost", (unsigned long long)stats->lost,
                            "threads", (unsigned long long)stats->threads_seen,
                            "timer_errors", (unsigned long long)stats->timer_errors,
-                           "drains", (unsigned long long)stats->drains)) < 0)
+                           "drains", (unsigned long long)stats->drains,
+                           "taken_over_after_ns", (long long)stats->taken_over_after_ns,
+                           "handlers_stuck", stats->handlers_stuck)) < 0)
         goto fail;
     return r;
 fail:

@@ -18,6 +18,9 @@
 #define CPROF_RECORD_TAIL 2u
 /* Taken while the thread ran cprof's own drain and hook: cprof's time. */
 #define CPROF_RECORD_PROFILER 4u
+/* With CPROF_RECORD_TAIL: the time went unsampled because SIGPROF was taken
+ * over; it is <sampling stopped>'s, not the thread's latest sample's. */
+#define CPROF_RECORD_STOPPED 8u
 
 typedef struct {
     uint32_t tid;           /* kernel thread id */

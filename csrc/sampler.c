@@ -50,6 +50,7 @@ typedef struct {
  * signal handlers through the atomics. */
 static struct {
     _Atomic int active;           /* handlers record only while set */
+    _Atomic int in_flight;        /* handlers past their entry: stop frees nothing until 0 */
     cprof_sampler_config_t cfg;
     Py_hash_t label_hash;
     cprof_ringbuf_t rb;
@@ -71,6 +72,12 @@ static struct {
     _Atomic int drain_pending;    /* a pending call to drain is queued */
     _Atomic pid_t profiler_tid;   /* the thread running a drain from a pending call, or 0 */
     _Atomic int64_t last_drain_ns;
+    int64_t start_ns;             /* CLOCK_MONOTONIC at start */
+    _Atomic int taken_over;       /* SIGPROF's handler was replaced while sampling */
+    int64_t taken_over_ns;        /* when that was seen (monotonic) */
+    int64_t taken_over_clock_ns;  /* and the process CPU (cpu) or monotonic (wall) clock then */
+    uint64_t taken_over_threads;  /* threads watched then */
+    int retired;                  /* stop left the state to a handler still inside */
 } S = {.helper_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static slot_t *slot_at(size_t index)
@@ -164,7 +171,12 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
 {
     (void)signo;
     int saved_errno = errno;
-    if (info->si_code != SI_TIMER || !atomic_load_explicit(&S.active, memory_order_acquire))
+    /* Counted in before the first look at S, so that stop, having cleared
+     * active, knows when no handler can still be using what it frees. Both
+     * sides are sequentially consistent: either stop sees this handler, or
+     * this handler sees active cleared. */
+    atomic_fetch_add(&S.in_flight, 1);
+    if (info->si_code != SI_TIMER || !atomic_load(&S.active))
         goto done;
     unsigned value = (unsigned)info->si_value.sival_int;
     slot_t *slot = slot_at(value & ((1u << SLOT_BITS) - 1));
@@ -193,6 +205,7 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
     arm_sigsafe(slot, next);
     record_sigsafe(slot, weight, context);
 done:
+    atomic_fetch_sub(&S.in_flight, 1);
     errno = saved_errno;
 }
 
@@ -238,8 +251,9 @@ static int64_t clock_ns(clockid_t clock)
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
-/* Queue the time a thread spent after its last sample. Lock-free; any thread. */
-static void push_tail(pid_t tid, int64_t ns)
+/* Queue the time a thread spent after its last sample (flags: 0, or
+ * CPROF_RECORD_STOPPED). Lock-free; any thread. */
+static void push_tail(pid_t tid, int64_t ns, uint32_t flags)
 {
     if (ns <= 0)
         return;
@@ -249,7 +263,7 @@ static void push_tail(pid_t tid, int64_t ns)
         return;
     memset(rec, 0, sizeof *rec);
     rec->tid = (uint32_t)tid;
-    rec->flags = CPROF_RECORD_TAIL;
+    rec->flags = CPROF_RECORD_TAIL | flags;
     rec->weight_ns = ns;
     cprof_ringbuf_commit_sigsafe(&S.rb, position);
 }
@@ -297,10 +311,12 @@ static void watch_thread(pid_t tid, int from_birth)
 }
 
 /* The thread is gone or the profile stops: stop its timer, and queue the time
- * since its last sample (up to observed_ns, the latest reading). */
+ * since its last sample (up to observed_ns, the latest reading): its latest
+ * sample's, or <sampling stopped>'s once SIGPROF was taken over. */
 static void unwatch_slot(slot_t *slot)
 {
-    push_tail(slot->tid, slot->observed_ns - atomic_load(&slot->last_ns));
+    push_tail(slot->tid, slot->observed_ns - atomic_load(&slot->last_ns),
+              atomic_load(&S.taken_over) ? CPROF_RECORD_STOPPED : 0);
     atomic_store_explicit(&slot->live, 0, memory_order_release);
     timer_delete(slot->timer);
     slot->tid = 0;
@@ -339,6 +355,8 @@ static void scan_threads(int from_birth)
     static pid_t *found, *known;
     static size_t found_cap, known_cap;
     size_t n_found = 0, n_known = 0;
+    if (atomic_load(&S.taken_over))
+        return;  /* no timer may send SIGPROF to someone else's handler */
     DIR *dir = opendir("/proc/self/task");
     if (dir == NULL)
         return;
@@ -435,6 +453,8 @@ static int finalizing(void)
 
 /* --- the helper thread ----------------------------------------------------------- */
 
+static void notice_takeover_locked(void);
+
 #define DRAIN_EVERY_NS 50000000      /* 50 ms: 2048 slots then hold 40,000 samples/s */
 #define PENDING_PATIENCE_NS 100000000 /* then take the GIL the slow way */
 
@@ -480,8 +500,10 @@ static void *helper_main(void *arg)
         pthread_mutex_lock(&S.helper_lock);
         if (!atomic_load(&S.helper_stop))
             pthread_cond_timedwait(&S.helper_wake, &S.helper_lock, &deadline);
-        if (!atomic_load(&S.helper_stop))
+        if (!atomic_load(&S.helper_stop)) {
+            notice_takeover_locked();
             scan_threads(1);
+        }
         pthread_mutex_unlock(&S.helper_lock);
         if (atomic_load(&S.helper_stop))
             break;
@@ -525,8 +547,70 @@ static int foreign_handler(const struct sigaction *sa)
     return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
 }
 
-static void release_state(void)
+/* SIGPROF's handler is no longer cprof's (a library's own profiler, or
+ * signal.signal): sampling stops for good, as cleanly as stop would, and the
+ * disposition stays theirs. No timer of ours may feed their handler, and the
+ * time each thread spent since its last sample is <sampling stopped>'s, not
+ * that sample's. stop adds the time that followed. helper_lock held. */
+static void notice_takeover_locked(void)
 {
+    if (atomic_load(&S.taken_over) || !atomic_load(&S.active))
+        return;
+    struct sigaction current;
+    if (sigaction(SIGPROF, NULL, &current) != 0 || handler_is_ours(&current))
+        return;
+    atomic_store(&S.taken_over, 1);
+    atomic_store(&S.active, 0);
+    S.taken_over_ns = monotonic_ns();
+    S.taken_over_clock_ns = clock_ns(S.cfg.mode == CPROF_MODE_CPU ? CLOCK_PROCESS_CPUTIME_ID
+                                                                  : CLOCK_MONOTONIC);
+    S.taken_over_threads = 0;
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        if (!atomic_load(&slot->live))
+            continue;
+        int64_t now = clock_ns(slot->clock);
+        if (now >= 0)
+            slot->observed_ns = now;
+        unwatch_slot(slot);
+        S.taken_over_threads++;
+    }
+}
+
+/* The time from the takeover to now, which no sample saw: the process's CPU
+ * time (cpu mode) or every watched thread's wall time (wall mode). */
+static int64_t unsampled_since_takeover(void)
+{
+    if (S.cfg.mode == CPROF_MODE_CPU)
+        return clock_ns(CLOCK_PROCESS_CPUTIME_ID) - S.taken_over_clock_ns;
+    return (clock_ns(CLOCK_MONOTONIC) - S.taken_over_clock_ns) * (int64_t)S.taken_over_threads;
+}
+
+#define STUCK_PATIENCE_NS 1000000000  /* a handler takes microseconds */
+
+/* Wait until no handler is inside, active being clear: 0, or -1 when one
+ * still was after a second (its thread stopped in a debugger, say): stop must
+ * not hang on it, nor free what it uses. */
+static int wait_for_handlers(void)
+{
+    int64_t deadline = monotonic_ns() + STUCK_PATIENCE_NS;
+    while (atomic_load(&S.in_flight) > 0) {
+        if (monotonic_ns() > deadline)
+            return -1;
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
+/* Free the profile's state; with keep, leave all of it as it is for a
+ * handler that may still use it (wait_for_handlers failed): the next start
+ * frees it once no handler is inside, or refuses to start. */
+static void release_state(int keep)
+{
+    S.retired = keep;
+    if (keep)
+        return;
     for (size_t c = 0; c < MAX_CHUNKS; c++) {
         free(atomic_load(&S.chunks[c]));
         atomic_store(&S.chunks[c], NULL);
@@ -584,6 +668,13 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
                           "CPU profile first (one per process, as in Go)");
     if (cfg->period_ns < 1000 || cfg->max_depth < 1 || cfg->buffer_samples < 2)
         return cprof_fail(err, CPROF_E_BUSY, "invalid sampler configuration");
+    if (S.retired) {
+        if (atomic_load(&S.in_flight) > 0)
+            return cprof_fail(err, CPROF_E_BUSY, "the previous CPU profile's signal handler "
+                              "has not returned (is a thread stopped inside it, in a "
+                              "debugger?): try again once it has");
+        release_state(0);
+    }
     struct sigaction current;
     sigaction(SIGPROF, NULL, &current);
     if (foreign_handler(&current))
@@ -612,6 +703,9 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     S.previous = current;
     S.threads_seen = S.timer_errors = S.drains = 0;
     S.drain_failed = 0;
+    atomic_store(&S.taken_over, 0);
+    S.taken_over_threads = 0;
+    S.start_ns = monotonic_ns();
     atomic_store(&S.samples, 0);
     atomic_store(&S.helper_stop, 0);
     atomic_store(&S.last_drain_ns, monotonic_ns());
@@ -648,12 +742,13 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
         disarm();
         cprof_frames_unwatch_code(on_code_death);
         cprof_stacks_clear(&S.stacks);
-        goto fail;
+        release_state(wait_for_handlers() < 0);
+        return rc;
     }
     S.helper_started = 1;
     return CPROF_OK;
 fail:
-    release_state();
+    release_state(0);  /* no handler was installed yet */
     return rc;
 }
 
@@ -669,21 +764,34 @@ int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats, cprof_
     pthread_join(S.helper, NULL);
     Py_END_ALLOW_THREADS
     S.helper_started = 0;
+    pthread_mutex_lock(&S.helper_lock);
+    notice_takeover_locked();
+    pthread_mutex_unlock(&S.helper_lock);
     disarm();
+    int stuck = wait_for_handlers() < 0;
     int rc = drain_gil();
     uint64_t lost = atomic_load(&S.rb.lost);
     if (rc == 0 && lost > 0)
         rc = cprof_stacks_add_synthetic(&S.stacks, CPROF_FUNC_LOST, (int64_t)lost,
                                         (int64_t)lost * S.cfg.period_ns);
+    int taken_over = atomic_load(&S.taken_over);
+    if (rc == 0 && taken_over) {
+        int64_t after = unsampled_since_takeover();
+        if (after > 0)
+            rc = cprof_stacks_add_synthetic(&S.stacks, CPROF_FUNC_STOPPED,
+                                            after / S.cfg.period_ns, after);
+    }
     cprof_frames_unwatch_code(on_code_death);
     stats->samples = atomic_load(&S.samples);
     stats->lost = lost;
     stats->threads_seen = S.threads_seen;
     stats->timer_errors = S.timer_errors;
     stats->drains = S.drains;
+    stats->taken_over_after_ns = taken_over ? S.taken_over_ns - S.start_ns : -1;
+    stats->handlers_stuck = stuck;
     *out = S.stacks;
     memset(&S.stacks, 0, sizeof S.stacks);
-    release_state();
+    release_state(stuck);
     if (rc != 0)
         return cprof_fail(err, CPROF_E_NOMEM, "out of memory while collecting samples");
     return CPROF_OK;
@@ -713,7 +821,7 @@ void cprof_sampler_thread_started(void)
         slot_t *slot = slot_at(i);
         known = slot->tid == tid && atomic_load(&slot->live);
     }
-    if (!known)
+    if (!known && !atomic_load(&S.taken_over))
         watch_thread(tid, 1);
     pthread_mutex_unlock(&S.helper_lock);
 }
@@ -751,7 +859,7 @@ uint64_t cprof_sampler_sample_count(void)
 double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var,
                                        int native)
 {
-    if (S.helper_started || n == 0 || cprof_frames_init() < 0 ||
+    if (S.helper_started || S.retired || n == 0 || cprof_frames_init() < 0 ||
         (native && cprof_native_init() < 0))
         return -1;
     if (cprof_ringbuf_init(&S.rb, 16, native ? 2 * max_depth : max_depth) < 0)
@@ -782,6 +890,9 @@ int cprof_sampler_drain(int call_hook)
 {
     if (!S.helper_started)
         return 0;
+    pthread_mutex_lock(&S.helper_lock);
+    notice_takeover_locked();
+    pthread_mutex_unlock(&S.helper_lock);
     atomic_store(&S.profiler_tid, (pid_t)syscall(SYS_gettid));
     int rc = drain_gil();
     if (call_hook)
@@ -810,5 +921,6 @@ void cprof_sampler_after_fork_child(void)
         sigaction(SIGPROF, &S.previous, NULL);
     cprof_frames_unwatch_code(on_code_death);
     cprof_stacks_clear(&S.stacks);
-    release_state();
+    atomic_store(&S.in_flight, 0);  /* handlers in flight were in the parent's threads */
+    release_state(0);
 }

@@ -44,6 +44,8 @@ typedef struct {
     uint64_t threads_seen;      /* threads that got a timer */
     uint64_t timer_errors;      /* threads that could not get one */
     uint64_t drains;
+    int64_t taken_over_after_ns; /* SIGPROF's handler was replaced this long after start, or -1 */
+    int handlers_stuck;         /* a handler never finished: its memory was left allocated */
 } cprof_sampler_stats_t;
 
 /* Start sampling every thread. Refuses (CPROF_E_BUSY) while a profile runs and
@@ -52,8 +54,12 @@ typedef struct {
 int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err);
 
 /* Stop: disarm every timer, discard pending SIGPROFs, restore the previous
- * disposition, drain what is left into *out (which the caller then owns and
- * clears) and add the lost samples as <lost>. GIL held. */
+ * disposition, wait until no handler is inside (freeing nothing a handler
+ * still uses), drain what is left into *out (which the caller then owns and
+ * clears) and add the lost samples as <lost>. When SIGPROF's handler was
+ * replaced by someone else's meanwhile (also checked by the helper thread and
+ * every drain), sampling stopped then: the time after is <sampling stopped>,
+ * stats say when, and the disposition stays theirs. GIL held. */
 int cprof_sampler_stop(cprof_stacks_t *out, cprof_sampler_stats_t *stats,
                        cprof_error_t *err);
 

@@ -172,6 +172,8 @@ static int add_synthetic(cprof_stacks_t *st, uint32_t func, uint32_t tid, int64_
 
 static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
 {
+    if (rec->flags & CPROF_RECORD_STOPPED)
+        return add_synthetic(st, CPROF_FUNC_STOPPED, rec->tid, 0, rec->weight_ns);
     cprof_table_t *t = &st->last_agg;
     long slot = cprof_table_find(t, (uint64_t)rec->tid + 1);
     if (slot >= 0) {
@@ -278,7 +280,8 @@ int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
         add_synthetic_func(st, "<no Python frame>") != CPROF_FUNC_NO_PYTHON ||
         add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST ||
         add_synthetic_func(st, "<unsampled>") != CPROF_FUNC_UNSAMPLED ||
-        add_synthetic_func(st, "<cprof>") != CPROF_FUNC_PROFILER) {
+        add_synthetic_func(st, "<cprof>") != CPROF_FUNC_PROFILER ||
+        add_synthetic_func(st, "<sampling stopped>") != CPROF_FUNC_STOPPED) {
         cprof_stacks_clear(st);
         if (!PyErr_Occurred())
             PyErr_NoMemory();

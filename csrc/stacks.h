@@ -18,7 +18,8 @@ enum {
     CPROF_FUNC_LOST = 2,        /* "<lost>": samples dropped by a full buffer */
     CPROF_FUNC_UNSAMPLED = 3,   /* "<unsampled>": CPU of a thread that ended unsampled */
     CPROF_FUNC_PROFILER = 4,    /* "<cprof>": time in cprof's own drain and hook */
-    CPROF_FUNC_FIRST_REAL = 5,
+    CPROF_FUNC_STOPPED = 5,     /* "<sampling stopped>": after SIGPROF was taken over */
+    CPROF_FUNC_FIRST_REAL = 6,
 };
 
 typedef struct {
@@ -68,7 +69,8 @@ void cprof_stacks_clear(cprof_stacks_t *st);
 
 /* Resolve one record and add it to the aggregates; a tail record
  * (CPROF_RECORD_TAIL) adds its time to its thread's latest sample instead, or
- * to <unsampled> when the thread has none. 0, or -1 on memory error. */
+ * to <unsampled> when the thread has none, or (CPROF_RECORD_STOPPED too) to
+ * <sampling stopped>. 0, or -1 on memory error. */
 int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec);
 
 /* Intern the stack of one record (depth 0 gives <no Python frame>, or
