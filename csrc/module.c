@@ -1025,20 +1025,23 @@ static int set_item_steal(PyObject *d, const char *key, PyObject *value)
 static PyObject *export_stacks(const cprof_stacks_t *st, const cprof_sampler_stats_t *stats)
 {
     PyObject *r = export_tables(st);
-    PyObject *samples = r == NULL ? NULL : PyList_New((Py_ssize_t)st->n_aggs);
+    PyObject *samples = r == NULL ? NULL : PyList_New(0);
     if (samples == NULL)
         goto fail;
     for (size_t i = 0; i < st->n_aggs; i++) {
         const cprof_agg_t *a = &st->aggs[i];
+        if (a->count == 0 && a->weight_ns == 0)
+            continue;  /* a stack wall mode saw, which no sample came to */
         PyObject *t = Py_BuildValue("(IIKKLL)", a->stack, a->tid,
                                     (unsigned long long)a->label_set,
                                     (unsigned long long)a->coroutine, (long long)a->count,
                                     (long long)a->weight_ns);
-        if (t == NULL) {
+        int appended = t == NULL ? -1 : PyList_Append(samples, t);
+        Py_XDECREF(t);
+        if (appended < 0) {
             Py_DECREF(samples);
             goto fail;
         }
-        PyList_SET_ITEM(samples, (Py_ssize_t)i, t);
     }
     if (set_item_steal(r, "samples", samples) < 0 ||
         set_item_steal(r, "stats", Py_BuildValue(

@@ -21,6 +21,12 @@
 /* With CPROF_RECORD_TAIL: the time went unsampled because SIGPROF was taken
  * over; it is <sampling stopped>'s, not the thread's latest sample's. */
 #define CPROF_RECORD_STOPPED 8u
+/* With CPROF_RECORD_TAIL (wall mode): samples (repeats of them) of a thread
+ * that had not run since its stack was last seen: more samples of that stack. */
+#define CPROF_RECORD_REPEAT 16u
+/* A stack seen without a sample (wall mode's snapshot of threads not holding
+ * the GIL): it becomes the thread's latest, which repeats then count. */
+#define CPROF_RECORD_STACK 32u
 
 typedef struct {
     uint32_t tid;           /* kernel thread id */
@@ -30,6 +36,7 @@ typedef struct {
     int64_t weight_ns;      /* CPU or wall time this sample stands for */
     uint64_t label_set;     /* cprof labels in force (0: none) */
     uintptr_t coroutine;    /* outermost coroutine, an identity (0: none) */
+    uint32_t repeats;       /* CPROF_RECORD_REPEAT: the samples it stands for */
     cprof_frame_t frames[]; /* max_depth of them */
 } cprof_record_t;
 

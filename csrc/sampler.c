@@ -43,7 +43,21 @@ typedef struct {
     uint64_t rng;                 /* xorshift state for jitter, handler only */
     int64_t overshoot_ns;         /* mean of measured minus asked intervals, handler only */
     uint32_t taken;               /* samples so far, handler only */
+    int has_timer;                /* cpu mode: the POSIX timer exists */
+    /* Wall mode (helper_lock): the thread's CPU clock tells whether it ran. */
+    clockid_t cpu_clock;
+    int64_t cpu_seen;             /* that clock at the helper's last visit */
+    int64_t cpu_stacked;          /* cpu_seen when its stack was last taken, or -1 */
+    uint32_t idle_visits;         /* visits in a row that found it had not run */
+    uint32_t repeat_count;        /* repeats of its latest stack not yet queued */
+    int64_t repeat_ns;            /* and their time */
+    _Atomic int has_stack;        /* a stack of it is known: a sample or a snapshot */
 } slot_t;
+
+typedef struct {
+    pid_t tid;
+    uint32_t index;
+} tid_slot_t;
 
 /* All state below is written under the GIL by control functions or by the
  * helper thread (which holds `helper_lock` for the slot table), and read by
@@ -51,6 +65,11 @@ typedef struct {
 static struct {
     _Atomic int active;           /* handlers record only while set */
     _Atomic int in_flight;        /* handlers past their entry: stop frees nothing until 0 */
+    pid_t pid;                    /* the process that started: wall mode's signals are its own */
+    int64_t busy_ns;              /* wall mode: CPU between visits that means "it ran" */
+    tid_slot_t *by_tid;           /* wall mode: live slots by tid, as of the last scan */
+    size_t n_by_tid, cap_by_tid;
+    cprof_record_t *snap;         /* wall mode: one stack being taken (GIL) */
     cprof_sampler_config_t cfg;
     Py_hash_t label_hash;
     cprof_ringbuf_t rb;
@@ -127,6 +146,17 @@ static size_t native_stack_sigsafe(PyThreadState *tstate, void *ucontext, cprof_
     return cprof_native_merge_sigsafe(c, n, py, n_py, rec->frames, max, total);
 }
 
+/* The id of the cprof.labels() set in force in tstate, or 0. */
+static uint64_t label_set_sigsafe(PyThreadState *tstate)
+{
+    if (S.cfg.label_var == NULL)
+        return 0;
+    PyObject *value = cprof_frames_contextvar_sigsafe(tstate, S.cfg.label_var, S.label_hash);
+    if (value != NULL && Py_TYPE(value) == S.cfg.labelset_type)
+        return ((cprof_labelset_object_t *)value)->id;
+    return 0;
+}
+
 static void record_sigsafe(slot_t *slot, int64_t weight, void *ucontext)
 {
     uint64_t position;
@@ -153,16 +183,9 @@ static void record_sigsafe(slot_t *slot, int64_t weight, void *ucontext)
                                            &coroutine));
         rec->total_depth = (uint32_t)total;
         rec->coroutine = (uintptr_t)coroutine;
-        if (tstate == NULL)
-            goto commit;
-        if (S.cfg.label_var != NULL) {
-            PyObject *value = cprof_frames_contextvar_sigsafe(tstate, S.cfg.label_var,
-                                                              S.label_hash);
-            if (value != NULL && Py_TYPE(value) == S.cfg.labelset_type)
-                rec->label_set = ((cprof_labelset_object_t *)value)->id;
-        }
+        if (tstate != NULL)
+            rec->label_set = label_set_sigsafe(tstate);
     }
-commit:
     atomic_fetch_add_explicit(&S.samples, 1, memory_order_relaxed);
     cprof_ringbuf_commit_sigsafe(&S.rb, position);
 }
@@ -176,7 +199,8 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
      * sides are sequentially consistent: either stop sees this handler, or
      * this handler sees active cleared. */
     atomic_fetch_add(&S.in_flight, 1);
-    if (info->si_code != SI_TIMER || !atomic_load(&S.active))
+    int ours = info->si_code == SI_TIMER || (info->si_code == SI_QUEUE && info->si_pid == S.pid);
+    if (!ours || !atomic_load(&S.active))
         goto done;
     unsigned value = (unsigned)info->si_value.sival_int;
     slot_t *slot = slot_at(value & ((1u << SLOT_BITS) - 1));
@@ -196,14 +220,17 @@ static void on_sigprof_sigsafe(int signo, siginfo_t *info, void *context)
     /* CPU-clock expiries land on the next scheduler tick, so intervals run
      * long: learn by how much (a moving mean over about 8 samples) and ask
      * for that much less, so that hz samples come per CPU second where the
-     * tick allows. */
-    if (slot->taken++ > 0)  /* the first weight also holds the time before the timer */
-        slot->overshoot_ns += (weight - slot->interval_ns - slot->overshoot_ns) / 8;
-    int64_t next = jittered_sigsafe(&slot->rng, S.cfg.period_ns) - slot->overshoot_ns;
-    if (next < S.cfg.period_ns / 8)
-        next = S.cfg.period_ns / 8;
-    arm_sigsafe(slot, next);
+     * tick allows. (Wall mode has no timer: the helper thread signals.) */
+    if (slot->has_timer) {
+        if (slot->taken++ > 0)  /* the first weight also holds the time before the timer */
+            slot->overshoot_ns += (weight - slot->interval_ns - slot->overshoot_ns) / 8;
+        int64_t next = jittered_sigsafe(&slot->rng, S.cfg.period_ns) - slot->overshoot_ns;
+        if (next < S.cfg.period_ns / 8)
+            next = S.cfg.period_ns / 8;
+        arm_sigsafe(slot, next);
+    }
     record_sigsafe(slot, weight, context);
+    atomic_store_explicit(&slot->has_stack, 1, memory_order_relaxed);
 done:
     atomic_fetch_sub(&S.in_flight, 1);
     errno = saved_errno;
@@ -251,9 +278,17 @@ static int64_t clock_ns(clockid_t clock)
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
+static int64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
 /* Queue the time a thread spent after its last sample (flags: 0, or
- * CPROF_RECORD_STOPPED). Lock-free; any thread. */
-static void push_tail(pid_t tid, int64_t ns, uint32_t flags)
+ * CPROF_RECORD_STOPPED), as repeats samples of it (CPROF_RECORD_REPEAT when
+ * more than 0). Lock-free; any thread. */
+static void push_tail(pid_t tid, int64_t ns, uint32_t flags, uint32_t repeats)
 {
     if (ns <= 0)
         return;
@@ -263,7 +298,8 @@ static void push_tail(pid_t tid, int64_t ns, uint32_t flags)
         return;
     memset(rec, 0, sizeof *rec);
     rec->tid = (uint32_t)tid;
-    rec->flags = CPROF_RECORD_TAIL | flags;
+    rec->flags = CPROF_RECORD_TAIL | flags | (repeats > 0 ? CPROF_RECORD_REPEAT : 0);
+    rec->repeats = repeats;
     rec->weight_ns = ns;
     cprof_ringbuf_commit_sigsafe(&S.rb, position);
 }
@@ -287,12 +323,22 @@ static void watch_thread(pid_t tid, int from_birth)
     sev.sigev_notify_thread_id = tid;
     sev.sigev_value.sival_int = (int)(index | (generation & 0xfff) << SLOT_BITS);
     clockid_t clock = S.cfg.mode == CPROF_MODE_CPU ? thread_cpu_clock(tid) : CLOCK_MONOTONIC;
-    if (timer_create(clock, &sev, &slot->timer) != 0) {
-        /* The thread ended between the scan and now, or is not ours to time. */
-        S.timer_errors++;
-        return;
+    slot->has_timer = 0;
+    if (S.cfg.mode == CPROF_MODE_CPU) {
+        if (timer_create(clock, &sev, &slot->timer) != 0) {
+            /* The thread ended between the scan and now, or is not ours to time. */
+            S.timer_errors++;
+            return;
+        }
+        slot->has_timer = 1;
     }
     slot->tid = tid;
+    slot->cpu_clock = thread_cpu_clock(tid);
+    slot->cpu_seen = clock_ns(slot->cpu_clock);
+    slot->cpu_stacked = -1;
+    slot->idle_visits = slot->repeat_count = 0;
+    slot->repeat_ns = 0;
+    atomic_store(&slot->has_stack, 0);
     slot->clock = clock;
     slot->overshoot_ns = 0;
     slot->taken = 0;
@@ -306,8 +352,19 @@ static void watch_thread(pid_t tid, int from_birth)
     /* The first expiry is uniform over one period. */
     int64_t first = 1 + (int64_t)(xorshift_sigsafe(&slot->rng) % (uint64_t)S.cfg.period_ns);
     atomic_store_explicit(&slot->live, 1, memory_order_release);
-    arm_sigsafe(slot, first);
+    if (slot->has_timer)
+        arm_sigsafe(slot, first);
     S.threads_seen++;
+}
+
+/* Queue the repeats wall mode counted for the slot since it last did. */
+static void flush_repeats(slot_t *slot)
+{
+    if (slot->repeat_count == 0)
+        return;
+    push_tail(slot->tid, slot->repeat_ns, 0, slot->repeat_count);
+    slot->repeat_count = 0;
+    slot->repeat_ns = 0;
 }
 
 /* The thread is gone or the profile stops: stop its timer, and queue the time
@@ -315,10 +372,13 @@ static void watch_thread(pid_t tid, int from_birth)
  * sample's, or <sampling stopped>'s once SIGPROF was taken over. */
 static void unwatch_slot(slot_t *slot)
 {
+    flush_repeats(slot);
     push_tail(slot->tid, slot->observed_ns - atomic_load(&slot->last_ns),
-              atomic_load(&S.taken_over) ? CPROF_RECORD_STOPPED : 0);
+              atomic_load(&S.taken_over) ? CPROF_RECORD_STOPPED : 0, 0);
     atomic_store_explicit(&slot->live, 0, memory_order_release);
-    timer_delete(slot->timer);
+    if (slot->has_timer)
+        timer_delete(slot->timer);
+    slot->has_timer = 0;
     slot->tid = 0;
 }
 
@@ -346,6 +406,8 @@ static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
 {
     return n > 0 && bsearch(&tid, sorted, n, sizeof *sorted, compare_tids) != NULL;
 }
+
+static void index_slots(void);
 
 /* One look at /proc/self/task: timers for new threads, none for gone ones.
  * Sorted lists keep this O(n log n) for processes with thousands of threads. */
@@ -392,6 +454,167 @@ static void scan_threads(int from_birth)
     for (size_t i = 0; i < n_found; i++)
         if (!contains_tid(known, n_known, found[i]))
             watch_thread(found[i], from_birth);
+    if (S.cfg.mode == CPROF_MODE_WALL)
+        index_slots();
+}
+
+/* --- wall mode ------------------------------------------------------------------
+ * A signal to every thread at every tick made each thread blocked in
+ * lock.acquire() wake, retake the GIL and wait again: with a thousand idle
+ * threads the program stood still. So wall mode has no timers: the helper
+ * thread ticks, reads each thread's CPU clock, and signals only the threads
+ * that ran since its last look. A thread that did not run is where its latest
+ * stack says: the tick counts one more sample of that stack (a repeat), with
+ * the wall time since its previous sample as weight. Latest stacks come from
+ * the signals and from snapshots: whoever drains holds the GIL, so no other
+ * thread can change its Python frames meanwhile, and each thread that ran
+ * since its stack was taken has it taken again there. The program pays for
+ * the threads that run, not for the ones that wait. */
+
+#define WALL_IDLE_AFTER 2    /* visits that found a thread idle before it is looked at less */
+#define WALL_IDLE_STRIDE 4   /* then at one tick in this many: its repeats keep the time */
+
+static int compare_tid_slots(const void *a, const void *b)
+{
+    pid_t x = ((const tid_slot_t *)a)->tid, y = ((const tid_slot_t *)b)->tid;
+    return (x > y) - (x < y);
+}
+
+/* Rebuild by_tid from the live slots (helper_lock held). */
+static void index_slots(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        if (!atomic_load(&slot->live))
+            continue;
+        if (cprof_grow((void **)&S.by_tid, &S.cap_by_tid, n, sizeof *S.by_tid) < 0)
+            break;  /* the snapshot then takes the stacks of the threads left out */
+        S.by_tid[n++] = (tid_slot_t){slot->tid, (uint32_t)i};
+    }
+    if (n > 1)
+        qsort(S.by_tid, n, sizeof *S.by_tid, compare_tid_slots);
+    S.n_by_tid = n;
+}
+
+static slot_t *slot_of(pid_t tid)
+{
+    tid_slot_t key = {tid, 0};
+    tid_slot_t *found = S.n_by_tid == 0 ? NULL : bsearch(&key, S.by_tid, S.n_by_tid,
+                                                         sizeof key, compare_tid_slots);
+    if (found == NULL)
+        return NULL;
+    slot_t *slot = slot_at(found->index);
+    return slot != NULL && slot->tid == tid && atomic_load(&slot->live) ? slot : NULL;
+}
+
+static void signal_slot(slot_t *slot, size_t index)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = SIGPROF;
+    info.si_code = SI_QUEUE;
+    info.si_pid = S.pid;
+    info.si_uid = getuid();
+    uint32_t generation = atomic_load(&slot->generation);
+    info.si_value.sival_int = (int)(index | (generation & 0xfff) << SLOT_BITS);
+    syscall(SYS_rt_tgsigqueueinfo, S.pid, slot->tid, SIGPROF, &info);
+}
+
+/* One tick (helper_lock held): signal the threads that ran, count a repeat of
+ * the others' latest stacks. */
+static void wall_tick_locked(uint64_t tick)
+{
+    int64_t now = monotonic_ns();
+    for (size_t i = 0; i < S.n_slots; i++) {
+        slot_t *slot = slot_at(i);
+        if (!atomic_load(&slot->live))
+            continue;
+        if (slot->idle_visits >= WALL_IDLE_AFTER && (tick + i) % WALL_IDLE_STRIDE != 0)
+            continue;
+        int64_t cpu = clock_ns(slot->cpu_clock);
+        if (cpu < 0)
+            continue;  /* it ended: the next scan unwatches it */
+        int ran = cpu - slot->cpu_seen > S.busy_ns;
+        slot->cpu_seen = cpu;
+        if (ran || !atomic_load(&slot->has_stack)) {
+            slot->idle_visits = 0;
+            flush_repeats(slot);  /* they belong to the stack before this sample */
+            signal_slot(slot, i);
+            continue;
+        }
+        /* As many samples as periods went by: a thread looked at once in
+         * WALL_IDLE_STRIDE ticks still has hz samples a second. */
+        int64_t ns = now - atomic_exchange(&slot->last_ns, now);
+        int64_t periods = (ns + S.cfg.period_ns / 2) / S.cfg.period_ns;
+        slot->idle_visits++;
+        slot->repeat_ns += ns;
+        slot->repeat_count += periods > 0 ? (uint32_t)periods : 1;
+    }
+}
+
+/* Add the slot's repeats to its thread's latest stack now (GIL and
+ * helper_lock held, the buffer drained: they are older than what is in it). */
+static int add_repeats_gil(slot_t *slot)
+{
+    if (slot->repeat_count == 0)
+        return 0;
+    cprof_record_t tail;
+    memset(&tail, 0, sizeof tail);
+    tail.tid = (uint32_t)slot->tid;
+    tail.flags = CPROF_RECORD_TAIL | CPROF_RECORD_REPEAT;
+    tail.repeats = slot->repeat_count;
+    tail.weight_ns = slot->repeat_ns;
+    slot->repeat_count = 0;
+    slot->repeat_ns = 0;
+    return cprof_stacks_add(&S.stacks, &tail);
+}
+
+/* Take the stack of every other thread of the interpreter that ran since its
+ * stack was last taken, as its latest (GIL held: their Python frames cannot
+ * change meanwhile), after adding its repeats to the stack before. */
+static int snapshot_gil(void)
+{
+    if (S.cfg.mode != CPROF_MODE_WALL || !atomic_load(&S.active) || S.snap == NULL)
+        return 0;
+    PyThreadState *self = PyThreadState_Get();
+    int rc = 0;
+    pthread_mutex_lock(&S.helper_lock);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(self->interp); ts != NULL && rc == 0;
+         ts = PyThreadState_Next(ts)) {
+        pid_t tid = (pid_t)ts->native_thread_id;
+        if (ts == self || tid == 0)
+            continue;
+        slot_t *slot = slot_of(tid);
+        if (slot != NULL) {
+            if (atomic_load(&slot->has_stack) && slot->cpu_stacked == slot->cpu_seen)
+                continue;  /* it has not run since */
+            rc = add_repeats_gil(slot);
+            slot->cpu_stacked = slot->cpu_seen;
+        }
+        cprof_record_t *rec = S.snap;
+        size_t total = 0;
+        void *coroutine = NULL;
+        rec->tid = (uint32_t)tid;
+        rec->flags = CPROF_RECORD_STACK;
+        rec->weight_ns = 0;
+        rec->depth = (uint32_t)cprof_frames_capture_sigsafe(ts, rec->frames, S.cfg.max_depth,
+                                                            &total, &coroutine);
+        rec->total_depth = (uint32_t)total;
+        rec->coroutine = (uintptr_t)coroutine;
+        rec->label_set = label_set_sigsafe(ts);
+        if (rc == 0)
+            rc = cprof_stacks_add(&S.stacks, rec);
+        if (slot != NULL)
+            atomic_store(&slot->has_stack, 1);
+    }
+    for (size_t i = 0; i < S.n_slots && rc == 0; i++) {
+        slot_t *slot = slot_at(i);
+        if (atomic_load(&slot->live))
+            rc = add_repeats_gil(slot);
+    }
+    pthread_mutex_unlock(&S.helper_lock);
+    return rc;
 }
 
 /* --- draining (GIL held) ------------------------------------------------------ */
@@ -458,12 +681,6 @@ static void notice_takeover_locked(void);
 #define DRAIN_EVERY_NS 50000000      /* 50 ms: 2048 slots then hold 40,000 samples/s */
 #define PENDING_PATIENCE_NS 100000000 /* then take the GIL the slow way */
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
 
 /* Drains run in whichever thread holds the GIL next: a thread that keeps
  * releasing and retaking the GIL (an event loop polling with a zero timeout)
@@ -489,25 +706,41 @@ static void *helper_main(void *arg)
     sigemptyset(&block);
     sigaddset(&block, SIGPROF);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
-    int64_t asked_at = 0;
+    int64_t asked_at = 0, next_scan = 0, wake_ns = 0;
+    uint64_t tick = 0, rng = (uint64_t)monotonic_ns() | 1;
+    int wall = S.cfg.mode == CPROF_MODE_WALL;
     while (!atomic_load(&S.helper_stop)) {
-        /* Sleep one poll interval, or until stop wakes us. */
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        int64_t wake = (int64_t)deadline.tv_nsec + S.cfg.poll_ns;
-        deadline.tv_sec += (time_t)(wake / 1000000000);
-        deadline.tv_nsec = (long)(wake % 1000000000);
+        /* Sleep one poll interval (wall mode: one jittered period, a tick;
+         * the first one uniform over a period, as timers start), or until
+         * stop wakes us. */
+        int64_t now = monotonic_ns();
+        if (!wall)
+            wake_ns = now + S.cfg.poll_ns;
+        else if (tick == 0)
+            wake_ns = now + 1 + (int64_t)(xorshift_sigsafe(&rng) % (uint64_t)S.cfg.period_ns);
+        else {  /* from the previous tick's time, so that wake-up delays do not add up */
+            int64_t next = wake_ns + jittered_sigsafe(&rng, S.cfg.period_ns);
+            wake_ns = next > now ? next : now;
+        }
+        struct timespec deadline = {.tv_sec = (time_t)(wake_ns / 1000000000),
+                                    .tv_nsec = (long)(wake_ns % 1000000000)};
         pthread_mutex_lock(&S.helper_lock);
         if (!atomic_load(&S.helper_stop))
             pthread_cond_timedwait(&S.helper_wake, &S.helper_lock, &deadline);
         if (!atomic_load(&S.helper_stop)) {
             notice_takeover_locked();
-            scan_threads(1);
+            int64_t woke = monotonic_ns();
+            if (!wall || woke >= next_scan) {
+                scan_threads(1);
+                next_scan = woke + S.cfg.poll_ns;
+            }
+            if (wall && atomic_load(&S.active))
+                wall_tick_locked(tick++);
         }
         pthread_mutex_unlock(&S.helper_lock);
         if (atomic_load(&S.helper_stop))
             break;
-        int64_t now = monotonic_ns();
+        now = monotonic_ns();
         if (now - atomic_load(&S.last_drain_ns) < DRAIN_EVERY_NS || finalizing())
             continue;
         if (!atomic_load(&S.drain_pending)) {
@@ -523,7 +756,8 @@ static void *helper_main(void *arg)
          * the GIL is probably free. */
         PyGILState_STATE gil = PyGILState_Ensure();
         if (!atomic_load(&S.helper_stop)) {
-            drain_gil();
+            if (drain_gil() == 0 && snapshot_gil() < 0)
+                S.drain_failed = 1;
             call_hook_gil();
             atomic_store(&S.last_drain_ns, monotonic_ns());
         }
@@ -616,6 +850,11 @@ static void release_state(int keep)
         atomic_store(&S.chunks[c], NULL);
     }
     S.n_slots = 0;
+    free(S.by_tid);
+    S.by_tid = NULL;
+    S.n_by_tid = S.cap_by_tid = 0;
+    free(S.snap);
+    S.snap = NULL;
     cprof_ringbuf_free(&S.rb);
     Py_CLEAR(S.cfg.label_var);
     Py_CLEAR(S.cfg.hook);
@@ -703,6 +942,8 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     S.previous = current;
     S.threads_seen = S.timer_errors = S.drains = 0;
     S.drain_failed = 0;
+    S.pid = getpid();
+    S.busy_ns = cfg->period_ns / 20;
     atomic_store(&S.taken_over, 0);
     S.taken_over_threads = 0;
     S.start_ns = monotonic_ns();
@@ -718,6 +959,12 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     }
     if (cprof_stacks_init(&S.stacks, cfg->max_depth) < 0) {
         rc = CPROF_E_PYTHON;
+        goto fail;
+    }
+    if (cfg->mode == CPROF_MODE_WALL &&
+        (S.snap = malloc(sizeof *S.snap + cfg->max_depth * sizeof(cprof_frame_t))) == NULL) {
+        cprof_stacks_clear(&S.stacks);
+        rc = cprof_fail(err, CPROF_E_NOMEM, "out of memory for the sample buffer");
         goto fail;
     }
     if (cprof_frames_watch_code(on_code_death) < 0) {
@@ -736,6 +983,8 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     pthread_mutex_lock(&S.helper_lock);
     scan_threads(0);  /* every thread is timed from the start */
     pthread_mutex_unlock(&S.helper_lock);
+    if (snapshot_gil() < 0)  /* wall mode: where every other thread is */
+        S.drain_failed = 1;
     if (pthread_create(&S.helper, NULL, helper_main, NULL) != 0) {
         rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
                         strerror(errno));
@@ -895,6 +1144,10 @@ int cprof_sampler_drain(int call_hook)
     pthread_mutex_unlock(&S.helper_lock);
     atomic_store(&S.profiler_tid, (pid_t)syscall(SYS_gettid));
     int rc = drain_gil();
+    if (rc == 0 && snapshot_gil() < 0) {
+        S.drain_failed = 1;
+        rc = -1;
+    }
     if (call_hook)
         call_hook_gil();
     atomic_store(&S.profiler_tid, 0);

@@ -1,11 +1,13 @@
 /* sampler: the CPU and wall-clock sampler.
  *
- * Every thread of the process gets its own POSIX timer (on the thread's CPU
- * clock in cpu mode, on the monotonic clock in wall mode) that sends SIGPROF
- * to that thread, re-armed by the handler with a jittered interval. The
- * handler records the interrupted thread's Python stack into a lock-free ring
- * buffer. A helper thread finds new and vanished threads in /proc/self/task
- * and, holding the GIL now and then, drains the buffer into cprof_stacks.
+ * In cpu mode every thread of the process gets its own POSIX timer on its
+ * CPU clock that sends SIGPROF to that thread, re-armed by the handler with a
+ * jittered interval. In wall mode the helper thread ticks instead and signals
+ * only the threads that ran since its last look; the others count repeats of
+ * their latest stack (sampler.c, "wall mode"). The handler records the
+ * interrupted thread's Python stack into a lock-free ring buffer. The helper
+ * thread finds new and vanished threads in /proc/self/task and, holding the
+ * GIL now and then, drains the buffer into cprof_stacks.
  *
  * Control functions need the GIL; the handler follows DESIGN.md's rules.
  */

@@ -172,15 +172,17 @@ static int add_synthetic(cprof_stacks_t *st, uint32_t func, uint32_t tid, int64_
 
 static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
 {
+    int64_t count = rec->flags & CPROF_RECORD_REPEAT ? rec->repeats : 0;
     if (rec->flags & CPROF_RECORD_STOPPED)
-        return add_synthetic(st, CPROF_FUNC_STOPPED, rec->tid, 0, rec->weight_ns);
+        return add_synthetic(st, CPROF_FUNC_STOPPED, rec->tid, count, rec->weight_ns);
     cprof_table_t *t = &st->last_agg;
     long slot = cprof_table_find(t, (uint64_t)rec->tid + 1);
     if (slot >= 0) {
+        st->aggs[t->values[slot]].count += count;
         st->aggs[t->values[slot]].weight_ns += rec->weight_ns;
         return 0;
     }
-    return add_synthetic(st, CPROF_FUNC_UNSAMPLED, rec->tid, 0, rec->weight_ns);
+    return add_synthetic(st, CPROF_FUNC_UNSAMPLED, rec->tid, count, rec->weight_ns);
 }
 
 /* Remember the aggregate a thread's latest sample went to. */
@@ -232,7 +234,8 @@ int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
     long stack = cprof_stacks_intern(st, rec);
     if (stack < 0)
         return -1;
-    long agg = aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, 1,
+    int64_t count = rec->flags & CPROF_RECORD_STACK ? 0 : 1;
+    long agg = aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, count,
                          rec->weight_ns);
     return agg < 0 ? -1 : note_last(st, rec->tid, (uint32_t)agg);
 }

@@ -70,7 +70,9 @@ void cprof_stacks_clear(cprof_stacks_t *st);
 /* Resolve one record and add it to the aggregates; a tail record
  * (CPROF_RECORD_TAIL) adds its time to its thread's latest sample instead, or
  * to <unsampled> when the thread has none, or (CPROF_RECORD_STOPPED too) to
- * <sampling stopped>. 0, or -1 on memory error. */
+ * <sampling stopped>; with CPROF_RECORD_REPEAT it counts as its repeats samples too. A
+ * CPROF_RECORD_STACK record becomes its thread's latest with no sample (an
+ * aggregate may then hold no sample at all: exports skip those). 0, or -1 on memory error. */
 int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec);
 
 /* Intern the stack of one record (depth 0 gives <no Python frame>, or

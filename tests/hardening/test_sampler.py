@@ -15,7 +15,8 @@ import cprof
 
 
 def run_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    # -P: the installed cprof, not a checkout in the working directory
+    return subprocess.run([sys.executable, "-P", "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -40,6 +41,93 @@ def test_stop_while_handlers_run_in_a_thousand_threads_frees_nothing_in_use() ->
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
+
+
+def test_wall_mode_beside_two_thousand_idle_threads_costs_the_program_little() -> None:
+    # Each signal woke a thread blocked in lock.acquire(), which retook the
+    # GIL: with 1,000 idle threads a 1 s loop took ~15 s, with 2,000 it made
+    # no progress in 60 s. Now the threads that do not run get no signal.
+    # (The time is a guard against that livelock, not a benchmark: see
+    # benchmarks/wall_threads.py for the overhead.)
+    r = run_child("""
+        import threading, time, cprof
+        N = 2000
+        ev = threading.Event()
+        def idle():
+            ev.wait()
+        threads = [threading.Thread(target=idle, name=f"idle-{i}", daemon=True) for i in range(N)]
+        for t in threads:
+            t.start()
+        def loop(n):
+            x = 0
+            for i in range(n):
+                x += i
+        t0 = time.perf_counter(); loop(3_000_000); unprofiled = time.perf_counter() - t0
+        cprof.start_cpu_profile(mode="wall", hz=100)
+        t0 = time.perf_counter(); loop(3_000_000); profiled = time.perf_counter() - t0
+        p = cprof.stop_cpu_profile()
+        idle_ns = sum(s.values[1] for s in p.samples
+                      if str(s.labels.get("thread_name", "")).startswith("idle-"))
+        leaves = {s.locations[0].lines[0].function.name for s in p.samples
+                  if str(s.labels.get("thread_name", "")).startswith("idle-")}
+        print(repr({"unprofiled": unprofiled, "profiled": profiled, "idle_ns": idle_ns,
+                    "expected_ns": N * p.duration_ns, "leaves": sorted(leaves),
+                    "samples": sum(s.values[0] for s in p.samples
+                                   if str(s.labels.get("thread_name", "")).startswith("idle-")),
+                    "duration_ns": p.duration_ns}))
+        ev.set()
+    """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = eval(r.stdout.strip().splitlines()[-1])
+    assert out["profiled"] < 3 * out["unprofiled"] + 0.5, out
+    # Every idle thread's wall time is there, within 10%, where it waits.
+    assert 0.9 < out["idle_ns"] / out["expected_ns"] < 1.1, out
+    assert out["leaves"] == ["threading.Condition.wait"], out
+    # As many samples as 100 Hz gives, though the idle threads got no signal.
+    expected_samples = 2000 * out["duration_ns"] / 1e9 * 100
+    assert 0.8 < out["samples"] / expected_samples < 1.2, out
+
+
+def test_wall_mode_follows_a_thread_from_one_wait_to_another() -> None:
+    # A thread that spends almost no CPU but moves between two waits: its
+    # stack is taken again whenever it ran, so each wait gets its share.
+    r = run_child("""
+        import queue, threading, time, cprof
+        q = queue.Queue()
+        stop = threading.Event()
+        def in_queue():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        def in_sleep():
+            time.sleep(0.05)
+        def worker():
+            while not stop.is_set():
+                in_queue()
+                in_sleep()
+        t = threading.Thread(target=worker, name="mover")
+        cprof.start_cpu_profile(mode="wall", hz=100)
+        t.start()
+        time.sleep(2.0)
+        stop.set()
+        t.join()
+        p = cprof.stop_cpu_profile()
+        share = {"in_queue": 0, "in_sleep": 0}
+        for s in p.samples:
+            if s.labels.get("thread_name") != "mover":
+                continue
+            names = [loc.lines[0].function.name for loc in s.locations]
+            for k in share:
+                if "__main__." + k in names or k in names:
+                    share[k] += s.values[1]
+        print(repr(share))
+    """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    share = eval(r.stdout.strip().splitlines()[-1])
+    total = share["in_queue"] + share["in_sleep"]
+    assert total > 1.5e9, share
+    assert 0.4 < share["in_queue"] / total < 0.6, share
 
 
 TAKEOVER = """
