@@ -682,6 +682,20 @@ def pair_ratios(segs: dict[str, list[list[float]]], config: str, i: int) -> tupl
     return statistics.mean(xs), statistics.stdev(xs) / len(xs) ** 0.5
 
 
+def print_header(info: dict[str, Any], peers: Sequence[Peer], versions: dict[str, str],
+                 unavailable: dict[str, str]) -> None:
+    """The machine, the interpreter, cprof and each peer's version, why a
+    peer is unavailable, and the load before the runs."""
+    print(f"machine: {info['cpu']}, {info['cores']} cores; {info['os']}; "
+          f"kernel HZ {info['kernel_hz']}")
+    print(f"python {info['python']}; cprof {info['cprof_commit']} ({info['cprof_path']}); "
+          + "".join(f"{p.name} {versions.get(p.name, 'unavailable')}; "
+                    for p in peers if p.package) + info["date"])
+    for name, why in unavailable.items():
+        print(f"{name} unavailable: {why}")
+    print(f"load average before: {info['load_before']}")
+
+
 def measure(python: str, args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark on one interpreter, printing its header and progress as
     it goes; returns what report() prints and --json writes."""
@@ -690,14 +704,7 @@ def measure(python: str, args: argparse.Namespace) -> dict[str, Any]:
     info = machine(python)
     info.update({p.name: versions[p.name] for p in PEERS if p.package and p.name in versions},
                 repeat=args.repeat, seconds=args.seconds, load_before=loadavg())
-    print(f"machine: {info['cpu']}, {info['cores']} cores; {info['os']}; "
-          f"kernel HZ {info['kernel_hz']}")
-    print(f"python {info['python']}; cprof {info['cprof_commit']} ({info['cprof_path']}); "
-          + "".join(f"{p.name} {versions.get(p.name, 'unavailable')}; "
-                    for p in PEERS if p.package) + info["date"])
-    for name, why in unavailable.items():
-        print(f"{name} unavailable: {why}")
-    print(f"load average before: {info['load_before']}")
+    print_header(info, PEERS, versions, unavailable)
 
     with tempfile.TemporaryDirectory() as tmp:
         def child(kind: str, workload: str = "", units: int = 0) -> Any:
