@@ -402,21 +402,30 @@ def python_version(python: str) -> str:
                           capture_output=True, text=True).stdout.strip() or "?"
 
 
-def build_env(python: str, tmp: str) -> dict[str, str]:
-    """The environment for building a peer from source for python. Debian's
-    <pythonX.Y/pyconfig.h> includes <MULTIARCH/pythonX.Y/pyconfig.h>, which a
-    Debian interpreter unpacked outside /usr (.ci/pythons.sh's 3.14 and 3.15)
-    keeps beside its headers, where no compiler looks: setup.py adds that
-    directory for cprof, and CPATH adds it for a peer's build alike."""
+def python_headers(python: str, tmp: str) -> tuple[str, bool]:
+    """python's include directory, and whether Debian's multiarch pyconfig.h
+    is kept beside it: Debian's <pythonX.Y/pyconfig.h> includes
+    <MULTIARCH/pythonX.Y/pyconfig.h>, which a Debian interpreter unpacked
+    outside /usr (.ci/pythons.sh's 3.14 and 3.15) keeps in the include
+    directory's parent, where no compiler looks unless told."""
     code = ("import os, sysconfig\n"
             "inc = sysconfig.get_paths()['include']\n"
             "parent, arch = os.path.dirname(inc), sysconfig.get_config_var('MULTIARCH')\n"
-            "if arch and parent != '/usr/include' and os.path.exists(\n"
-            "        os.path.join(parent, arch, os.path.basename(inc), 'pyconfig.h')):\n"
-            "    print(parent)")
-    parent = run_checked([python, "-c", code], tmp).strip()
-    if not parent:
+            "print(inc)\n"
+            "print(bool(arch and parent != '/usr/include' and os.path.exists(\n"
+            "    os.path.join(parent, arch, os.path.basename(inc), 'pyconfig.h'))))")
+    include, beside = run_checked([python, "-c", code], tmp).split("\n")[:2]
+    return include, beside == "True"
+
+
+def build_env(python: str, tmp: str) -> dict[str, str]:
+    """The environment for building a peer from source for python: setup.py
+    adds the directory of Debian's multiarch pyconfig.h (python_headers) for
+    cprof, and CPATH adds it for a peer's build alike."""
+    include, beside = python_headers(python, tmp)
+    if not beside:
         return dict(os.environ)
+    parent = os.path.dirname(include)
     cpath = os.environ.get("CPATH")
     return dict(os.environ, CPATH=f"{parent}:{cpath}" if cpath else parent)
 
@@ -428,34 +437,38 @@ def installed_version(python: str, package: str, tmp: str) -> str | None:
     return run_checked([python, "-c", code, package], tmp).strip() or None
 
 
-def ensure_peers(python: str, peers: Sequence[Peer]) -> tuple[dict[str, str], dict[str, str]]:
+def ensure_peers(python: str, peers: Sequence[Peer],
+                 tmp: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """Install each missing peer into python's environment and check that it
-    runs there. Returns ({peer: version}, {peer: why unavailable}): one peer
-    failing to build (no wheel for a new CPython, a missing library) leaves
-    the others and the benchmark to go on."""
+    runs there, in tmp (a directory of its own if None: a check may leave
+    there what the runs use). Returns ({peer: version}, {peer: why
+    unavailable}): one peer failing to build (no wheel for a new CPython, a
+    missing library) leaves the others and the benchmark to go on."""
+    if tmp is None:
+        with tempfile.TemporaryDirectory() as own:
+            return ensure_peers(python, peers, own)
     versions: dict[str, str] = {}
     unavailable: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for peer in peers:
-            try:
-                version = "stdlib"
-                if peer.package:
+    for peer in peers:
+        try:
+            version = "stdlib"
+            if peer.package:
+                found = installed_version(python, peer.package, tmp)
+                if found is None:
+                    # A build from source on 2 cores can take minutes.
+                    try:
+                        run_checked([python, "-m", "pip", "install", "-q", peer.package],
+                                    tmp, timeout=1200, env=build_env(python, tmp))
+                    except PeerError as e:
+                        raise PeerError(f"pip install {peer.package} failed: {e}") from None
                     found = installed_version(python, peer.package, tmp)
-                    if found is None:
-                        # A build from source on 2 cores can take minutes.
-                        try:
-                            run_checked([python, "-m", "pip", "install", "-q", peer.package],
-                                        tmp, timeout=1200, env=build_env(python, tmp))
-                        except PeerError as e:
-                            raise PeerError(f"pip install {peer.package} failed: {e}") from None
-                        found = installed_version(python, peer.package, tmp)
-                    if found is None:
-                        raise PeerError(f"pip installed {peer.package} but it is not found")
-                    version = found
-                peer.check(python, tmp)
-                versions[peer.name] = version
-            except PeerError as e:
-                unavailable[peer.name] = str(e)
+                if found is None:
+                    raise PeerError(f"pip installed {peer.package} but it is not found")
+                version = found
+            peer.check(python, tmp)
+            versions[peer.name] = version
+        except PeerError as e:
+            unavailable[peer.name] = str(e)
     return versions, unavailable
 
 
@@ -871,7 +884,8 @@ def common_arguments(ap: argparse.ArgumentParser) -> None:
 def side_by_side(ap: argparse.ArgumentParser, args: argparse.Namespace,
                  measure: Callable[[str, argparse.Namespace], dict[str, Any]],
                  report: Callable[[dict[str, Any]], None],
-                 summary: Callable[[Sequence[dict[str, Any]]], str], title: str) -> None:
+                 summary: Callable[[Sequence[dict[str, Any]]], str], title: str,
+                 how: str) -> None:
     """The whole benchmark once per --python interpreter, then cprof's figures
     from every one of them in one table."""
     try:
@@ -895,8 +909,7 @@ def side_by_side(ap: argparse.ArgumentParser, args: argparse.Namespace,
         done.append(measured)
         print(flush=True)
     if done:
-        print(f"{title}, side by side (each ratio to the same interpreter's unprofiled runs; "
-              "paired: mean +- standard error):")
+        print(f"{title}, side by side ({how}):")
         print(summary(done))
     for python, why in failed.items():
         print(f"{python}: no figures ({why})")
@@ -937,7 +950,9 @@ def main() -> None:
                 json.dump(measured, f, indent=2)
         return
 
-    side_by_side(ap, args, measure, lambda m: report(m, args), summary_table, "cprof")
+    side_by_side(ap, args, measure, lambda m: report(m, args), summary_table, "cprof",
+                 "each ratio to the same interpreter's unprofiled runs; "
+                 "paired: mean +- standard error")
 
 
 if __name__ == "__main__":
