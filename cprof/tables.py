@@ -16,7 +16,7 @@ import subprocess
 import sys
 import sysconfig
 from types import CodeType, FrameType
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence, TypeVar
 
 from .builder import PYTHON_MAPPING
 from .model import Function, Line, Location, Mapping
@@ -243,13 +243,16 @@ def resolve(tables: dict[str, Any]) -> Resolved:
     return Resolved(mappings, functions, locations, stacks)
 
 
-# What a frame is, for _fold_cprof: cprof's own code, code of the standard
+T = TypeVar("T")
+
+# What a frame is, for fold_cprof: cprof's own code, code of the standard
 # library (or native, or synthetic), or the program's.
 CPROF, LIBRARY, PROGRAM = 0, 1, 2
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _library_dirs() -> tuple[str, ...]:
+def library_dirs() -> tuple[str, ...]:
+    """The standard library's directories (each ending in a separator)."""
     paths = sysconfig.get_paths()
     dirs = {os.path.abspath(paths[key]) + os.sep for key in ("stdlib", "platstdlib")
             if paths.get(key)}
@@ -273,7 +276,7 @@ def frame_kind(filename: str, system_name: str, library: tuple[str, ...]) -> int
 
 def _kinds(table: Sequence[tuple[int, int, int]], functions: Sequence[Function]) -> list[int]:
     """frame_kind of every location (a native one: LIBRARY)."""
-    library = _library_dirs()
+    library = library_dirs()
     by_function: dict[int, int] = {}
     out = []
     for f, _, _ in table:
@@ -300,19 +303,24 @@ def _profiler_location(functions: list[Function], mapping: Mapping, loc_id: int)
 
 
 def _fold_cprof(stack: Sequence[int], kinds: Sequence[int], profiler: int) -> Sequence[int]:
+    """fold_cprof of a stack of location indices."""
+    if not any(kinds[i] == CPROF for i in stack):
+        return stack
+    return fold_cprof(stack, kinds.__getitem__, profiler)
+
+
+def fold_cprof(stack: Sequence[T], kind: Callable[[T], int], profiler: T) -> list[T]:
     """A stack (leaf first) without cprof's frames: the outermost cprof frame
     whose callees are all cprof's or the library's is cprof's own work (a
     profile being written, the program's threads being joined) and goes,
-    with its callees, into one "<cprof>" frame; a cprof frame that called the
-    program's code (a wrapper) is left out."""
-    if not any(kinds[i] == CPROF for i in stack):
-        return stack
-    out: list[int] = []
+    with its callees, into one ``profiler`` ("<cprof>") frame; a cprof frame
+    that called the program's code (a wrapper) is left out."""
+    kinds = [kind(frame) for frame in stack]
+    out: list[T] = []
     for depth in range(len(stack) - 1, -1, -1):  # root to leaf
-        i = stack[depth]
-        if kinds[i] != CPROF:
-            out.append(i)
-        elif all(kinds[j] != PROGRAM for j in stack[:depth]):
+        if kinds[depth] != CPROF:
+            out.append(stack[depth])
+        elif PROGRAM not in kinds[:depth]:
             out.append(profiler)
             break
     out.reverse()

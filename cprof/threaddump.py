@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
-from .tables import HIDDEN_FRAMES, ROOT_FRAMES, frame_line, module_names, names
+from .tables import (HIDDEN_FRAMES, ROOT_FRAMES, fold_cprof, frame_kind, frame_line,
+                     library_dirs, module_names, names)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,15 @@ def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
             out.append(_stack_frame(code, frame_line(frame), modules))
         frame = frame.f_back
     return out
+
+
+# cprof's own work in a stack, as the collectors' profiles show it (tables.fold_cprof).
+_PROFILER_FRAME = StackFrame("<cprof>", "", "", 0, 0)
+
+
+def _without_cprof(stack: list[StackFrame], library: tuple[str, ...]) -> list[StackFrame]:
+    return fold_cprof(stack, lambda f: frame_kind(f.filename, f.system_name, library),
+                      _PROFILER_FRAME)
 
 
 # --- thread creation -----------------------------------------------------------------
@@ -400,6 +410,7 @@ def dump() -> Dump:
     by_ident = {t.ident: t for t in threading.enumerate()}
     me = threading.get_ident()
     waits = locks.waits()
+    library = library_dirs()
     out = Dump(time_ns=time.time_ns())
     for ident, frame in sorted(frames.items(), key=lambda kv: (kv[0] != me, kv[0])):
         thread = by_ident.get(ident)
@@ -407,6 +418,7 @@ def dump() -> Dump:
         if ident == me:  # cprof's own frames, taking the dump, are not the program's
             while stack and stack[0].filename.startswith(_PACKAGE_DIR):
                 stack.pop(0)
+        stack = _without_cprof(stack, library)
         info = ThreadDump(ident, getattr(thread, "native_id", None),
                           thread.name if thread is not None else f"Thread-{ident}",
                           bool(thread.daemon) if thread is not None else False,
@@ -419,7 +431,8 @@ def dump() -> Dump:
         if thread is threading.main_thread():
             info.created_by = [_MAIN]
         elif created is not None:
-            info.created_by = [_stack_frame(code, line, modules) for code, line in created[0]]
+            info.created_by = _without_cprof(
+                [_stack_frame(code, line, modules) for code, line in created[0]], library)
             info.created_in = created[1]
         out.threads.append(info)
     for task in all_tasks():

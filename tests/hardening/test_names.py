@@ -360,3 +360,25 @@ def test_a_cprof_wrapper_around_the_programs_code_is_left_out() -> None:
     for st in spun:
         assert st[1:3] == [f"{here}.decorated", f"{here}.caller"], st
         assert not any(name.startswith("cprof.") for name in st), st
+
+
+def test_thread_dumps_show_cprof_as_cprof() -> None:
+    """The thread dumps apply the same rule: the server thread that
+    cprof.serve() starts was created by cprof's code, which the threadcreate
+    stack shows as <cprof> under the program's call of serve()."""
+    from cprof import threaddump
+
+    def start_server() -> cprof.Server:
+        return cprof.serve(port=0, heap_rate=0)
+
+    with start_server():
+        d = threaddump.dump()
+    http = next(t for t in d.threads if t.name == "cprof-http")
+    assert http.created_by is not None
+    created = [f.name for f in http.created_by]
+    assert created[0] == "<cprof>", created
+    assert created[1] == (f"{__name__}.test_thread_dumps_show_cprof_as_cprof.<locals>"
+                          ".start_server"), created
+    for t in d.threads:
+        for f in t.stack + (t.created_by or []):
+            assert not f.filename.startswith(PACKAGE), (t.name, f)
