@@ -23,9 +23,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import cprof
-from cprof import Profile
+from cprof import Profile, tables
 from cprof.model import Function
-from cprof import tables
 
 PACKAGE = os.path.dirname(os.path.abspath(cprof.__file__)) + os.sep
 
