@@ -25,6 +25,7 @@ from .export.flamegraph import html_fragment
 from .model import Sample
 from .ops import with_samples
 from .report_format import percentage
+from .tables import KEPT_FRAMES
 
 if TYPE_CHECKING:
     from .profile import Profile
@@ -285,6 +286,7 @@ def _execute(body: Any, value: Any, globals_: dict[str, Any], locals_: dict[str,
 
 
 _EXECUTE = (os.path.abspath(_execute.__code__.co_filename), _execute.__code__.co_name)
+KEPT_FRAMES.add(_EXECUTE)  # profiles keep this frame of cprof's: code_only cuts there
 
 
 def code_only(profile: Profile, before: set[int | None]) -> Profile:

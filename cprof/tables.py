@@ -10,10 +10,13 @@ that samples share.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-from typing import Any, NamedTuple, Sequence
+import sysconfig
+from types import CodeType, FrameType
+from typing import Any, Callable, NamedTuple, Sequence, TypeVar
 
 from .builder import PYTHON_MAPPING
 from .model import Function, Line, Location, Mapping
@@ -25,6 +28,10 @@ HIDDEN_FRAMES: set[tuple[str, str]] = set()
 # a stack is cut at the innermost of them, which goes with its callers, so
 # the program's stacks start at its ``__main__.<module>`` as when python runs it.
 ROOT_FRAMES: set[tuple[str, str]] = set()
+# cprof's frames that profiles keep as they are (the notebook magic's
+# _execute, where cprof.jupyter cuts its stacks): every other cprof frame is
+# left out or folded into "<cprof>" (_fold_cprof).
+KEPT_FRAMES: set[tuple[str, str]] = set()
 
 
 class Resolved(NamedTuple):
@@ -46,11 +53,27 @@ def module_names() -> dict[str, str]:
     return names
 
 
+_FROZEN = re.compile(r"<frozen ([\w.]+)>")
+# The file names the interpreter gives code compiled from a string (exec,
+# compile, python -c) and code read from standard input (python -).
+_INTERPRETER_PSEUDO_FILES = frozenset({"<string>", "<stdin>"})
+
+
 def qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
-    """pkg.mod.Class.method. Code from a file no module was imported from (a
-    script run by path, a notebook cell) keeps its bare qualified name, except
+    """pkg.mod.Class.method. Code of a frozen module (``<frozen
+    importlib._bootstrap>``) is qualified by that module; code compiled from
+    a string (``<string>``: exec'd code, dataclasses' and namedtuple's
+    generated methods) or read from standard input (``<stdin>``) by that
+    pseudo-file, as no module is known for it. Code from a file no module was
+    imported from (a script run by path, a notebook cell, whatever its file
+    name) keeps its bare qualified name, except
     "<module>", "<lambda>" and the like, which get the file's stem: pprof
     blanks a "<...>" name that equals its system name."""
+    frozen = _FROZEN.fullmatch(filename)
+    if frozen is not None:
+        return f"{frozen.group(1)}.{qualname}"
+    if filename in _INTERPRETER_PSEUDO_FILES:
+        return f"{filename}.{qualname}"
     module = modules.get(filename)
     if (module is None and qualname.startswith("<") and filename
             and not filename.startswith("<")):
@@ -58,16 +81,54 @@ def qualified(qualname: str, filename: str, modules: dict[str, str]) -> str:
     return f"{module}.{qualname}" if module else qualname
 
 
+def source_file(filename: str) -> str:
+    """The file a code object's co_filename stands for: an absolute path; a
+    frozen module's source file when the module knows it (so that pprof
+    -list finds the source); other pseudo-files (``<string>``) unchanged."""
+    if not filename:
+        return filename
+    frozen = _FROZEN.fullmatch(filename)
+    if frozen is not None:
+        path = getattr(sys.modules.get(frozen.group(1)), "__file__", None)
+        return os.path.abspath(path) if isinstance(path, str) and path else filename
+    return filename if filename.startswith("<") else os.path.abspath(filename)
+
+
 def names(qualname: str, code_name: str, filename: str,
           modules: dict[str, str]) -> tuple[str, str, str]:
     """A function's (name, system name, file) as cprof's profiles give them:
-    the qualified name, the code name, the absolute file. pprof, when it
+    the qualified name, the code name, the file (source_file). pprof, when it
     symbolizes, strips "<...>" from a name equal to its system name
     ("<cprof>" would print as "[python]"): such functions (cprof's synthetic
-    frames, code from "<stdin>") get no system name."""
-    path = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
-    full = qualified(qualname, path, modules)
+    frames) get no system name."""
+    path = source_file(filename)
+    full = qualified(qualname, filename if filename.startswith("<") else path, modules)
     return full, "" if full == code_name and "<" in code_name else code_name, path
+
+
+def code_line(code: CodeType, lasti: int) -> int:
+    """The line of the instruction at byte offset lasti, as the collectors
+    give it (csrc/frames.c, cprof_frames_line): an instruction the compiler
+    gave no line (an exception handler's start or cleanup) takes the line of
+    the nearest one before it that has one, else after it, else the
+    function's first line. For frames read from Python (thread dumps), whose
+    f_lineno is None there."""
+    before = after = 0
+    for start, _, line in code.co_lines():
+        if line is None or line <= 0:
+            continue
+        if start <= lasti:
+            before = line
+        elif after == 0:
+            after = line
+            break
+    return before or after or code.co_firstlineno
+
+
+def frame_line(frame: FrameType) -> int:
+    """A running frame's line (code_line of its current instruction)."""
+    line = frame.f_lineno
+    return line if line is not None and line > 0 else code_line(frame.f_code, frame.f_lasti)
 
 
 class _NativeNames:
@@ -171,9 +232,99 @@ def resolve(tables: dict[str, Any]) -> Resolved:
         elif key in ROOT_FRAMES:
             roots.add(i)
     natives = {i for i, (f, _, _) in enumerate(tables["locations"]) if f < 0}
-    stacks = [tuple(locations[i] for i in _below_root(stack, roots, natives) if i not in hidden)
-              for stack in tables["stacks"]]
+    kinds = _kinds(tables["locations"], functions)
+    if CPROF in kinds:
+        locations.append(_profiler_location(functions, mapping, len(locations) + 1))
+    profiler = len(locations) - 1
+    stacks = []
+    for stack in tables["stacks"]:
+        kept = [i for i in _below_root(stack, roots, natives) if i not in hidden]
+        stacks.append(tuple(locations[i] for i in _fold_cprof(kept, kinds, profiler)))
     return Resolved(mappings, functions, locations, stacks)
+
+
+T = TypeVar("T")
+
+# What a frame is, for fold_cprof: cprof's own code, code of the standard
+# library (or native, or synthetic), or the program's.
+CPROF, LIBRARY, PROGRAM = 0, 1, 2
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def library_dirs() -> tuple[str, ...]:
+    """The standard library's directories (each ending in a separator)."""
+    paths = sysconfig.get_paths()
+    dirs = {os.path.abspath(paths[key]) + os.sep for key in ("stdlib", "platstdlib")
+            if paths.get(key)}
+    return tuple(sorted(dirs))
+
+
+def frame_kind(filename: str, system_name: str, library: tuple[str, ...]) -> int:
+    """CPROF, LIBRARY or PROGRAM for a function's (absolute) file. A cprof
+    frame kept by KEPT_FRAMES counts as the program's. Installed packages
+    (site-packages) are the program's, even under the standard library's
+    directory."""
+    if filename.startswith(_PACKAGE):
+        return PROGRAM if (filename, system_name) in KEPT_FRAMES else CPROF
+    if not filename or _FROZEN.fullmatch(filename):
+        return LIBRARY
+    if filename.startswith(library) and os.sep + "site-packages" + os.sep not in filename \
+            and os.sep + "dist-packages" + os.sep not in filename:
+        return LIBRARY
+    return PROGRAM
+
+
+def _kinds(table: Sequence[tuple[int, int, int]], functions: Sequence[Function]) -> list[int]:
+    """frame_kind of every location (a native one: LIBRARY)."""
+    library = library_dirs()
+    by_function: dict[int, int] = {}
+    out = []
+    for f, _, _ in table:
+        if f < 0:
+            out.append(LIBRARY)
+            continue
+        kind = by_function.get(f)
+        if kind is None:
+            kind = by_function[f] = frame_kind(functions[f].filename,
+                                               functions[f].system_name, library)
+        out.append(kind)
+    return out
+
+
+def _profiler_location(functions: list[Function], mapping: Mapping, loc_id: int) -> Location:
+    """The location of "<cprof>" (the collectors' synthetic function, or a
+    new one where their tables have none)."""
+    for fn in functions:
+        if fn.name == "<cprof>" and not fn.filename:
+            return Location(loc_id, 0, mapping, (Line(fn, 0),))
+    fn = Function(len(functions) + 1, "<cprof>", "", "", 0)
+    functions.append(fn)
+    return Location(loc_id, 0, mapping, (Line(fn, 0),))
+
+
+def _fold_cprof(stack: Sequence[int], kinds: Sequence[int], profiler: int) -> Sequence[int]:
+    """fold_cprof of a stack of location indices."""
+    if not any(kinds[i] == CPROF for i in stack):
+        return stack
+    return fold_cprof(stack, kinds.__getitem__, profiler)
+
+
+def fold_cprof(stack: Sequence[T], kind: Callable[[T], int], profiler: T) -> list[T]:
+    """A stack (leaf first) without cprof's frames: the outermost cprof frame
+    whose callees are all cprof's or the library's is cprof's own work (a
+    profile being written, the program's threads being joined) and goes,
+    with its callees, into one ``profiler`` ("<cprof>") frame; a cprof frame
+    that called the program's code (a wrapper) is left out."""
+    kinds = [kind(frame) for frame in stack]
+    out: list[T] = []
+    for depth in range(len(stack) - 1, -1, -1):  # root to leaf
+        if kinds[depth] != CPROF:
+            out.append(stack[depth])
+        elif PROGRAM not in kinds[:depth]:
+            out.append(profiler)
+            break
+    out.reverse()
+    return out
 
 
 def _below_root(stack: Sequence[int], roots: set[int], natives: set[int]) -> Sequence[int]:

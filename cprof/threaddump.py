@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 from . import locks
 from .builder import Frame, ProfileBuilder
 from .profile import Profile
-from .tables import HIDDEN_FRAMES, ROOT_FRAMES, module_names, names
+from .tables import (HIDDEN_FRAMES, ROOT_FRAMES, fold_cprof, frame_kind, frame_line,
+                     library_dirs, module_names, names)
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,18 @@ def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
         if key in ROOT_FRAMES:
             break
         if key not in HIDDEN_FRAMES:
-            out.append(_stack_frame(code, frame.f_lineno, modules))
+            out.append(_stack_frame(code, frame_line(frame), modules))
         frame = frame.f_back
     return out
+
+
+# cprof's own work in a stack, as the collectors' profiles show it (tables.fold_cprof).
+_PROFILER_FRAME = StackFrame("<cprof>", "", "", 0, 0)
+
+
+def _without_cprof(stack: list[StackFrame], library: tuple[str, ...]) -> list[StackFrame]:
+    return fold_cprof(stack, lambda f: frame_kind(f.filename, f.system_name, library),
+                      _PROFILER_FRAME)
 
 
 # --- thread creation -----------------------------------------------------------------
@@ -120,7 +130,7 @@ def _start(self: threading.Thread) -> None:
     frames = []
     f: FrameType | None = sys._getframe(1)
     while f is not None:
-        frames.append((f.f_code, f.f_lineno or 0))
+        frames.append((f.f_code, frame_line(f)))
         f = f.f_back
     _created[self] = (frames, threading.get_ident())
     _original_start(self)
@@ -292,7 +302,7 @@ def _await_chain(coro: Any, modules: dict[str, str]) -> tuple[list[StackFrame], 
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if frame is not None:
-            outer_first.append(_stack_frame(frame.f_code, frame.f_lineno, modules))
+            outer_first.append(_stack_frame(frame.f_code, frame_line(frame), modules))
         elif code is not None:
             outer_first.append(_stack_frame(code, code.co_firstlineno, modules))
         else:
@@ -311,7 +321,7 @@ def _awaiter(future: Any, frames: Sequence[FrameType], modules: dict[str, str]) 
     asyncio_dir = _directory_of(sys.modules.get("asyncio"))
     frame = next((f for f in frames if not f.f_code.co_filename.startswith(asyncio_dir)),
                  frames[0] if frames else None)
-    where = _stack_frame(frame.f_code, frame.f_lineno, modules) if frame is not None else None
+    where = _stack_frame(frame.f_code, frame_line(frame), modules) if frame is not None else None
     return Awaiter(name, is_task, where)
 
 
@@ -380,7 +390,7 @@ if sys.version_info >= (3, 14):
         below = (getattr(leaf, "cr_await", None) or getattr(leaf, "gi_yieldfrom", None)
                  if leaf is not None else None)
         inner, awaiting = _await_chain(below, modules) if below is not None else ([], "")
-        stack = inner + [_stack_frame(f.f_code, f.f_lineno, modules) for f in frames]
+        stack = inner + [_stack_frame(f.f_code, frame_line(f), modules) for f in frames]
         return stack, awaiting, awaiters
 
 
@@ -400,6 +410,7 @@ def dump() -> Dump:
     by_ident = {t.ident: t for t in threading.enumerate()}
     me = threading.get_ident()
     waits = locks.waits()
+    library = library_dirs()
     out = Dump(time_ns=time.time_ns())
     for ident, frame in sorted(frames.items(), key=lambda kv: (kv[0] != me, kv[0])):
         thread = by_ident.get(ident)
@@ -407,6 +418,7 @@ def dump() -> Dump:
         if ident == me:  # cprof's own frames, taking the dump, are not the program's
             while stack and stack[0].filename.startswith(_PACKAGE_DIR):
                 stack.pop(0)
+        stack = _without_cprof(stack, library)
         info = ThreadDump(ident, getattr(thread, "native_id", None),
                           thread.name if thread is not None else f"Thread-{ident}",
                           bool(thread.daemon) if thread is not None else False,
@@ -419,7 +431,8 @@ def dump() -> Dump:
         if thread is threading.main_thread():
             info.created_by = [_MAIN]
         elif created is not None:
-            info.created_by = [_stack_frame(code, line, modules) for code, line in created[0]]
+            info.created_by = _without_cprof(
+                [_stack_frame(code, line, modules) for code, line in created[0]], library)
             info.created_in = created[1]
         out.threads.append(info)
     for task in all_tasks():

@@ -457,11 +457,32 @@ void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
 }
 #endif
 
+/* The line of the instruction at code unit lasti. The compiler gives some
+ * instructions no line (exception handlers' PUSH_EXC_INFO, their cleanup's
+ * COPY/POP_EXCEPT/RERAISE, a with's exit, 3.12+'s inlined comprehensions'
+ * restore), where PyCode_Addr2Line answers -1, and a module's first RESUME
+ * line 0: those take the line of the
+ * nearest instruction before them that has one (the statement that raised or
+ * just ran), else of the nearest after, else the function's first line. An
+ * offset outside the code (a frame not started yet) is its nearest end. */
 int cprof_frames_line(PyObject *code, int32_t lasti)
 {
-    if (lasti < 0)
-        return ((PyCodeObject *)code)->co_firstlineno;
-    return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+    PyCodeObject *co = (PyCodeObject *)code;
+    int units = (int)Py_SIZE(co);
+    if (units <= 0)
+        return co->co_firstlineno;
+    int at = lasti < 0 ? 0 : lasti >= units ? units - 1 : (int)lasti;
+    for (int i = at; i >= 0; i--) {
+        int line = PyCode_Addr2Line(co, i * (int)sizeof(_Py_CODEUNIT));
+        if (line > 0)
+            return line;
+    }
+    for (int i = at + 1; i < units; i++) {
+        int line = PyCode_Addr2Line(co, i * (int)sizeof(_Py_CODEUNIT));
+        if (line > 0)
+            return line;
+    }
+    return co->co_firstlineno;
 }
 
 #endif /* CPROF_COMPAT_UNSUPPORTED */
