@@ -49,6 +49,7 @@ typedef struct {
     int64_t cpu_seen;             /* that clock at the helper's last visit */
     int64_t cpu_stacked;          /* cpu_seen when its stack was last taken, or -1 */
     uint32_t idle_visits;         /* visits in a row that found it had not run */
+    int settling;                 /* signalled; a little CPU is its wake-up, until it is still */
     uint32_t repeat_count;        /* repeats of its latest stack not yet queued */
     int64_t repeat_ns;            /* and their time */
     _Atomic int has_stack;        /* a stack of it is known: a sample or a snapshot */
@@ -66,7 +67,7 @@ static struct {
     _Atomic int active;           /* handlers record only while set */
     _Atomic int in_flight;        /* handlers past their entry: stop frees nothing until 0 */
     pid_t pid;                    /* the process that started: wall mode's signals are its own */
-    int64_t busy_ns;              /* wall mode: CPU between visits that means "it ran" */
+    int64_t busy_ns;              /* wall mode: CPU between visits that means "it is running" */
     tid_slot_t *by_tid;           /* wall mode: live slots by tid, as of the last scan */
     size_t n_by_tid, cap_by_tid;
     cprof_record_t *snap;         /* wall mode: one stack being taken (GIL) */
@@ -337,6 +338,7 @@ static void watch_thread(pid_t tid, int from_birth)
     slot->cpu_seen = clock_ns(slot->cpu_clock);
     slot->cpu_stacked = -1;
     slot->idle_visits = slot->repeat_count = 0;
+    slot->settling = 0;
     slot->repeat_ns = 0;
     atomic_store(&slot->has_stack, 0);
     slot->clock = clock;
@@ -471,8 +473,8 @@ static void scan_threads(int from_birth)
  * since its stack was taken has it taken again there. The program pays for
  * the threads that run, not for the ones that wait. */
 
-#define WALL_IDLE_AFTER 2    /* visits that found a thread idle before it is looked at less */
-#define WALL_IDLE_STRIDE 4   /* then at one tick in this many: its repeats keep the time */
+#define WALL_IDLE_AFTER 2      /* visits that found a thread idle before it may be looked at less */
+#define WALL_VISITS_PER_TICK 512  /* beyond as many threads, idle ones take turns */
 
 static int compare_tid_slots(const void *a, const void *b)
 {
@@ -526,25 +528,38 @@ static void signal_slot(slot_t *slot, size_t index)
 static void wall_tick_locked(uint64_t tick)
 {
     int64_t now = monotonic_ns();
+    /* Each look is a system call: past WALL_VISITS_PER_TICK threads, those
+     * found idle are looked at in turn, one tick in stride. */
+    uint64_t stride = S.n_by_tid / WALL_VISITS_PER_TICK + 1;
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *slot = slot_at(i);
         if (!atomic_load(&slot->live))
             continue;
-        if (slot->idle_visits >= WALL_IDLE_AFTER && (tick + i) % WALL_IDLE_STRIDE != 0)
+        if (slot->idle_visits >= WALL_IDLE_AFTER && (tick + i) % stride != 0)
             continue;
         int64_t cpu = clock_ns(slot->cpu_clock);
         if (cpu < 0)
             continue;  /* it ended: the next scan unwatches it */
-        int ran = cpu - slot->cpu_seen > S.busy_ns;
+        /* Running: it used over 5% of a period. Moved: it used any CPU,
+         * so its stack may be another, unless that is the wake-up our last
+         * signal caused (a thread waiting in lock.acquire() retakes the GIL,
+         * which may take long among many, before it waits again): until a
+         * look finds it still, a little CPU means nothing, or each signal
+         * would cause the next. */
+        int64_t used = cpu - slot->cpu_seen;
         slot->cpu_seen = cpu;
-        if (ran || !atomic_load(&slot->has_stack)) {
+        if (used == 0)
+            slot->settling = 0;
+        int moved = used > S.busy_ns || (used > 0 && !slot->settling);
+        if (moved || !atomic_load(&slot->has_stack)) {
             slot->idle_visits = 0;
+            slot->settling = 1;
             flush_repeats(slot);  /* they belong to the stack before this sample */
             signal_slot(slot, i);
             continue;
         }
         /* As many samples as periods went by: a thread looked at once in
-         * WALL_IDLE_STRIDE ticks still has hz samples a second. */
+         * stride ticks still has hz samples a second. */
         int64_t ns = now - atomic_exchange(&slot->last_ns, now);
         int64_t periods = (ns + S.cfg.period_ns / 2) / S.cfg.period_ns;
         slot->idle_visits++;
