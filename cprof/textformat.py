@@ -8,12 +8,14 @@ its address, so that equal stacks print equal address lists.
 from __future__ import annotations
 
 import gc
+import math
+import re
 import resource
 import sys
 from typing import Iterable, NamedTuple, Sequence
 
-from .model import Location
-from .profile import Profile
+from .model import Function, Line, Location, Sample
+from .profile import Profile, ProfileError
 
 
 def tabwrite(lines: Sequence[str], *, tabwidth: int = 8, padding: int = 1) -> str:
@@ -116,3 +118,144 @@ def count_text(profile: Profile, name: str) -> str:
         lines.extend(frame_lines(stack))
         lines.append("")
     return tabwrite(lines)
+
+
+# --- reading Go's legacy heap text ------------------------------------------------
+
+# google/pprof's patterns (profile/legacy_profile.go): the header, then one
+# line per record, `inuse_objects: inuse_bytes [alloc_objects: alloc_bytes] @ addresses`.
+_HEAP_HEADER = re.compile(
+    r"heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *(heap[_a-z0-9]*)/?(\d*)")
+_HEAP_RECORD = re.compile(r"(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] @([ x0-9a-f]*)")
+# `#\taddress\tname+offset\tfile:line`, the frames Go and cprof print under a record.
+_FRAME_LINE = re.compile(r"#\t+(0x[0-9a-f]+)\t+(.*?)(?:\+0x[0-9a-f]+)?\t+(.*?)(?::(\d+))?$")
+# Where the records end: a memory map follows (pprof's isMemoryMapSentinel).
+_MAP_SENTINELS = ("--- Memory map: ---", "MAPPED_LIBRARIES:")
+
+
+def is_heap_text(data: bytes) -> bool:
+    """True when data starts as Go's legacy heap text does (``heap profile:``)."""
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"heap profile:")
+
+
+def _heap_sampling(header: re.Match[str]) -> tuple[int, bool, bool]:
+    """(period, scaled, has_alloc) from a header, as pprof's parseHeapHeader:
+    ``heap/N`` (Go's and cprof's) means Poisson sampling every N/2 bytes."""
+    kind, rate = header.group(5), int(header.group(6) or 0)
+    inuse, alloc = header.group(1, 2), header.group(3, 4)
+    has_alloc = any(a not in (i, "0") for i, a in zip(inuse, alloc))
+    if kind in ("heapz_v2", "heap_v2"):
+        return rate, True, has_alloc
+    if kind == "heapprofile":
+        return 1, False, has_alloc
+    if kind == "heap":
+        return rate // 2, True, has_alloc
+    raise ProfileError(f"not a heap profile pprof reads: unknown sampling {kind!r} in "
+                       f"{header.group(0)!r}")
+
+
+def _scale(count: int, size: int, rate: int) -> tuple[int, int]:
+    """pprof's scaleHeapSample: undo Poisson sampling every ``rate`` bytes."""
+    if count == 0 or size == 0:
+        return 0, 0
+    if rate <= 1:
+        return count, size
+    scale = 1 / (1 - math.exp(-(size / count) / rate))
+    return int(count * scale), int(size * scale)
+
+
+class _HeapReader:
+    """Builds a Profile from heap text, one record at a time: locations by
+    address (shared between records) and functions by name and file."""
+
+    def __init__(self, period: int, scaled: bool, has_alloc: bool) -> None:
+        self.period, self.scaled, self.has_alloc = period, scaled, has_alloc
+        self.locations: dict[int, Location] = {}
+        self.functions: dict[tuple[str, str], Function] = {}
+        self.samples: list[Sample] = []
+
+    def values(self, numbers: Sequence[str], what: str) -> tuple[list[int], int]:
+        """pprof's addValues: a record's count and size, scaled, and its block size."""
+        count, size = int(numbers[0]), int(numbers[1])
+        if count == 0 and size != 0:
+            raise ProfileError(f"{what} count was 0 but {what} bytes was {size}")
+        if count == 0:
+            return [0, 0], 0
+        block = size // count
+        if self.scaled:
+            count, size = _scale(count, size, self.period)
+        return [count, size], block
+
+    def location(self, address: int, frames: list[tuple[int, str, str, int]]) -> Location:
+        """The location of a return address: pprof subtracts one to land on
+        the call; its frames are the lines printed at that address (Go's
+        are at address - 1, cprof's at the address itself)."""
+        loc = self.locations.get(address)
+        if loc is None:
+            lines = []
+            for at, name, filename, line in frames:
+                if at in (address, address - 1):
+                    fn = self.functions.setdefault(
+                        (name, filename),
+                        Function(len(self.functions) + 1, name, name, filename))
+                    lines.append(Line(fn, line))
+            loc = Location(len(self.locations) + 1, address - 1, None, tuple(lines))
+            self.locations[address] = loc
+        return loc
+
+    def record(self, match: re.Match[str], frames: list[tuple[int, str, str, int]]) -> None:
+        values: list[int] = []
+        block = 0
+        if self.has_alloc:
+            values, block = self.values(match.group(3, 4), "allocation")
+        inuse, inuse_block = self.values(match.group(1, 2), "inuse")
+        values += inuse
+        if int(match.group(1)) != 0:  # pprof keeps the last non-zero count's block size
+            block = inuse_block
+        try:
+            addresses = [int(a, 16) for a in match.group(5).split()]
+        except ValueError:
+            raise ProfileError(f"bad address in heap record {match.group(0)!r}") from None
+        stack = [self.location(a, frames) for a in addresses]
+        self.samples.append(Sample(values, stack, {"bytes": block}))
+
+
+def read_heap_text(text: str) -> Profile:
+    """Parse Go's legacy heap text (runtime/pprof's debug=1, and what
+    cprof's ``/debug/pprof/heap?debug=1`` serves) as google/pprof does:
+    sample types alloc_objects, alloc_space, inuse_objects, inuse_space (or
+    objects, space when nothing was freed), counts scaled back from the
+    sampling rate, a ``bytes`` label with the block size. Beyond pprof, the
+    ``#`` frame lines under each record name the locations' functions."""
+    lines = text.splitlines()
+    header = _HEAP_HEADER.search(lines[0]) if lines else None
+    if header is None:
+        raise ProfileError("not a heap profile: the first line is not "
+                           "'heap profile: N: N [N: N] @ heap/RATE'")
+    period, scaled, has_alloc = _heap_sampling(header)
+    reader = _HeapReader(period, scaled, has_alloc)
+    i = 1
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if line in _MAP_SENTINELS:
+            break
+        if not line or line.startswith("#"):
+            continue
+        match = _HEAP_RECORD.search(line)
+        if match is None:
+            raise ProfileError(f"heap text line {i}: {line[:80]!r} is not a record "
+                               f"('N: N [N: N] @ addresses')")
+        frames = []
+        while i < len(lines) and lines[i].startswith("#\t"):
+            frame = _FRAME_LINE.match(lines[i].rstrip())
+            if frame is not None:
+                frames.append((int(frame.group(1), 16), frame.group(2), frame.group(3),
+                               int(frame.group(4) or 0)))
+            i += 1
+        reader.record(match, frames)
+    types = (["alloc_objects", "alloc_space"] if has_alloc else []) + (
+        ["inuse_objects", "inuse_space"] if has_alloc else ["objects", "space"])
+    units = ["count", "bytes"] * (len(types) // 2)
+    return Profile(list(zip(types, units)), reader.samples, period_type=("space", "bytes"),
+                   period=period)
