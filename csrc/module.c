@@ -1450,8 +1450,9 @@ static PyObject *core_check_layout(PyObject *self, PyObject *args)
 static PyMethodDef core_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
      "decode(data, max_size=1 GiB, max_ratio=256) -> ProfileData: gzipped or raw "
-     "profile.proto bytes, "
-     "validated by pprof's rules; raises ProfileError"},
+     "profile.proto bytes, validated by pprof's rules; max_size bounds the input, its "
+     "inflated bytes and the decoded memory, max_ratio (0: off) their ratio to the input "
+     "past 16 MiB; signal handlers run during the decode; raises ProfileError"},
     {"build", (PyCFunction)core_build, METH_VARARGS,
      "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},
