@@ -1396,6 +1396,13 @@ static int decode_interrupted(void *data)
     return failed;
 }
 
+/* _id_hash_key() -> the per-process key of the id hash: tests use it to craft
+ * ids that collide, as an attacker who learned it would. */
+static PyObject *core_id_hash_key(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(cprof_pprof_id_key());
+}
+
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"data", "max_size", "max_ratio", NULL};
@@ -1453,6 +1460,8 @@ static PyMethodDef core_methods[] = {
      "profile.proto bytes, validated by pprof's rules; max_size bounds the input, its "
      "inflated bytes and the decoded memory, max_ratio (0: off) their ratio to the input "
      "past 16 MiB; signal handlers run during the decode; raises ProfileError"},
+    {"_id_hash_key", (PyCFunction)core_id_hash_key, METH_NOARGS,
+     "_id_hash_key() -> the per-process key of the decoder's id hash (for tests)"},
     {"build", (PyCFunction)core_build, METH_VARARGS,
      "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},

@@ -1,16 +1,59 @@
 /* pprof: decode, validate, index and encode profile.proto messages. */
+#define _GNU_SOURCE  /* getrandom, clock_gettime, getpid under -std=c11 */
 #include "pprof.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gzsink.h"
 #include "wire.h"
 
 /* --- id indexes ----------------------------------------------------------- */
 
+static uint64_t id_key;
+static pthread_once_t id_key_once = PTHREAD_ONCE_INIT;
+
+/* The per-process secret of the id hash: from the kernel, or when that fails
+ * (no getrandom) from the clock, the process id and an address. */
+static void draw_id_key(void)
+{
+    uint64_t key = 0;
+    if (getrandom(&key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        key = (uint64_t)now.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)now.tv_sec ^
+              (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&key;
+    }
+    id_key = key;
+}
+
+uint64_t cprof_pprof_id_key(void)
+{
+    pthread_once(&id_key_once, draw_id_key);
+    return id_key;
+}
+
+/* splitmix64's finalizer over the id xored with the key: a bijection whose
+ * low bits an attacker who does not know the key cannot steer. */
+uint64_t cprof_pprof_id_hash(uint64_t id)
+{
+    uint64_t x = id ^ id_key;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
 static void idmap_free(cprof_idmap_t *map)
 {
+    free(map->keys);
+    free(map->values);
     free(map->sorted);
     memset(map, 0, sizeof *map);
 }
@@ -21,6 +64,80 @@ static int by_id_then_index(const void *a, const void *b)
     if (x->id != y->id)
         return x->id < y->id ? -1 : 1;
     return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int duplicate(cprof_idmap_t *map, const char *what, size_t first, size_t second,
+                     uint64_t id, cprof_error_t *err)
+{
+    idmap_free(map);
+    return cprof_fail(err, CPROF_E_FORMAT,
+                      "%s[%zu] and %s[%zu] share id %llu; %s ids must be unique", what, first,
+                      what, second, (unsigned long long)id, what);
+}
+
+/* The hash table of ids: 1 when built, 0 when some probe ran past
+ * CPROF_IDMAP_MAX_PROBE (the caller sorts instead), or a negative code. */
+static int idmap_hash(cprof_idmap_t *map, const char *what, size_t n,
+                      uint64_t (*id_of)(const cprof_msg_t *, size_t), const cprof_msg_t *msg,
+                      cprof_error_t *err)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap <<= 1;
+    map->keys = calloc(cap, sizeof *map->keys);
+    map->values = malloc(cap * sizeof *map->values);
+    if (map->keys == NULL || map->values == NULL) {
+        idmap_free(map);
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
+    }
+    map->cap = cap;
+    cprof_pprof_id_key();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = id_of(msg, i);
+        size_t slot = cprof_pprof_id_hash(id) & (cap - 1);
+        unsigned probe = 0;
+        while (map->keys[slot] != 0) {
+            if (map->keys[slot] == id)
+                return duplicate(map, what, map->values[slot], i, id, err);
+            if (++probe > CPROF_IDMAP_MAX_PROBE) {
+                idmap_free(map);
+                return 0;
+            }
+            slot = (slot + 1) & (cap - 1);
+        }
+        map->keys[slot] = id;
+        map->values[slot] = (uint32_t)i;
+        if (probe > map->max_probe)
+            map->max_probe = probe;
+    }
+    return 1;
+}
+
+/* The sorted pairs, and the duplicate an entry-by-entry scan meets first:
+ * the pair whose later entry comes earliest, with the first entry holding
+ * that id. */
+static int idmap_sort(cprof_idmap_t *map, const char *what, size_t n,
+                      uint64_t (*id_of)(const cprof_msg_t *, size_t), const cprof_msg_t *msg,
+                      cprof_error_t *err)
+{
+    map->sorted = malloc(n * sizeof *map->sorted);
+    if (map->sorted == NULL)
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
+    map->n = n;
+    for (size_t i = 0; i < n; i++)
+        map->sorted[i] = (cprof_idpair_t){id_of(msg, i), (uint32_t)i};
+    qsort(map->sorted, n, sizeof *map->sorted, by_id_then_index);
+    size_t first = 0, second = SIZE_MAX;
+    for (size_t k = 1; k < n; k++)
+        if (map->sorted[k].id == map->sorted[k - 1].id &&
+            (k < 2 || map->sorted[k - 2].id != map->sorted[k].id) &&
+            map->sorted[k].index < second) {
+            first = map->sorted[k - 1].index;
+            second = map->sorted[k].index;
+        }
+    if (second != SIZE_MAX)
+        return duplicate(map, what, first, second, id_of(msg, second), err);
+    return CPROF_OK;
 }
 
 /* what names the table in messages ("location"); id_of(msg, i) is entry i's id. */
@@ -43,37 +160,25 @@ static int idmap_build(cprof_idmap_t *map, const char *what, size_t n,
     }
     if (map->dense)
         return CPROF_OK;
-    map->sorted = malloc(n * sizeof *map->sorted);
-    if (map->sorted == NULL)
-        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
-    map->n = n;
-    for (size_t i = 0; i < n; i++)
-        map->sorted[i] = (cprof_idpair_t){id_of(msg, i), (uint32_t)i};
-    qsort(map->sorted, n, sizeof *map->sorted, by_id_then_index);
-    /* Name the duplicate an entry-by-entry scan meets first: the pair whose
-     * later entry comes earliest, with the first entry holding that id. */
-    size_t first = 0, second = SIZE_MAX;
-    for (size_t k = 1; k < n; k++)
-        if (map->sorted[k].id == map->sorted[k - 1].id &&
-            (k < 2 || map->sorted[k - 2].id != map->sorted[k].id) &&
-            map->sorted[k].index < second) {
-            first = map->sorted[k - 1].index;
-            second = map->sorted[k].index;
-        }
-    if (second != SIZE_MAX) {
-        uint64_t id = id_of(msg, second);
-        idmap_free(map);
-        return cprof_fail(err, CPROF_E_FORMAT,
-                          "%s[%zu] and %s[%zu] share id %llu; %s ids must be unique", what,
-                          first, what, second, (unsigned long long)id, what);
-    }
-    return CPROF_OK;
+    int rc = idmap_hash(map, what, n, id_of, msg, err);
+    if (rc != 0)
+        return rc < 0 ? rc : CPROF_OK;
+    return idmap_sort(map, what, n, id_of, msg, err);
 }
 
 long cprof_pprof_find(const cprof_idmap_t *map, size_t n, uint64_t id)
 {
     if (map->dense)
         return id >= 1 && id <= n ? (long)(id - 1) : -1;
+    if (map->cap != 0) {
+        size_t slot = cprof_pprof_id_hash(id) & (map->cap - 1);
+        for (unsigned probe = 0; probe <= map->max_probe && map->keys[slot] != 0; probe++) {
+            if (map->keys[slot] == id)
+                return map->values[slot];
+            slot = (slot + 1) & (map->cap - 1);
+        }
+        return -1;
+    }
     size_t lo = 0, hi = map->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

@@ -27,16 +27,27 @@ typedef struct {
     uint32_t index;
 } cprof_idpair_t;
 
-/* id -> index into the message's array; dense when ids are 1..n in order,
- * else the (id, index) pairs sorted by id and searched by bisection: ids
- * come from the input, so a hash of them could be flooded with ids chosen to
- * collide, while sorting and bisection cost O(n log n) and O(log n) whatever
- * the ids are. */
+/* id -> index into the message's array. Dense when ids are 1..n in order
+ * (Go's and cprof's). Else a hash table whose hash is keyed with a secret
+ * drawn once per process, so ids cannot be chosen to collide, and whose
+ * probes are bounded: should one ever run past CPROF_IDMAP_MAX_PROBE, the
+ * (id, index) pairs are sorted instead and searched by bisection, O(n log n)
+ * and O(log n) whatever the ids. */
 typedef struct {
     int dense;
-    size_t n;               /* entries in sorted (0 when dense) */
+    size_t cap;             /* hash mode: a power of two; 0 otherwise */
+    uint64_t *keys;         /* 0 marks an empty slot (ids are never 0) */
+    uint32_t *values;
+    unsigned max_probe;     /* the longest probe any key took */
+    size_t n;               /* sorted mode: entries in sorted; 0 otherwise */
     cprof_idpair_t *sorted;
 } cprof_idmap_t;
+
+#define CPROF_IDMAP_MAX_PROBE 64
+
+/* The keyed id hash (exposed for tests, which craft collisions with it). */
+uint64_t cprof_pprof_id_hash(uint64_t id);
+uint64_t cprof_pprof_id_key(void);
 
 typedef struct {
     cprof_msg_t *msg;

@@ -171,10 +171,50 @@ def test_ids_chosen_to_collide_decode_as_fast_as_any() -> None:
         f"colliding ids took {flooded:.3f} s, ordinary ones {baseline:.3f} s"
 
 
+def _unhash(y: int, key: int) -> int:
+    """The inverse of the keyed id hash (csrc/pprof.c, cprof_pprof_id_hash)."""
+    y ^= (y >> 31) ^ (y >> 62)
+    y = (y * pow(0x94d049bb133111eb, -1, 1 << 64)) & MASK
+    y ^= (y >> 27) ^ (y >> 54)
+    y = (y * pow(0xbf58476d1ce4e5b9, -1, 1 << 64)) & MASK
+    y ^= (y >> 30) ^ (y >> 60)
+    return y ^ key
+
+
+def test_ids_colliding_under_the_secret_key_are_still_bounded() -> None:
+    """Even ids chosen with the process's hash key in hand (all in one slot)
+    cost no more than sorting: the table gives up past 64 probes."""
+    from cprof._core import _id_hash_key
+    key = _id_hash_key()
+    assert key == _id_hash_key()  # drawn once per process
+    n = 60_000
+    ids = [_unhash(k << 17, key) for k in range(1, n + 1)]
+    assert 0 not in ids
+    crafted = _locations_profile(ids)
+    plain = _locations_profile([(k * 2654435761) % (1 << 40) + 1 for k in range(1, n + 1)])
+    assert decode(crafted).location_index(ids[-1]) == n - 1
+    baseline = min(_decode_seconds(plain) for _ in range(3))
+    flooded = min(_decode_seconds(crafted) for _ in range(2))
+    assert flooded < 5 * baseline + 0.25, \
+        f"colliding ids took {flooded:.3f} s, ordinary ones {baseline:.3f} s"
+
+
+def test_the_hash_key_differs_between_processes() -> None:
+    code = "from cprof._core import _id_hash_key; print(_id_hash_key())"
+    keys = {run_child(code).stdout.strip() for _ in range(3)}
+    assert len(keys) == 3, keys
+
+
 def test_duplicate_ids_are_still_named_in_scan_order() -> None:
     """The sorted index names the duplicate a front-to-back scan meets first."""
     ids = [9, 5, 7, 3, 7, 5]
     with pytest.raises(ProfileError, match=r"^location\[2\] and location\[4\] share id 7"):
+        decode(_locations_profile(ids))
+    # The same rule when the ids collide and are sorted instead of hashed.
+    from cprof._core import _id_hash_key
+    colliding = [_unhash(k << 10, _id_hash_key()) for k in range(1, 200)]
+    ids = colliding[:150] + [colliding[120], colliding[80]] + colliding[150:]
+    with pytest.raises(ProfileError, match=r"^location\[120\] and location\[150\] share id"):
         decode(_locations_profile(ids))
 
 
