@@ -186,20 +186,17 @@ class _HeapReader:
             count, size = _scale(count, size, self.period)
         return [count, size], block
 
-    def location(self, address: int, frames: list[tuple[int, str, str, int]]) -> Location:
-        """The location of a return address: pprof subtracts one to land on
-        the call; its frames are the lines printed at that address (Go's
-        are at address - 1, cprof's at the address itself)."""
+    def location(self, address: int, lines: list[tuple[str, str, int]]) -> Location:
+        """The location of a return address (pprof subtracts one to land on
+        the call) with the frame lines printed for it, made once."""
         loc = self.locations.get(address)
         if loc is None:
-            lines = []
-            for at, name, filename, line in frames:
-                if at in (address, address - 1):
-                    fn = self.functions.setdefault(
-                        (name, filename),
-                        Function(len(self.functions) + 1, name, name, filename))
-                    lines.append(Line(fn, line))
-            loc = Location(len(self.locations) + 1, address - 1, None, tuple(lines))
+            made = []
+            for name, filename, line in lines:
+                fn = self.functions.setdefault(
+                    (name, filename), Function(len(self.functions) + 1, name, name, filename))
+                made.append(Line(fn, line))
+            loc = Location(len(self.locations) + 1, address - 1, None, tuple(made))
             self.locations[address] = loc
         return loc
 
@@ -216,8 +213,43 @@ class _HeapReader:
             addresses = [int(a, 16) for a in match.group(5).split()]
         except ValueError:
             raise ProfileError(f"bad address in heap record {match.group(0)!r}") from None
-        stack = [self.location(a, frames) for a in addresses]
+        stack = [self.location(a, lines) for a, lines in zip(addresses,
+                                                              _frames_by_address(addresses, frames))]
         self.samples.append(Sample(values, stack, {"bytes": block}))
+
+
+def _frames_by_address(addresses: Sequence[int], frames: list[tuple[int, str, str, int]]
+                       ) -> list[list[tuple[str, str, int]]]:
+    """The frame lines of each stack address, in stack order: runs of lines
+    at one address (several when calls were inlined), matched to the stack's
+    addresses in turn. Go prints them at the return address - 1, cprof at
+    the address itself (a location id: consecutive ids must not be mixed)."""
+    shift = 0 if all(at in addresses for at, *_ in frames) else 1
+    runs: list[tuple[int, list[tuple[str, str, int]]]] = []
+    for at, name, filename, line in frames:
+        if not runs or runs[-1][0] != at:
+            runs.append((at, []))
+        runs[-1][1].append((name, filename, line))
+    out: list[list[tuple[str, str, int]]] = []
+    k = i = 0
+    while i < len(addresses):
+        address = addresses[i]
+        # A call recursing into itself repeats an address: its lines are one
+        # run, shared out evenly among the repeats.
+        repeats = 1
+        while i + repeats < len(addresses) and addresses[i + repeats] == address:
+            repeats += 1
+        if k < len(runs) and runs[k][0] == address - shift:
+            run = runs[k][1]
+            k += 1
+            if len(run) % repeats != 0:
+                repeats = 1
+            each = len(run) // repeats
+            out.extend(run[j * each:(j + 1) * each] for j in range(repeats))
+        else:
+            out.extend([] for _ in range(repeats))
+        i += repeats
+    return out
 
 
 def read_heap_text(text: str) -> Profile:

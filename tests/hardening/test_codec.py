@@ -461,9 +461,30 @@ def test_the_heap_text_of_a_live_heap_profile_loads() -> None:
         "alloc_objects", "alloc_space", "inuse_objects", "inuse_space"]
     assert loaded.total("inuse_space") > 2000 * 2000 * 0.5
     assert profile_now is not None
-    assert any(loc.lines and loc.lines[0].function.name.endswith("test_the_heap_text_of_a_live_"
-                                                                   "heap_profile_loads")
-               for s in loaded.samples for loc in s.locations)
+    # cprof prints one frame line per location, at the location's own
+    # address: each location gets that line alone, not its neighbour's too
+    # (ids are consecutive, and Go's frames sit at address - 1).
+    locations = {loc.address: loc for s in loaded.samples for loc in s.locations}
+    assert all(len(loc.lines) == 1 for loc in locations.values()), \
+        [loc for loc in locations.values() if len(loc.lines) != 1][:3]
+    name = "test_the_heap_text_of_a_live_heap_profile_loads"
+    assert any(loc.lines[0].function.name.endswith(name) for loc in locations.values())
+
+
+def test_heap_text_frames_follow_their_addresses() -> None:
+    """Go's frames sit at address - 1, with inlined calls sharing one; a
+    recursive call repeats an address, and each repeat keeps its one line."""
+    go = ("heap profile: 1: 64 [1: 64] @ heap/1024\n"
+          "1: 64 [1: 64] @ 0x11 0x21 0x21 0x31\n"
+          "#\t0x10\tinner+0x1\ta.go:1\n#\t0x10\tinlined_into+0x1\ta.go:2\n"
+          "#\t0x20\trec+0x2\tb.go:3\n#\t0x20\trec+0x2\tb.go:3\n"
+          "#\t0x30\tmain+0x3\tc.go:4\n")
+    p = cprof.load(go.encode())
+    stack = [[(ln.function.name if ln.function else "", ln.line) for ln in loc.lines]
+             for loc in p.samples[0].locations]
+    assert stack == [[("inner", 1), ("inlined_into", 2)], [("rec", 3)], [("rec", 3)],
+                     [("main", 4)]]
+    assert [loc.address for loc in p.samples[0].locations] == [0x10, 0x20, 0x20, 0x30]
 
 
 def test_bad_heap_text_is_a_one_line_error() -> None:
