@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import tempfile
+import zlib
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, TypeVar, Union, overload
 
@@ -508,34 +510,109 @@ def _atomic_write(path: str, data: bytes) -> None:
         raise
 
 
+def _read_capped(f: IO[bytes], cap: int, name: str) -> bytes | bytearray:
+    """All of f, a MiB at a time, refused as soon as it passes cap bytes: a
+    device or pipe without end (/dev/zero) costs at most cap + 1 MiB."""
+    data = bytearray()
+    while True:
+        chunk = f.read(min(1 << 20, cap + 1 - len(data)))
+        if isinstance(chunk, str) or not isinstance(chunk, (bytes, bytearray)):
+            raise TypeError(f"{name}: the file must be opened in binary mode ('rb')")
+        if not chunk:
+            return data
+        data += chunk
+        if len(data) > cap:
+            raise ProfileError(f"{name}: more than {cap} bytes (the max_size limit); raise "
+                               f"max_size if this input is trusted")
+
+
+def _check_limit(name: str, value: int, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= most:
+        raise ValueError(f"{name} must be between 0 and {most}, not {value}")
+
+
+def _legacy_text(data: bytes | bytearray | memoryview, max_size: int) -> bytes | None:
+    """The text of a (possibly gzipped) input that is Go's legacy heap text,
+    inflated to at most max_size bytes, or None when it is not."""
+    if bytes(data[:2]) != b"\x1f\x8b":
+        return bytes(data) if _is_heap_text(bytes(data[:64])) else None
+    try:  # its first bytes first: a gzip bomb is not inflated here
+        if not _is_heap_text(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 64)):
+            return None
+        text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, max_size + 1)
+    except zlib.error:
+        return None
+    if len(text) > max_size:
+        raise ProfileError(f"the heap text inflates to more than {max_size} bytes (the "
+                           f"max_size limit); raise max_size if this input is trusted")
+    return text
+
+
+# Python objects take about this many bytes per byte of heap text (a
+# 20-byte record line becomes a Sample with its tuples and label).
+_HEAP_TEXT_MEMORY = 32
+
+
+def _read_heap(text: bytes, max_size: int) -> Profile:
+    """Go's legacy heap text as a Profile, when what it takes in memory fits
+    max_size (text is small: Go's and cprof's are a few MB at most)."""
+    if len(text) * _HEAP_TEXT_MEMORY > max_size:
+        raise ProfileError(f"the heap text is {len(text)} bytes and takes about "
+                           f"{_HEAP_TEXT_MEMORY} times that in memory, more than the max_size "
+                           f"limit of {max_size}; raise max_size if this input is trusted")
+    from .textformat import read_heap_text
+    return read_heap_text(text.decode("utf-8", "surrogateescape"))
+
+
+def _is_heap_text(data: bytes) -> bool:
+    """is_heap_text, imported late: textformat imports this module."""
+    from .textformat import is_heap_text
+    return is_heap_text(data)
+
+
 def load(source: Source, *, max_size: int = DEFAULT_MAX_SIZE,
          max_ratio: int = DEFAULT_MAX_RATIO) -> Profile:
     """Read a pprof profile from a path, bytes or a binary file; gzipped or
-    raw, from any producer.
+    raw, from any producer; or Go's legacy heap text (what ``heap?debug=1``
+    serves, from Go or cprof), as pprof reads it.
 
-    ``max_size`` caps the decompressed size (1 GiB by default). Past 16 MiB of
-    output, data inflating more than ``max_ratio``-fold (256) is refused too:
-    real profiles inflate 1-10 fold, a gzip bomb about 1000 fold, and this
-    refuses one in milliseconds rather than the seconds that inflating 1 GiB
-    takes (0 turns the ratio check off). Raises :class:`ProfileError`, naming
-    the source and what is wrong, for malformed input."""
+    ``max_size`` (1 GiB by default) bounds every stage: the bytes read from
+    the source, the bytes they inflate to, and the memory the decoded profile
+    takes (about 10 times its protobuf size). Past 16 MiB, an input inflating
+    or decoding to more than ``max_ratio`` times its size (256) is refused
+    too: real profiles inflate 1-10 fold and decode to 10-20 times their
+    gzipped size, a decompression bomb about 1000 fold or more, and this
+    refuses one in milliseconds (0 turns the ratio check off). Ctrl-C stops a
+    long decode. Raises :class:`ProfileError`, naming the source and what is
+    wrong, for malformed or oversized input."""
+    _check_limit("max_size", max_size, sys.maxsize)
+    _check_limit("max_ratio", max_ratio, 2**32 - 1)
     name: str
+    data: bytes | bytearray | memoryview
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = source, "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         with open(name, "rb") as f:
-            data = f.read()
+            data = _read_capped(f, max_size, name)
     elif hasattr(source, "read"):
         name = getattr(source, "name", "<file>")
-        data = source.read()
-        if isinstance(data, str) or not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"{name}: the file must be opened in binary mode ('rb')")
+        data = _read_capped(source, max_size, name)
     else:
         raise TypeError(f"load() takes a path, bytes or a binary file, not "
                         f"{type(source).__name__}")
     try:
-        parsed = _core.decode(data, max_size, max_ratio)
+        if _is_heap_text(bytes(data[:64])):
+            return _read_heap(bytes(data), max_size)
+        try:
+            parsed = _core.decode(data, max_size, max_ratio)
+        except ProfileError:
+            text = _legacy_text(data, max_size)
+            if text is None:
+                raise
+            return _read_heap(text, max_size)
     except ProfileError as e:
         raise ProfileError(f"{name}: {e}") from None
     return Profile._from_data(parsed)

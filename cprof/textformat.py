@@ -8,12 +8,14 @@ its address, so that equal stacks print equal address lists.
 from __future__ import annotations
 
 import gc
+import math
+import re
 import resource
 import sys
 from typing import Iterable, NamedTuple, Sequence
 
-from .model import Location
-from .profile import Profile
+from .model import Function, Line, Location, Sample
+from .profile import Profile, ProfileError
 
 
 def tabwrite(lines: Sequence[str], *, tabwidth: int = 8, padding: int = 1) -> str:
@@ -116,3 +118,176 @@ def count_text(profile: Profile, name: str) -> str:
         lines.extend(frame_lines(stack))
         lines.append("")
     return tabwrite(lines)
+
+
+# --- reading Go's legacy heap text ------------------------------------------------
+
+# google/pprof's patterns (profile/legacy_profile.go): the header, then one
+# line per record, `inuse_objects: inuse_bytes [alloc_objects: alloc_bytes] @ addresses`.
+_HEAP_HEADER = re.compile(
+    r"heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *(heap[_a-z0-9]*)/?(\d*)")
+_HEAP_RECORD = re.compile(r"(-?\d+): *(-?\d+) *\[ *(\d+): *(\d+) *\] @([ x0-9a-f]*)")
+# `#\taddress\tname+offset\tfile:line`, the frames Go and cprof print under a record.
+_FRAME_LINE = re.compile(r"#\t+(0x[0-9a-f]+)\t+(.*?)(?:\+0x[0-9a-f]+)?\t+(.*?)(?::(\d+))?$")
+# Where the records end: a memory map follows (pprof's isMemoryMapSentinel).
+_MAP_SENTINELS = ("--- Memory map: ---", "MAPPED_LIBRARIES:")
+
+
+def is_heap_text(data: bytes) -> bool:
+    """True when data starts as Go's legacy heap text does (``heap profile:``)."""
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"heap profile:")
+
+
+def _heap_sampling(header: re.Match[str]) -> tuple[int, bool, bool]:
+    """(period, scaled, has_alloc) from a header, as pprof's parseHeapHeader:
+    ``heap/N`` (Go's and cprof's) means Poisson sampling every N/2 bytes."""
+    kind, rate = header.group(5), int(header.group(6) or 0)
+    inuse, alloc = header.group(1, 2), header.group(3, 4)
+    has_alloc = any(a not in (i, "0") for i, a in zip(inuse, alloc))
+    if kind in ("heapz_v2", "heap_v2"):
+        return rate, True, has_alloc
+    if kind == "heapprofile":
+        return 1, False, has_alloc
+    if kind == "heap":
+        return rate // 2, True, has_alloc
+    raise ProfileError(f"not a heap profile pprof reads: unknown sampling {kind!r} in "
+                       f"{header.group(0)!r}")
+
+
+def _scale(count: int, size: int, rate: int) -> tuple[int, int]:
+    """pprof's scaleHeapSample: undo Poisson sampling every ``rate`` bytes."""
+    if count == 0 or size == 0:
+        return 0, 0
+    if rate <= 1:
+        return count, size
+    scale = 1 / (1 - math.exp(-(size / count) / rate))
+    return int(count * scale), int(size * scale)
+
+
+class _HeapReader:
+    """Builds a Profile from heap text, one record at a time: locations by
+    address (shared between records) and functions by name and file."""
+
+    def __init__(self, period: int, scaled: bool, has_alloc: bool) -> None:
+        self.period, self.scaled, self.has_alloc = period, scaled, has_alloc
+        self.locations: dict[int, Location] = {}
+        self.functions: dict[tuple[str, str], Function] = {}
+        self.samples: list[Sample] = []
+
+    def values(self, numbers: Sequence[str], what: str) -> tuple[list[int], int]:
+        """pprof's addValues: a record's count and size, scaled, and its block size."""
+        count, size = int(numbers[0]), int(numbers[1])
+        if count == 0 and size != 0:
+            raise ProfileError(f"{what} count was 0 but {what} bytes was {size}")
+        if count == 0:
+            return [0, 0], 0
+        block = size // count
+        if self.scaled:
+            count, size = _scale(count, size, self.period)
+        return [count, size], block
+
+    def location(self, address: int, lines: list[tuple[str, str, int]]) -> Location:
+        """The location of a return address (pprof subtracts one to land on
+        the call) with the frame lines printed for it, made once."""
+        loc = self.locations.get(address)
+        if loc is None:
+            made = []
+            for name, filename, line in lines:
+                fn = self.functions.setdefault(
+                    (name, filename), Function(len(self.functions) + 1, name, name, filename))
+                made.append(Line(fn, line))
+            loc = Location(len(self.locations) + 1, address - 1, None, tuple(made))
+            self.locations[address] = loc
+        return loc
+
+    def record(self, match: re.Match[str], frames: list[tuple[int, str, str, int]]) -> None:
+        values: list[int] = []
+        block = 0
+        if self.has_alloc:
+            values, block = self.values(match.group(3, 4), "allocation")
+        inuse, inuse_block = self.values(match.group(1, 2), "inuse")
+        values += inuse
+        if int(match.group(1)) != 0:  # pprof keeps the last non-zero count's block size
+            block = inuse_block
+        try:
+            addresses = [int(a, 16) for a in match.group(5).split()]
+        except ValueError:
+            raise ProfileError(f"bad address in heap record {match.group(0)!r}") from None
+        stack = [self.location(a, lines) for a, lines in zip(addresses,
+                                                              _frames_by_address(addresses, frames))]
+        self.samples.append(Sample(values, stack, {"bytes": block}))
+
+
+def _frames_by_address(addresses: Sequence[int], frames: list[tuple[int, str, str, int]]
+                       ) -> list[list[tuple[str, str, int]]]:
+    """The frame lines of each stack address, in stack order: runs of lines
+    at one address (several when calls were inlined), matched to the stack's
+    addresses in turn. Go prints them at the return address - 1, cprof at
+    the address itself (a location id: consecutive ids must not be mixed)."""
+    shift = 0 if all(at in addresses for at, *_ in frames) else 1
+    runs: list[tuple[int, list[tuple[str, str, int]]]] = []
+    for at, name, filename, line in frames:
+        if not runs or runs[-1][0] != at:
+            runs.append((at, []))
+        runs[-1][1].append((name, filename, line))
+    out: list[list[tuple[str, str, int]]] = []
+    k = i = 0
+    while i < len(addresses):
+        address = addresses[i]
+        # A call recursing into itself repeats an address: its lines are one
+        # run, shared out evenly among the repeats.
+        repeats = 1
+        while i + repeats < len(addresses) and addresses[i + repeats] == address:
+            repeats += 1
+        if k < len(runs) and runs[k][0] == address - shift:
+            run = runs[k][1]
+            k += 1
+            if len(run) % repeats != 0:
+                repeats = 1
+            each = len(run) // repeats
+            out.extend(run[j * each:(j + 1) * each] for j in range(repeats))
+        else:
+            out.extend([] for _ in range(repeats))
+        i += repeats
+    return out
+
+
+def read_heap_text(text: str) -> Profile:
+    """Parse Go's legacy heap text (runtime/pprof's debug=1, and what
+    cprof's ``/debug/pprof/heap?debug=1`` serves) as google/pprof does:
+    sample types alloc_objects, alloc_space, inuse_objects, inuse_space (or
+    objects, space when nothing was freed), counts scaled back from the
+    sampling rate, a ``bytes`` label with the block size. Beyond pprof, the
+    ``#`` frame lines under each record name the locations' functions."""
+    lines = text.splitlines()
+    header = _HEAP_HEADER.search(lines[0]) if lines else None
+    if header is None:
+        raise ProfileError("not a heap profile: the first line is not "
+                           "'heap profile: N: N [N: N] @ heap/RATE'")
+    period, scaled, has_alloc = _heap_sampling(header)
+    reader = _HeapReader(period, scaled, has_alloc)
+    i = 1
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if line in _MAP_SENTINELS:
+            break
+        if not line or line.startswith("#"):
+            continue
+        match = _HEAP_RECORD.search(line)
+        if match is None:
+            raise ProfileError(f"heap text line {i}: {line[:80]!r} is not a record "
+                               f"('N: N [N: N] @ addresses')")
+        frames = []
+        while i < len(lines) and lines[i].startswith("#\t"):
+            frame = _FRAME_LINE.match(lines[i].rstrip())
+            if frame is not None:
+                frames.append((int(frame.group(1), 16), frame.group(2), frame.group(3),
+                               int(frame.group(4) or 0)))
+            i += 1
+        reader.record(match, frames)
+    types = (["alloc_objects", "alloc_space"] if has_alloc else []) + (
+        ["inuse_objects", "inuse_space"] if has_alloc else ["objects", "space"])
+    units = ["count", "bytes"] * (len(types) // 2)
+    return Profile(list(zip(types, units)), reader.samples, period_type=("space", "bytes"),
+                   period=period)

@@ -9,8 +9,14 @@ int cprof_gz_is_gzip(const uint8_t *data, size_t n)
     return n >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-/* The gzip trailer's ISIZE is the last member's size mod 2^32: only a hint
- * for the first allocation, never trusted for bounds. */
+/* deflate never inflates more than about 1032-fold (258 bytes per 2 bits). */
+#define DEFLATE_MAX_RATIO 1032u
+/* The first buffer is at most this large: a bigger output grows into place. */
+#define FIRST_CAPACITY_CAP ((size_t)64 << 20)
+
+/* The gzip trailer's ISIZE is the last member's size mod 2^32: a forged one
+ * is free, so it is only a hint, believed up to what the input can inflate
+ * to and FIRST_CAPACITY_CAP, never for bounds. */
 static size_t first_capacity(const uint8_t *data, size_t n, size_t max_out)
 {
     size_t guess = n * 4;
@@ -18,11 +24,14 @@ static size_t first_capacity(const uint8_t *data, size_t n, size_t max_out)
         const uint8_t *t = data + n - 4;
         size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 |
                        (size_t)t[3] << 24;
-        if (isize > guess)
+        size_t possible = n <= SIZE_MAX / DEFLATE_MAX_RATIO ? n * DEFLATE_MAX_RATIO : SIZE_MAX;
+        if (isize > guess && isize < possible)
             guess = isize + 1;
     }
     if (guess < 65536)
         guess = 65536;
+    if (guess > FIRST_CAPACITY_CAP)
+        guess = FIRST_CAPACITY_CAP;
     return guess > max_out ? max_out + 1 : guess;
 }
 
@@ -37,6 +46,13 @@ int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits
         return cprof_fail(err, CPROF_E_NOMEM, "zlib could not start inflating");
 
     int code = CPROF_OK;
+    if (n > max_out) {
+        code = cprof_fail(err, CPROF_E_LIMIT,
+                          "the profile is %zu bytes (gzipped), more than the max_size limit "
+                          "of %zu; raise max_size if this input is trusted", n, max_out);
+        inflateEnd(&zs);
+        return code;
+    }
     size_t cap = first_capacity(data, n, max_out);
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
@@ -73,6 +89,10 @@ int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits
         zs.avail_in = (uInt)in_chunk;
         zs.next_out = buf + len;
         zs.avail_out = (uInt)out_room;
+        if (limits->interrupted != NULL && limits->interrupted(limits->ctx)) {
+            code = CPROF_E_PYTHON;
+            goto done;
+        }
         int rc = inflate(&zs, Z_NO_FLUSH);
         size_t used = in_chunk - zs.avail_in;
         next += used;

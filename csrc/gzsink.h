@@ -18,13 +18,25 @@
 /* True when data starts with the gzip magic bytes. */
 int cprof_gz_is_gzip(const uint8_t *data, size_t n);
 
-/* What decoding may cost. Inflating 1 GiB takes seconds, so a bomb is also
- * recognised by its ratio: real profiles inflate 1-10 fold, deflate's
- * ceiling is about 1032 fold, and past ratio_floor bytes of output a ratio
- * above max_ratio is refused. max_ratio 0 turns the ratio check off. */
+/* What decoding may cost, and how to stop it early.
+ *
+ * max_size bounds every stage: the input itself, the bytes it inflates to,
+ * and the memory the decoded message takes (counted as protobuf-c allocates
+ * it; an empty sample is 2 bytes on the wire but about 100 in memory).
+ * Inflating 1 GiB takes seconds, so amplification is also recognised by its
+ * ratio: real profiles inflate 1-10 fold and decode to 5-50 times their
+ * protobuf size, deflate's ceiling is about 1032 fold, and past ratio_floor
+ * bytes, inflated bytes or decoded memory above max_ratio times the input's
+ * size is refused. max_ratio 0 turns the ratio check off.
+ *
+ * interrupted, when not NULL, is called every few MiB of work (with ctx); a
+ * non-zero return stops decoding with CPROF_E_PYTHON (module.c uses it to
+ * run Python's signal handlers, so that Ctrl-C stops a long decode). */
 typedef struct {
     size_t max_size;
     unsigned max_ratio;
+    int (*interrupted)(void *ctx);
+    void *ctx;
 } cprof_limits_t;
 
 #define CPROF_DEFAULT_MAX_SIZE ((size_t)1 << 30)

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph.h"
 #include "heap.h"
@@ -290,10 +291,27 @@ static PyObject *ProfileData_mapping_index(ProfileData *self, PyObject *arg)
     return find_index(&self->p->mappings, self->p->msg->n_mapping, arg);
 }
 
+/* A 128-bit sum as a Python int: hi * 2^64 + lo. */
+static PyObject *sum_to_long(cprof_sum_t s)
+{
+    if ((s.hi == 0 && s.lo <= (uint64_t)INT64_MAX) || (s.hi == -1 && s.lo > (uint64_t)INT64_MAX))
+        return PyLong_FromLongLong((long long)(int64_t)s.lo);
+    PyObject *hi = PyLong_FromLongLong(s.hi);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *lo = PyLong_FromUnsignedLongLong(s.lo);
+    PyObject *shifted = hi && shift ? PyNumber_Lshift(hi, shift) : NULL;
+    PyObject *r = shifted && lo ? PyNumber_Or(shifted, lo) : NULL;
+    Py_XDECREF(hi);
+    Py_XDECREF(shift);
+    Py_XDECREF(lo);
+    Py_XDECREF(shifted);
+    return r;
+}
+
 static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignored))
 {
     const cprof_msg_t *m = self->p->msg;
-    int64_t *totals = PyMem_Calloc(m->n_sample_type + 1, sizeof *totals);
+    cprof_sum_t *totals = PyMem_Calloc(m->n_sample_type + 1, sizeof *totals);
     if (totals == NULL)
         return PyErr_NoMemory();
     Py_BEGIN_ALLOW_THREADS
@@ -301,7 +319,7 @@ static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignor
     Py_END_ALLOW_THREADS
     PyObject *r = PyTuple_New((Py_ssize_t)m->n_sample_type);
     for (size_t j = 0; r != NULL && j < m->n_sample_type; j++) {
-        PyObject *v = PyLong_FromLongLong(totals[j]);
+        PyObject *v = sum_to_long(totals[j]);
         if (v == NULL)
             Py_CLEAR(r);
         else
@@ -326,20 +344,24 @@ static PyObject *ProfileData_abs_total(ProfileData *self, PyObject *arg)
     Py_ssize_t index;
     if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
         return NULL;
-    uint64_t total = 0, base_total = 0;
+    /* Sums of absolute values, exact: |INT64_MIN| fits no int64, so each
+     * value is added as two halves that do. */
+    cprof_sum_t total = {0, 0}, base_total = {0, 0};
     for (size_t i = 0; i < m->n_sample; i++) {
         const Perftools__Profiles__Sample *s = m->sample[i];
         int64_t v = s->value[index];
-        uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-        total += a;
+        int64_t half = v < 0 ? -(v / 2) : v / 2, rest = v < 0 ? -(v + half) : v - half;
+        cprof_sum_add(&total, half);
+        cprof_sum_add(&total, rest);
         for (size_t j = 0; j < s->n_label; j++)
             if (is_string(m, s->label[j]->key, "pprof::base") &&
                 is_string(m, s->label[j]->str, "true")) {
-                base_total += a;
+                cprof_sum_add(&base_total, half);
+                cprof_sum_add(&base_total, rest);
                 break;
             }
     }
-    return PyLong_FromUnsignedLongLong(base_total > 0 ? base_total : total);
+    return sum_to_long(base_total.hi != 0 || base_total.lo != 0 ? base_total : total);
 }
 
 static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)
@@ -860,7 +882,7 @@ static PyObject *core_build(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     cprof_error_t err;
-    int rc = cprof_pprof_index(p, &err);
+    int rc = cprof_pprof_index(p, NULL, &err);
     if (rc != 0) {
         cprof_pprof_free(p);
         return raise_code(rc, &err);
@@ -1332,26 +1354,83 @@ static PyObject *core_locks_library_files(PyObject *Py_UNUSED(module), PyObject 
 
 /* --- module ---------------------------------------------------------------- */
 
+/* A limit argument of decode(): an int in 0..most, else ValueError naming it. */
+static int limit_arg(PyObject *o, const char *name, unsigned long long most,
+                     unsigned long long *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || v < 0 || (unsigned long long)v > most) {
+        PyErr_Format(PyExc_ValueError, "%s must be between 0 and %llu, not %R", name, most, o);
+        return -1;
+    }
+    *out = (unsigned long long)v;
+    return 0;
+}
+
+/* How often a decode stops to run Python's signal handlers. */
+#define DECODE_SIGNAL_CHECK_NS 50000000LL
+
+typedef struct {
+    PyThreadState *save;   /* the decoding thread's state while it runs without the GIL */
+    struct timespec last;
+} decode_signals_t;
+
+/* limits.interrupted for decode(): at most every 50 ms, take the GIL and run
+ * the signal handlers; a handler's exception (KeyboardInterrupt) stops the
+ * decode and is what decode() raises. */
+static int decode_interrupted(void *data)
+{
+    decode_signals_t *d = data;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns = (now.tv_sec - d->last.tv_sec) * 1000000000LL + (now.tv_nsec - d->last.tv_nsec);
+    if (ns < DECODE_SIGNAL_CHECK_NS)
+        return 0;
+    d->last = now;
+    PyEval_RestoreThread(d->save);
+    int failed = PyErr_CheckSignals() < 0;
+    d->save = PyEval_SaveThread();
+    return failed;
+}
+
+/* _id_hash_key() -> the per-process key of the id hash: tests use it to craft
+ * ids that collide, as an attacker who learned it would. */
+static PyObject *core_id_hash_key(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(cprof_pprof_id_key());
+}
+
 static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"data", "max_size", "max_ratio", NULL};
     Py_buffer view;
-    Py_ssize_t max_size = (Py_ssize_t)CPROF_DEFAULT_MAX_SIZE;
-    unsigned int max_ratio = CPROF_DEFAULT_MAX_RATIO;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|nI:decode", kwlist, &view, &max_size,
-                                     &max_ratio))
+    PyObject *size_arg = NULL, *ratio_arg = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|OO:decode", kwlist, &view, &size_arg,
+                                     &ratio_arg))
         return NULL;
-    if (max_size < 0) {
+    unsigned long long max_size = CPROF_DEFAULT_MAX_SIZE, max_ratio = CPROF_DEFAULT_MAX_RATIO;
+    if ((size_arg != NULL && limit_arg(size_arg, "max_size", PY_SSIZE_T_MAX, &max_size) < 0) ||
+        (ratio_arg != NULL && limit_arg(ratio_arg, "max_ratio", UINT32_MAX, &max_ratio) < 0)) {
         PyBuffer_Release(&view);
-        return PyErr_Format(PyExc_ValueError, "max_size must be >= 0, not %zd", max_size);
+        return NULL;
     }
-    cprof_limits_t limits = {.max_size = (size_t)max_size, .max_ratio = max_ratio};
+    decode_signals_t signals = {.save = NULL};
+    clock_gettime(CLOCK_MONOTONIC, &signals.last);
+    cprof_limits_t limits = {.max_size = (size_t)max_size, .max_ratio = (unsigned)max_ratio,
+                             .interrupted = decode_interrupted, .ctx = &signals};
     cprof_pprof_t *p = NULL;
     cprof_error_t err;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = cprof_pprof_decode(view.buf, (size_t)view.len, &limits, &p, &err);
-    Py_END_ALLOW_THREADS
+    signals.save = PyEval_SaveThread();
+    int rc = cprof_pprof_decode(view.buf, (size_t)view.len, &limits, &p, &err);
+    PyEval_RestoreThread(signals.save);
     PyBuffer_Release(&view);
     if (rc != 0)
         return raise_code(rc, &err);
@@ -1383,8 +1462,11 @@ static PyObject *core_check_layout(PyObject *self, PyObject *args)
 static PyMethodDef core_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
      "decode(data, max_size=1 GiB, max_ratio=256) -> ProfileData: gzipped or raw "
-     "profile.proto bytes, "
-     "validated by pprof's rules; raises ProfileError"},
+     "profile.proto bytes, validated by pprof's rules; max_size bounds the input, its "
+     "inflated bytes and the decoded memory, max_ratio (0: off) their ratio to the input "
+     "past 16 MiB; signal handlers run during the decode; raises ProfileError"},
+    {"_id_hash_key", (PyCFunction)core_id_hash_key, METH_NOARGS,
+     "_id_hash_key() -> the per-process key of the decoder's id hash (for tests)"},
     {"build", (PyCFunction)core_build, METH_VARARGS,
      "build(strings, header, sample_types, samples, mappings, locations, functions) -> "
      "ProfileData: a validated profile from string-indexed tables; raises ProfileError"},

@@ -1,19 +1,52 @@
 /* pprof: decode, validate, index and encode profile.proto messages. */
+#define _GNU_SOURCE  /* getrandom, clock_gettime, getpid under -std=c11 */
 #include "pprof.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gzsink.h"
 #include "wire.h"
 
 /* --- id indexes ----------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x)
+static uint64_t id_key;
+static pthread_once_t id_key_once = PTHREAD_ONCE_INIT;
+
+/* The per-process secret of the id hash: from the kernel, or when that fails
+ * (no getrandom) from the clock, the process id and an address. */
+static void draw_id_key(void)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
+    uint64_t key = 0;
+    if (getrandom(&key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        key = (uint64_t)now.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)now.tv_sec ^
+              (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&key;
+    }
+    id_key = key;
+}
+
+uint64_t cprof_pprof_id_key(void)
+{
+    pthread_once(&id_key_once, draw_id_key);
+    return id_key;
+}
+
+/* splitmix64's finalizer over the id xored with the key: a bijection whose
+ * low bits an attacker who does not know the key cannot steer. */
+uint64_t cprof_pprof_id_hash(uint64_t id)
+{
+    uint64_t x = id ^ id_key;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
     return x;
 }
 
@@ -21,7 +54,90 @@ static void idmap_free(cprof_idmap_t *map)
 {
     free(map->keys);
     free(map->values);
+    free(map->sorted);
     memset(map, 0, sizeof *map);
+}
+
+static int by_id_then_index(const void *a, const void *b)
+{
+    const cprof_idpair_t *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int duplicate(cprof_idmap_t *map, const char *what, size_t first, size_t second,
+                     uint64_t id, cprof_error_t *err)
+{
+    idmap_free(map);
+    return cprof_fail(err, CPROF_E_FORMAT,
+                      "%s[%zu] and %s[%zu] share id %llu; %s ids must be unique", what, first,
+                      what, second, (unsigned long long)id, what);
+}
+
+/* The hash table of ids: 1 when built, 0 when some probe ran past
+ * CPROF_IDMAP_MAX_PROBE (the caller sorts instead), or a negative code. */
+static int idmap_hash(cprof_idmap_t *map, const char *what, size_t n,
+                      uint64_t (*id_of)(const cprof_msg_t *, size_t), const cprof_msg_t *msg,
+                      cprof_error_t *err)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap <<= 1;
+    map->keys = calloc(cap, sizeof *map->keys);
+    map->values = malloc(cap * sizeof *map->values);
+    if (map->keys == NULL || map->values == NULL) {
+        idmap_free(map);
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
+    }
+    map->cap = cap;
+    cprof_pprof_id_key();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = id_of(msg, i);
+        size_t slot = cprof_pprof_id_hash(id) & (cap - 1);
+        unsigned probe = 0;
+        while (map->keys[slot] != 0) {
+            if (map->keys[slot] == id)
+                return duplicate(map, what, map->values[slot], i, id, err);
+            if (++probe > CPROF_IDMAP_MAX_PROBE) {
+                idmap_free(map);
+                return 0;
+            }
+            slot = (slot + 1) & (cap - 1);
+        }
+        map->keys[slot] = id;
+        map->values[slot] = (uint32_t)i;
+        if (probe > map->max_probe)
+            map->max_probe = probe;
+    }
+    return 1;
+}
+
+/* The sorted pairs, and the duplicate an entry-by-entry scan meets first:
+ * the pair whose later entry comes earliest, with the first entry holding
+ * that id. */
+static int idmap_sort(cprof_idmap_t *map, const char *what, size_t n,
+                      uint64_t (*id_of)(const cprof_msg_t *, size_t), const cprof_msg_t *msg,
+                      cprof_error_t *err)
+{
+    map->sorted = malloc(n * sizeof *map->sorted);
+    if (map->sorted == NULL)
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
+    map->n = n;
+    for (size_t i = 0; i < n; i++)
+        map->sorted[i] = (cprof_idpair_t){id_of(msg, i), (uint32_t)i};
+    qsort(map->sorted, n, sizeof *map->sorted, by_id_then_index);
+    size_t first = 0, second = SIZE_MAX;
+    for (size_t k = 1; k < n; k++)
+        if (map->sorted[k].id == map->sorted[k - 1].id &&
+            (k < 2 || map->sorted[k - 2].id != map->sorted[k].id) &&
+            map->sorted[k].index < second) {
+            first = map->sorted[k - 1].index;
+            second = map->sorted[k].index;
+        }
+    if (second != SIZE_MAX)
+        return duplicate(map, what, first, second, id_of(msg, second), err);
+    return CPROF_OK;
 }
 
 /* what names the table in messages ("location"); id_of(msg, i) is entry i's id. */
@@ -44,48 +160,34 @@ static int idmap_build(cprof_idmap_t *map, const char *what, size_t n,
     }
     if (map->dense)
         return CPROF_OK;
-    size_t cap = 16;
-    while (cap < n * 2)
-        cap <<= 1;
-    map->keys = calloc(cap, sizeof *map->keys);
-    map->values = malloc(cap * sizeof *map->values);
-    if (map->keys == NULL || map->values == NULL) {
-        idmap_free(map);
-        return cprof_fail(err, CPROF_E_NOMEM, "out of memory indexing %zu %ss", n, what);
-    }
-    map->cap = cap;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t id = id_of(msg, i);
-        size_t slot = mix(id) & (cap - 1);
-        while (map->keys[slot] != 0) {
-            if (map->keys[slot] == id) {
-                size_t first = map->values[slot];
-                idmap_free(map);
-                return cprof_fail(err, CPROF_E_FORMAT,
-                                  "%s[%zu] and %s[%zu] share id %llu; %s ids must be unique",
-                                  what, first, what, i, (unsigned long long)id, what);
-            }
-            slot = (slot + 1) & (cap - 1);
-        }
-        map->keys[slot] = id;
-        map->values[slot] = (uint32_t)i;
-    }
-    return CPROF_OK;
+    int rc = idmap_hash(map, what, n, id_of, msg, err);
+    if (rc != 0)
+        return rc < 0 ? rc : CPROF_OK;
+    return idmap_sort(map, what, n, id_of, msg, err);
 }
 
 long cprof_pprof_find(const cprof_idmap_t *map, size_t n, uint64_t id)
 {
     if (map->dense)
         return id >= 1 && id <= n ? (long)(id - 1) : -1;
-    if (id == 0 || map->cap == 0)
+    if (map->cap != 0) {
+        size_t slot = cprof_pprof_id_hash(id) & (map->cap - 1);
+        for (unsigned probe = 0; probe <= map->max_probe && map->keys[slot] != 0; probe++) {
+            if (map->keys[slot] == id)
+                return map->values[slot];
+            slot = (slot + 1) & (map->cap - 1);
+        }
         return -1;
-    size_t slot = mix(id) & (map->cap - 1);
-    while (map->keys[slot] != 0) {
-        if (map->keys[slot] == id)
-            return map->values[slot];
-        slot = (slot + 1) & (map->cap - 1);
     }
-    return -1;
+    size_t lo = 0, hi = map->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (map->sorted[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < map->n && map->sorted[lo].id == id ? (long)map->sorted[lo].index : -1;
 }
 
 static uint64_t mapping_id(const cprof_msg_t *m, size_t i) { return m->mapping[i]->id; }
@@ -97,8 +199,18 @@ static uint64_t function_id(const cprof_msg_t *m, size_t i) { return m->function
 
 typedef struct {
     size_t n_strings;
+    const cprof_limits_t *limits;  /* may be NULL */
     cprof_error_t *err;
 } checker_t;
+
+/* Every this many entries, validation lets limits->interrupted stop it. */
+#define CHECK_EVERY 65536
+
+static int interrupted(const cprof_limits_t *limits, size_t i)
+{
+    return limits != NULL && limits->interrupted != NULL && i % CHECK_EVERY == CHECK_EVERY - 1 &&
+           limits->interrupted(limits->ctx);
+}
 
 #define CHECK_STR(c, value, ...)                                                         \
     do {                                                                                 \
@@ -141,11 +253,14 @@ static int check_header(const checker_t *c, const cprof_msg_t *m)
     return CPROF_OK;
 }
 
-static int check_locations(const cprof_pprof_t *p, cprof_error_t *err)
+static int check_locations(const checker_t *c, const cprof_pprof_t *p)
 {
     const cprof_msg_t *m = p->msg;
+    cprof_error_t *err = c->err;
     for (size_t i = 0; i < m->n_location; i++) {
         const Perftools__Profiles__Location *loc = m->location[i];
+        if (interrupted(c->limits, i))
+            return CPROF_E_PYTHON;
         if (loc->mapping_id != 0 && cprof_pprof_find(&p->mappings, m->n_mapping, loc->mapping_id) < 0)
             return cprof_fail(err, CPROF_E_FORMAT,
                               "location[%zu] (id %llu) refers to mapping id %llu, which no "
@@ -170,6 +285,8 @@ static int check_samples(const checker_t *c, const cprof_pprof_t *p)
     const cprof_msg_t *m = p->msg;
     for (size_t i = 0; i < m->n_sample; i++) {
         const Perftools__Profiles__Sample *s = m->sample[i];
+        if (interrupted(c->limits, i))
+            return CPROF_E_PYTHON;
         if (s->n_value != m->n_sample_type)
             return cprof_fail(c->err, CPROF_E_FORMAT,
                               "sample[%zu] has %zu values but the profile has %zu sample "
@@ -192,7 +309,7 @@ static int check_samples(const checker_t *c, const cprof_pprof_t *p)
     return CPROF_OK;
 }
 
-int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
+int cprof_pprof_index(cprof_pprof_t *p, const cprof_limits_t *limits, cprof_error_t *err)
 {
     const cprof_msg_t *m = p->msg;
     if (m->n_string_table == 0)
@@ -207,7 +324,7 @@ int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
                           m->string_table[0].len, shown,
                           (const char *)m->string_table[0].data);
     }
-    checker_t c = {.n_strings = m->n_string_table, .err = err};
+    checker_t c = {.n_strings = m->n_string_table, .limits = limits, .err = err};
     int rc = check_header(&c, m);
     if (rc == 0)
         rc = idmap_build(&p->mappings, "mapping", m->n_mapping, mapping_id, m, err);
@@ -216,7 +333,7 @@ int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
     if (rc == 0)
         rc = idmap_build(&p->locations, "location", m->n_location, location_id, m, err);
     if (rc == 0)
-        rc = check_locations(p, err);
+        rc = check_locations(&c, p);
     if (rc == 0)
         rc = check_samples(&c, p);
     return rc;
@@ -224,15 +341,72 @@ int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err)
 
 /* --- decode / encode ------------------------------------------------------ */
 
-static void *arena_alloc(void *arena, size_t size)
+/* What unpacking has allocated, against what the limits allow. */
+typedef struct {
+    cprof_arena_t *arena;
+    const cprof_limits_t *limits;
+    size_t input_n;      /* the bytes the caller passed (gzipped or not) */
+    size_t used;         /* bytes protobuf-c asked for so far */
+    size_t calls;
+    enum { ALLOC_OK, ALLOC_OVER_SIZE, ALLOC_OVER_RATIO, ALLOC_INTERRUPTED } refused;
+} alloc_budget_t;
+
+/* Allocations between two calls of limits->interrupted while unpacking. */
+#define ALLOC_CHECK_EVERY 65536
+
+/* protobuf-c's allocator: from the arena, within max_size and max_ratio
+ * times the input. A refusal makes protobuf-c give up (it then returns
+ * NULL), and the reason stays in the budget for the message. */
+static void *budget_alloc(void *data, size_t size)
 {
-    return cprof_arena_alloc(arena, size);
+    alloc_budget_t *b = data;
+    const cprof_limits_t *limits = b->limits;
+    if (b->refused != ALLOC_OK)
+        return NULL;
+    if (size > limits->max_size - b->used) {
+        b->refused = ALLOC_OVER_SIZE;
+        return NULL;
+    }
+    b->used += size;
+    if (limits->max_ratio != 0 && b->used > CPROF_RATIO_FLOOR &&
+        b->used / limits->max_ratio > b->input_n) {
+        b->refused = ALLOC_OVER_RATIO;
+        return NULL;
+    }
+    if (++b->calls % ALLOC_CHECK_EVERY == 0 && limits->interrupted != NULL &&
+        limits->interrupted(limits->ctx)) {
+        b->refused = ALLOC_INTERRUPTED;
+        return NULL;
+    }
+    return cprof_arena_alloc(b->arena, size);
 }
 
 static void arena_free_nothing(void *arena, void *pointer)
 {
     (void)arena;
     (void)pointer;  /* released with the whole arena */
+}
+
+static int budget_refusal(const alloc_budget_t *b, cprof_error_t *err)
+{
+    switch (b->refused) {
+    case ALLOC_OVER_SIZE:
+        return cprof_fail(err, CPROF_E_LIMIT,
+                          "the decoded profile needs more than %zu bytes of memory (the "
+                          "max_size limit); raise max_size if this input is trusted",
+                          b->limits->max_size);
+    case ALLOC_OVER_RATIO:
+        return cprof_fail(err, CPROF_E_LIMIT,
+                          "%zu input bytes decode to more than %zu bytes of memory, over "
+                          "%u-fold (the max_ratio limit); real profiles take far less, so "
+                          "this looks like a decompression bomb (raise max_ratio, or set it "
+                          "to 0, if this input is trusted)",
+                          b->input_n, b->used, b->limits->max_ratio);
+    case ALLOC_INTERRUPTED:
+        return CPROF_E_PYTHON;
+    default:
+        return CPROF_OK;
+    }
 }
 
 /* protobuf-c refuses field number 0 only when a tag's first byte shows it, so
@@ -264,6 +438,98 @@ static int has_field_zero(const ProtobufCMessage *msg)
     return 0;
 }
 
+/* --- what is not a profile ------------------------------------------------ */
+
+/* Bytes looked at to tell text from protobuf, and the fewest that are
+ * called text (a few printable bytes are as likely a cut protobuf). */
+#define SNIFF_BYTES 4096
+#define SNIFF_MIN 16
+
+static int starts_with(const uint8_t *d, size_t n, const char *prefix, int fold)
+{
+    size_t k = strlen(prefix);
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        uint8_t c = d[i];
+        if (fold && c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c - 'A' + 'a');
+        if (c != (uint8_t)prefix[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* What text data looks like ("JSON", "HTML", ...), or NULL when it is not
+ * text. Every pprof profile holds a 0 byte (string_table[0] is "", encoded
+ * 0x32 0x00), and text holds no control bytes but whitespace, so a profile
+ * is never taken for text. */
+static const char *text_kind(const uint8_t *d, size_t n)
+{
+    if (n < SNIFF_MIN)
+        return NULL;
+    size_t look = n < SNIFF_BYTES ? n : SNIFF_BYTES;
+    for (size_t i = 0; i < look; i++) {
+        uint8_t c = d[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') ||
+            c == 0x7f)
+            return NULL;
+    }
+    if (starts_with(d, n, "\xef\xbb\xbf", 0)) {  /* a UTF-8 byte order mark */
+        d += 3;
+        n -= 3;
+    }
+    while (n > 0 && (*d == ' ' || *d == '\t' || *d == '\n' || *d == '\r')) {
+        d++;
+        n--;
+    }
+    static const struct {
+        const char *prefix;
+        const char *kind;
+    } kinds[] = {
+        {"{", "JSON"},
+        {"[", "JSON"},
+        {"<?xml", "XML"},
+        {"<svg", "SVG"},
+        {"<!doctype html", "HTML"},
+        {"<html", "HTML"},
+        {"<", "HTML or XML"},
+        {"heap profile:", "Go's legacy heap profile text (cprof.load reads it)"},
+        {"--- contention", "Go's legacy contention profile text"},
+        {"--- mutex", "Go's legacy mutex profile text"},
+        {"goroutine profile:", "Go's goroutine profile text (debug=1)"},
+        {"threadcreate profile:", "Go's threadcreate profile text (debug=1)"},
+        {"goroutine ", "a Go goroutine dump (debug=2)"},
+        {"digraph", "a Graphviz graph"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (starts_with(d, n, kinds[i].prefix, 1))
+            return kinds[i].kind;
+    return "text";
+}
+
+/* True, with err filled, when raw (inflated from gzip when gzipped) is text
+ * rather than a protobuf message: the message says what it looks like. */
+static int not_a_profile(const uint8_t *raw, size_t n, int gzipped, cprof_error_t *err)
+{
+    const char *kind = text_kind(raw, n);
+    if (kind == NULL)
+        return 0;
+    cprof_fail(err, CPROF_E_FORMAT,
+               "not a pprof profile: it looks like %s%s; a pprof profile is a protobuf "
+               "message, gzipped or not (a Go or cprof endpoint serves one with debug=0)",
+               gzipped ? "gzipped " : "", kind);
+    return 1;
+}
+
+/* Why raw is no profile: what text it looks like, or the first wire fault. */
+static int explain(const uint8_t *raw, size_t n, int gzipped, cprof_error_t *err)
+{
+    if (not_a_profile(raw, n, gzipped, err))
+        return CPROF_E_FORMAT;
+    return cprof_wire_explain(&perftools__profiles__profile__descriptor, raw, n, err);
+}
+
 int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err)
 {
@@ -292,18 +558,21 @@ int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limi
     }
     /* protobuf-c makes several small allocations per sample: taking them
      * from the arena makes unpacking faster and freeing a single walk. */
+    alloc_budget_t budget = {.arena = &p->arena, .limits = limits, .input_n = n};
     ProtobufCAllocator allocator = {
-        .alloc = arena_alloc, .free = arena_free_nothing, .allocator_data = &p->arena};
+        .alloc = budget_alloc, .free = arena_free_nothing, .allocator_data = &budget};
     p->msg = perftools__profiles__profile__unpack(&allocator, raw_n, raw);
-    if (p->msg == NULL) {
-        rc = cprof_wire_explain(&perftools__profiles__profile__descriptor, raw, raw_n, err);
+    if (p->msg == NULL && budget.refused != ALLOC_OK) {
+        rc = budget_refusal(&budget, err);
         goto done;
     }
-    if (has_field_zero(&p->msg->base)) {
-        rc = cprof_wire_explain(&perftools__profiles__profile__descriptor, raw, raw_n, err);
+    if (p->msg == NULL || has_field_zero(&p->msg->base)) {
+        rc = explain(raw, raw_n, raw != data, err);
         goto done;
     }
-    rc = cprof_pprof_index(p, err);
+    rc = cprof_pprof_index(p, limits, err);
+    if (rc == CPROF_E_FORMAT && not_a_profile(raw, raw_n, raw != data, err))
+        rc = CPROF_E_FORMAT;
 done:
     free(inflated);
     if (rc != 0) {
@@ -314,14 +583,14 @@ done:
     return rc;
 }
 
-void cprof_pprof_totals(const cprof_pprof_t *p, int64_t *totals)
+void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals)
 {
     const cprof_msg_t *m = p->msg;
     memset(totals, 0, m->n_sample_type * sizeof *totals);
     for (size_t i = 0; i < m->n_sample; i++) {
         const int64_t *v = m->sample[i]->value;
         for (size_t j = 0; j < m->n_sample_type; j++)
-            totals[j] = (int64_t)((uint64_t)totals[j] + (uint64_t)v[j]);
+            cprof_sum_add(&totals[j], v[j]);
     }
 }
 

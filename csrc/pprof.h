@@ -21,13 +21,33 @@
 
 typedef Perftools__Profiles__Profile cprof_msg_t;
 
-/* id -> index into the message's array; dense when ids are 1..n in order. */
+/* One id and the index of its entry in the message's array. */
+typedef struct {
+    uint64_t id;
+    uint32_t index;
+} cprof_idpair_t;
+
+/* id -> index into the message's array. Dense when ids are 1..n in order
+ * (Go's and cprof's). Else a hash table whose hash is keyed with a secret
+ * drawn once per process, so ids cannot be chosen to collide, and whose
+ * probes are bounded: should one ever run past CPROF_IDMAP_MAX_PROBE, the
+ * (id, index) pairs are sorted instead and searched by bisection, O(n log n)
+ * and O(log n) whatever the ids. */
 typedef struct {
     int dense;
-    size_t cap;          /* power of two, or 0 */
-    uint64_t *keys;      /* 0 marks an empty slot (ids are never 0) */
+    size_t cap;             /* hash mode: a power of two; 0 otherwise */
+    uint64_t *keys;         /* 0 marks an empty slot (ids are never 0) */
     uint32_t *values;
+    unsigned max_probe;     /* the longest probe any key took */
+    size_t n;               /* sorted mode: entries in sorted; 0 otherwise */
+    cprof_idpair_t *sorted;
 } cprof_idmap_t;
+
+#define CPROF_IDMAP_MAX_PROBE 64
+
+/* The keyed id hash (exposed for tests, which craft collisions with it). */
+uint64_t cprof_pprof_id_hash(uint64_t id);
+uint64_t cprof_pprof_id_key(void);
 
 typedef struct {
     cprof_msg_t *msg;
@@ -37,20 +57,37 @@ typedef struct {
 
 /* Decode data (gzip detected by its magic bytes) into a new, validated and
  * indexed profile (*out; release with cprof_pprof_free). limits cap the
- * decompressed size and ratio. Returns 0 or a negative cprof_code_t with err
- * filled. */
+ * input, decompressed and decoded sizes and their ratios to the input, and
+ * may interrupt (see gzsink.h). Returns 0 or a negative cprof_code_t with
+ * err filled (CPROF_E_PYTHON when limits->interrupted stopped it). */
 int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err);
 
 /* Validate p->msg and build its id indexes. Returns 0 or CPROF_E_FORMAT
- * (naming the field and the offending index or id) or CPROF_E_NOMEM. */
-int cprof_pprof_index(cprof_pprof_t *p, cprof_error_t *err);
+ * (naming the field and the offending index or id) or CPROF_E_NOMEM, or
+ * CPROF_E_PYTHON when limits (may be NULL) interrupted it. */
+int cprof_pprof_index(cprof_pprof_t *p, const cprof_limits_t *limits, cprof_error_t *err);
 
 /* Index of the entry with this id in a table of n entries, or -1. */
 long cprof_pprof_find(const cprof_idmap_t *map, size_t n, uint64_t id);
 
-/* Sum of each sample type's values over all samples into totals[n_sample_type]. */
-void cprof_pprof_totals(const cprof_pprof_t *p, int64_t *totals);
+/* A 128-bit two's complement integer: sums of int64 values that cannot
+ * wrap (2^64 samples of INT64_MAX would be needed). value = hi * 2^64 + lo. */
+typedef struct {
+    int64_t hi;
+    uint64_t lo;
+} cprof_sum_t;
+
+static inline void cprof_sum_add(cprof_sum_t *s, int64_t v)
+{
+    uint64_t lo = s->lo + (uint64_t)v;
+    s->hi += (lo < s->lo) - (v < 0);
+    s->lo = lo;
+}
+
+/* Sum of each sample type's values over all samples into totals[n_sample_type],
+ * exactly (no wrapping). */
+void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);
 
 /* Encode p->msg: gzip at level 1..9, or raw protobuf when level is 0. *out is
  * malloc'd (caller frees). Returns 0 or a negative code. */

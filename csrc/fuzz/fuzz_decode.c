@@ -14,12 +14,27 @@
 
 #include "pprof.h"
 
-/* A max_size small enough that a gzip bomb costs milliseconds even with the
- * ratio check off, large enough for every real seed; the ratio limit is the
+/* For some inputs (see LLVMFuzzerTestOneInput) the decode is interrupted
+ * at its first interruption point, as Ctrl-C would, to check that every
+ * stage stops cleanly (no leak, no profile, CPROF_E_PYTHON). */
+static int interrupt_now;
+static size_t interrupt_calls;
+
+static int interrupt_check(void *ctx)
+{
+    (void)ctx;
+    interrupt_calls++;
+    return interrupt_now;
+}
+
+/* A max_size small enough that a gzip bomb (or a message that decodes to
+ * far more memory than its size) costs milliseconds even with the ratio
+ * check off, large enough for every real seed; the ratio limit is the
  * default one users get. */
-static const cprof_limits_t input_limits = {
+static cprof_limits_t input_limits = {
     .max_size = (size_t)64 << 20,
     .max_ratio = CPROF_DEFAULT_MAX_RATIO,
+    .interrupted = interrupt_check,
 };
 
 /* Our own encoder's output is already in memory and may be a byte or two
@@ -55,7 +70,7 @@ static void check_same(const cprof_pprof_t *a, const cprof_pprof_t *b, const cha
         x->n_sample_type != y->n_sample_type || x->n_string_table != y->n_string_table)
         die("table sizes changed in the round trip", how);
     size_t n = x->n_sample_type ? x->n_sample_type : 1;
-    int64_t *ta = calloc(n, sizeof *ta), *tb = calloc(n, sizeof *tb);
+    cprof_sum_t *ta = calloc(n, sizeof *ta), *tb = calloc(n, sizeof *tb);
     if (ta == NULL || tb == NULL)
         die("out of memory", how);
     cprof_pprof_totals(a, ta);
@@ -86,7 +101,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cprof_error_t err = {{0}};
     cprof_pprof_t *p = NULL;
+    interrupt_now = size % 7 == 3;
+    interrupt_calls = 0;
     int rc = cprof_pprof_decode(data, size, &input_limits, &p, &err);
+    if (rc == CPROF_E_PYTHON) {
+        if (!interrupt_now || interrupt_calls == 0 || p != NULL)
+            die("decode reported an interruption nobody asked for", NULL);
+        return 0;
+    }
+    if (interrupt_now && interrupt_calls > 0)
+        die("decode went on after it was interrupted", err.msg);
     if (rc != 0) {
         if (p != NULL)
             die("decode failed but returned a profile", err.msg);

@@ -23,6 +23,8 @@ LIMITS: dict[str, dict[str, int]] = {
     "gzip-bomb-lying-isize-small-cap": {"max_size": 1 << 20},
     "gzip-bomb-64MiB-no-ratio-check": {"max_size": 32 << 20, "max_ratio": 0},
     "raw-over-small-cap": {"max_size": 100},
+    "gzip-over-small-cap": {"max_size": 100},
+    "empty-samples-over-memory-cap": {"max_size": 1 << 20},
 }
 
 # Wire types (protobuf encoding spec).
@@ -289,6 +291,20 @@ def corpus() -> list[tuple[str, bytes, str]]:
          r"^gzip: \d+ bytes inflated to more than \d+, over 256-fold.*gzip bomb"),
         ("raw-over-small-cap", raw,
          rf"^the profile is {len(raw)} bytes, more than the max_size limit of 100$"),
+        ("gzip-over-small-cap", gz,
+         rf"^the profile is {len(gz)} bytes \(gzipped\), more than the max_size limit of 100;"),
+        ("gzip-isize-forged-4GiB", gz[:-4] + struct.pack("<I", 0xFFFFFFF0),
+         r"^gzip: corrupt data at input offset \d+: incorrect length check$"),
+        ("empty-samples-over-memory-cap", f_bytes(PROFILE_STRING_TABLE, b"") + b"\x12\x00" * 20000,
+         r"^the decoded profile needs more than 1048576 bytes of memory \(the max_size limit\)"),
+
+        # Text is not a profile, and is called what it looks like.
+        ("text-json", b'{"samples": [{"value": 1}, {"value": 2}]}\n',
+         r"^not a pprof profile: it looks like JSON; a pprof profile is a protobuf message"),
+        ("text-markdown", b"# cprof\n\npprof for Python: a profiler.\n",
+         r"^not a pprof profile: it looks like text; "),
+        ("text-gzipped-html", gzip.compress(b"<html><body>404 page not found</body></html>", mtime=0),
+         r"^not a pprof profile: it looks like gzipped HTML; "),
 
         # String table rules.
         ("string-table-empty", profile(string_table=[]), r"^string_table is empty"),

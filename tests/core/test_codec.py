@@ -215,11 +215,15 @@ def test_strings_with_nul_and_invalid_utf8_survive() -> None:
 def test_max_size_applies_to_raw_and_gzipped_input() -> None:
     data = (GO / "allocs.prof").read_bytes()
     raw_len = len(gzip.decompress(data))
-    assert len(cprof.load(data, max_size=raw_len).samples) > 0
+    # The decoded message takes about 9 times the protobuf's size (128 KB here).
+    assert len(cprof.load(data, max_size=16 * raw_len).samples) > 0
     with pytest.raises(ProfileError, match=r"more than \d+ bytes \(the max_size limit\)"):
         cprof.load(data, max_size=raw_len - 1)
     with pytest.raises(ProfileError, match="max_size limit"):
         cprof.load(gzip.decompress(data), max_size=raw_len - 1)
+    with pytest.raises(ProfileError, match=r"the decoded profile needs more than \d+ bytes "
+                                           r"of memory \(the max_size limit\)"):
+        cprof.load(data, max_size=2 * raw_len)
 
 
 def test_encode_level_is_checked() -> None:
