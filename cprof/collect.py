@@ -200,14 +200,18 @@ class cpu:
         self.max_depth = max_depth
         self.native = native
         self.profile: Profile | None = None
+        self._pid = 0
 
     def __enter__(self) -> cpu:
         start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth,
                           native=self.native)
+        self._pid = os.getpid()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a child forked inside the block: the profile (and its file) is the parent's
         self.profile = stop_cpu_profile()
 
     def __call__(self, func: F) -> F:

@@ -182,6 +182,14 @@ def test_an_abrupt_end_says_no_profile_was_written(tmp_path: Path, ending: str,
     assert "no profile was written" in err and "out.prof" in err, err
 
 
+def test_sigkill_says_no_profile_was_written(tmp_path: Path) -> None:
+    p = start_busy(tmp_path, "-o", "out.prof")
+    p.kill()
+    status, _, err = finish(p)
+    assert status == -signal.SIGKILL and "no profile was written" in err, (status, err)
+    assert not (tmp_path / "out.prof").exists()
+
+
 def test_a_normal_end_says_nothing_of_a_lost_profile(tmp_path: Path) -> None:
     (tmp_path / "fine.py").write_text("print('RAN')\n")
     r = run(tmp_path, "record", "-o", "out.prof", "fine.py")
@@ -231,6 +239,23 @@ def test_a_forked_child_exits_with_its_own_status(tmp_path: Path, child_status: 
     assert "RuntimeError" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.count("cprof: wrote") == 1, r.stderr
     assert "no profile was written" not in r.stderr, r.stderr
+
+
+def test_a_child_forked_inside_the_cpu_block_leaves_the_profile_to_its_parent(
+        tmp_path: Path) -> None:
+    """The API's form of the same mistake: `with cprof.cpu(path)` around a fork."""
+    r = run_python(tmp_path, """
+import os, sys, cprof
+with cprof.cpu("out.prof"):
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(4)
+    _, st = os.waitpid(pid, 0)
+print("CHILD", os.waitstatus_to_exitcode(st))
+""")
+    assert r.returncode == 0 and "CHILD 4" in r.stdout, (r.stdout, r.stderr)
+    assert "RuntimeError" not in r.stderr, r.stderr
+    assert (tmp_path / "out.prof").exists()
 
 
 # --- item 18: modes, existing files, symlinks ----------------------------------------------
@@ -283,6 +308,22 @@ def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
     write_with_umask(tmp_path, 0o022, "latest.prof")
     assert (tmp_path / "latest.prof").is_symlink()
     assert cprof.load(tmp_path / "first.prof").sample_types[0].type == "samples"
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """As /dev/null or /dev/stdout: a special file is written into; replacing it
+    (a rename over /dev/null, as root) would break the system."""
+    os.mkfifo(tmp_path / "pipe")
+    reader = subprocess.Popen(["cat", "pipe"], cwd=tmp_path, stdout=subprocess.PIPE)
+    try:
+        write_with_umask(tmp_path, 0o022, "pipe")
+        data, _ = reader.communicate(timeout=TIMEOUT)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=TIMEOUT)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+    assert cprof.load(data).sample_types[0].type == "samples"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's link needs root")
