@@ -126,10 +126,13 @@ class _LiveCount:
         except (OSError, ValueError):
             pass
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop and clear the count; ``timeout``: wait no longer for it (a
+        signal handler's case: the thread may be blocked on a stderr write
+        the signal interrupted)."""
         if self.thread is not None:
             self.done.set()
-            self.thread.join()
+            self.thread.join(timeout)
 
 
 # The sampler's limits (csrc/module.c, cpu_start).
@@ -209,12 +212,12 @@ class _Recording:
         """Whether this is a child the program forked (its parent's profile)."""
         return os.getpid() != self.pid
 
-    def finish(self) -> Profile:
+    def finish(self, live_timeout: float | None = None) -> Profile:
         """Stop the profile and write it; a termination signal meanwhile
         waits for the write (then: die_of_pending)."""
         self.finishing = True
         try:
-            self.live.stop()
+            self.live.stop(live_timeout)
             profile = _program_only(stop_cpu_profile(), self.live.native_id)
             profile.write(self.out)
         finally:
@@ -227,32 +230,33 @@ class _Recording:
             return
         name = signal.Signals(signum).name
         try:
-            profile = self.finish()
+            profile = self.finish(live_timeout=1)
         except Exception as e:
-            print(f"cprof: terminated by {name}: could not write {self.out}: {e}",
-                  file=sys.stderr)
+            runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
         else:
-            self._said(f"terminated by {name}: wrote", profile, f"program killed by {name}")
+            if not self.args.quiet:
+                runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
+                               f"({self._samples(profile)}); program killed by {name}")
         runner.die_of(signum)
 
     def die_of_pending(self) -> None:
         if self.pending is not None:
-            print(f"cprof: terminated by {signal.Signals(self.pending).name} after writing "
-                  f"{self.out}", file=sys.stderr)
+            runner.say_now(f"cprof: terminated by {signal.Signals(self.pending).name} after "
+                           f"writing {self.out}")
             runner.die_of(self.pending)
 
-    def _said(self, what: str, profile: Profile, ending: str) -> None:
-        if self.args.quiet:
-            return
+    @staticmethod
+    def _samples(profile: Profile) -> str:
         samples = profile.totals()[0] if profile.sample_types else 0
-        print(f"cprof: {what} {self.out} ({samples} samples in "
-              f"{format_value(profile.duration_ns, 'nanoseconds')}); {ending}", file=sys.stderr)
+        return f"{samples} samples in {format_value(profile.duration_ns, 'nanoseconds')}"
 
     def report(self, profile: Profile, status: int) -> None:
-        self._said("wrote", profile, f"program exited with status {status}")
-        if not self.args.quiet:
-            print(profile.top(10), file=sys.stderr, end="")
-            print(f"cprof: explore it with: go tool pprof -http=: {self.out}", file=sys.stderr)
+        if self.args.quiet:
+            return
+        print(f"cprof: wrote {self.out} ({self._samples(profile)}); program exited with "
+              f"status {status}", file=sys.stderr)
+        print(profile.top(10), file=sys.stderr, end="")
+        print(f"cprof: explore it with: go tool pprof -http=: {self.out}", file=sys.stderr)
 
 
 def record(args: argparse.Namespace) -> int:
@@ -352,14 +356,13 @@ class _RepeatedRuns:
             self._stop_child(signum)
             if self.runs:
                 self.merged().write(self.out)
-                print(f"cprof: terminated by {name}: wrote {self.out} ({len(self.runs)} of "
-                      f"{self.args.repeat} runs)", file=sys.stderr)
+                runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
+                               f"({len(self.runs)} of {self.args.repeat} runs)")
             else:
-                print(f"cprof: terminated by {name} before any run ended: no profile was "
-                      f"written", file=sys.stderr)
+                runner.say_now(f"cprof: terminated by {name} before any run ended: no "
+                               f"profile was written")
         except Exception as e:
-            print(f"cprof: terminated by {name}: could not write {self.out}: {e}",
-                  file=sys.stderr)
+            runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
         shutil.rmtree(self.tmp, ignore_errors=True)
         runner.die_of(signum)
 

@@ -266,15 +266,24 @@ def _exec(argv: list[str]) -> NoReturn:
 TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
+def say_now(text: str) -> None:
+    """Write a line to stderr from a signal handler: straight to the file
+    descriptor, as sys.stderr's buffer may be in the middle of a write the
+    signal interrupted (a reentrant write raises RuntimeError)."""
+    data = (text + "\n").encode("utf-8", "replace")
+    try:
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
+
+
 def die_of(signum: int) -> NoReturn:
     """End this process by ``signum`` with its default action, so that the
     parent sees it killed by that signal (WIFSIGNALED), as it would have
-    been without cprof."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    been without cprof. The program's buffered output is not flushed, as
+    the default action would not flush it (a flush could block on a full
+    pipe: a signal meant to end the process must not hang it)."""
     signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
     signal.raise_signal(signum)
