@@ -33,7 +33,7 @@ from typing import IO, Any, Callable, Sequence
 
 from . import _core, runner
 from .check import DEFAULT_ALPHA, BudgetError, CheckResult, as_runs, check
-from .collect import start_cpu_profile, stop_cpu_profile
+from .collect import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from .heapprof import DEFAULT_RATE
 from .http import DEFAULT_MAX_SECONDS
 from .locks import MAX_RATE, set_block_profile_rate, set_mutex_profile_fraction
@@ -133,11 +133,6 @@ class _LiveCount:
         if self.thread is not None:
             self.done.set()
             self.thread.join(timeout)
-
-
-# The sampler's limits (csrc/module.c, cpu_start).
-MAX_HZ = 100000
-MAX_DEPTH = 65536
 
 
 def _default_output(name: str, mode: str) -> str:

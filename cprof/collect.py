@@ -29,6 +29,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 MODES = ("cpu", "wall")
 DEFAULT_MAX_DEPTH = 128
 NATIVE_MAX_DEPTH = 512  # C frames count against it too
+# The sampler's limits (csrc/module.c, cpu_start).
+MAX_HZ = 100000
+MAX_DEPTH = 65536
 
 
 class _Session:
@@ -152,6 +155,8 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
         session = _Session(dest, hz, mode)
         if max_depth is None:
             max_depth = NATIVE_MAX_DEPTH if native else DEFAULT_MAX_DEPTH
+        if not 1 <= max_depth <= MAX_DEPTH:  # before C, where a huge int is an OverflowError
+            raise ValueError(f"max_depth must be 1..{MAX_DEPTH}, not {max_depth}")
         _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
                         hook=session.refresh, native=native)
         _hook_threads(True)

@@ -366,6 +366,21 @@ print("MAX", cprof.set_mutex_profile_fraction(0))
     assert f"MAX {2**63 - 1}" in r.stdout
 
 
+def test_start_cpu_profile_refuses_a_huge_depth_as_a_value(tmp_path: Path) -> None:
+    r = run_python(tmp_path, """
+import cprof
+try:
+    cprof.start_cpu_profile(max_depth=2**70)
+except ValueError as e:
+    print("REFUSED", e)
+with cprof.cpu():
+    pass
+print("STILL WORKS")
+""")
+    assert r.returncode == 0, r.stderr
+    assert "REFUSED max_depth must be 1..65536" in r.stdout and "STILL WORKS" in r.stdout
+
+
 @pytest.mark.parametrize("option", ["--mutex-fraction", "--block-rate", "--heap-rate"])
 def test_serve_refuses_an_out_of_range_rate(tmp_path: Path, option: str) -> None:
     (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
