@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,15 +33,15 @@ from typing import IO, Any, Callable, Sequence
 
 from . import _core, runner
 from .check import DEFAULT_ALPHA, BudgetError, CheckResult, as_runs, check
-from .collect import start_cpu_profile, stop_cpu_profile
+from .collect import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from .heapprof import DEFAULT_RATE
 from .http import DEFAULT_MAX_SECONDS
-from .locks import set_block_profile_rate, set_mutex_profile_fraction
+from .locks import MAX_RATE, set_block_profile_rate, set_mutex_profile_fraction
 from .model import Function, Line, Location, Sample
 from .filter import filter as filter_profile
 from .ops import (DIFF_BASE_LABEL, aggregate, diff, map_stack, merge, subtract, unique_locations,
                   with_samples)
-from .profile import Profile, load
+from .profile import Profile, check_writable, load
 from .report import list_source, peek, top, traces, tree
 from .report_format import active_filters, output_unit, profile_labels, scaled_label
 from .report_graph import EDGE_FRACTION, NODE_FRACTION, printable_name
@@ -124,10 +126,13 @@ class _LiveCount:
         except (OSError, ValueError):
             pass
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop and clear the count; ``timeout``: wait no longer for it (a
+        signal handler's case: the thread may be blocked on a stderr write
+        the signal interrupted)."""
         if self.thread is not None:
             self.done.set()
-            self.thread.join()
+            self.thread.join(timeout)
 
 
 def _default_output(name: str, mode: str) -> str:
@@ -155,33 +160,122 @@ def _require_collectors() -> None:
         raise ProgramError(problem)
 
 
+def _check_output(out: str) -> None:
+    """Refuse, before the program runs, an output the profile could not be
+    written to: it would be lost at the end."""
+    try:
+        check_writable(out)
+    except OSError as e:
+        raise ProgramError(e.strerror if str(out) in str(e.strerror) else
+                           f"cannot write {out}: {e.strerror}") from None
+
+
+def _check_record_options(args: argparse.Namespace) -> None:
+    """The sampler's limits, said as usage errors before anything runs."""
+    if not 1 <= args.hz <= MAX_HZ:  # false for nan too
+        raise ProgramError(f"--hz must be from 1 to {MAX_HZ}, not {args.hz:g}")
+    if args.max_depth is not None and not 1 <= args.max_depth <= MAX_DEPTH:
+        raise ProgramError(f"--max-depth must be from 1 to {MAX_DEPTH}, not {args.max_depth}")
+
+
+class _Recording:
+    """The CPU profile of the program ``cprof record`` runs, written once:
+    when the program ends, or on SIGTERM, SIGHUP or SIGQUIT, after which
+    the process dies of that signal (runner.TerminationHandlers). If the
+    process ends with no chance to write (os._exit, a crash, SIGKILL),
+    runner.EndWatch says that no profile was written."""
+
+    def __init__(self, out: str, args: argparse.Namespace) -> None:
+        self.out = out
+        self.args = args
+        self.pid = os.getpid()
+        self.live = _LiveCount(sys.stderr)
+        self.watch = runner.EndWatch(f"cprof record: the process ended before cprof could "
+                                     f"write {out} (os._exit, a crash such as SIGSEGV, or "
+                                     f"SIGKILL): no profile was written")
+        self.handlers = runner.TerminationHandlers(self._on_signal)
+        self.finishing = False
+        self.pending: int | None = None
+
+    def start(self) -> None:
+        start_cpu_profile(hz=self.args.hz, mode=self.args.mode, max_depth=self.args.max_depth,
+                          native=self.args.native)
+        self.live.start()
+        self.handlers.install()
+
+    def forked(self) -> bool:
+        """Whether this is a child the program forked (its parent's profile)."""
+        return os.getpid() != self.pid
+
+    def finish(self, live_timeout: float | None = None) -> Profile:
+        """Stop the profile and write it; a termination signal meanwhile
+        waits for the write (then: die_of_pending)."""
+        self.finishing = True
+        try:
+            self.live.stop(live_timeout)
+            profile = _program_only(stop_cpu_profile(), self.live.native_id)
+            profile.write(self.out)
+        finally:
+            self.watch.done()
+        return profile
+
+    def _on_signal(self, signum: int) -> None:
+        if self.finishing:
+            self.pending = signum
+            return
+        name = signal.Signals(signum).name
+        try:
+            profile = self.finish(live_timeout=1)
+        except Exception as e:
+            runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
+        else:
+            if not self.args.quiet:
+                runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
+                               f"({self._samples(profile)}); program killed by {name}")
+        runner.die_of(signum)
+
+    def die_of_pending(self) -> None:
+        if self.pending is not None:
+            runner.say_now(f"cprof: terminated by {signal.Signals(self.pending).name} after "
+                           f"writing {self.out}")
+            runner.die_of(self.pending)
+
+    @staticmethod
+    def _samples(profile: Profile) -> str:
+        samples = profile.totals()[0] if profile.sample_types else 0
+        return f"{samples} samples in {format_value(profile.duration_ns, 'nanoseconds')}"
+
+    def report(self, profile: Profile, status: int) -> None:
+        if self.args.quiet:
+            return
+        print(f"cprof: wrote {self.out} ({self._samples(profile)}); program exited with "
+              f"status {status}", file=sys.stderr)
+        print(profile.top(10), file=sys.stderr, end="")
+        print(f"cprof: explore it with: go tool pprof -http=: {self.out}", file=sys.stderr)
+
+
 def record(args: argparse.Namespace) -> int:
     """Profile the program named by ``args`` in this process; write the
-    profile, print where and its top 10, and return the program's status."""
+    profile, print where and its top 10, and return the program's status.
+    A child the program forks returns its own status and writes nothing."""
+    _check_record_options(args)
     _require_collectors()
     program = runner.program(args.command, args.module, ["record", *_record_options(args)])
     out = args.output or _default_output(program.name, args.mode)
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
+    _check_output(out)
     program.load()
-    live = _LiveCount(sys.stderr)
-    start_cpu_profile(hz=args.hz, mode=args.mode, max_depth=args.max_depth, native=args.native)
-    live.start()
+    recording = _Recording(out, args)
+    recording.start()
     try:
         status = program.run()
     finally:
-        live.stop()
-        profile = _program_only(stop_cpu_profile(), live.native_id)
-        profile.write(out)
-    if args.quiet:
+        if not recording.forked():
+            profile = recording.finish()
+            recording.handlers.remove()
+    if recording.forked():
         return status
-    samples = profile.totals()[0] if profile.sample_types else 0
-    print(f"cprof: wrote {out} ({samples} samples in "
-          f"{format_value(profile.duration_ns, 'nanoseconds')}); program exited with "
-          f"status {status}", file=sys.stderr)
-    print(profile.top(10), file=sys.stderr, end="")
-    print(f"cprof: explore it with: go tool pprof -http=: {out}", file=sys.stderr)
+    recording.die_of_pending()
+    recording.report(profile, status)
     return status
 
 
@@ -193,40 +287,112 @@ def _record_options(args: argparse.Namespace) -> list[str]:
         ["--quiet"] if args.quiet else []) + (["--native"] if args.native else [])
 
 
+# How long a run of --repeat may take to write its profile after a signal.
+_RUN_WRITE_SECONDS = 60
+
+
+class _RepeatedRuns:
+    """The runs of ``cprof record --repeat``, each a ``cprof record`` child.
+    On SIGTERM, SIGHUP or SIGQUIT the running child is passed the signal
+    (it writes its profile and dies of it), the runs recorded so far are
+    written as one profile, and this process dies of the signal too."""
+
+    def __init__(self, args: argparse.Namespace, out: str, tmp: str) -> None:
+        self.args = args
+        self.out = out
+        self.tmp = tmp
+        self.runs: list[Profile] = []
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def path(self, i: int) -> str:
+        return os.path.join(self.tmp, f"run{i}.prof")
+
+    def run(self, i: int, command: list[str]) -> int:
+        """Run ``i`` (from 0); its exit status (negative: killed by a signal)."""
+        self.child = subprocess.Popen(command)
+        # os.waitpid, not Popen.wait: the signal handler below waits for the
+        # child too, and Popen.wait holds a lock a handler cannot take.
+        _, wait_status = os.waitpid(self.child.pid, 0)
+        self.child = None
+        code = os.waitstatus_to_exitcode(wait_status)
+        if not os.path.exists(self.path(i)):
+            raise ProgramError(f"run {i + 1} wrote no profile (exit status {code})")
+        self.runs.append(label_runs(load(self.path(i)), i + 1))
+        return code
+
+    def merged(self) -> Profile:
+        profile = merge(self.runs)
+        return with_samples(profile, profile.samples, comments=[
+            f"cprof record --repeat {self.args.repeat}: {self.args.mode} profiles at "
+            f"{self.args.hz:g} Hz, each run's samples labelled run=1..{len(self.runs)}"])
+
+    def _stop_child(self, signum: int) -> None:
+        child, self.child = self.child, None
+        if child is None:
+            return
+        try:
+            child.send_signal(signum)
+            deadline = time.monotonic() + _RUN_WRITE_SECONDS
+            while os.waitpid(child.pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    child.kill()
+                    os.waitpid(child.pid, 0)
+                    return
+                time.sleep(0.02)
+        except ChildProcessError:
+            pass  # it had ended, and was waited for: its run is counted or said
+        i = len(self.runs)
+        if os.path.exists(self.path(i)):
+            self.runs.append(label_runs(load(self.path(i)), i + 1))
+
+    def on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        try:
+            self._stop_child(signum)
+            if self.runs:
+                self.merged().write(self.out)
+                runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
+                               f"({len(self.runs)} of {self.args.repeat} runs)")
+            else:
+                runner.say_now(f"cprof: terminated by {name} before any run ended: no "
+                               f"profile was written")
+        except Exception as e:
+            runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        runner.die_of(signum)
+
+
 def record_repeated(args: argparse.Namespace) -> int:
     """``cprof record --repeat N``: record the program N times, each in a
     process of its own, and write one profile holding every run, its
     samples labelled ``run=1`` .. ``run=N`` (numbers from 1: pprof drops a
     numeric label of 0), which cprof check's Mann-Whitney test compares.
     Returns the first failing run's status."""
+    _check_record_options(args)
     _require_collectors()
     name = runner.program_name(args.command, args.module, "record")
     out = args.output or _default_output(name, args.mode)
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise ProgramError(f"cannot write {out}: {directory} is not a writable directory")
+    _check_output(out)
     target = ["-m", *args.module] if args.module is not None else [
         "--", *(args.command[1:] if args.command[:1] == ["--"] else args.command)]
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--quiet",
                *(["--max-depth", str(args.max_depth)] if args.max_depth is not None else []),
                *(["--native"] if args.native else [])]
-    runs: list[Profile] = []
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
-        for i in range(args.repeat):
-            path = os.path.join(tmp, f"run{i}.prof")
-            if not args.quiet:
-                print(f"cprof: run {i + 1} of {args.repeat}", file=sys.stderr)
-            r = subprocess.run([sys.executable, "-m", "cprof", "record", "-o", path,
-                                *options, *target])
-            status = status or r.returncode
-            if not os.path.exists(path):
-                raise ProgramError(f"run {i + 1} wrote no profile (exit status {r.returncode})")
-            runs.append(label_runs(load(path), i + 1))
-    profile = merge(runs)
-    profile = with_samples(profile, profile.samples, comments=[
-        f"cprof record --repeat {args.repeat}: {args.mode} profiles at {args.hz:g} Hz, each "
-        f"run's samples labelled run=1..{args.repeat}"])
+        runs = _RepeatedRuns(args, out, tmp)
+        handlers = runner.TerminationHandlers(runs.on_signal)
+        handlers.install()
+        try:
+            for i in range(args.repeat):
+                if not args.quiet:
+                    print(f"cprof: run {i + 1} of {args.repeat}", file=sys.stderr)
+                code = runs.run(i, [sys.executable, "-m", "cprof", "record", "-o",
+                                    runs.path(i), *options, *target])
+                status = status or code
+        finally:
+            handlers.remove()
+        profile = runs.merged()
     profile.write(out)
     if args.quiet:
         return status
@@ -342,25 +508,39 @@ def _serve_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
+# A token's file is read up to this: its first line is the token.
+_MAX_TOKEN_FILE = 64 * 1024
+
+
 def _token(path: str | None) -> str | None:
     """The token: the first line of --token-file, else $CPROF_SERVE_TOKEN
     (never an argument: /debug/pprof/cmdline and ps would show it)."""
     if path is None:
         return os.environ.get(TOKEN_ENV_VAR) or None
-    with open(path, encoding="utf-8") as f:
-        token = f.readline().strip()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_MAX_TOKEN_FILE)
+    except OSError as e:
+        raise ProgramError(f"--token-file {path}: cannot read it: {e.strerror}") from None
+    try:
+        token = head.split(b"\n", 1)[0].decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise ProgramError(f"--token-file {path}: the first line is not UTF-8 text (byte "
+                           f"{head[e.start]:#04x} at offset {e.start})") from None
     if not token:
         raise ProgramError(f"--token-file {path}: the file's first line is empty")
     return token
 
 
 def _check_serve_options(args: argparse.Namespace) -> None:
+    """Every number in range before anything runs: an out-of-range one is a
+    usage error, never an OverflowError at the C boundary."""
     for option, value, least in (("--max-seconds", args.max_seconds, 1),
                                  ("--heap-rate", args.heap_rate, 0),
                                  ("--mutex-fraction", args.mutex_fraction, 0),
                                  ("--block-rate", args.block_rate, 0)):
-        if value is not None and value < least:
-            raise ProgramError(f"{option} must be {least} or more, not {value}")
+        if value is not None and not least <= value <= MAX_RATE:
+            raise ProgramError(f"{option} must be from {least} to 2**63-1, not {value}")
     if not 0 <= args.port <= 65535:
         raise ProgramError(f"--port must be from 0 to 65535, not {args.port}")
 

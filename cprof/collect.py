@@ -30,6 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 MODES = ("cpu", "wall")
 DEFAULT_MAX_DEPTH = 128
 NATIVE_MAX_DEPTH = 512  # C frames count against it too
+# The sampler's limits (csrc/module.c, cpu_start).
+MAX_HZ = 100000
+MAX_DEPTH = 65536
 
 
 class _Session:
@@ -154,6 +157,8 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
         session = _Session(dest, hz, mode)
         if max_depth is None:
             max_depth = NATIVE_MAX_DEPTH if native else DEFAULT_MAX_DEPTH
+        if not 1 <= max_depth <= MAX_DEPTH:  # before C, where a huge int is an OverflowError
+            raise ValueError(f"max_depth must be 1..{MAX_DEPTH}, not {max_depth}")
         _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
                         hook=session.refresh, native=native)
         _hook_threads(True)
@@ -219,14 +224,18 @@ class cpu:
         self.max_depth = max_depth
         self.native = native
         self.profile: Profile | None = None
+        self._pid = 0
 
     def __enter__(self) -> cpu:
         start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth,
                           native=self.native)
+        self._pid = os.getpid()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a child forked inside the block: the profile (and its file) is the parent's
         self.profile = stop_cpu_profile()
 
     def __call__(self, func: F) -> F:

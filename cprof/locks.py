@@ -13,11 +13,14 @@ Semaphore and Queue are recorded too, at the waiting coroutine's stack.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
 import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+import types
+from typing import Any, Callable, NamedTuple, Sequence
 
 from . import _core
 from .model import Sample, ValueType
@@ -67,10 +70,12 @@ def _timed(method: Callable[..., Any], will_wait: Callable[[Any], bool]) -> Call
     return wait
 
 
-def _patch_asyncio(on: bool) -> None:
-    import importlib
+def _patch_asyncio_module(module: Any, on: bool) -> None:
+    """Time (or stop timing) the waits of one of asyncio's modules."""
     for module_name, class_name, name, will_wait in _ASYNC_WAITS:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        if module_name != module.__name__:
+            continue
+        cls = getattr(module, class_name)
         current = cls.__dict__[name]
         original = getattr(current, "__cprof_original__", None)
         if on and original is None:
@@ -79,28 +84,95 @@ def _patch_asyncio(on: bool) -> None:
             setattr(cls, name, original)
 
 
-def _apply() -> None:
-    on = _settings["mutex"] > 0 or _settings["block"] > 0
-    _core.locks_configure(_settings["mutex"], _settings["block"])
+_ASYNC_MODULES = frozenset(module_name for module_name, _, _, _ in _ASYNC_WAITS)
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """asyncio.locks' (or asyncio.queues') loader, timing its waits once the
+    module has run, before asyncio's __init__ copies its classes."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        module: types.ModuleType | None = self.loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.loader.exec_module(module)
+        if _settings["block"] > 0:
+            _patch_asyncio_module(module, True)
+
+
+class _AsyncioHook(importlib.abc.MetaPathFinder):
+    """On sys.meta_path while the block profile is on and the program has not
+    imported asyncio: asyncio is patched when the program imports it, never
+    imported by cprof (with busy threads, importing it took seconds)."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if name not in _ASYNC_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+_asyncio_hook = _AsyncioHook()
+
+
+def _patch_asyncio(on: bool) -> None:
+    """Time asyncio's waits (on) or stop: the modules already imported now,
+    the others when they are imported (the hook)."""
+    for module_name in sorted(_ASYNC_MODULES):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            _patch_asyncio_module(module, on)
+    hooked = _asyncio_hook in sys.meta_path
+    if on and not hooked and not _ASYNC_MODULES <= sys.modules.keys():
+        sys.meta_path.insert(0, _asyncio_hook)
+    elif not on and hooked:
+        sys.meta_path.remove(_asyncio_hook)
+
+
+def _apply(mutex: int, block: int) -> None:
+    """Configure the C side first: only if that succeeds are the new rates
+    stored (a failure leaves the previous ones, whole)."""
+    _core.locks_configure(mutex, block)
+    _settings["mutex"], _settings["block"] = mutex, block
+    on = mutex > 0 or block > 0
     _core.locks_library_files(_LIBRARY_FILES)
     for name, value in (_RECORDING if on else _ORIGINAL).items():
         setattr(threading, name, value)
-    if "asyncio" in sys.modules or _settings["block"] > 0:
-        _patch_asyncio(_settings["block"] > 0)
+    _patch_asyncio(block > 0)
+
+
+# The rates are C int64 values: Go's are int too.
+MAX_RATE = 2**63 - 1
+
+
+def _checked_rate(rate: object, what: str) -> int:
+    """``rate`` if it is an int the C side can hold, else TypeError or ValueError."""
+    if isinstance(rate, bool) or not isinstance(rate, int):
+        raise TypeError(f"rate must be an int{what}, not {type(rate).__name__}")
+    if rate > MAX_RATE:
+        raise ValueError(f"rate must be at most 2**63-1, not {rate}")
+    return rate
 
 
 def set_mutex_profile_fraction(rate: int) -> int:
     """Record, on average, 1 in ``rate`` contended releases of a lock, at the
     releasing holder's stack, with the delay the waiters suffered (Go's
     SetMutexProfileFraction). 0 turns it off; a negative rate only reads the
-    current one. Returns the previous rate."""
-    if isinstance(rate, bool) or not isinstance(rate, int):
-        raise TypeError(f"rate must be an int, not {type(rate).__name__}")
+    current one. Returns the previous rate. A rate above 2**63-1 raises
+    ValueError and changes nothing."""
+    rate = _checked_rate(rate, "")
     with _lock:
         previous = _settings["mutex"]
         if rate >= 0:
-            _settings["mutex"] = rate
-            _apply()
+            _apply(rate, _settings["block"])
         return previous
 
 
@@ -108,13 +180,13 @@ def set_block_profile_rate(rate: int) -> int:
     """Record waits on locks at the waiter's stack: every wait of at least
     ``rate`` nanoseconds, a shorter one with probability duration/rate (and
     counted rate/duration times), as Go's SetBlockProfileRate. 1 records every
-    wait; 0 or less turns it off. Returns the previous rate."""
-    if isinstance(rate, bool) or not isinstance(rate, int):
-        raise TypeError(f"rate must be an int number of nanoseconds, not {type(rate).__name__}")
+    wait; 0 or less turns it off. Returns the previous rate. A rate above
+    2**63-1 raises ValueError and changes nothing. asyncio's waits are timed
+    too, from when the program imports asyncio (cprof does not import it)."""
+    rate = _checked_rate(rate, " number of nanoseconds")
     with _lock:
         previous = _settings["block"]
-        _settings["block"] = max(rate, 0)
-        _apply()
+        _apply(_settings["mutex"], max(rate, 0))
         return previous
 
 

@@ -13,10 +13,12 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import types
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from .tables import ROOT_FRAMES
 
@@ -255,3 +257,129 @@ def _exec(argv: list[str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
+
+
+# --- the end of a recorded program: signals, abrupt exits ---------------------------
+
+# What `kill`, `timeout`, `docker stop` and a closed terminal send: by default
+# each ends the process at once, and a profile in memory would be lost.
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def say_now(text: str) -> None:
+    """Write a line to stderr from a signal handler: straight to the file
+    descriptor, as sys.stderr's buffer may be in the middle of a write the
+    signal interrupted (a reentrant write raises RuntimeError)."""
+    data = (text + "\n").encode("utf-8", "replace")
+    try:
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
+
+
+def die_of(signum: int) -> NoReturn:
+    """End this process by ``signum`` with its default action, so that the
+    parent sees it killed by that signal (WIFSIGNALED), as it would have
+    been without cprof. The program's buffered output is not flushed, as
+    the default action would not flush it (a flush could block on a full
+    pipe: a signal meant to end the process must not hang it)."""
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    signal.raise_signal(signum)
+    os._exit(128 + signum)  # not reached: the default action of each ends the process
+
+
+class TerminationHandlers:
+    """While installed, SIGTERM, SIGHUP and SIGQUIT call ``on_signal(signum)``
+    (in the main thread, between two bytecodes, as Python runs handlers),
+    which is to save what it can and then ``die_of(signum)``.
+
+    Only a signal whose disposition is the default is taken: an ignored one
+    (nohup's SIGHUP) stays ignored. A program that installs its own handler
+    replaces this one and keeps its behaviour; one that restores SIG_DFL
+    chooses to die without a profile. A forked child of the program dies of
+    the signal at once, as it would have: the profile is its parent's."""
+
+    def __init__(self, on_signal: Callable[[int], None]) -> None:
+        self._on_signal = on_signal
+        self._pid = os.getpid()
+        self._taken: list[int] = []
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self._pid:
+            die_of(signum)
+        self._on_signal(signum)
+
+    def install(self) -> None:
+        for signum in TERMINATION_SIGNALS:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, self._handle)
+                self._taken.append(signum)
+
+    def remove(self) -> None:
+        """Give back the default action, where the program left ours."""
+        for signum in self._taken:
+            if signal.getsignal(signum) == self._handle:
+                signal.signal(signum, signal.SIG_DFL)
+        self._taken.clear()
+
+
+# The watcher: a shell outside this process (orphaned at once, so never a
+# child the program could wait for) that reads the pipe and, if it closes
+# without "done" (os._exit, SIGSEGV, SIGKILL), says MESSAGE on stderr. It
+# ignores the terminal's and kill's signals: only this process's end ends it.
+_WATCHER = ('trap "" HUP INT QUIT TERM PIPE; exec 3<&0; '
+            '( IFS= read -r line; [ "$line" = done ] || printf "%s\\n" "$1" >&2 ) <&3 & ')
+
+
+class EndWatch:
+    """Says ``message`` on stderr if this process ends before :meth:`done`,
+    however it ends: no code of this process runs after ``os._exit`` or a
+    crash, so the word comes from another process, which learns of the end
+    when this process's end of a pipe closes. Forked children close their
+    copy, so a child's exit says nothing. Nothing is watched where no
+    /bin/sh can be started."""
+
+    def __init__(self, message: str) -> None:
+        self._fd: int | None = None
+        read, write = os.pipe()  # not inherited across exec
+        try:
+            shell = subprocess.Popen(["/bin/sh", "-c", _WATCHER, "sh", message], stdin=read,
+                                     stdout=subprocess.DEVNULL, close_fds=True)
+            shell.wait(timeout=10)  # it returns once the watcher is in the background
+        except (OSError, subprocess.SubprocessError):
+            os.close(write)
+        else:
+            self._fd = write
+            _watches.append(self)
+        finally:
+            os.close(read)
+
+    def done(self) -> None:
+        """The profile is written (or no profile is due): say nothing."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.write(fd, b"done\n")
+            except OSError:
+                pass
+            os.close(fd)
+
+    def forget(self) -> None:
+        """In a forked child: close this copy of the pipe, saying nothing."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+_watches: list[EndWatch] = []
+
+
+def _forget_watches_in_child() -> None:
+    for watch in _watches:
+        watch.forget()
+    _watches.clear()
+
+
+os.register_at_fork(after_in_child=_forget_watches_in_child)

@@ -1,0 +1,445 @@
+"""Hardening of the command line and of the files cprof writes (issue 14, items 16-20).
+
+Every test runs `python -m cprof ...` (or a small Python program using cprof) in a
+real child process, sends real signals, and is bounded by timeouts: a profiler must
+not lose the profile it took, crash, or hang the program it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import cprof
+
+TIMEOUT = 60  # seconds: every child process is bounded by it
+
+# Prints READY once it runs, then burns CPU for at most 30 s: the test signals it.
+BUSY = '''\
+import sys, time
+def spin():
+    end = time.monotonic() + 30
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+print("READY", flush=True)
+spin()
+print("NOT KILLED", flush=True)
+'''
+
+
+def cprof_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cprof", *args]
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cprof_cmd(*args), cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def run_python(cwd: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def no_core_dumps() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def start_busy(tmp_path: Path, *args: str, program: str = BUSY,
+               preexec: Callable[[], object] = no_core_dumps) -> subprocess.Popen[str]:
+    """`cprof record ARGS busy.py`, returned once the program said READY."""
+    (tmp_path / "busy.py").write_text(program)
+    p = subprocess.Popen(cprof_cmd("record", *args, "busy.py"), cwd=tmp_path, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    assert p.stdout is not None
+    line = p.stdout.readline()  # bounded: BUSY prints READY at once, or exits
+    if line.strip() != "READY":
+        p.kill()
+        out, err = p.communicate(timeout=TIMEOUT)
+        pytest.fail(f"the program did not start: {line!r} {out!r} {err!r}")
+    time.sleep(0.3)  # some samples
+    return p
+
+
+def finish(p: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate(timeout=TIMEOUT)
+        pytest.fail("cprof record did not end after the signal")
+    return p.returncode, out, err
+
+
+# --- item 16: a profile on SIGTERM / SIGHUP / SIGQUIT, a word when none can be written ---
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_termination_signal_writes_the_profile_then_dies_of_it(tmp_path: Path,
+                                                               sig: signal.Signals) -> None:
+    p = start_busy(tmp_path, "-o", "out.prof")
+    p.send_signal(sig)
+    status, out, err = finish(p)
+    assert status == -sig, (status, err)  # WIFSIGNALED, as timeout and docker expect
+    assert "NOT KILLED" not in out
+    assert f"terminated by {sig.name}" in err and "wrote out.prof" in err, err
+    assert "Traceback" not in err
+    profile = cprof.load(tmp_path / "out.prof")
+    assert any(loc.lines and loc.lines[0].function is not None
+               and loc.lines[0].function.name.endswith("spin")
+               for s in profile.samples for loc in s.locations), profile.top(5)
+
+
+def test_termination_while_the_main_thread_waits_for_a_worker(tmp_path: Path) -> None:
+    """A server's shape: the main thread is done and waits (as the interpreter
+    does) for a non-daemon thread that works."""
+    program = BUSY.replace("spin()\n", "import threading\n"
+                           "threading.Thread(target=spin, name='worker').start()\n")
+    p = start_busy(tmp_path, "-o", "out.prof", program=program)
+    p.send_signal(signal.SIGTERM)
+    status, _, err = finish(p)
+    assert status == -signal.SIGTERM and "wrote out.prof" in err, (status, err)
+    profile = cprof.load(tmp_path / "out.prof")
+    assert any(s.labels.get("thread_name") == "worker" for s in profile.samples)
+
+
+def test_termination_of_repeat_writes_the_runs_so_far(tmp_path: Path) -> None:
+    """`timeout` signals cprof record --repeat, not its run: the run is passed the
+    signal and writes its profile, the runs so far are written, none is orphaned."""
+    started = time.monotonic()
+    p = start_busy(tmp_path, "--repeat", "3", "-o", "out.prof")
+    p.send_signal(signal.SIGTERM)
+    status, out, err = finish(p)
+    assert status == -signal.SIGTERM, (status, err)
+    assert time.monotonic() - started < 25 and "NOT KILLED" not in out  # the run ended too
+    assert "terminated by SIGTERM: wrote out.prof (1 of 3 runs)" in err, err
+    profile = cprof.load(tmp_path / "out.prof")
+    assert {s.labels.get("run") for s in profile.samples} == {1}, profile.top(5)
+
+
+def test_a_program_handler_for_sigterm_keeps_its_behaviour(tmp_path: Path) -> None:
+    program = ('import signal, sys\n'
+               'def bye(sig, frame):\n'
+               '    print("HANDLED", flush=True)\n'
+               '    sys.exit(7)\n'
+               'signal.signal(signal.SIGTERM, bye)\n' + BUSY)
+    p = start_busy(tmp_path, "-o", "out.prof", program=program)
+    p.send_signal(signal.SIGTERM)
+    status, out, err = finish(p)
+    assert status == 7 and "HANDLED" in out, (status, out, err)
+    assert "wrote out.prof" in err and (tmp_path / "out.prof").exists()
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path: Path) -> None:
+    """nohup's SIGHUP: ignored before cprof ran, ignored while the program runs."""
+    def ignore_hup() -> None:
+        no_core_dumps()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    program = BUSY.replace("end = time.monotonic() + 30", "end = time.monotonic() + 1.5")
+    p = start_busy(tmp_path, "-o", "out.prof", program=program, preexec=ignore_hup)
+    p.send_signal(signal.SIGHUP)
+    status, out, err = finish(p)
+    assert status == 0 and "NOT KILLED" in out, (status, err)
+
+
+def test_a_second_signal_while_writing_is_not_swallowed(tmp_path: Path) -> None:
+    """The first SIGTERM writes; the process dies of a signal either way, never hangs."""
+    p = start_busy(tmp_path, "-o", "out.prof")
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGTERM)
+    status, _, err = finish(p)
+    assert status == -signal.SIGTERM, (status, err)
+
+
+# Under ASan (.ci/test.sh), ASan's own SIGSEGV handler reports the crash and aborts.
+CRASH_STATUS = -signal.SIGABRT if os.environ.get("CPROF_UNDER_ASAN") == "1" else -signal.SIGSEGV
+
+
+@pytest.mark.parametrize("ending, status", [
+    ("import os; os._exit(3)", 3),
+    ("import ctypes; ctypes.string_at(0)", CRASH_STATUS),
+])
+def test_an_abrupt_end_says_no_profile_was_written(tmp_path: Path, ending: str,
+                                                   status: int) -> None:
+    (tmp_path / "abrupt.py").write_text(f"print('RAN', flush=True)\n{ending}\n")
+    p = subprocess.Popen(cprof_cmd("record", "-o", "out.prof", "abrupt.py"), cwd=tmp_path,
+                         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, preexec_fn=no_core_dumps)
+    got, out, err = finish(p)
+    assert got == status and "RAN" in out, (got, err)
+    assert not (tmp_path / "out.prof").exists()
+    assert "no profile was written" in err and "out.prof" in err, err
+
+
+def test_sigkill_says_no_profile_was_written(tmp_path: Path) -> None:
+    p = start_busy(tmp_path, "-o", "out.prof")
+    p.kill()
+    status, _, err = finish(p)
+    assert status == -signal.SIGKILL and "no profile was written" in err, (status, err)
+    assert not (tmp_path / "out.prof").exists()
+
+
+def test_a_normal_end_says_nothing_of_a_lost_profile(tmp_path: Path) -> None:
+    (tmp_path / "fine.py").write_text("print('RAN')\n")
+    r = run(tmp_path, "record", "-o", "out.prof", "fine.py")
+    assert r.returncode == 0 and "no profile was written" not in r.stderr, r.stderr
+    assert (tmp_path / "out.prof").exists()
+
+
+@pytest.mark.parametrize("output", ["adir", "adir/", "/proc/cprof-test.prof", "missing/x.prof"])
+def test_an_unusable_output_is_refused_before_the_program_runs(tmp_path: Path,
+                                                               output: str) -> None:
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
+    r = run(tmp_path, "record", "-o", output, "prog.py")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "PROGRAM RAN" not in r.stdout
+    assert output.rstrip("/") in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any file: the /proc case above "
+                    "covers an unwritable output for root")
+def test_a_read_only_file_is_refused_for_a_user_who_cannot_write_it(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
+    (tmp_path / "ro.prof").write_bytes(b"old")
+    os.chmod(tmp_path / "ro.prof", 0o444)
+    r = run(tmp_path, "record", "-o", "ro.prof", "prog.py")
+    assert r.returncode == 2 and "PROGRAM RAN" not in r.stdout, (r.returncode, r.stderr)
+    assert "ro.prof" in r.stderr
+    assert (tmp_path / "ro.prof").read_bytes() == b"old"
+
+
+# --- item 17: a forked child exits with its own status, quietly ---------------------------
+
+
+@pytest.mark.parametrize("child_status", [0, 5])
+def test_a_forked_child_exits_with_its_own_status(tmp_path: Path, child_status: int) -> None:
+    (tmp_path / "forks.py").write_text(
+        "import os, sys\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        f"    sys.exit({child_status})\n"
+        "_, st = os.waitpid(pid, 0)\n"
+        "print('CHILD', os.waitstatus_to_exitcode(st), flush=True)\n")
+    r = run(tmp_path, "record", "-o", "out.prof", "forks.py")
+    assert r.returncode == 0, r.stderr
+    assert f"CHILD {child_status}" in r.stdout, (r.stdout, r.stderr)
+    assert "RuntimeError" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("cprof: wrote") == 1, r.stderr
+    assert "no profile was written" not in r.stderr, r.stderr
+
+
+def test_a_child_forked_inside_the_cpu_block_leaves_the_profile_to_its_parent(
+        tmp_path: Path) -> None:
+    """The API's form of the same mistake: `with cprof.cpu(path)` around a fork."""
+    r = run_python(tmp_path, """
+import os, sys, cprof
+with cprof.cpu("out.prof"):
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(4)
+    _, st = os.waitpid(pid, 0)
+print("CHILD", os.waitstatus_to_exitcode(st))
+""")
+    assert r.returncode == 0 and "CHILD 4" in r.stdout, (r.stdout, r.stderr)
+    assert "RuntimeError" not in r.stderr, r.stderr
+    assert (tmp_path / "out.prof").exists()
+
+
+# --- item 18: modes, existing files, symlinks ----------------------------------------------
+
+
+def write_with_umask(cwd: Path, umask: int, path: str) -> None:
+    r = run_python(cwd, f"import os, cprof; os.umask({umask:#o}); "
+                        f"cprof.ProfileBuilder([('samples', 'count')]).build().write({path!r})")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_new_file_gets_the_umask_mode(tmp_path: Path, umask: int, mode: int) -> None:
+    write_with_umask(tmp_path, umask, "new.prof")
+    assert stat.S_IMODE(os.stat(tmp_path / "new.prof").st_mode) == mode
+
+
+def test_record_writes_with_the_umask_mode(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text("pass\n")
+    r = subprocess.run(cprof_cmd("record", "-o", "out.prof", "prog.py"), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       preexec_fn=lambda: os.umask(0o022), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "out.prof").st_mode) == 0o644
+
+
+def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    (tmp_path / "old.prof").write_bytes(b"old")
+    os.chmod(tmp_path / "old.prof", 0o640)
+    write_with_umask(tmp_path, 0o077, "old.prof")
+    assert stat.S_IMODE(os.stat(tmp_path / "old.prof").st_mode) == 0o640
+    assert cprof.load(tmp_path / "old.prof").sample_types[0].type == "samples"
+
+
+def test_a_symlink_is_written_through(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "today.prof"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    (tmp_path / "latest.prof").symlink_to("runs/today.prof")
+    write_with_umask(tmp_path, 0o022, "latest.prof")
+    assert os.readlink(tmp_path / "latest.prof") == "runs/today.prof"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert cprof.load(target).sample_types[0].type == "samples"
+    assert sorted(os.listdir(tmp_path / "runs")) == ["today.prof"]  # no temporary left
+
+
+def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    (tmp_path / "latest.prof").symlink_to("first.prof")
+    write_with_umask(tmp_path, 0o022, "latest.prof")
+    assert (tmp_path / "latest.prof").is_symlink()
+    assert cprof.load(tmp_path / "first.prof").sample_types[0].type == "samples"
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """As /dev/null or /dev/stdout: a special file is written into; replacing it
+    (a rename over /dev/null, as root) would break the system."""
+    os.mkfifo(tmp_path / "pipe")
+    reader = subprocess.Popen(["cat", "pipe"], cwd=tmp_path, stdout=subprocess.PIPE)
+    try:
+        write_with_umask(tmp_path, 0o022, "pipe")
+        data, _ = reader.communicate(timeout=TIMEOUT)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=TIMEOUT)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+    assert cprof.load(data).sample_types[0].type == "samples"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's link needs root")
+def test_a_link_planted_by_another_user_in_a_sticky_directory_is_refused(
+        tmp_path: Path) -> None:
+    """/tmp's attack: another user's link to a file of ours; the kernel's
+    protected_symlinks rule, which open() would apply, applies here too."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (shared / "out.prof").symlink_to(victim)
+    os.lchown(shared / "out.prof", 65534, 65534)
+    r = run_python(tmp_path, "import cprof; cprof.ProfileBuilder([('samples', 'count')])"
+                             ".build().write('shared/out.prof')")
+    assert r.returncode == 1 and "symbolic link" in r.stderr, r.stderr
+    assert victim.read_bytes() == b"precious"
+
+
+# --- item 19: rates and options validated before use -----------------------------------------
+
+
+@pytest.mark.parametrize("setter", ["set_mutex_profile_fraction", "set_block_profile_rate"])
+def test_an_out_of_range_rate_is_refused_before_it_is_stored(tmp_path: Path,
+                                                             setter: str) -> None:
+    r = run_python(tmp_path, f"""
+import cprof
+try:
+    cprof.{setter}(2**63)
+except ValueError as e:
+    print("REFUSED", e)
+print("MUTEX", cprof.set_mutex_profile_fraction(-1))
+print("BLOCK", cprof.set_block_profile_rate(0))
+cprof.set_mutex_profile_fraction(2**63 - 1)
+print("MAX", cprof.set_mutex_profile_fraction(0))
+""")
+    assert r.returncode == 0, r.stderr
+    assert "REFUSED" in r.stdout and "MUTEX 0" in r.stdout and "BLOCK 0" in r.stdout, r.stdout
+    assert f"MAX {2**63 - 1}" in r.stdout
+
+
+def test_start_cpu_profile_refuses_a_huge_depth_as_a_value(tmp_path: Path) -> None:
+    r = run_python(tmp_path, """
+import cprof
+try:
+    cprof.start_cpu_profile(max_depth=2**70)
+except ValueError as e:
+    print("REFUSED", e)
+with cprof.cpu():
+    pass
+print("STILL WORKS")
+""")
+    assert r.returncode == 0, r.stderr
+    assert "REFUSED max_depth must be 1..65536" in r.stdout and "STILL WORKS" in r.stdout
+
+
+@pytest.mark.parametrize("option", ["--mutex-fraction", "--block-rate", "--heap-rate"])
+def test_serve_refuses_an_out_of_range_rate(tmp_path: Path, option: str) -> None:
+    (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
+    r = run(tmp_path, "serve", "--port", "0", option, "99999999999999999999", "prog.py")
+    assert r.returncode == 2 and "PROGRAM RAN" not in r.stdout, (r.returncode, r.stderr)
+    assert option in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("content, why", [(None, "No such file"),
+                                          (b"\xff\xfe token\n", "UTF-8"),
+                                          ("dir", "Is a directory")])
+def test_a_bad_token_file_is_named_with_the_reason(tmp_path: Path, content: bytes | str | None,
+                                                   why: str) -> None:
+    (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
+    if content == "dir":
+        (tmp_path / "tok").mkdir()
+    elif isinstance(content, bytes):
+        (tmp_path / "tok").write_bytes(content)
+    r = run(tmp_path, "serve", "--port", "0", "--token-file", "tok", "prog.py")
+    assert r.returncode == 2 and "PROGRAM RAN" not in r.stdout, (r.returncode, r.stderr)
+    assert "--token-file tok" in r.stderr and why in r.stderr, r.stderr
+    assert "cannot serve" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [("--hz", "0"), ("--hz", "nan"), ("--hz", "1e9"),
+                                  ("--max-depth", "0"), ("--max-depth", "99999999999999999999"),
+                                  ("--repeat", "2", "--hz", "0")])
+def test_record_refuses_a_bad_rate_or_depth_as_usage(tmp_path: Path,
+                                                     args: tuple[str, ...]) -> None:
+    (tmp_path / "prog.py").write_text("print('PROGRAM RAN')\n")
+    r = run(tmp_path, "record", "-o", "out.prof", *args, "prog.py")
+    assert r.returncode == 2 and "PROGRAM RAN" not in r.stdout, (r.returncode, r.stderr)
+    assert args[-2] in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out.prof").exists()
+
+
+# --- item 20: the block profile imports asyncio only when the program does ------------------
+
+
+def test_the_block_profile_does_not_import_asyncio(tmp_path: Path) -> None:
+    r = run_python(tmp_path, """
+import sys, cprof
+cprof.set_block_profile_rate(1)
+print("IMPORTED", "asyncio" in sys.modules)
+import asyncio
+print("PATCHED", hasattr(asyncio.Event.wait, "__cprof_original__"))
+async def main():
+    ev = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, ev.set)
+    await ev.wait()
+asyncio.run(main())
+p = cprof.lookup("block").profile()
+print("WAITS", sum(s.values[0] for s in p.samples))
+cprof.set_block_profile_rate(0)
+print("UNPATCHED", not hasattr(asyncio.Event.wait, "__cprof_original__"))
+""")
+    assert r.returncode == 0, r.stderr
+    assert "IMPORTED False" in r.stdout, r.stdout
+    assert "PATCHED True" in r.stdout and "UNPATCHED True" in r.stdout, r.stdout
+    waits = int(r.stdout.split("WAITS ")[1].split()[0])
+    assert waits >= 1, r.stdout
