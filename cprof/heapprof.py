@@ -28,6 +28,9 @@ from .tables import Resolved, resolve
 from .textformat import HeapRecord
 
 DEFAULT_RATE = 512 * 1024
+# The heap profiler's limits (csrc/heap.h, CPROF_HEAP_MAX_DEPTH; a C long long).
+MAX_DEPTH = 256
+MAX_RATE = 2**63 - 1
 
 SAMPLE_TYPES = [ValueType("alloc_objects", "count"), ValueType("alloc_space", "bytes"),
                 ValueType("inuse_objects", "count"), ValueType("inuse_space", "bytes")]
@@ -116,6 +119,11 @@ def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128) -> Non
     global _session, _final
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise TypeError(f"rate must be an int number of bytes, not {type(rate).__name__}")
+    # Before C, where a huge int is an OverflowError.
+    if rate > MAX_RATE:
+        raise ValueError(f"rate must be at most 2**63-1 bytes, not {rate}")
+    if isinstance(max_depth, int) and not 1 <= max_depth <= MAX_DEPTH:
+        raise ValueError(f"max_depth must be between 1 and {MAX_DEPTH}, not {max_depth}")
     with _lock:
         if _session is not None:
             raise RuntimeError("heap profiling already in use: stop the running heap "
@@ -244,13 +252,17 @@ class heap:
         self.rate = rate
         self.max_depth = max_depth
         self.profile: Profile | None = None
+        self._pid = 0
 
     def __enter__(self) -> heap:
         start_heap_profile(self.rate, max_depth=self.max_depth)
+        self._pid = os.getpid()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a child forked inside the block: the profile (and its file) is the parent's
         self.profile = stop_heap_profile()
         if self.path is not None:
             write_bytes(self.path, self.profile.to_bytes())

@@ -443,3 +443,35 @@ print("UNPATCHED", not hasattr(asyncio.Event.wait, "__cprof_original__"))
     assert "PATCHED True" in r.stdout and "UNPATCHED True" in r.stdout, r.stdout
     waits = int(r.stdout.split("WAITS ")[1].split()[0])
     assert waits >= 1, r.stdout
+
+
+# The same mistakes in the heap profiler's API (items 17 and 19, as a class).
+
+def test_heap_rates_and_depths_out_of_range_are_value_errors() -> None:
+    for kwargs in ({"rate": 2**63}, {"rate": 2**70}, {"max_depth": 2**70}, {"max_depth": 0}):
+        with pytest.raises(ValueError, match="rate must be|max_depth must be"):
+            cprof.start_heap_profile(**kwargs)
+        assert not cprof.heapprof._core.heap_running()
+    cprof.start_heap_profile(2**63 - 1)  # the largest rate is taken
+    cprof.stop_heap_profile()
+
+
+def test_a_child_forked_inside_the_heap_block_leaves_the_profile_to_its_parent(
+        tmp_path: Path) -> None:
+    code = f"""
+import os, cprof
+with cprof.heap({str(tmp_path / "heap.prof")!r}) as h:
+    pid = os.fork()
+    if pid == 0:
+        x = [object() for _ in range(1000)]
+if pid == 0:
+    os._exit(7)
+_, status = os.waitpid(pid, 0)
+print("CHILD", os.waitstatus_to_exitcode(status), h.profile is not None)
+"""
+    r = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "CHILD 7 True" in r.stdout, (r.stdout, r.stderr)
+    assert "RuntimeError" not in r.stderr, r.stderr
+    assert cprof.load(tmp_path / "heap.prof").samples is not None
