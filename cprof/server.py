@@ -337,6 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (_Closing, ConnectionError):
             self.close_connection = True
 
+    def handle_expect_100(self) -> bool:
+        """No 100 Continue before the request is admitted (_serve sends it):
+        a refused client must not be invited to send its body."""
+        return True
+
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
@@ -384,6 +389,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.linger = True
             self._send(error(501, "Transfer-Encoding is not supported: send Content-Length"))
             return
+        if length and headers.get("expect", "").lower() == "100-continue":
+            self.send_response_only(100)  # now that the request is admitted
+            self.end_headers()
         request.body = self.rfile.read(length) if length else b""
         if len(request.body) < length:
             self.close_connection = True

@@ -130,6 +130,20 @@ def test_the_token_is_checked_before_the_body_is_read() -> None:
         assert status_of(read_all(c, 3)) == 401
 
 
+def test_a_refused_client_is_not_invited_to_send_its_body() -> None:
+    with cprof.serve(port=0, heap_rate=0, token="t0ken") as s:
+        head = (b"POST /debug/pprof/symbol HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n"
+                b"Expect: 100-continue\r\n")
+        reply = exchange(s.port, head + b"\r\n", 3)
+        assert status_of(reply) == 401 and b"100 Continue" not in reply
+        with connect(s.port, 3) as c:  # admitted: invited, then answered
+            c.sendall(head + b"Authorization: Bearer t0ken\r\n\r\n")
+            assert c.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            c.sendall(b"0x1")
+            r = response_on(c, "POST")
+            assert r.status == 200 and r.read() == b"num_symbols: 1\n"
+
+
 def test_a_request_head_over_the_cap_gets_431() -> None:
     with cprof.serve(port=0, heap_rate=0, max_header_bytes=4096) as s:
         head = b"GET /debug/pprof/cmdline HTTP/1.1\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n"
