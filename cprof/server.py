@@ -33,6 +33,7 @@ from .http import (DEFAULT_MAX_SECONDS, PREFIX, TEXT, Endpoints, Pending, Reques
 
 ENV_VAR = "CPROF_SERVE"
 TOKEN_ENV_VAR = "CPROF_SERVE_TOKEN"
+ALLOW_HOSTS_ENV_VAR = "CPROF_SERVE_ALLOW_HOSTS"  # comma-separated, as serve(allowed_hosts=)
 # Limits a scraper or go tool pprof never meets (docs/SECURITY.md).
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_REQUEST_TIMEOUT = 15.0
@@ -569,19 +570,21 @@ def parse_address(value: str) -> tuple[str, int]:
 
 def serve_from_environment() -> Server | None:
     """Start serving when ``CPROF_SERVE=[HOST:]PORT`` is set (with the token
-    in ``CPROF_SERVE_TOKEN``, if any). The variables are taken out of
+    in ``CPROF_SERVE_TOKEN``, if any, and host names to answer without one
+    in ``CPROF_SERVE_ALLOW_HOSTS``, comma-separated). The variables are taken out of
     os.environ, so that the program's child processes do not try to serve
     on the same port. Never raises: a bad value or a busy port is a warning
     on stderr and the program runs unprofiled."""
     value = os.environ.pop(ENV_VAR, None)
     token = os.environ.pop(TOKEN_ENV_VAR, None)
+    hosts = [h for h in os.environ.pop(ALLOW_HOSTS_ENV_VAR, "").split(",") if h.strip()]
     if not value:
         return None
     try:
         host, port = parse_address(value)
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always", ExposedWarning)
-            server = serve(host, port, token=token or None)
+            server = serve(host, port, token=token or None, allowed_hosts=hosts)
     except (OSError, ValueError) as e:
         print(f"cprof: {ENV_VAR}={value}: not serving profiles: {e}", file=sys.stderr)
         return None
