@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from . import heapprof
 from .http import (DEFAULT_MAX_SECONDS, MAX_BODY, PREFIX, Endpoints, Pending, Request, Response,
-                   error, heap_on)
+                   content_length, error, guarded, heap_on)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Scope = MutableMapping[str, Any]
@@ -42,12 +42,13 @@ def _status_line(status: int) -> str:
 
 
 def wsgi_app(app: WSGIApp | None = None, *, prefix: str = PREFIX, token: str | None = None,
-             max_seconds: int = DEFAULT_MAX_SECONDS,
-             heap_rate: int = heapprof.DEFAULT_RATE) -> WSGIApp:
+             max_seconds: int = DEFAULT_MAX_SECONDS, heap_rate: int = heapprof.DEFAULT_RATE,
+             allowed_hosts: Iterable[str] = ()) -> WSGIApp:
     """A WSGI application serving the endpoints under ``prefix``, passing
     every other request to ``app`` (404 without one). As cprof.serve, it
     turns the heap profiler on at ``heap_rate`` (0: leave it off)."""
-    endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
+    endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds,
+                          allowed_hosts=allowed_hosts)
     heap_on(heap_rate)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -60,7 +61,7 @@ def wsgi_app(app: WSGIApp | None = None, *, prefix: str = PREFIX, token: str | N
                 return app(environ, start_response)
             response = error(404, "404 page not found")
         else:
-            response = _wsgi_response(endpoints, environ, path)
+            response = guarded(lambda: _wsgi_response(endpoints, environ, path))
         start_response(_status_line(response.status), response.headers)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
 
@@ -68,17 +69,18 @@ def wsgi_app(app: WSGIApp | None = None, *, prefix: str = PREFIX, token: str | N
 
 
 def _wsgi_response(endpoints: Endpoints, environ: dict[str, Any], path: str) -> Response:
-    body = b""
-    length = environ.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY:
-        return error(413 if length.isdigit() else 400,
-                     "request body too large or malformed Content-Length")
-    if int(length) > 0:
-        body = environ["wsgi.input"].read(int(length))
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
                if key.startswith("HTTP_")}
     request = Request(environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""),
-                      headers, body)
+                      headers)
+    refusal = endpoints.admit(request)  # before a byte of the body is read
+    if refusal is not None:
+        return refusal
+    length = content_length(environ.get("CONTENT_LENGTH") or None)  # PEP 3333: "" is none
+    if isinstance(length, Response):
+        return length
+    if length > 0:
+        request.body = environ["wsgi.input"].read(length)
     result = endpoints.handle(request)
     assert result is not None  # the path is ours
     if isinstance(result, Pending):
@@ -88,14 +90,15 @@ def _wsgi_response(endpoints: Endpoints, environ: dict[str, Any], path: str) -> 
 
 
 def asgi_app(app: ASGIApp | None = None, *, prefix: str = PREFIX, token: str | None = None,
-             max_seconds: int = DEFAULT_MAX_SECONDS,
-             heap_rate: int = heapprof.DEFAULT_RATE) -> ASGIApp:
+             max_seconds: int = DEFAULT_MAX_SECONDS, heap_rate: int = heapprof.DEFAULT_RATE,
+             allowed_hosts: Iterable[str] = ()) -> ASGIApp:
     """An ASGI application serving the endpoints under ``prefix``, passing
     every other request (and lifespan and websocket events) to ``app``;
     without one, 404 for other paths. Profiles are built in a worker
     thread, never on the event loop. As cprof.serve, it turns the heap
     profiler on at ``heap_rate`` (0: leave it off)."""
-    endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds)
+    endpoints = Endpoints(prefix, token=token, max_seconds=max_seconds,
+                          allowed_hosts=allowed_hosts)
     heap_on(heap_rate)
 
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,6 +119,13 @@ def asgi_app(app: ASGIApp | None = None, *, prefix: str = PREFIX, token: str | N
 
 async def _asgi_serve(endpoints: Endpoints, scope: Scope, receive: Receive, send: Send,
                       path: str) -> None:
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    request = Request(scope["method"], path, scope.get("query_string", b"").decode("latin-1"),
+                      headers)
+    refusal = endpoints.admit(request)  # before a byte of the body is read
+    if refusal is not None:
+        await _asgi_send(send, refusal, scope["method"])
+        return
     body = b""
     while True:
         message = await receive()
@@ -127,21 +137,21 @@ async def _asgi_serve(endpoints: Endpoints, scope: Scope, receive: Receive, send
             return
         if not message.get("more_body", False):
             break
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    request = Request(scope["method"], path, scope.get("query_string", b"").decode("latin-1"),
-                      headers, body)
+    request.body = body
     import asyncio  # here: most programs that import cprof never serve ASGI
 
-    result = await asyncio.to_thread(endpoints.handle, request)
-    assert result is not None  # the path is ours
+    result: Response | Pending = await asyncio.to_thread(
+        guarded, lambda: endpoints.handle(request) or error(404, "404 page not found"))
     if isinstance(result, Pending):
+        pending = result
         try:
-            await asyncio.wait_for(_disconnected(receive), result.seconds)
+            await asyncio.wait_for(_disconnected(receive), pending.seconds)
         except asyncio.TimeoutError:
-            result = await asyncio.to_thread(result.finish)
+            result = await asyncio.to_thread(guarded, pending.finish)
         else:
-            await asyncio.to_thread(result.cancel)
+            await asyncio.to_thread(guarded, pending.cancel)
             return
+    assert isinstance(result, Response)
     await _asgi_send(send, result, scope["method"])
 
 

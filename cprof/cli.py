@@ -46,7 +46,8 @@ from .report import list_source, peek, top, traces, tree
 from .report_format import active_filters, output_unit, profile_labels, scaled_label
 from .report_graph import EDGE_FRACTION, NODE_FRACTION, printable_name
 from .runner import ProgramError
-from .server import TOKEN_ENV_VAR, ExposedWarning, serve
+from .server import (DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, TOKEN_ENV_VAR,
+                     ExposedWarning, serve)
 from .units import format_value
 
 
@@ -502,9 +503,13 @@ def _serve_options(args: argparse.Namespace) -> list[str]:
     options = ["--host", args.host, "--port", str(args.port), "--max-seconds",
                str(args.max_seconds), "--heap-rate", str(args.heap_rate)]
     for flag, value in (("--token-file", args.token_file), ("--mutex-fraction", args.mutex_fraction),
-                        ("--block-rate", args.block_rate)):
+                        ("--block-rate", args.block_rate),
+                        ("--max-connections", args.max_connections),
+                        ("--request-timeout", args.request_timeout)):
         if value is not None:
             options += [flag, str(value)]
+    for name in args.allow_host:
+        options += ["--allow-host", name]
     return options
 
 
@@ -538,9 +543,13 @@ def _check_serve_options(args: argparse.Namespace) -> None:
     for option, value, least in (("--max-seconds", args.max_seconds, 1),
                                  ("--heap-rate", args.heap_rate, 0),
                                  ("--mutex-fraction", args.mutex_fraction, 0),
-                                 ("--block-rate", args.block_rate, 0)):
+                                 ("--block-rate", args.block_rate, 0),
+                                 ("--max-connections", args.max_connections, 1)):
         if value is not None and not least <= value <= MAX_RATE:
             raise ProgramError(f"{option} must be from {least} to 2**63-1, not {value}")
+    if args.request_timeout is not None and not 0 < args.request_timeout < 1e6:
+        raise ProgramError(f"--request-timeout must be a positive number of seconds, "
+                           f"not {args.request_timeout}")
     if not 0 <= args.port <= 65535:
         raise ProgramError(f"--port must be from 0 to 65535, not {args.port}")
 
@@ -560,8 +569,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         program.load()
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always", ExposedWarning)
+            limits = {name: getattr(args, name) for name in ("max_connections", "request_timeout")
+                      if getattr(args, name) is not None}
             server = serve(args.host, args.port, token=token, max_seconds=args.max_seconds,
-                           heap_rate=args.heap_rate)
+                           heap_rate=args.heap_rate, allowed_hosts=args.allow_host, **limits)
     except ProgramError as e:
         print(f"cprof serve: {e}", file=sys.stderr)
         return 2
@@ -1059,6 +1070,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="require the token on this file's first line (default: "
                         f"${TOKEN_ENV_VAR}, if set), as 'Authorization: Bearer TOKEN' or as "
                         "the password of http://user:TOKEN@host/")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="without a token, answer requests for this host name too (repeatable; "
+                        "'*': any); by default only IP addresses and localhost, against DNS "
+                        "rebinding")
+    v.add_argument("--max-connections", type=int, metavar="N",
+                   help=f"connections served at once; more get 503 (default "
+                        f"{DEFAULT_MAX_CONNECTIONS})")
+    v.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                   help=f"time a client has to send a whole request (default "
+                        f"{DEFAULT_REQUEST_TIMEOUT:g})")
     v.add_argument("--max-seconds", type=int, default=DEFAULT_MAX_SECONDS,
                    help=f"longest seconds= a request may ask for (default {DEFAULT_MAX_SECONDS})")
     v.add_argument("--heap-rate", type=int, default=DEFAULT_RATE,

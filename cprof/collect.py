@@ -133,8 +133,11 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
 
 
 def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                      max_depth: int | None = None, native: bool = False) -> None:
-    """Start profiling every thread of the process, like Go's StartCPUProfile.
+                      max_depth: int | None = None, native: bool = False) -> object:
+    """Start profiling every thread of the process, like Go's StartCPUProfile,
+    and return this profile's handle: ``stop_cpu_profile(handle)`` stops it
+    and no other, so that code which starts a profile never stops one that
+    someone else started after stopping its own.
 
     ``dest`` (a path or a binary file, optional) receives the gzipped pprof
     profile at :func:`stop_cpu_profile`. ``mode="cpu"`` samples CPU time per
@@ -163,6 +166,7 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
                         hook=session.refresh, native=native)
         _hook_threads(True)
         _session = session
+    return session
 
 
 def _troubles(stats: dict[str, Any]) -> list[str]:
@@ -180,14 +184,19 @@ def _troubles(stats: dict[str, Any]) -> list[str]:
     return out
 
 
-def stop_cpu_profile() -> Profile:
+def stop_cpu_profile(handle: object | None = None) -> Profile:
     """Stop the CPU profile; write it where start_cpu_profile was told (the
-    file atomically: a temporary file renamed into place) and return it."""
+    file atomically: a temporary file renamed into place) and return it.
+    Given the ``handle`` start_cpu_profile returned, stop that profile only:
+    RuntimeError when another one runs."""
     global _session
     with _lock:
         session = _session
         if session is None:
             raise RuntimeError("no CPU profile is running")
+        if handle is not None and session is not handle:
+            raise RuntimeError("the running CPU profile is not the one this handle started "
+                               "(that one was stopped): left running")
         try:
             # Name the threads and tasks of the last samples while they live.
             _core.cpu_drain(refresh=True)
@@ -225,10 +234,11 @@ class cpu:
         self.native = native
         self.profile: Profile | None = None
         self._pid = 0
+        self._handle: object | None = None
 
     def __enter__(self) -> cpu:
-        start_cpu_profile(self.path, hz=self.hz, mode=self.mode, max_depth=self.max_depth,
-                          native=self.native)
+        self._handle = start_cpu_profile(self.path, hz=self.hz, mode=self.mode,
+                                         max_depth=self.max_depth, native=self.native)
         self._pid = os.getpid()
         return self
 
@@ -236,7 +246,8 @@ class cpu:
                  tb: TracebackType | None) -> None:
         if os.getpid() != self._pid:
             return  # a child forked inside the block: the profile (and its file) is the parent's
-        self.profile = stop_cpu_profile()
+        handle, self._handle = self._handle, None
+        self.profile = stop_cpu_profile(handle)
 
     def __call__(self, func: F) -> F:
         @functools.wraps(func)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import functools
 import hmac
 import html
+import ipaddress
 import re
 import sys
 import time
 from base64 import b64decode
 from binascii import Error as Base64Error
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, TypeVar, Union
 from urllib.parse import parse_qs
 
 from . import collect, heapprof, ops, runner, textformat
@@ -58,7 +59,12 @@ DESCRIPTIONS = {
 }
 _OWN_ROUTES = ("cmdline", "profile", "symbol")
 _DELTA = ("allocs", "block", "goroutine", "heap", "mutex", "threadcreate")
-_INTEGER = re.compile(r"[+-]?[0-9]+\Z")
+# At most 18 digits: any int64 Go reads, and never int()'s 4,300-digit error.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}\Z")
+_LENGTH = re.compile(r"[0-9]{1,18}\Z")
+# Sec-Fetch-Site values of requests a browser makes for its user: typed in
+# ("none") or from a page of this server ("same-origin").
+_OWN_FETCHES = ("none", "same-origin")
 
 TEXT = "text/plain; charset=utf-8"
 BINARY = "application/octet-stream"
@@ -101,10 +107,33 @@ class Pending:
 
 
 Result = Union[Response, Pending]
+T = TypeVar("T")
 
 
 class BadRequest(Exception):
     """A malformed parameter: answered with 400 and this message."""
+
+
+def content_length(value: str | None) -> int | Response:
+    """The body's length from a Content-Length header (None: no body), or
+    the 400 or 413 that answers a malformed (empty too) or oversized one.
+    ASCII digits only: str.isdigit() takes '\u00b2', which int() refuses."""
+    if value is None:
+        return 0
+    if not _LENGTH.match(value):
+        return error(400, "malformed Content-Length: it must be a decimal number of bytes")
+    if int(value) > MAX_BODY:
+        return error(413, f"request body too large: at most {MAX_BODY} bytes")
+    return int(value)
+
+
+def guarded(answer: Callable[[], T]) -> T | Response:
+    """``answer()``, or a 500 that names the fault when cprof fails (the
+    client is told, the transport goes on serving; nothing is printed)."""
+    try:
+        return answer()
+    except Exception as e:
+        return error(500, f"failed to collect profile: {type(e).__name__}: {e}")
 
 
 def error(status: int, message: str) -> Response:
@@ -146,19 +175,31 @@ class Endpoints:
     """The routes of net/http/pprof under ``prefix``, with an optional token
     (``Authorization: Bearer TOKEN``, or HTTP basic auth with the token as
     password, which ``go tool pprof http://user:TOKEN@host/...`` sends) and a
-    cap on ``seconds``."""
+    cap on ``seconds``.
+
+    Without a token, a request naming any host but an IP address,
+    ``localhost`` or one of ``allowed_hosts`` (``"*"``: any) is refused
+    with 403: a web page whose name an attacker rebinds to 127.0.0.1 sends
+    its own name. Token or not, a browser's cross-site request (its
+    ``Sec-Fetch-Site`` header says so) is refused: an ``<img>`` on any page
+    could otherwise hold the CPU profiler for ``max_seconds``."""
 
     def __init__(self, prefix: str = PREFIX, *, token: str | None = None,
-                 max_seconds: int = DEFAULT_MAX_SECONDS) -> None:
+                 max_seconds: int = DEFAULT_MAX_SECONDS,
+                 allowed_hosts: Iterable[str] = ()) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with one, not {prefix!r}")
         if token is not None and not token:
             raise ValueError("token must not be empty (None for no token)")
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, int) or max_seconds < 1:
             raise ValueError(f"max_seconds must be a positive int, not {max_seconds!r}")
+        if isinstance(allowed_hosts, str):
+            raise ValueError(f"allowed_hosts must be a list of host names, not the string "
+                             f"{allowed_hosts!r}")
         self.prefix = prefix
         self.token = token
         self.max_seconds = max_seconds
+        self.allowed_hosts = frozenset(h.strip().lower().rstrip(".") for h in allowed_hosts)
 
     def route(self, path: str) -> str | None:
         """The profile name a path asks for ("" for the index), or None when
@@ -174,16 +215,9 @@ class Endpoints:
         name = self.route(request.path)
         if name is None:
             return None
-        if not self._authorized(request.headers.get("authorization", "")):
-            return Response(401, [NOSNIFF, ("Content-Type", TEXT),
-                                  ("WWW-Authenticate", 'Bearer realm="cprof"'),
-                                  ("WWW-Authenticate", 'Basic realm="cprof"')],
-                            b"Unauthorized: this server needs its token, as 'Authorization: "
-                            b"Bearer TOKEN' or as the password of http://user:TOKEN@host/\n")
-        allowed = ("GET", "HEAD", "POST") if name == "symbol" else ("GET", "HEAD")
-        if request.method not in allowed:
-            return Response(405, [NOSNIFF, ("Content-Type", TEXT), ("Allow", ", ".join(allowed))],
-                            b"Method Not Allowed\n")
+        refusal = self.admit(request)
+        if refusal is not None:
+            return refusal
         if request.path == self.prefix:  # as Go's ServeMux: the index ends with '/'
             # Relative, so that it holds wherever the app is mounted.
             location = self.prefix.rsplit("/", 1)[1] + "/" + (
@@ -195,21 +229,69 @@ class Endpoints:
         except BadRequest as e:
             return error(400, str(e))
 
+    def admit(self, request: Request) -> Response | None:
+        """The refusal of a request for one of our paths (a foreign host, a
+        cross-site fetch, no token, a wrong method), judged on its head
+        alone, so that a transport reads no body for a request it refuses;
+        None when it may go on."""
+        fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+        if fetch_site and fetch_site not in _OWN_FETCHES:
+            return error(403, "Forbidden: a browser's cross-site request (Sec-Fetch-Site: "
+                              f"{fetch_site}); open the profile's URL itself")
+        if not self._authorized(request.headers.get("authorization", "")):
+            return Response(401, [NOSNIFF, ("Content-Type", TEXT),
+                                  ("WWW-Authenticate", 'Bearer realm="cprof"'),
+                                  ("WWW-Authenticate", 'Basic realm="cprof"')],
+                            b"Unauthorized: this server needs its token, as 'Authorization: "
+                            b"Bearer TOKEN' or as the password of http://user:TOKEN@host/\n")
+        host = request.headers.get("host")
+        if self.token is None and host is not None and not self.host_allowed(host):
+            return error(403, f"Forbidden: the host {host[:100]!r} is not one this server "
+                              "answers without a token (an IP address or localhost); "
+                              "allow it with allowed_hosts= or cprof serve --allow-host, "
+                              "or set a token")
+        name = self.route(request.path)
+        allowed = ("GET", "HEAD", "POST") if name == "symbol" else ("GET", "HEAD")
+        if request.method not in allowed:
+            return Response(405, [NOSNIFF, ("Content-Type", TEXT), ("Allow", ", ".join(allowed))],
+                            b"Method Not Allowed\n")
+        return None
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a Host header names this server as no rebound DNS name
+        can: an IP address, localhost, or a name of ``allowed_hosts``."""
+        name = host.strip().lower()
+        if name.startswith("["):
+            name = name[1:name.find("]")] if "]" in name else name
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        name = name.rstrip(".")
+        if "*" in self.allowed_hosts or name in self.allowed_hosts or name == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
     def _authorized(self, header: str) -> bool:
+        """Whether the Authorization header carries the token, compared as
+        bytes (the token's UTF-8, the header's bytes as sent)."""
         if self.token is None:
             return True
         scheme, _, credentials = header.strip().partition(" ")
-        credentials = credentials.strip()
+        given = _wire_bytes(credentials.strip())
         if scheme.lower() == "basic":
             try:
-                credentials = b64decode(credentials, validate=True).decode().partition(":")[2]
-            except (Base64Error, UnicodeDecodeError):
+                given = b64decode(given, validate=True).partition(b":")[2]
+            except (Base64Error, ValueError):
                 return False
         elif scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(credentials.encode(), self.token.encode())
+        return hmac.compare_digest(given, self.token.encode())
 
     def _dispatch(self, name: str, request: Request) -> Result:
+        """The route's answer (``name`` is the path under the prefix)."""
         query = _Query(request.query)
         if name == "":
             return _text(index_html(), HTML)
@@ -247,19 +329,22 @@ class Endpoints:
     def _cpu(self, query: _Query) -> Result:
         seconds = self._seconds(query, DEFAULT_CPU_SECONDS)
         try:
-            collect.start_cpu_profile()  # 100 Hz, as Go's endpoint
+            mine = collect.start_cpu_profile()  # 100 Hz, as Go's endpoint
         except RuntimeError as e:
             return error(500, f"Could not enable CPU profiling: {e}")
 
+        # Only the profile this request started is stopped: the program may
+        # have stopped it meanwhile and started its own.
         def finish() -> Response:
             try:
-                return _attachment("profile", collect.stop_cpu_profile().to_bytes())
+                return _attachment("profile", collect.stop_cpu_profile(mine).to_bytes())
             except RuntimeError:  # stopped by someone else meanwhile
-                return error(500, "failed to collect profile")
+                return error(500, "failed to collect profile: the CPU profile was stopped "
+                                  "by the program")
 
         def cancel() -> Response:
             try:
-                collect.stop_cpu_profile()
+                collect.stop_cpu_profile(mine)
             except RuntimeError:
                 pass
             return error(500, "context canceled")
@@ -285,6 +370,16 @@ class Endpoints:
             return _attachment(f"{named.name}-delta", delta.to_bytes())
 
         return Pending(seconds, finish, lambda: error(500, "context canceled"))
+
+
+def _wire_bytes(header: str) -> bytes:
+    """A header value's bytes as the client sent them: transports decode
+    headers as latin-1 (http.server, PEP 3333, ASGI), so encoding back
+    gives them; a str from elsewhere that latin-1 cannot hold is UTF-8."""
+    try:
+        return header.encode("latin-1")
+    except UnicodeEncodeError:
+        return header.encode()
 
 
 # How many servers and apps asked for the heap profiler that heap_on started

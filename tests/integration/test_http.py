@@ -472,7 +472,7 @@ def hang_up_during(url: str, query: str) -> None:
     """Ask for ``query`` on a raw socket, then hang up while it waits."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port)) as s:
-        s.sendall(f"GET {parts.path}{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.sendall(f"GET {parts.path}{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         wait_for(lambda: collect._session is not None, 10)
 
 
@@ -823,7 +823,7 @@ def test_a_client_that_hangs_up_ends_the_asgi_wait(uvicorn_url: tuple[str, str])
     url, _ = uvicorn_url
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port)) as s:
-        s.sendall(b"GET /debug/pprof/profile?seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /debug/pprof/profile?seconds=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         time.sleep(0.5)
     # Had the first profile kept running, this one would get Go's 500.
     start = time.monotonic()
