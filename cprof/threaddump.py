@@ -108,7 +108,10 @@ def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
 
 
 # cprof's own work in a stack, as the collectors' profiles show it (tables.fold_cprof).
-_PROFILER_FRAME = StackFrame("<cprof>", "", "", 0, 0)
+# Its system name differs from its name, as the collectors' synthetic functions'
+# (empty) does: go tool pprof strips "<...>" from a name equal to its system name,
+# taking it for C++ template arguments, and would print no name at all.
+_PROFILER_FRAME = StackFrame("<cprof>", "cprof", "", 0, 0)
 
 
 def _without_cprof(stack: list[StackFrame], library: tuple[str, ...]) -> list[StackFrame]:
