@@ -10,8 +10,12 @@ typedef struct {
     size_t cap;
 } map_t;
 
+/* Keyed with the decoder's per-process secret (pprof.c), so that names or
+ * stacks chosen to collide in one process do not in another: probing stays
+ * short whatever the input. */
 static uint64_t mix(uint64_t x)
 {
+    x ^= cprof_pprof_id_key();
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
@@ -56,7 +60,7 @@ static int canonical_strings(const cprof_msg_t *m, int64_t **out)
     }
     for (size_t i = 0; i < m->n_string_table; i++) {
         const ProtobufCBinaryData *s = &m->string_table[i];
-        uint64_t h = 1469598103934665603ULL;
+        uint64_t h = 1469598103934665603ULL ^ cprof_pprof_id_key();
         for (size_t k = 0; k < s->len; k++)
             h = (h ^ s->data[k]) * 1099511628211ULL;
         size_t slot = mix(h) & (seen.cap - 1);
@@ -117,7 +121,7 @@ static long edge_of(map_t *ids, cprof_graph_t *g, size_t *cap, uint32_t **stamps
     }
     ids->keys[slot] = key;
     ids->values[slot] = (uint32_t)g->n_edges;
-    g->edges[g->n_edges] = (cprof_graph_edge_t){node, caller, 0, 1};
+    g->edges[g->n_edges] = (cprof_graph_edge_t){node, caller, {0, 0}, 1};
     (*stamps)[g->n_edges] = 0;
     return (long)g->n_edges++;
 }
@@ -240,14 +244,14 @@ int cprof_graph_functions(const cprof_pprof_t *p, size_t sample_index, cprof_gra
             memcpy(stack_inl + depth - ch.len[li], ch.inlined + ch.start[li], ch.len[li]);
         }
         uint32_t mark = (uint32_t)si + 1;
-        out->nodes[stack[depth - 1]].flat += w;
+        cprof_sum_add(&out->nodes[stack[depth - 1]].flat, w);
         int has_inlined = 0;
         for (size_t k = 0; k < depth; k++) {
             uint32_t nd = stack[k];
             has_inlined |= is_inlined_node[nd];
             if (stamp[nd] != mark) {
                 stamp[nd] = mark;
-                out->nodes[nd].cum += w;
+                cprof_sum_add(&out->nodes[nd].cum, w);
             }
         }
         if (!has_inlined)
@@ -263,7 +267,7 @@ int cprof_graph_functions(const cprof_pprof_t *p, size_t sample_index, cprof_gra
                 cprof_graph_edge_t *edge = &out->edges[e];
                 if (edge_stamp[e] != mark) {
                     edge_stamp[e] = mark;
-                    edge->weight += w;
+                    cprof_sum_add(&edge->weight, w);
                     edge->all_inline = edge->all_inline && stack_inl[k];
                 }
             }
@@ -323,7 +327,7 @@ int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_st
                 goto done;
             scratch = grown;
         }
-        uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ n ^ cprof_pprof_id_key();
         for (size_t j = 0; j < n; j++) {
             scratch[j] = (uint32_t)cprof_pprof_find(&p->locations, m->n_location,
                                                    s->location_id[j]);
@@ -338,7 +342,7 @@ int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_st
                 break;
         }
         if (index.keys[slot] != 0) {
-            out->sums[index.values[slot]] += w;
+            cprof_sum_add(&out->sums[index.values[slot]], w);
             continue;
         }
         if (out->n == cap) {
@@ -349,7 +353,7 @@ int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_st
             size_t *g2 = realloc(out->len, cap * sizeof *g2);
             if (g2 != NULL)
                 out->len = g2;
-            int64_t *g3 = realloc(out->sums, cap * sizeof *g3);
+            cprof_sum_t *g3 = realloc(out->sums, cap * sizeof *g3);
             if (g3 != NULL)
                 out->sums = g3;
             if (g1 == NULL || g2 == NULL || g3 == NULL)
@@ -365,7 +369,8 @@ int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_st
         memcpy(out->pool + pool_len, scratch, n * sizeof *scratch);
         out->start[out->n] = pool_len;
         out->len[out->n] = n;
-        out->sums[out->n] = w;
+        out->sums[out->n] = (cprof_sum_t){0, 0};
+        cprof_sum_add(&out->sums[out->n], w);
         pool_len += n;
         index.keys[slot] = h;
         index.values[slot] = (uint32_t)out->n++;

@@ -21,12 +21,12 @@ typedef struct {
     int64_t name;        /* string index of the name, or -1 */
     int64_t objfile;     /* string index of the mapping file when name is -1 */
     int64_t start_line;
-    int64_t flat, cum;
+    cprof_sum_t flat, cum;  /* exact: sums of int64 values do not wrap */
 } cprof_graph_node_t;
 
 typedef struct {
     uint32_t node, caller;
-    int64_t weight;
+    cprof_sum_t weight;
     int all_inline;
 } cprof_graph_edge_t;
 
@@ -52,7 +52,7 @@ void cprof_graph_free(cprof_graph_t *g);
 typedef struct {
     uint32_t *pool;
     size_t *start, *len;
-    int64_t *sums;
+    cprof_sum_t *sums;
     size_t n;
 } cprof_stack_sums_t;
 

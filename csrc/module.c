@@ -409,18 +409,18 @@ static PyObject *ProfileData_function_graph(ProfileData *self, PyObject *arg)
         goto done;
     for (size_t i = 0; i < g.n_nodes; i++) {
         const cprof_graph_node_t *n = &g.nodes[i];
-        PyObject *t = Py_BuildValue("(NNLLL)",
+        PyObject *t = Py_BuildValue("(NNLNN)",
                                     n->name >= 0 ? str_at(m, n->name) : PyUnicode_FromString(""),
                                     n->name >= 0 ? PyUnicode_FromString("") : str_at(m, n->objfile),
-                                    (long long)n->start_line, (long long)n->flat,
-                                    (long long)n->cum);
+                                    (long long)n->start_line, sum_to_long(n->flat),
+                                    sum_to_long(n->cum));
         if (t == NULL)
             goto done;
         PyList_SET_ITEM(nodes, (Py_ssize_t)i, t);
     }
     for (size_t i = 0; i < g.n_edges; i++) {
         const cprof_graph_edge_t *e = &g.edges[i];
-        PyObject *t = Py_BuildValue("(IILO)", e->node, e->caller, (long long)e->weight,
+        PyObject *t = Py_BuildValue("(IINO)", e->node, e->caller, sum_to_long(e->weight),
                                     e->all_inline ? Py_True : Py_False);
         if (t == NULL)
             goto done;
@@ -459,7 +459,8 @@ static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
             else
                 PyTuple_SET_ITEM(locs, (Py_ssize_t)j, v);
         }
-        PyObject *item = locs != NULL ? Py_BuildValue("(NL)", locs, (long long)sums.sums[k]) : NULL;
+        PyObject *item = locs != NULL ? Py_BuildValue("(NN)", locs, sum_to_long(sums.sums[k]))
+                                      : NULL;
         if (item == NULL)
             Py_CLEAR(list);
         else

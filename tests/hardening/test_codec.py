@@ -506,3 +506,20 @@ def test_heap_text_is_held_to_max_size() -> None:
     big = text + b"1: 2 [1: 2] @ 0x1\n" * 200_000
     with pytest.raises(ProfileError, match=r"the heap text inflates to more than 100000 bytes"):
         cprof.load(gzip.compress(big, mtime=0), max_size=100_000)
+
+
+@pytest.mark.parametrize("values", [[INT64_MAX, INT64_MAX], [-2**63, -2**63, -1]])
+def test_reports_and_the_call_graph_do_not_wrap_either(values: list[int]) -> None:
+    # The same mistake as totals' in csrc/graph.c: per-stack sums (top, tree,
+    # flame graphs of a loaded profile) and the function graph's flat and cum.
+    fn = Function(1, "f", "f", "f.py")
+    loc = Location(1, 0, None, (Line(fn, 1),))
+    built = cprof.Profile([("samples", "count")], [Sample([v], [loc]) for v in values])
+    loaded = cprof.load(built.to_bytes())
+    data = loaded.unchanged_data()
+    assert data is not None  # the C path
+    row = loaded.top()[0]
+    assert (row.flat, row.cum) == (sum(values), sum(values)) == (built.top()[0].flat,
+                                                                 built.top()[0].cum)
+    nodes, _, _ = data.function_graph(0)
+    assert [(n[0], n[3], n[4]) for n in nodes] == [("f", sum(values), sum(values))]
