@@ -1024,7 +1024,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="gzip level for --output (0: raw protobuf; default 1)")
     s.add_argument("--top", type=int, default=10, help="how many functions to list")
     s.add_argument("--max-size", type=int, default=1 << 30,
-                   help="refuse profiles that inflate beyond this many bytes")
+                   help="refuse profiles larger than this many bytes, read, inflated "
+                        "or decoded (docs/SECURITY.md)")
     s.set_defaults(run=_cmd_summary)
 
     r = sub.add_parser(
