@@ -904,9 +904,13 @@ static void disarm(void)
     }
 }
 
+/* In the child, at fork: only this thread exists. The helper thread may have
+ * held helper_lock, and a drain the parent queued as a pending call may run
+ * before cprof_sampler_after_fork_child: the lock must be usable at once. */
 static void at_fork_child(void)
 {
     atomic_store(&S.active, 0);
+    pthread_mutex_init(&S.helper_lock, NULL);
 }
 
 int cprof_sampler_running(void)
@@ -1152,8 +1156,8 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
 
 int cprof_sampler_drain(int call_hook)
 {
-    if (!S.helper_started)
-        return 0;
+    if (!S.helper_started || getpid() != S.pid)
+        return 0;  /* none runs, or it is the parent's (a fork's child, not yet told) */
     pthread_mutex_lock(&S.helper_lock);
     notice_takeover_locked();
     pthread_mutex_unlock(&S.helper_lock);
