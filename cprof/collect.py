@@ -272,5 +272,6 @@ def _stop_at_exit() -> None:
             pass
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_core.before_fork, after_in_parent=_core.after_fork_parent,
+                    after_in_child=_after_fork_in_child)
 atexit.register(_stop_at_exit)

@@ -233,13 +233,16 @@ def resolve(tables: dict[str, Any]) -> Resolved:
             roots.add(i)
     natives = {i for i, (f, _, _) in enumerate(tables["locations"]) if f < 0}
     kinds = _kinds(tables["locations"], functions)
-    if CPROF in kinds:
+    kept_stacks = [[i for i in _below_root(stack, roots, natives) if i not in hidden]
+                   for stack in tables["stacks"]]
+    # A sample whose every frame is cut (taken in the root frame itself, cprof's
+    # runner between the program's end and its exit) is cprof's own work too:
+    # "<cprof>", never a sample with no location.
+    profiler = len(locations)
+    if CPROF in kinds or not all(kept_stacks):
         locations.append(_profiler_location(functions, mapping, len(locations) + 1))
-    profiler = len(locations) - 1
-    stacks = []
-    for stack in tables["stacks"]:
-        kept = [i for i in _below_root(stack, roots, natives) if i not in hidden]
-        stacks.append(tuple(locations[i] for i in _fold_cprof(kept, kinds, profiler)))
+    stacks = [tuple(locations[i] for i in _fold_cprof(kept, kinds, profiler)) if kept
+              else (locations[profiler],) for kept in kept_stacks]
     return Resolved(mappings, functions, locations, stacks)
 
 

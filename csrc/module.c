@@ -1168,6 +1168,18 @@ static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
     return PyBool_FromLong(cprof_sampler_running());
 }
 
+static PyObject *core_before_fork(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_sampler_before_fork();
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_after_fork_parent(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    cprof_sampler_after_fork_parent();
+    Py_RETURN_NONE;
+}
+
 static PyObject *core_after_fork_child(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     cprof_sampler_after_fork_child();
@@ -1496,6 +1508,10 @@ static PyMethodDef core_methods[] = {
      "thread_exiting(): the calling thread is ending; count its time since its last sample"},
     {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
      "cpu_running() -> whether a CPU profile is running"},
+    {"before_fork", (PyCFunction)core_before_fork, METH_NOARGS,
+     "before_fork(): os.fork's before hook: the sampler's helper keeps off the GIL"},
+    {"after_fork_parent", (PyCFunction)core_after_fork_parent, METH_NOARGS,
+     "after_fork_parent(): os.fork's after hook in the parent: the helper may take the GIL"},
     {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,
      "after_fork_child(): in a forked child, forget the parent's running profiles"},
     {"heap_start", (PyCFunction)(void (*)(void))core_heap_start, METH_VARARGS | METH_KEYWORDS,

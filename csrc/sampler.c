@@ -4,7 +4,7 @@
 #include "sampler.h"
 #include "native.h"
 
-#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -98,6 +98,9 @@ static struct {
     int64_t taken_over_clock_ns;  /* and the process CPU (cpu) or monotonic (wall) clock then */
     uint64_t taken_over_threads;  /* threads watched then */
     int retired;                  /* stop left the state to a handler still inside */
+    int forking;                  /* os.fork is on its way: the helper takes no GIL (helper_lock) */
+    _Atomic int taking_gil;       /* the helper is in PyGILState_Ensure ... Release */
+    _Atomic int helper_ready;     /* the helper thread runs helper_main */
 } S = {.helper_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static slot_t *slot_at(size_t index)
@@ -411,6 +414,15 @@ static int contains_tid(const pid_t *sorted, size_t n, pid_t tid)
 
 static void index_slots(void);
 
+/* A record of getdents64 (the kernel's struct linux_dirent64). */
+typedef struct {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+} dirent64_t;
+
 /* One look at /proc/self/task: timers for new threads, none for gone ones.
  * Sorted lists keep this O(n log n) for processes with thousands of threads. */
 static void scan_threads(int from_birth)
@@ -421,20 +433,27 @@ static void scan_threads(int from_birth)
     size_t n_found = 0, n_known = 0;
     if (atomic_load(&S.taken_over))
         return;  /* no timer may send SIGPROF to someone else's handler */
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL)
+    /* getdents64 into a static buffer, not opendir: opendir allocates, and a
+     * helper that allocates on every poll makes an allocator without fork
+     * handlers (ASan's) deadlock in a child forked meanwhile. */
+    static _Alignas(8) char buf[16384];
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
-            continue;
-        pid_t tid = (pid_t)atoi(entry->d_name);
-        if (tid == S.helper_tid)
-            continue;
-        if (append_tid(&found, &found_cap, &n_found, tid) < 0)
-            break;
+    long got;
+    int full = 0;
+    while (!full && (got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long at = 0; at < got && !full;) {
+            const dirent64_t *entry = (const dirent64_t *)(buf + at);
+            at += entry->d_reclen;
+            if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+                continue;
+            pid_t tid = (pid_t)atoi(entry->d_name);
+            if (tid != S.helper_tid && append_tid(&found, &found_cap, &n_found, tid) < 0)
+                full = 1;
+        }
     }
-    closedir(dir);
+    close(fd);
     if (n_found > 1)
         qsort(found, n_found, sizeof *found, compare_tids);
     for (size_t i = 0; i < S.n_slots; i++) {
@@ -717,6 +736,7 @@ static void *helper_main(void *arg)
 {
     (void)arg;
     S.helper_tid = (pid_t)syscall(SYS_gettid);
+    atomic_store(&S.helper_ready, 1);
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGPROF);
@@ -768,7 +788,15 @@ static void *helper_main(void *arg)
         if (now - asked_at < PENDING_PATIENCE_NS)
             continue;
         /* No bytecode ran for a while (the main thread is blocked in C), so
-         * the GIL is probably free. */
+         * the GIL is probably free. Not while os.fork is on its way: the
+         * thread state Ensure allocates would be half made in the child. */
+        pthread_mutex_lock(&S.helper_lock);
+        int gate_open = !S.forking;
+        if (gate_open)
+            atomic_store(&S.taking_gil, 1);
+        pthread_mutex_unlock(&S.helper_lock);
+        if (!gate_open)
+            continue;
         PyGILState_STATE gil = PyGILState_Ensure();
         if (!atomic_load(&S.helper_stop)) {
             if (drain_gil() == 0 && snapshot_gil() < 0)
@@ -777,6 +805,7 @@ static void *helper_main(void *arg)
             atomic_store(&S.last_drain_ns, monotonic_ns());
         }
         PyGILState_Release(gil);
+        atomic_store(&S.taking_gil, 0);
         asked_at = monotonic_ns();
     }
     return NULL;
@@ -907,9 +936,62 @@ static void disarm(void)
 /* In the child, at fork: only this thread exists. The helper thread may have
  * held helper_lock, and a drain the parent queued as a pending call may run
  * before cprof_sampler_after_fork_child: the lock must be usable at once. */
+static int fork_locked;
+
+void cprof_sampler_before_fork(void)
+{
+    if (!S.helper_started || getpid() != S.pid)
+        return;
+    pthread_mutex_lock(&S.helper_lock);
+    S.forking = 1;
+    pthread_mutex_unlock(&S.helper_lock);
+    /* A helper already in PyGILState_Ensure waits for the GIL this thread
+     * holds: let it through, and wait until it has let go of its thread state
+     * (unless this is the helper, forking from a hook it runs). */
+    while (atomic_load(&S.taking_gil) && !pthread_equal(pthread_self(), S.helper)) {
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+void cprof_sampler_after_fork_parent(void)
+{
+    if (!S.helper_started || getpid() != S.pid)
+        return;
+    pthread_mutex_lock(&S.helper_lock);
+    S.forking = 0;
+    pthread_mutex_unlock(&S.helper_lock);
+}
+
+/* Before fork, the helper thread is kept out of its work (the slot table, the
+ * thread scan and what they allocate), so that the child's copy of them is
+ * whole and no allocator lock is held by a thread the child will not have. The
+ * forking thread holds the GIL, and the helper never waits for the GIL while
+ * it holds helper_lock: no deadlock. */
+static void at_fork_prepare(void)
+{
+    if (S.helper_started && getpid() == S.pid) {
+        pthread_mutex_lock(&S.helper_lock);
+        fork_locked = 1;
+    }
+}
+
+static void at_fork_parent(void)
+{
+    if (fork_locked) {
+        fork_locked = 0;
+        pthread_mutex_unlock(&S.helper_lock);
+    }
+}
+
 static void at_fork_child(void)
 {
     atomic_store(&S.active, 0);
+    atomic_store(&S.taking_gil, 0);
+    S.forking = 0;
+    fork_locked = 0;
     pthread_mutex_init(&S.helper_lock, NULL);
 }
 
@@ -943,7 +1025,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
                           "or stop the other profiler first");
     if (cprof_frames_init() < 0 || (cfg->native && cprof_native_init() < 0))
         return CPROF_E_PYTHON;
-    if (!atfork_registered && pthread_atfork(NULL, NULL, at_fork_child) == 0)
+    if (!atfork_registered && pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child) == 0)
         atfork_registered = 1;
     if (!S.helper_wake_ready) {
         pthread_condattr_t attr;
@@ -1004,6 +1086,7 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     pthread_mutex_unlock(&S.helper_lock);
     if (snapshot_gil() < 0)  /* wall mode: where every other thread is */
         S.drain_failed = 1;
+    atomic_store(&S.helper_ready, 0);
     if (pthread_create(&S.helper, NULL, helper_main, NULL) != 0) {
         rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
                         strerror(errno));
@@ -1012,6 +1095,13 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
         cprof_stacks_clear(&S.stacks);
         release_state(wait_for_handlers() < 0);
         return rc;
+    }
+    /* Return once the thread runs our code: a thread still being made (by
+     * the C library, or ASan's, which allocates there) while the program
+     * forks leaves the child an allocator lock nobody will release. */
+    while (!atomic_load(&S.helper_ready)) {
+        struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
     }
     S.helper_started = 1;
     return CPROF_OK;

@@ -93,6 +93,13 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
 /* Whether a profile is running in this process. */
 int cprof_sampler_running(void);
 
+/* os.fork's before and after-in-parent hooks (GIL held): while a fork is on
+ * its way the helper thread does not take the GIL, whose thread state it would
+ * allocate (an allocator without fork handlers, ASan's, then hangs the child).
+ * before_fork waits, GIL released, for a helper already taking it. */
+void cprof_sampler_before_fork(void);
+void cprof_sampler_after_fork_parent(void);
+
 /* In a child after fork (GIL held): forget the parent's profile without
  * touching its threads, so that the child can start its own. */
 void cprof_sampler_after_fork_child(void);

@@ -241,6 +241,65 @@ def test_a_forked_child_exits_with_its_own_status(tmp_path: Path, child_status: 
     assert "no profile was written" not in r.stderr, r.stderr
 
 
+def test_forks_in_a_row_while_the_sampler_runs_all_come_back(tmp_path: Path) -> None:
+    """A fork can come while the sampler's helper thread is in its slot table,
+    its thread scan or an allocation: the child must get a whole copy, with no
+    lock held by a thread it does not have (under ASan, whose allocator has no
+    fork handlers, one fork in two hung in the child's first free() when the
+    helper allocated on every poll, unguarded)."""
+    (tmp_path / "forks.py").write_text(
+        "import os, sys, time\n"
+        "for i in range(40):\n"
+        "    end = time.monotonic() + 0.01\n"
+        "    while time.monotonic() < end:\n"
+        "        pass\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        sys.exit(i % 7)\n"
+        "    _, st = os.waitpid(pid, 0)\n"
+        "    assert os.waitstatus_to_exitcode(st) == i % 7, (i, st)\n"
+        "print('FORKED 40', flush=True)\n")
+    r = run(tmp_path, "record", "--hz", "1000", "-o", "out.prof", "forks.py")
+    assert r.returncode == 0 and "FORKED 40" in r.stdout, (r.stdout, r.stderr)
+    assert r.stderr.count("cprof: wrote") == 1, r.stderr
+
+
+def test_a_fork_right_after_start_comes_back_every_time(tmp_path: Path) -> None:
+    """start returns once its helper thread runs cprof's code: a fork while the
+    process's first helper thread was still being made (under ASan, whose
+    thread start allocates and whose allocator has no fork handlers) hung one
+    child in eight. Each try is a new process: the window is the first start's."""
+    program = """
+import os, sys, cprof
+with cprof.cpu(sys.argv[1]):
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(4)  # not os._exit: the child's exit frees, and that is where it hung
+    _, st = os.waitpid(pid, 0)
+print("CHILD", os.waitstatus_to_exitcode(st))
+"""
+    # A file, not -c: run from a file, the fork follows start closer (from -c
+    # no child hung in thirty).
+    (tmp_path / "prog.py").write_text(program)
+    tries, at_once = 32, 1  # one at a time: two cores, the helper starting beside the fork
+    outcomes = []
+    for first in range(0, tries, at_once):
+        procs = [subprocess.Popen([sys.executable, "prog.py", f"out{i}.prof"], cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL)
+                 for i in range(first, first + at_once)]
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=TIMEOUT)
+                outcomes.append((p.returncode, out.strip(), err[-300:]))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                outcomes.append((None, "hung", ""))
+    assert all(o[:2] == (0, "CHILD 4") for o in outcomes), [o for o in outcomes
+                                                           if o[:2] != (0, "CHILD 4")]
+
+
 def test_a_child_forked_inside_the_cpu_block_leaves_the_profile_to_its_parent(
         tmp_path: Path) -> None:
     """The API's form of the same mistake: `with cprof.cpu(path)` around a fork."""

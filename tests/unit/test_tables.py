@@ -1,0 +1,40 @@
+"""tables.resolve: the collectors' tables as the profile's functions, locations
+and stacks; cprof's runner frames cut, cprof's own work folded into "<cprof>"."""
+
+from __future__ import annotations
+
+import os
+
+import cprof.runner
+from cprof.tables import resolve
+
+RUNNER = os.path.abspath(cprof.runner.__file__)
+PROGRAM = "/srv/app/main.py"
+
+
+def tables(*stacks: tuple[int, ...]) -> dict[str, object]:
+    return {
+        "functions": [("_run", "_run", RUNNER, 130),              # 0: the runner's root
+                      ("<module>", "<module>", PROGRAM, 1),       # 1
+                      ("work", "work", PROGRAM, 5)],              # 2
+        "locations": [(0, 137, 0), (1, 9, 0), (2, 6, 0)],
+        "stacks": list(stacks),
+    }
+
+
+def names(stack: tuple[object, ...]) -> list[str]:
+    return [loc.lines[0].function.name for loc in stack]  # type: ignore[attr-defined]
+
+
+def test_the_program_starts_at_its_module_below_the_runner() -> None:
+    r = resolve(tables((2, 1, 0)))
+    assert [[ln.split(".")[-1] for ln in names(s)] for s in r.stacks] == [["work", "<module>"]]
+
+
+def test_a_sample_in_the_runner_itself_is_cprofs_work_not_an_empty_stack() -> None:
+    # Taken between the program's end and cprof's exit (an uncaught
+    # exception's traceback being printed by the runner): every frame is cut.
+    r = resolve(tables((0,), (2, 1, 0)))
+    assert [names(s) for s in r.stacks][0] == ["<cprof>"]
+    assert all(s for s in r.stacks)
+    assert len({loc.id for loc in r.locations}) == len(r.locations)
