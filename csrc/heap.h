@@ -9,7 +9,7 @@
  * its free is seen. Everything else costs a thread-local countdown on
  * allocation and one bit test on free.
  *
- * Hooks follow DESIGN.md's rules: they wrap what was installed before (so
+ * Hooks follow the rules in docs/ARCHITECTURE.md: they wrap what was installed before (so
  * tracemalloc and others keep working, in either order), a thread-local flag
  * stops re-entry (an object allocation that falls through to the raw domain
  * counts once), tables live in libc memory the hooks do not see, and the

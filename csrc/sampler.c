@@ -938,13 +938,22 @@ static void disarm(void)
  * before cprof_sampler_after_fork_child: the lock must be usable at once. */
 static int fork_locked;
 
-void cprof_sampler_before_fork(void)
+/* Open or close the helper's way to the GIL; 0 where no helper of this
+ * process runs. */
+static int set_forking(int forking)
 {
     if (!S.helper_started || getpid() != S.pid)
-        return;
+        return 0;
     pthread_mutex_lock(&S.helper_lock);
-    S.forking = 1;
+    S.forking = forking;
     pthread_mutex_unlock(&S.helper_lock);
+    return 1;
+}
+
+void cprof_sampler_before_fork(void)
+{
+    if (!set_forking(1))
+        return;
     /* A helper already in PyGILState_Ensure waits for the GIL this thread
      * holds: let it through, and wait until it has let go of its thread state
      * (unless this is the helper, forking from a hook it runs). */
@@ -958,11 +967,7 @@ void cprof_sampler_before_fork(void)
 
 void cprof_sampler_after_fork_parent(void)
 {
-    if (!S.helper_started || getpid() != S.pid)
-        return;
-    pthread_mutex_lock(&S.helper_lock);
-    S.forking = 0;
-    pthread_mutex_unlock(&S.helper_lock);
+    set_forking(0);
 }
 
 /* Before fork, the helper thread is kept out of its work (the slot table, the

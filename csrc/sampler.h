@@ -9,7 +9,8 @@
  * thread finds new and vanished threads in /proc/self/task and, holding the
  * GIL now and then, drains the buffer into cprof_stacks.
  *
- * Control functions need the GIL; the handler follows DESIGN.md's rules.
+ * Control functions need the GIL; the handler follows the rules in
+ * docs/ARCHITECTURE.md.
  */
 #ifndef CPROF_SAMPLER_H
 #define CPROF_SAMPLER_H
