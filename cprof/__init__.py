@@ -13,74 +13,65 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from .builder import Frame, ProfileBuilder
-from .check import CheckResult, Finding, check
-from .collect import cpu, start_cpu_profile, stop_cpu_profile
-from .heapprof import heap, start_heap_profile, stop_heap_profile, write_heap_profile
-from .labels import labels
-from .locks import set_block_profile_rate, set_mutex_profile_fraction
-from .lookup import lookup, profiles
-from .ops import merge
-from .model import Function, Line, Location, Mapping, Sample, ValueType
-from .profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
+from ._version import __version__
 
 if TYPE_CHECKING:
-    from .apps import asgi_app, wsgi_app
-    from .server import Server, serve
+    from .ci.check import CheckResult, Finding, check
+    from .collect.cpu import cpu, start_cpu_profile, stop_cpu_profile
+    from .collect.heap import heap, start_heap_profile, stop_heap_profile, write_heap_profile
+    from .collect.labels import labels
+    from .collect.locks import set_block_profile_rate, set_mutex_profile_fraction
+    from .collect.lookup import lookup, profiles
+    from .live.apps import asgi_app, wsgi_app
+    from .live.server import Server, serve
+    from .pprof.builder import Frame, ProfileBuilder
+    from .pprof.model import Function, Line, Location, Mapping, Sample, ValueType
+    from .pprof.ops import merge
+    from .pprof.profile import DEFAULT_MAX_SIZE, Profile, ProfileError, load
 
-# The live endpoints are imported when first used: the standard library's
-# HTTP server takes longer to import than the rest of cprof.
-_LAZY = {"serve": "server", "Server": "server", "wsgi_app": "apps", "asgi_app": "apps"}
+# Where each public name lives. Nothing is imported until a name is first
+# used: ``import cprof`` loads this file and _version only, and changes
+# nothing in the interpreter (the collectors apply their patches when they
+# start: collect/patches.py).
+_WHERE = {
+    "CheckResult": "ci.check", "Finding": "ci.check", "check": "ci.check",
+    "cpu": "collect.cpu", "start_cpu_profile": "collect.cpu", "stop_cpu_profile": "collect.cpu",
+    "heap": "collect.heap", "start_heap_profile": "collect.heap",
+    "stop_heap_profile": "collect.heap", "write_heap_profile": "collect.heap",
+    "labels": "collect.labels",
+    "set_block_profile_rate": "collect.locks", "set_mutex_profile_fraction": "collect.locks",
+    "lookup": "collect.lookup", "profiles": "collect.lookup",
+    "asgi_app": "live.apps", "wsgi_app": "live.apps",
+    "Server": "live.server", "serve": "live.server",
+    "Frame": "pprof.builder", "ProfileBuilder": "pprof.builder",
+    "Function": "pprof.model", "Line": "pprof.model", "Location": "pprof.model",
+    "Mapping": "pprof.model", "Sample": "pprof.model", "ValueType": "pprof.model",
+    "merge": "pprof.ops",
+    "DEFAULT_MAX_SIZE": "pprof.profile", "Profile": "pprof.profile",
+    "ProfileError": "pprof.profile", "load": "pprof.profile",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value  # the next use is a plain lookup
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "CheckResult",
-    "DEFAULT_MAX_SIZE",
-    "Finding",
-    "Frame",
-    "Function",
-    "Line",
-    "Location",
-    "Mapping",
-    "Profile",
-    "ProfileBuilder",
-    "ProfileError",
-    "Sample",
-    "Server",
-    "ValueType",
-    "asgi_app",
-    "check",
-    "cpu",
-    "heap",
-    "labels",
-    "load",
-    "lookup",
-    "merge",
-    "profiles",
-    "serve",
-    "set_block_profile_rate",
-    "set_mutex_profile_fraction",
-    "start_cpu_profile",
-    "start_heap_profile",
-    "stop_cpu_profile",
-    "stop_heap_profile",
-    "wsgi_app",
-    "write_heap_profile",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
 
-__version__ = "0.1.0"
 
-# CPROF_SERVE=[HOST:]PORT: serve /debug/pprof from import on (cprof.server).
-_server: "Server | None" = None
+__all__ = sorted(_WHERE)
+
+# CPROF_SERVE=[HOST:]PORT asks, through the environment, for /debug/pprof to be
+# served from import on (live/server.py): the one thing importing cprof does,
+# and only when asked.
 if os.environ.get("CPROF_SERVE"):
-    from .server import serve_from_environment as _serve_from_environment
-    _server = _serve_from_environment()
+    from .live.server import serve_from_environment as _serve_from_environment
+    _serve_from_environment()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -1,10 +1,7 @@
-"""jupyter: a profile's rich display in notebooks, and the ``%cprof`` / ``%%cprof`` magics.
+"""jupyter: the ``%cprof`` / ``%%cprof`` magics.
 
-:func:`mimebundle` is what ``Profile._repr_mimebundle_`` returns: the top 20
-as text, and as HTML a header line, the top 10 as a table and the flame graph
-in a sandboxed ``<iframe srcdoc>``, which needs no server or extension and so
-works in JupyterLab, Notebook, VS Code and over SSH. :func:`load_ipython_extension`
-(``%load_ext cprof``) adds the magics, which profile a statement or a cell in
+A profile's rich display in a notebook is cprof.export.notebook's.
+:func:`load_ipython_extension` (``%load_ext cprof``) adds the magics, which profile a statement or a cell in
 the user's namespace, as ``%time`` / ``%%time`` time one. IPython is imported
 only there: cprof does not depend on it.
 """
@@ -12,130 +9,19 @@ only there: cprof does not depend on it.
 from __future__ import annotations
 
 import ast
-import html
 import os
 import re
 import threading
-from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .collect import MODES, cpu
-from .export.flamegraph import html_fragment
-from .model import Sample
-from .ops import with_samples
-from .report_format import percentage
-from .tables import KEPT_FRAMES
+from .collect.cpu import MODES, cpu
+from .export.notebook import mimebundle
+from .pprof.model import Sample
+from .pprof.ops import with_samples
 
 if TYPE_CHECKING:
-    from .profile import Profile
-    from .report import TopReport
-
-TEXT_ROWS = 20
-HTML_ROWS = 10
-# Frames narrower than this share of the total are left out of the inline
-# flame graph (the page says how many): 1/10 px at full width in a notebook,
-# and it keeps a huge profile's display to a few MB. p.flamegraph(path) keeps more.
-MIN_WIDTH_FRACTION = 0.0001
-
-# The iframe's height follows the flame graph's depth (its script draws rows
-# of ROW_PX under about HEAD_PX of controls and notes) between these bounds;
-# a deeper graph scrolls inside the frame.
-ROW_PX = 18
-HEAD_PX = 110
-MIN_HEIGHT_PX = 220
-MAX_HEIGHT_PX = 640
-
-_TABLE_CSS = ("border-collapse:collapse;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;"
-              "margin:4px 0")
-_CELL_CSS = "padding:1px 8px;text-align:right;border-bottom:1px solid #eee"
-_NAME_CSS = "padding:1px 8px;text-align:left;border-bottom:1px solid #eee;white-space:nowrap"
-
-
-# --- rich display ----------------------------------------------------------------------
-
-
-def mimebundle(profile: Profile, include: Container[str] | None = None,
-               exclude: Container[str] | None = None) -> dict[str, str]:
-    """The notebook display of ``profile`` (IPython's ``_repr_mimebundle_``
-    protocol): "text/plain", the top 20 as ``str(profile.top(20))`` prints
-    it, and "text/html". ``include`` / ``exclude`` name the MIME types wanted
-    / not wanted; the HTML, which draws a flame graph, is only made when
-    wanted."""
-
-    def wanted(mime: str) -> bool:
-        return (include is None or mime in include) and (exclude is None or mime not in exclude)
-
-    bundle: dict[str, str] = {}
-    if not (wanted("text/plain") or wanted("text/html")):
-        return bundle
-    report = profile.top(TEXT_ROWS)
-    if wanted("text/plain"):
-        bundle["text/plain"] = str(report)
-    if wanted("text/html"):
-        bundle["text/html"] = html_display(profile, report)
-    return bundle
-
-
-def html_display(profile: Profile, report: TopReport | None = None) -> str:
-    """The HTML of a profile's display: a header line, the top 10 as a table
-    and the interactive flame graph in an ``<iframe sandbox="allow-scripts"
-    srcdoc=...>`` (scripts run, but apart from the notebook's page).
-    ``report``, the profile's top of at least 10 rows, saves making it again."""
-    if report is None:
-        report = profile.top(HTML_ROWS)
-    header = " · ".join(label for label in report.profile_labels
-                        if not label.startswith(("File:", "Time:")))
-    rows = []
-    flat_sum = 0
-    for r in report.rows[:HTML_ROWS]:
-        flat_sum += r.flat
-        inline = f" {r.inline}" if r.inline else ""
-        rows.append(
-            "<tr>"
-            f'<td style="{_CELL_CSS}">{html.escape(report.format_value(r.flat))}</td>'
-            f'<td style="{_CELL_CSS}">{percentage(r.flat, report.total).strip()}</td>'
-            f'<td style="{_CELL_CSS}">{percentage(flat_sum, report.total).strip()}</td>'
-            f'<td style="{_CELL_CSS}">{html.escape(report.format_value(r.cum))}</td>'
-            f'<td style="{_CELL_CSS}">{percentage(r.cum, report.total).strip()}</td>'
-            f'<td style="{_NAME_CSS}">{html.escape(r.name + inline)}</td>'
-            "</tr>")
-    heads = "".join(f'<th style="{_NAME_CSS if h == "function" else _CELL_CSS}">{h}</th>'
-                    for h in ("flat", "flat%", "sum%", "cum", "cum%", "function"))
-    table = (f'<table class="cprof-top" style="{_TABLE_CSS}"><thead><tr>{heads}</tr></thead>'
-             f'<tbody>{"".join(rows)}</tbody></table>')
-    if not rows:
-        table = '<p class="cprof-top">No samples.</p>'
-    srcdoc = ('<!DOCTYPE html><html><head><meta charset="utf-8">'
-              "<style>body{margin:4px;background:#fff}</style></head><body>"
-              f"{html_fragment(profile, min_width_fraction=MIN_WIDTH_FRACTION)}</body></html>")
-    height = min(MAX_HEIGHT_PX, max(MIN_HEIGHT_PX, HEAD_PX + (_depth(profile) + 1) * ROW_PX))
-    return (
-        '<div class="cprof-profile">'
-        f'<div class="cprof-header" style="font:12px system-ui,sans-serif;color:#444">'
-        f"<b>cprof</b> · {html.escape(header)}</div>"
-        f"{table}"
-        f'<iframe class="cprof-flamegraph" sandbox="allow-scripts" title="flame graph" '
-        f'style="width:100%;height:{height}px;border:1px solid #ddd" '
-        f'srcdoc="{html.escape(srcdoc, quote=True)}"></iframe>'
-        "</div>")
-
-
-def _depth(profile: Profile) -> int:
-    """The deepest stack in frames (inlined lines count as frames, as the
-    flame graph draws them)."""
-    frames: dict[int, int] = {}
-    deepest = 0
-    for s in profile.samples:
-        d = 0
-        for loc in s.locations:
-            n = frames.get(id(loc))
-            if n is None:
-                n = frames[id(loc)] = max(1, len(loc.lines))
-            d += n
-        deepest = max(deepest, d)
-    return deepest
-
+    from .pprof.profile import Profile
 
 # --- magics ----------------------------------------------------------------------------
 
@@ -285,8 +171,8 @@ def _execute(body: Any, value: Any, globals_: dict[str, Any], locals_: dict[str,
     return eval(value, globals_, locals_) if value is not None else None
 
 
+# Profiles keep this frame of cprof's (symbols.KEPT_FRAMES): code_only cuts there.
 _EXECUTE = (os.path.abspath(_execute.__code__.co_filename), _execute.__code__.co_name)
-KEPT_FRAMES.add(_EXECUTE)  # profiles keep this frame of cprof's: code_only cuts there
 
 
 def code_only(profile: Profile, before: set[int | None]) -> Profile:

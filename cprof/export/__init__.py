@@ -6,5 +6,7 @@
   SVG through Graphviz's ``dot`` (``go tool pprof -dot`` / ``-svg``).
 - ``dataframe``: pandas DataFrames of samples or functions (pandas optional).
 
-Submodules are imported on use, so that ``import cprof`` stays light.
+- ``flamegraph``: the interactive HTML page and a static SVG.
+
+Imports pprof/ and report/. Submodules are imported on use.
 """

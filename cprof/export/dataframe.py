@@ -22,11 +22,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..model import LabelValue
+from ..pprof.model import LabelValue
 from .folded import location_names
 
 if TYPE_CHECKING:
-    from ..profile import Profile
+    from ..pprof.profile import Profile
 
 PANDAS_MISSING = ("to_dataframe needs pandas, an optional dependency of cprof: "
                   "pip install pandas")

@@ -35,12 +35,12 @@ import subprocess
 from collections import deque
 from typing import TYPE_CHECKING, Iterable
 
-from ..model import LabelValue, Location, Sample
-from ..report import percentage, scale, scaled_label
-from ..report_format import output_unit, profile_labels
+from ..pprof.model import LabelValue, Location, Sample
+from ..pprof.units import scale, scaled_label
+from ..report.text import output_unit, percentage, profile_labels
 
 if TYPE_CHECKING:
-    from ..profile import Profile
+    from ..pprof.profile import Profile
 
 NODE_COUNT = 80  # pprof's -nodecount default for graphs
 NODE_FRACTION = 0.005  # -nodefraction

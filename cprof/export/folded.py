@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..model import Line, Location, Sample
+from ..pprof.io import Dest, write_bytes
+from ..pprof.model import Line, Location, Sample
 
 if TYPE_CHECKING:
-    from ..profile import Dest, Profile
+    from ..pprof.profile import Profile
 
 
 def frame_name(line: Line | None, location: Location) -> str:
@@ -95,7 +96,6 @@ def folded(profile: Profile, sample_type: str | int | None = None) -> str:
 def write_folded(profile: Profile, dest: Dest, sample_type: str | int | None = None) -> None:
     """Write ``folded(profile, sample_type)`` as UTF-8 to a path (atomically)
     or an open binary file."""
-    from ..profile import write_bytes
     write_bytes(dest, folded(profile, sample_type).encode("utf-8"))
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..model import Location, Sample
+from .._version import __version__
+from ..pprof.io import Dest, write_bytes
+from ..pprof.model import Location, Sample
 from .folded import frame_name
 
 if TYPE_CHECKING:
-    from ..profile import Dest, Profile
+    from ..pprof.profile import Profile
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 FORMAT_VERSION = "0.6.0"  # the format's version that added "name" and "activeProfileIndex"
@@ -152,7 +154,6 @@ def to_speedscope(profile: Profile, sample_type: str | int | None = None,
         else:
             profiles.append(_sampled(base, unit, positive))
 
-    from .. import __version__
     return {
         "$schema": SCHEMA,
         "version": FORMAT_VERSION,
@@ -182,7 +183,6 @@ def write_speedscope(profile: Profile, dest: Dest, sample_type: str | int | None
                      by_thread: bool = False) -> None:
     """Write ``to_speedscope(...)`` as compact JSON to a path (atomically) or
     an open binary file."""
-    from ..profile import write_bytes
     doc = to_speedscope(profile, sample_type, name, split_diff=split_diff, by_thread=by_thread)
     write_bytes(dest, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 

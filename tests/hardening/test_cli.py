@@ -510,7 +510,7 @@ def test_heap_rates_and_depths_out_of_range_are_value_errors() -> None:
     for kwargs in ({"rate": 2**63}, {"rate": 2**70}, {"max_depth": 2**70}, {"max_depth": 0}):
         with pytest.raises(ValueError, match="rate must be|max_depth must be"):
             cprof.start_heap_profile(**kwargs)
-        assert not cprof.heapprof._core.heap_running()
+        assert not cprof.collect.heap._core.heap_running()
     cprof.start_heap_profile(2**63 - 1)  # the largest rate is taken
     cprof.stop_heap_profile()
 

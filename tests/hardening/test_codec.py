@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 import cprof
-from cprof import textformat
+from cprof.pprof import textformat
 from cprof._core import ProfileError, decode
-from cprof.model import Function, Line, Location, Sample
-from cprof.report_graph import abs_total
+from cprof.pprof.model import Function, Line, Location, Sample
+from cprof.report.graph import abs_total
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
@@ -448,7 +448,7 @@ def test_cprof_reads_its_own_heap_text_as_go_pprof_does(tmp_path: Path) -> None:
 def test_the_heap_text_of_a_live_heap_profile_loads() -> None:
     """The text cprof's endpoint serves for a real heap profile reads back
     with the same totals as the binary profile of the same moment."""
-    from cprof import heapprof
+    from cprof.collect import heap as heapprof
     heapprof.start_heap_profile(rate=1024)
     try:
         keep = [bytearray(2000 + i) for i in range(2000)]
@@ -516,7 +516,7 @@ def test_reports_and_the_call_graph_do_not_wrap_either(values: list[int]) -> Non
     loc = Location(1, 0, None, (Line(fn, 1),))
     built = cprof.Profile([("samples", "count")], [Sample([v], [loc]) for v in values])
     loaded = cprof.load(built.to_bytes())
-    data = loaded.unchanged_data()
+    data = loaded._unchanged_data()
     assert data is not None  # the C path
     row = loaded.top()[0]
     assert (row.flat, row.cum) == (sum(values), sum(values)) == (built.top()[0].flat,

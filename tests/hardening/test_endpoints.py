@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import cprof  # noqa: E402
-from cprof import collect  # noqa: E402
+from cprof.collect import cpu as collect  # noqa: E402
 from gotools import pprof_fetch_raw  # noqa: E402
 from test_http import (Reply, child_server, fetch, nothing_left_running,  # noqa: E402,F401
                        stop_child, wait_for)
@@ -418,12 +418,12 @@ def test_integers_of_thousands_of_digits_are_400(query: str) -> None:
 
 
 def test_a_fault_under_wsgi_is_a_500_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cprof.http
+    import cprof.live.endpoints
 
     def broken(*args: Any) -> Any:
         raise MemoryError("no room")
 
-    monkeypatch.setattr(cprof.http, "index_html", broken)
+    monkeypatch.setattr(cprof.live.endpoints, "index_html", broken)
     app = cprof.wsgi_app(heap_rate=0)
     got: list[str] = []
     body = app({"REQUEST_METHOD": "GET", "PATH_INFO": "/debug/pprof/", "HTTP_HOST": "localhost",

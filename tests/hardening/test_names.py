@@ -23,8 +23,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import cprof
-from cprof import Profile, tables
-from cprof.model import Function
+from cprof import Profile
+from cprof.collect import symbols
+from cprof.pprof.model import Function
 
 PACKAGE = os.path.dirname(os.path.abspath(cprof.__file__)) + os.sep
 
@@ -205,23 +206,23 @@ def test_names_of_pseudo_files_and_frozen_code() -> None:
     import importlib._bootstrap as bootstrap
     modules: dict[str, str] = {}
     code = bootstrap._call_with_frames_removed.__code__
-    name, system, path = tables.names(code.co_qualname, code.co_name, code.co_filename, modules)
+    name, system, path = symbols.names(code.co_qualname, code.co_name, code.co_filename, modules)
     assert (name, system) == ("importlib._bootstrap._call_with_frames_removed",
                               "_call_with_frames_removed")
     assert path == os.path.abspath(bootstrap.__file__)
     join = os.path.join.__code__  # posixpath is frozen too (3.11+)
-    assert tables.names(join.co_qualname, join.co_name, join.co_filename, modules)[0] == (
+    assert symbols.names(join.co_qualname, join.co_name, join.co_filename, modules)[0] == (
         f"{os.path.__name__}.join")
     init = Wide.__init__.__code__
-    assert tables.names(init.co_qualname, init.co_name, init.co_filename, modules)[0] == (
+    assert symbols.names(init.co_qualname, init.co_name, init.co_filename, modules)[0] == (
         "<string>.__create_fn__.<locals>.__init__")
-    assert tables.names("<module>", "<module>", "<stdin>", modules) == (
+    assert symbols.names("<module>", "<module>", "<stdin>", modules) == (
         "<stdin>.<module>", "<module>", "<stdin>")
     # Other pseudo-files are not the interpreter's: a notebook cell's code
     # keeps its bare name.
-    assert tables.names("hot", "hot", "<ipython-input-1-d84366ec4c1a>", modules)[0] == "hot"
+    assert symbols.names("hot", "hot", "<ipython-input-1-d84366ec4c1a>", modules)[0] == "hot"
     # cprof's synthetic functions keep their names and no system name.
-    assert tables.names("<cprof>", "<cprof>", "", modules) == ("<cprof>", "", "")
+    assert symbols.names("<cprof>", "<cprof>", "", modules) == ("<cprof>", "", "")
 
 
 # --- item 22: every sample has a real line -----------------------------------------------------
@@ -295,12 +296,12 @@ def test_code_line_of_instructions_without_a_line() -> None:
     lineless = [start for start, _, line in code.co_lines() if line is None]
     assert lineless, "the compiler gave every instruction a line"
     for offset in lineless:
-        line = tables.code_line(code, offset)
+        line = symbols.code_line(code, offset)
         before = [ln for s, _, ln in code.co_lines() if s <= offset and ln]
         assert line == before[-1]
-    assert tables.code_line(code, -2) == code.co_firstlineno  # not started: its first line
+    assert symbols.code_line(code, -2) == code.co_firstlineno  # not started: its first line
     bare = types.CodeType(0, 0, 0, 0, 0, 0, b"", (), (), (), "f.py", "f", "f", 7, b"", b"")
-    assert tables.code_line(bare, 0) == 7
+    assert symbols.code_line(bare, 0) == 7
 
 
 # --- item 22: cprof's own frames only as <cprof> ------------------------------------------------
@@ -319,7 +320,7 @@ threading.Thread(target=work).start()
 
 def test_cprof_record_waiting_for_the_programs_threads_is_cprof(tmp_path: Path) -> None:
     """After the program's main code returns, cprof record joins its
-    threads (cprof.runner._join_threads): that wait is cprof's, shown as
+    threads (cprof.collect.runner._join_threads): that wait is cprof's, shown as
     ``<cprof>``, never as cprof's frames in the program's profile."""
     (tmp_path / "joins.py").write_text(JOINING_PROGRAM)
     out = tmp_path / "joins.prof"
@@ -365,7 +366,7 @@ def test_thread_dumps_show_cprof_as_cprof() -> None:
     """The thread dumps apply the same rule: the server thread that
     cprof.serve() starts was created by cprof's code, which the threadcreate
     stack shows as <cprof> under the program's call of serve()."""
-    from cprof import threaddump
+    from cprof.collect import threads as threaddump
 
     def start_server() -> cprof.Server:
         return cprof.serve(port=0, heap_rate=0)

@@ -822,7 +822,7 @@ def test_time_in_cprofs_own_hook_is_marked_as_cprof(monkeypatch: pytest.MonkeyPa
     """The drain and its naming hook run as a pending call inside whatever the
     thread was doing: their samples are "<cprof>", never the hook's frames on
     top of the program's stack."""
-    import cprof.collect as collect
+    import cprof.collect.cpu as collect
     original = collect._Session.refresh
 
     def slow_refresh(self: Any) -> None:

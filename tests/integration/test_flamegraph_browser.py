@@ -24,8 +24,8 @@ import pytest
 
 import cprof
 from cprof import Profile, ProfileBuilder
-from cprof.export.flamegraph import write_html
-from cprof.report import scaled_label
+from cprof.export.flamegraph.html import write_html
+from cprof.pprof.units import scaled_label
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "flamegraph.png"

@@ -21,7 +21,7 @@ import pytest
 
 import cprof
 from cprof import _core
-from cprof.heapprof import scale_heap_sample
+from cprof.collect.heap import scale_heap_sample
 from cpu_helpers import cum, run_python
 from gotools import pprof_raw, pprof_top
 
@@ -304,7 +304,7 @@ def test_tracemalloc_and_cprof_both_see_allocations(order: str) -> None:
         # With tracemalloc above cprof, its own tables come through cprof's
         # hooks too, and count where they were allocated.
         own = tracemalloc.get_tracemalloc_memory() if order == "cprof first" else 0
-        p = cprof.heapprof.heap_profile()
+        p = cprof.collect.heap.heap_profile()
     finally:
         if order == "tracemalloc first":
             cprof.stop_heap_profile()

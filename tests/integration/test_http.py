@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 import pytest
 
 import cprof
-from cprof import collect, heapprof, locks
-from cprof.server import ExposedWarning
+from cprof.collect import cpu as collect
+from cprof.collect import heap as heapprof
+from cprof.collect import locks
+from cprof.live.server import ExposedWarning
 from gotools import pprof_fetch_raw, raw_share
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -849,12 +851,12 @@ def test_endpoints_check_their_arguments() -> None:
 
 def test_a_fault_of_cprofs_is_a_500_and_the_server_goes_on(server: cprof.Server,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import cprof.http
+    import cprof.live.endpoints
 
     def broken(*args: Any) -> Any:
         raise MemoryError("no room")
 
-    monkeypatch.setattr(cprof.http, "_named_profile", broken)
+    monkeypatch.setattr(cprof.live.endpoints, "_named_profile", broken)
     r = fetch(server.url + "heap")
     assert r.status == 500 and r.headers["x-go-pprof"] == "1"
     assert r.text == "failed to collect profile: MemoryError: no room\n"

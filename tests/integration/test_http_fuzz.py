@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cprof
-from cprof import collect, heapprof
-from cprof.http import Endpoints, Pending, Request, Response
+from cprof.collect import cpu as collect
+from cprof.collect import heap as heapprof
+from cprof.live.endpoints import Endpoints, Pending, Request, Response
 
 NAMES = ["", "cmdline", "profile", "symbol", "heap", "allocs", "goroutine", "threads", "mutex",
          "block", "threadcreate", "trace", "nosuch"]

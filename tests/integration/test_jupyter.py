@@ -17,9 +17,9 @@ import pytest
 
 import cprof
 from cprof import Profile, ProfileBuilder
-from cprof.export.flamegraph import html_fragment
-from cprof.jupyter import (MAX_HEIGHT_PX, MIN_HEIGHT_PX, MIN_WIDTH_FRACTION, MagicOptions,
-                           mimebundle, parse_options)
+from cprof.export.flamegraph.html import html_fragment
+from cprof.export.notebook import MAX_HEIGHT_PX, MIN_HEIGHT_PX, MIN_WIDTH_FRACTION, mimebundle
+from cprof.jupyter import MagicOptions, parse_options
 
 PERIOD = 10_000_000
 

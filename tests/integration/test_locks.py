@@ -27,13 +27,13 @@ from gotools import pprof_raw
 @pytest.fixture
 def recording() -> Iterator[None]:
     """Both profiles on, recording every event, from a clean slate."""
-    cprof.locks.reset()
+    cprof.collect.locks.reset()
     cprof.set_mutex_profile_fraction(1)
     cprof.set_block_profile_rate(1)
     yield
     cprof.set_mutex_profile_fraction(0)
     cprof.set_block_profile_rate(0)
-    cprof.locks.reset()
+    cprof.collect.locks.reset()
 
 
 # --- the locks behave as threading's own: CPython's lock tests --------------------------------
@@ -50,7 +50,7 @@ class _Recording:
     def tearDownClass(cls) -> None:
         cprof.set_mutex_profile_fraction(0)
         cprof.set_block_profile_rate(0)
-        cprof.locks.reset()
+        cprof.collect.locks.reset()
         super().tearDownClass()  # type: ignore[misc]
 
 

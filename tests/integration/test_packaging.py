@@ -53,7 +53,7 @@ def test_distribution_installs_and_works(kind: str, dists: dict[str, Path], tmp_
     # pytest finds the plugin through its entry point.
     r = run([python, "-c", "import importlib.metadata as m; print([e.value for e in "
              "m.entry_points(group='pytest11') if e.name == 'cprof'])"], cwd=tmp_path)
-    assert r.stdout.strip() == "['cprof.pytest_plugin']", r.stderr
+    assert r.stdout.strip() == "['cprof.ci.pytest_plugin']", r.stderr
 
 
 def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:

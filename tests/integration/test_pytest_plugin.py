@@ -64,9 +64,9 @@ def test_allocates_too_much():
 def plugin_args() -> list[str]:
     """Where cprof is installed, pytest loads the plugin by its entry point;
     from a checkout (PYTHONPATH), it is named."""
-    registered = any(ep.name == "cprof" and ep.value == "cprof.pytest_plugin"
+    registered = any(ep.name == "cprof" and ep.value == "cprof.ci.pytest_plugin"
                      for ep in importlib.metadata.entry_points(group="pytest11"))
-    return [] if registered else ["-p", "cprof.pytest_plugin"]
+    return [] if registered else ["-p", "cprof.ci.pytest_plugin"]
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

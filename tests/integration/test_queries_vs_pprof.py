@@ -23,10 +23,10 @@ import pytest
 
 import cprof
 from cprof import Line, Location, Profile, Sample, ValueType
-from cprof.filter import filter as filter_profile
-from cprof.ops import (DIFF_BASE_LABEL, aggregate, diff, merge, scale, select, share,
+from cprof.pprof.filter import filter as filter_profile
+from cprof.pprof.ops import (DIFF_BASE_LABEL, aggregate, diff, merge, scale, select, share,
                        subtract, with_samples)
-from cprof.report import top
+from cprof.report.top import top
 from gotools import in_base_units, parse_top, require_go
 
 GO = Path(__file__).resolve().parents[1] / "testdata" / "go"

@@ -19,7 +19,10 @@ from typing import Any, Callable
 import pytest
 
 import cprof
-from cprof.report import list_source, peek, top, traces, tree
+from cprof.report.listing import list_source
+from cprof.report.top import top
+from cprof.report.traces import traces
+from cprof.report.tree import peek, tree
 from gotools import ROOT, go_profiles_dir, require_go
 
 WORKLOAD = '''\

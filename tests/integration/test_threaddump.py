@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Generator, Iterator
 import pytest
 
 import cprof
-from cprof import threaddump
+from cprof.collect import threads as threaddump
 from cpu_helpers import run_python
 from gotools import pprof_raw, pprof_top
 
@@ -50,7 +50,9 @@ def start_parked(n: int) -> tuple[list[threading.Thread], queue.Queue[int], thre
 
 @pytest.fixture
 def parked() -> Iterator[list[threading.Thread]]:
-    threads, q, ev = start_parked(3)
+    # Who started a thread is recorded while a collector runs (patches.thread_creators).
+    with cprof.cpu():
+        threads, q, ev = start_parked(3)
     yield threads
     ev.set()
     for _ in range(3):
@@ -92,7 +94,7 @@ def test_full_dump_reads_like_gos(parked: list[threading.Thread]) -> None:
     assert q0[0].endswith(", daemon) [waiting on threading.Condition]:")
     assert q0[1] == "threading.Condition.wait(...)" and q0[2].startswith("\t/")
     assert q0[-2].startswith("created by test_threaddump.start_parked in thread ")
-    assert "cprof.lookup" not in text  # the dumping thread's own cprof frames are left out
+    assert "cprof.collect" not in text  # the dumping thread's own cprof frames are left out
 
 
 def test_a_thousand_threads_are_all_dumped() -> None:
@@ -358,6 +360,18 @@ def test_go_pprof_reads_goroutine_and_threadcreate(parked: list[threading.Thread
         assert sum(s.values[0] for s in legacy.samples) == int(head.rsplit(" ", 1)[1]) >= 5
     top = pprof_top(tmp_path / "goroutine.prof")
     assert any(row.name == "threading.Condition.wait" and row.flat.value >= 4 for row in top.rows)
+
+
+def test_a_thread_started_while_nothing_records_has_no_known_creator() -> None:
+    threads, q, ev = start_parked(1)
+    try:
+        by_name = {t.name: t for t in threaddump.dump().threads}
+        assert by_name["q-0"].created_by is None
+    finally:
+        ev.set()
+        q.put(0)
+        for t in threads:
+            t.join()
 
 
 def test_the_main_thread_was_started_by_no_python_code() -> None:

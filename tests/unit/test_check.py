@@ -11,7 +11,7 @@ from typing import Sequence
 import pytest
 
 import cprof
-from cprof.check import BudgetError, parse_amount, parse_fraction
+from cprof.ci.check import BudgetError, parse_amount, parse_fraction
 
 MS = 1_000_000
 
@@ -171,7 +171,7 @@ def test_a_path_is_checked_as_the_profile_it_holds(tmp_path: Path) -> None:
 
 
 def test_profiles_of_single_runs_are_runs_together() -> None:
-    from cprof.check import as_runs
+    from cprof.ci.check import as_runs
     base = as_runs([cpu_profile({"app.handle": ms}) for ms in (100, 102, 98, 101, 99)])
     new = as_runs([cpu_profile({"app.handle": ms}) for ms in (150, 149, 152, 151, 148)])
     finding = cprof.check(new, baseline=base).findings[0]

@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cprof.elfsym import MappedObject, Symbolizer, executable_mappings
+from cprof.collect.elfsym import MappedObject, Symbolizer, executable_mappings
 
 LIB_C = """
 static int hidden(int x) { return x * 3 + 1; }

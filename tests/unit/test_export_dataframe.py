@@ -17,7 +17,7 @@ import pytest
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, Sample
 from cprof.export.dataframe import to_dataframe
-from cprof.report import top
+from cprof.report.top import top
 
 GO = Path(__file__).resolve().parents[1] / "testdata" / "go"
 KINDS = ["cpu", "heap", "allocs", "mutex", "block", "goroutine", "threadcreate"]

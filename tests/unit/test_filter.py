@@ -1,4 +1,4 @@
-"""cprof.filter.filter on hand-built profiles: which samples and frames each
+"""cprof.pprof.filter.filter on hand-built profiles: which samples and frames each
 of pprof's filters keeps, with exact stacks and values.
 
 Stacks are written root first in the comments (``main > work > leaf``) and
@@ -12,7 +12,7 @@ import pytest
 
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, Sample
-from cprof.filter import filter, num_label_units, parse_range
+from cprof.pprof.filter import filter, num_label_units, parse_range
 
 EXE = Mapping(1, 0x400000, 0x500000, filename="/usr/bin/app", has_functions=True)
 LIB = Mapping(2, 0x7F0000, 0x7F8000, filename="/usr/lib/libz.so", has_functions=True)

@@ -17,8 +17,8 @@ import pytest
 
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, ProfileBuilder, Sample
-from cprof.export.flamegraph import call_tree, html, html_fragment, write_html
-from cprof.export.flamegraph_svg import svg, write_svg
+from cprof.export.flamegraph.html import call_tree, html, html_fragment, write_html
+from cprof.export.flamegraph.svg import svg, write_svg
 
 GO = Path(__file__).resolve().parents[1] / "testdata" / "go"
 GO_PROFILES = sorted(p.name for p in GO.glob("*.prof"))

@@ -7,7 +7,7 @@ import pytest
 
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, ProfileBuilder, Sample, ValueType
-from cprof.ops import (DIFF_BASE_LABEL, aggregate, diff, merge, scale, select, share, subtract,
+from cprof.pprof.ops import (DIFF_BASE_LABEL, aggregate, diff, merge, scale, select, share, subtract,
                        total)
 
 CPU = [("samples", "count"), ("cpu", "nanoseconds")]

@@ -15,7 +15,9 @@ import pytest
 
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, Sample
-from cprof.report import percentage, scaled_label, top
+from cprof.pprof.units import scaled_label
+from cprof.report.top import top
+from cprof.report.text import percentage
 
 GO = Path(__file__).resolve().parents[1] / "testdata" / "go"
 

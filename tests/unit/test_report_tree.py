@@ -20,7 +20,10 @@ import pytest
 
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, Sample
-from cprof.report import list_source, peek, top, traces, tree
+from cprof.report.listing import list_source
+from cprof.report.top import top
+from cprof.report.traces import traces
+from cprof.report.tree import peek, tree
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 GO = TESTDATA / "go"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from cprof.stats import mann_whitney_greater, smallest_p_value
+from cprof.ci.stats import mann_whitney_greater, smallest_p_value
 
 
 def test_all_larger_gives_the_smallest_p_value() -> None:
@@ -39,7 +39,7 @@ def test_the_normal_approximation_agrees_with_the_exact_test() -> None:
         y = [rng.gauss(shift, 1) for _ in range(9)]
         exact = mann_whitney_greater(x, y)
         assert exact.exact  # C(18, 9) = 48620 splits
-        import cprof.stats as stats
+        import cprof.ci.stats as stats
         limit, stats.EXACT_LIMIT = stats.EXACT_LIMIT, 0
         try:
             approx = mann_whitney_greater(x, y)

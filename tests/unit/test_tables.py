@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-import cprof.runner
-from cprof.tables import resolve
+import cprof.collect.runner
+from cprof.collect.symbols import resolve
 
-RUNNER = os.path.abspath(cprof.runner.__file__)
+RUNNER = os.path.abspath(cprof.collect.runner.__file__)
 PROGRAM = "/srv/app/main.py"
 
 
@@ -38,3 +38,16 @@ def test_a_sample_in_the_runner_itself_is_cprofs_work_not_an_empty_stack() -> No
     assert [names(s) for s in r.stacks][0] == ["<cprof>"]
     assert all(s for s in r.stacks)
     assert len({loc.id for loc in r.locations}) == len(r.locations)
+
+
+def test_the_frames_cprof_treats_apart_are_real_functions() -> None:
+    """symbols names cprof's hidden, root and kept frames by file and function:
+    each must exist, or a move or a rename would silently show them."""
+    import ast
+
+    from cprof.collect.symbols import HIDDEN_FRAMES, KEPT_FRAMES, ROOT_FRAMES
+    for filename, name in HIDDEN_FRAMES | ROOT_FRAMES | KEPT_FRAMES:
+        with open(filename) as f:
+            tree = ast.parse(f.read())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert name in defined, f"{filename} defines no function {name}"

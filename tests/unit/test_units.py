@@ -2,7 +2,7 @@
 
 import pytest
 
-from cprof.units import format_value
+from cprof.pprof.units import format_value
 
 
 @pytest.mark.parametrize("value, unit, text", [

@@ -1,0 +1,251 @@
+"""The command line's grammar: every command and option of cprof, in one place.
+
+Each command names its handler as "module.function" of this package; main()
+imports only the module of the command it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..ci.check import DEFAULT_ALPHA
+from ..collect.heap import DEFAULT_RATE
+from ..live.endpoints import DEFAULT_MAX_SECONDS
+from ..live.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, TOKEN_ENV_VAR
+from ..report.graph import EDGE_FRACTION, NODE_FRACTION
+
+
+def _add_profile_options(parser: argparse.ArgumentParser, *, bases: bool = True) -> None:
+    """The options every analysis command shares, by go tool pprof's names
+    (-focus, -sample_index, -diff_base) and as --kebab-case."""
+    g = parser.add_argument_group("profile options (go tool pprof's, by its names too)")
+    g.add_argument("-sample_index", "--sample-index", dest="sample_index", metavar="TYPE",
+                   help="the sample type to report, by name or index (default: the profile's)")
+    for name, what in (
+            ("focus", "keep only the samples with a frame matching REGEX"),
+            ("ignore", "drop the samples with a frame matching REGEX"),
+            ("hide", "remove the frames matching REGEX from the stacks"),
+            ("show", "keep only the frames matching REGEX"),
+            ("show_from", "drop the callers of the outermost frame matching REGEX"),
+            ("prune_from", "drop the callees of the innermost frame matching REGEX")):
+        g.add_argument(f"-{name}", f"--{name.replace('_', '-')}", dest=name, metavar="REGEX",
+                       help=what)
+    g.add_argument("-tagfocus", "--tagfocus", metavar="[KEY=]VALUES",
+                   help="keep the samples whose labels match: regexes separated by commas, "
+                        "or a numeric range such as bytes=1kb:16kb")
+    g.add_argument("-tagignore", "--tagignore", metavar="[KEY=]VALUES",
+                   help="drop the samples whose labels match")
+    if bases:
+        b = g.add_mutually_exclusive_group()
+        b.add_argument("-base", "--base", action="append", metavar="BASE",
+                       help="subtract BASE's samples (repeatable: the bases are merged)")
+        b.add_argument("-diff_base", "--diff-base", dest="diff_base", action="append",
+                       metavar="BASE", help="compare with BASE: report the change, with "
+                       "percentages of BASE's total (repeatable)")
+    else:
+        parser.set_defaults(base=None, diff_base=None)
+    by = g.add_mutually_exclusive_group()
+    for flag, what in (("functions", "function (the default)"), ("files", "file"),
+                       ("lines", "line of code")):
+        by.add_argument(f"-{flag}", f"--{flag}", dest="granularity", action="store_const",
+                        const=flag.removesuffix("s"), help=f"aggregate by {what}")
+
+
+def _add_analysis(sub: Any, name: str, run: str, help: str, *,
+                  regex: str | None = None) -> argparse.ArgumentParser:
+    """An analysis command: [REGEX] PROFILE... and the shared options."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help + ".")
+    if regex is not None:
+        p.add_argument("regex", metavar="REGEX", help=regex)
+    p.add_argument("profiles", nargs="+", metavar="PROFILE",
+                   help="pprof files from any producer; several are merged")
+    _add_profile_options(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def _add_top_options(p: argparse.ArgumentParser, node_count: int | None) -> None:
+    p.add_argument("-n", "-nodecount", "--nodecount", dest="nodecount", type=int,
+                   default=node_count, metavar="N",
+                   help=f"show the N heaviest functions (default: {node_count or 'all'})")
+    p.add_argument("-cum", "--cum", action="store_true", help="sort by cum, not flat")
+    p.add_argument("-nodefraction", "--nodefraction", type=float, default=NODE_FRACTION,
+                   metavar="F", help="hide functions whose cum is under F of the total "
+                   f"(default {NODE_FRACTION})")
+
+
+def _add_analysis_commands(sub: Any) -> None:
+    p = _add_analysis(sub, "top", "analysis.cmd_top", "the heaviest functions, as go tool pprof -top")
+    _add_top_options(p, None)
+    p = _add_analysis(sub, "tree", "analysis.cmd_tree",
+                      "callers and callees of each function, as go tool pprof -tree")
+    _add_top_options(p, 80)
+    p.add_argument("-edgefraction", "--edgefraction", type=float, default=EDGE_FRACTION,
+                   metavar="F", help=f"hide calls under F of the total (default {EDGE_FRACTION})")
+    _add_analysis(sub, "peek", "analysis.cmd_peek", "callers and callees of the matching functions, as "
+                  "go tool pprof -peek", regex="functions to show (a regular expression)")
+    p = _add_analysis(sub, "list", "analysis.cmd_list", "the source of the matching functions annotated "
+                      "line by line, as go tool pprof -list",
+                      regex="functions to list (a regular expression)")
+    p.add_argument("-source_path", "--source-path", dest="source_path", metavar="DIRS",
+                   help="where to look for source files (default: the current directory)")
+    p.add_argument("-trim_path", "--trim-path", dest="trim_path", default="", metavar="PREFIX",
+                   help="path prefix to cut from the profile's file names")
+    _add_analysis(sub, "traces", "analysis.cmd_traces",
+                  "every sample's stack with its labels, as go tool pprof -traces")
+    p = _add_analysis(sub, "flame", "analysis.cmd_flame", "write a flame graph: interactive HTML, or a "
+                      "static SVG for an .svg output")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="OUT.html or OUT.svg (default: the first PROFILE's name + .html)")
+    p = _add_analysis(sub, "speedscope", "analysis.cmd_speedscope", "write a speedscope JSON file")
+    p.add_argument("-o", "--output", metavar="OUT", help="default: the first PROFILE's name "
+                   "+ .speedscope.json")
+    p = _add_analysis(sub, "folded", "analysis.cmd_folded",
+                      "print folded stacks (flamegraph.pl, inferno)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write them here, not to stdout")
+    p = _add_analysis(sub, "merge", "analysis.cmd_merge", "merge profiles into one, as go tool pprof "
+                      "-proto does with several files")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the merged profile")
+    p = _add_analysis(sub, "web", "analysis.cmd_web", "write the HTML flame graph and the SVG call graph, "
+                      "and open them in a browser if there is one (else print their paths)")
+    p.add_argument("-o", "--output", metavar="OUT.html",
+                   help="the flame graph's path, the call graph's next to it (default: in a "
+                        "new temporary directory)")
+
+    help = ("compare PROFILE with BASE as go tool pprof -diff_base: print the change's top, "
+            "write the diff profile")
+    p = sub.add_parser("diff", help=help, description=help + ".")
+    p.add_argument("base_profile", metavar="BASE", help="the profile to compare with")
+    p.add_argument("profile", metavar="PROFILE", help="the new profile")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="the diff profile (default: PROFILE's name + .diff.prof)")
+    p.add_argument("--flame", metavar="OUT.html|OUT.svg", help="also write its flame graph "
+                   "(red: grew, blue: shrank)")
+    _add_top_options(p, None)
+    _add_profile_options(p, bases=False)
+    p.set_defaults(run="analysis.cmd_diff")
+
+
+def _add_program(p: argparse.ArgumentParser, run: str) -> None:
+    """The program to run, as python takes it (runner.program reads these)."""
+    p.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
+                   help="run a module as python -m does")
+    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(run=run)
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = sub.add_parser("summary", help="say what a profile holds; optionally write it back")
+    s.add_argument("profile", help="a pprof file (gzipped or raw), from any producer")
+    s.add_argument("-o", "--output", help="write the profile back to this path")
+    s.add_argument("--level", type=int, default=1, choices=range(0, 10), metavar="0-9",
+                   help="gzip level for --output (0: raw protobuf; default 1)")
+    s.add_argument("--top", type=int, default=10, help="how many functions to list")
+    s.add_argument("--max-size", type=int, default=1 << 30,
+                   help="refuse profiles larger than this many bytes, read, inflated "
+                        "or decoded (docs/SECURITY.md)")
+    s.set_defaults(run="analysis.cmd_summary")
+
+    r = sub.add_parser(
+        "record", help="profile a Python program, write its profile and print its top 10",
+        usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--native] [--max-depth N] "
+              "[--repeat N]\n"
+              "         (-- python [options] script.py args | script.py args | -m module args)",
+        description="Run a Python program under the CPU profiler, as python -m cProfile "
+                    "does: in this process (a python command is re-executed to run cprof "
+                    "record itself), seeing the sys.argv and __main__ it would see unprofiled. "
+                    "The exit status is the program's.")
+    r.add_argument("-o", "--output", help="where to write the profile (default: the script's "
+                   "or module's name + .cpu.prof or .wall.prof, in the current directory)")
+    r.add_argument("--hz", type=float, default=100, help="samples per second (default 100)")
+    r.add_argument("--mode", choices=("cpu", "wall"), default="cpu",
+                   help="cpu: CPU time of each thread (default); wall: wall-clock time of every "
+                        "thread, running or blocked")
+    r.add_argument("--max-depth", type=int, default=None,
+                   help="deeper stacks keep their innermost frames (default 128; 512 with "
+                        "--native)")
+    r.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the program N times (each in its own process) and write one "
+                        "profile of all runs, labelled run=1..N, for cprof check --baseline")
+    r.add_argument("--native", action="store_true",
+                   help="record C frames too (libunwind), each interpreter call replaced by "
+                        "its Python frames: time in NumPy, zlib or an extension gets its C "
+                        "function's name, under the Python call that made it")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_program(r, "record.cmd_record")
+    v = sub.add_parser(
+        "serve", help="run a Python program with Go's /debug/pprof endpoints on a port",
+        usage="cprof serve [--host HOST] [--port N] [options]\n"
+              "         (-- python [options] script.py args | script.py args | -m module args)",
+        description="Run a Python program in this process, as cprof record does, while a "
+                    "background thread serves Go's net/http/pprof endpoints, so that "
+                    "go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10 "
+                    "profiles it. The exit status is the program's.")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; others can reach any other, "
+                        "so use a token)")
+    v.add_argument("--port", type=int, default=6060, help="port (default 6060; 0: a free one)")
+    v.add_argument("--token-file", metavar="PATH",
+                   help="require the token on this file's first line (default: "
+                        f"${TOKEN_ENV_VAR}, if set), as 'Authorization: Bearer TOKEN' or as "
+                        "the password of http://user:TOKEN@host/")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="without a token, answer requests for this host name too (repeatable; "
+                        "'*': any); by default only IP addresses and localhost, against DNS "
+                        "rebinding")
+    v.add_argument("--max-connections", type=int, metavar="N",
+                   help=f"connections served at once; more get 503 (default "
+                        f"{DEFAULT_MAX_CONNECTIONS})")
+    v.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                   help=f"time a client has to send a whole request (default "
+                        f"{DEFAULT_REQUEST_TIMEOUT:g})")
+    v.add_argument("--max-seconds", type=int, default=DEFAULT_MAX_SECONDS,
+                   help=f"longest seconds= a request may ask for (default {DEFAULT_MAX_SECONDS})")
+    v.add_argument("--heap-rate", type=int, default=DEFAULT_RATE,
+                   help=f"heap profile: one sample per this many bytes allocated (default "
+                        f"{DEFAULT_RATE}; 0: no heap profile)")
+    v.add_argument("--mutex-fraction", type=int, metavar="N",
+                   help="mutex profile: record 1 in N contended lock releases (default: off)")
+    v.add_argument("--block-rate", type=int, metavar="NS",
+                   help="block profile: record waits of NS nanoseconds or longer, and a sample "
+                        "of shorter ones (1: every wait; default: off)")
+    _add_program(v, "serve.cmd_serve")
+    c = sub.add_parser(
+        "check", help="check a profile against budgets and a baseline (for CI); exit 1 if over",
+        description="Check PROFILE's shares (pprof's cum % of the sample type), totals and its "
+                    "regression against a baseline. Exit status 0: every budget holds; 1: one "
+                    "does not (and a flame graph of PROFILE, or of the change from BASE, is "
+                    "written); 2: the check could not be made.")
+    c.add_argument("profile", metavar="PROFILE", nargs="+",
+                   help="the profile to check; several profiles are runs of the same work "
+                        "(each one a run, as cprof record --repeat labels them)")
+    c.add_argument("--max-share", action="append", default=[], metavar="REGEX=BUDGET",
+                   help="largest share of functions matching REGEX anywhere on the stack, as a "
+                        "percentage or fraction ('json\\.=5%%'); repeatable")
+    c.add_argument("--max-total", action="append", default=[], metavar="TYPE=AMOUNT",
+                   help="largest total of a sample type ('cpu=2s', 'alloc_space=64MB'); "
+                        "repeatable")
+    c.add_argument("--sample-index", "-sample_index", dest="sample_index", metavar="TYPE",
+                   help="the sample type shares and regressions are of (default: the "
+                        "profile's default)")
+    c.add_argument("--baseline", metavar="BASE", action="append",
+                   help="a profile of the same work before the change: one of several runs "
+                        "(cprof record --repeat N), or, repeated, one file a run (record them "
+                        "in turn with the new runs, so that both meet the same load)")
+    c.add_argument("--max-regression", metavar="PERCENT",
+                   help="largest rise of the total over BASE's (default 10%%); with several "
+                        "runs a side it counts only when Mann-Whitney U finds it significant")
+    c.add_argument("--focus", metavar="REGEX", help="compare only samples with a function "
+                   "matching REGEX on their stack")
+    c.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help=f"significance level of the regression test (default {DEFAULT_ALPHA})")
+    c.add_argument("--junit", metavar="FILE", help="also write the findings as JUnit XML")
+    c.add_argument("--flame", metavar="OUT.html|OUT.svg",
+                   help="where a failure's flame graph goes (default: PROFILE's name + .html, "
+                        "or .diff.html with --baseline)")
+    c.set_defaults(run="check.cmd_check")
+    _add_analysis_commands(sub)
+    return parser
