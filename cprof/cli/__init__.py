@@ -14,8 +14,8 @@ before the filters (of the base's samples alone for a -diff_base profile).
 Reports go to stdout; what was written, and warnings, to stderr.
 
 One module per command group (analysis, record, check, serve); the grammar of
-every command is in parser.py; main() imports only what the command it runs
-needs.
+every command is in parser.py; main() imports the module of the command it
+runs and no other command's.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The command line's grammar: every command and option of cprof, in one place.
 
-Each command names its handler as "module.function" of this package; main()
-imports only the module of the command it runs.
+Each command names its handler as "module.function" of this package, and
+main() imports the module of the command it runs only. The grammar itself
+reads its defaults from where they are defined (the collectors, the server,
+the call graph), which imports those modules.
 """
 
 from __future__ import annotations
