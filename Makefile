@@ -27,7 +27,7 @@ venv: deps
 	@bash .ci/venv.sh $(PYTHON_VERSION) $(VENV)
 
 # Regenerate csrc/proto/profile.pb-c.[ch] from profile.proto
-# (tests/core/test_proto.py fails when the committed output is stale).
+# (tests/pprof/test_proto.py fails when the committed output is stale).
 proto: deps
 	cd csrc/proto && protoc-c --c_out=. profile.proto
 

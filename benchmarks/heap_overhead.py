@@ -261,7 +261,7 @@ def check_floor(python: str, tmp: str) -> None:
     """Build _forward.c for python at floor_path(tmp), where the runs load
     it, and check that a worker runs under it."""
     include, _ = python_headers(python, tmp)
-    # The parent too, as tests/integration/test_native.py: Debian's
+    # The parent too, as tests/collect/test_native.py: Debian's
     # multiarch pyconfig.h is there for an interpreter unpacked outside /usr
     # (see python_headers); for one in /usr it is a directory gcc searches
     # anyway.

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+# Helpers shared by the test folders (go tool pprof, the CPU tests' programs,
+# the malformed-input corpus): importable from every test module.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 # pytester runs pytest on generated test files (the cprof pytest plugin's tests).
 pytest_plugins = ["pytester"]

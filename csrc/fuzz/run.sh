@@ -70,7 +70,7 @@ python=${PYTHON:-python3}
 if command -v "$python" >/dev/null; then
     "$python" - "$corpus" <<'EOF'
 import sys
-sys.path.insert(0, "tests/core")
+sys.path.insert(0, "tests/support")
 from malformed import corpus
 
 out = sys.argv[1]
@@ -80,7 +80,7 @@ for name, data, _ in corpus():
             f.write(data)
 EOF
 else
-    echo "run.sh: $python not found; fuzzing without the malformed seeds of tests/core" >&2
+    echo "run.sh: $python not found; fuzzing without the malformed seeds of tests/support" >&2
 fi
 max_len=$(find "$corpus" -type f -name 'seed-*' -printf '%s\n' | sort -n | tail -1)
 [ "$max_len" -ge 4096 ] || max_len=4096

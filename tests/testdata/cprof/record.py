@@ -5,7 +5,7 @@ directory (and otherwise print pprof's missing-file error).
 
     PYTHONPATH=. python tests/testdata/cprof/record.py
 
-Then remake the golden files as tests/unit/test_report_tree.py says.
+Then remake the golden files as tests/report/test_tree.py says.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from typing import Any, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import cprof  # noqa: E402
 from cprof.collect import cpu as collect  # noqa: E402

@@ -1,6 +1,6 @@
 """Malformed pprof inputs, each with the ProfileError message it must produce.
 
-Shared by tests/core/test_malformed.py and csrc/fuzz/run.sh (which seeds the
+Shared by tests/pprof/test_malformed.py and csrc/fuzz/run.sh (which seeds the
 fuzzer with them). Inputs are cut from a real Go profile or hand-encoded with
 the small protobuf writer below, so each one breaks exactly one rule.
 """

@@ -1,6 +1,6 @@
 """The sampler under abuse (issue 14, items 1-4): stopping while handlers run
 in a thousand threads, wall mode beside many idle threads, deep recursion
-(tests/integration/test_cpu.py), and SIGPROF taken over mid-profile.
+(tests/collect/test_cpu.py), and SIGPROF taken over mid-profile.
 
 Each case runs in a child process, so that a crash is a failed test rather
 than a lost test run."""

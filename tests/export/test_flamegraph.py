@@ -1,7 +1,7 @@
 """The flame graphs' structure: the HTML page's embedded tree and the static SVG.
 
 What the page does with the data (search, zoom, the chooser) is checked in a
-real browser by tests/integration/test_flamegraph_browser.py; here the
+real browser by tests/export/test_flamegraph_browser.py; here the
 numbers the page is given must be the profile's own.
 """
 

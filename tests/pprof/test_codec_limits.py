@@ -31,8 +31,7 @@ from cprof._core import ProfileError, decode
 from cprof.pprof.model import Function, Line, Location, Sample
 from cprof.report.graph import abs_total
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from malformed import (LOCATION_ID, PROFILE_LOCATION, PROFILE_SAMPLE,  # noqa: E402
                        PROFILE_STRING_TABLE, f_bytes, f_varint, profile, sample,
                        zeros_gzip)
@@ -256,7 +255,7 @@ def test_ctrl_c_stops_a_long_decode() -> None:
     child times one whole decode, then is interrupted 50 ms into another."""
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT / 'tests' / 'core')!r})
+        sys.path.insert(0, {str(ROOT / 'tests' / 'support')!r})
         from malformed import zeros_gzip
         from cprof._core import decode, ProfileError
         bomb = zeros_gzip({BOMB_MIB})
@@ -306,7 +305,7 @@ def test_gzipped_empty_samples_are_refused_early() -> None:
     assert len(bomb) < 64 << 10
     r = child_json(MEASURE + f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'tests' / 'core')!r})
+sys.path.insert(0, {str(ROOT / 'tests' / 'support')!r})
 from malformed import f_bytes
 import gzip
 bomb = gzip.compress(f_bytes(6, b"") + b"\\x12\\x00" * 8_000_000, 9, mtime=0)

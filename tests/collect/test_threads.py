@@ -74,7 +74,7 @@ def test_dump_names_every_thread_its_state_stack_and_creator(
         assert t.state == "waiting on threading.Condition"
         names = [f.name for f in t.stack]
         assert names[:3] == ["threading.Condition.wait", "queue.Queue.get",
-                             "test_threaddump.parked_on_queue"]
+                             "test_threads.parked_on_queue"]
         assert t.created_by is not None and t.created_by[0].system_name == "start_parked"
         assert t.created_in == threading.get_ident()
     ev = by_name["event-waiter"]
@@ -93,7 +93,7 @@ def test_full_dump_reads_like_gos(parked: list[threading.Thread]) -> None:
     q0 = next(b for b in blocks if '"q-0"' in b).splitlines()
     assert q0[0].endswith(", daemon) [waiting on threading.Condition]:")
     assert q0[1] == "threading.Condition.wait(...)" and q0[2].startswith("\t/")
-    assert q0[-2].startswith("created by test_threaddump.start_parked in thread ")
+    assert q0[-2].startswith("created by test_threads.start_parked in thread ")
     assert "cprof.collect" not in text  # the dumping thread's own cprof frames are left out
 
 
@@ -248,11 +248,11 @@ def test_tasks_name_the_tasks_that_await_them() -> None:
             assert all(t.awaited_by == [] for t in d.tasks)
         text = threaddump.full_text(d)
     block = next(b for b in text.split("\n\n") if b.startswith('task "gathered-0"')).splitlines()
-    assert block[1:4:2] == ["asyncio.locks.Event.wait(...)", "test_threaddump.waits_for(...)"]
+    assert block[1:4:2] == ["asyncio.locks.Event.wait(...)", "test_threads.waits_for(...)"]
     if AWAITED_BY:
-        assert block[-2] == ("awaited by test_threaddump.test_tasks_name_the_tasks_that_await_them"
+        assert block[-2] == ("awaited by test_threads.test_tasks_name_the_tasks_that_await_them"
                              '.<locals>.fan_out in task "fan-out"')
-        assert block[-1].startswith("\t/") and "test_threaddump.py:" in block[-1]
+        assert block[-1].startswith("\t/") and "test_threads.py:" in block[-1]
     else:
         assert not any(line.startswith("awaited by") for line in text.splitlines())
 
