@@ -7,6 +7,7 @@ once so). CPROF_PRETEND_UNKNOWN=1 builds as for an interpreter cprof does not
 know (no frame walk; the collectors refuse), for the tests of that case.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -22,23 +23,11 @@ REQUIRED = {
     "libunwind": ("libunwind.h", "libunwind-dev"),
 }
 
-SOURCES = [
-    "csrc/module.c",
-    "csrc/pprof.c",
-    "csrc/wire.c",
-    "csrc/arena.c",
-    "csrc/frames.c",
-    "csrc/ringbuf.c",
-    "csrc/stacks.c",
-    "csrc/table.c",
-    "csrc/sampler.c",
-    "csrc/native.c",
-    "csrc/heap.c",
-    "csrc/locks.c",
-    "csrc/graph.c",
-    "csrc/gzsink.c",
-    "csrc/proto/profile.pb-c.c",
-]
+# The C core's layers (csrc/*/README.md) and protobuf-c's generated code;
+# csrc/fuzz holds a separate program. Includes name their folder from csrc/.
+LAYERS = ("common", "codec", "collect", "module", "proto")
+SOURCES = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.c"))]
+HEADERS = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.h"))]
 
 
 def fail(message: str) -> None:
@@ -88,10 +77,10 @@ def extension() -> Extension:
     return Extension(
         "cprof._core",
         sources=SOURCES,
-        include_dirs=["csrc", "csrc/proto", *multiarch_include()],
+        include_dirs=["csrc", *multiarch_include()],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
-        depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
+        depends=HEADERS,
     )
 
 

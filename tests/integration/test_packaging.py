@@ -60,7 +60,8 @@ def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
     import tarfile
     with tarfile.open(dists["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for needed in ("csrc/pprof.c", "csrc/pprof.h", "csrc/module.c", "csrc/gzsink.c",
+    for needed in ("csrc/codec/pprof.c", "csrc/codec/pprof.h", "csrc/codec/gzip.c",
+                   "csrc/common/errors.h", "csrc/collect/compat.h", "csrc/module/init.c",
                    "csrc/proto/profile.proto", "csrc/proto/profile.pb-c.c", "setup.py",
                    "cprof/py.typed", "cprof/_core.pyi"):
         assert needed in names, needed

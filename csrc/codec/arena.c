@@ -1,5 +1,5 @@
 /* arena: a chunked bump allocator. */
-#include "arena.h"
+#include "codec/arena.h"
 
 #include <stdint.h>
 #include <stdlib.h>

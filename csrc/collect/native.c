@@ -1,5 +1,5 @@
 /* native: C stacks through libunwind, interleaved with Python's. */
-#include "native.h"
+#include "collect/native.h"
 
 #include <dlfcn.h>
 #include <elf.h>

@@ -1,5 +1,5 @@
 /* heap: sampled allocator hooks and the tables behind Go's heap profile. */
-#include "heap.h"
+#include "collect/heap.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frames.h"
-#include "table.h"
+#include "collect/frames.h"
+#include "collect/table.h"
 
 /* NumPy's data allocator handler, version 1 (numpy/ndarraytypes.h, NEP 49):
  * its free takes the size too. */

@@ -1,7 +1,7 @@
 /* frames: stacks, context variables and code deaths, over compat.h. */
-#include "compat.h"
+#include "collect/compat.h"
 
-#include "frames.h"
+#include "collect/frames.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #ifndef CPROF_RINGBUF_H
 #define CPROF_RINGBUF_H
 
-#include "frames.h"  /* first: it includes Python.h */
+#include "collect/frames.h"  /* first: it includes Python.h */
 
 #include <stdatomic.h>
 #include <stddef.h>

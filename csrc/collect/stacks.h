@@ -8,8 +8,8 @@
 #include <Python.h>
 #include <stdint.h>
 
-#include "ringbuf.h"
-#include "table.h"
+#include "collect/ringbuf.h"
+#include "collect/table.h"
 
 /* Synthetic functions, always present at these indices. */
 enum {

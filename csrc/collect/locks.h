@@ -23,7 +23,7 @@
 #include <Python.h>
 #include <stdint.h>
 
-#include "stacks.h"
+#include "collect/stacks.h"
 
 /* Lock kinds: a mutex reports to both profiles; a Condition's waiter lock,
  * released by the notifying thread, is a wait only (block profile). */

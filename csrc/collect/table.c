@@ -1,5 +1,5 @@
 /* table: open addressing with linear probing and backward-shift removal. */
-#include "table.h"
+#include "collect/table.h"
 
 #include <stdlib.h>
 #include <string.h>

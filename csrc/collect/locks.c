@@ -1,5 +1,5 @@
 /* locks: recording Lock and RLock types (GIL held throughout). */
-#include "locks.h"
+#include "collect/locks.h"
 
 #include <limits.h>
 #include <math.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "frames.h"
-#include "table.h"
+#include "collect/frames.h"
+#include "collect/table.h"
 
 /* --- recording ------------------------------------------------------------------- */
 

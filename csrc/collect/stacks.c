@@ -1,5 +1,5 @@
 /* stacks: interning and aggregation of resolved samples (GIL held). */
-#include "stacks.h"
+#include "collect/stacks.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,22 +1,22 @@
-/* gzsink: gzip in both directions for the pprof codec.
+/* gzip: gzip in both directions for the pprof codec.
  *
  * Inflating is capped: a gzip bomb stops at max_out bytes. Deflating streams
  * protobuf-c's packed output through a small staging buffer straight into
  * zlib, so an encoded profile never exists uncompressed in full.
  * Nothing here is signal-safe; nothing here needs the GIL.
  */
-#ifndef CPROF_GZSINK_H
-#define CPROF_GZSINK_H
+#ifndef CPROF_GZIP_H
+#define CPROF_GZIP_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <zlib.h>
 #include <protobuf-c/protobuf-c.h>
 
-#include "errors.h"
+#include "common/errors.h"
 
 /* True when data starts with the gzip magic bytes. */
-int cprof_gz_is_gzip(const uint8_t *data, size_t n);
+int cprof_gzip_has_magic(const uint8_t *data, size_t n);
 
 /* What decoding may cost, and how to stop it early.
  *
@@ -30,8 +30,8 @@ int cprof_gz_is_gzip(const uint8_t *data, size_t n);
  * size is refused. max_ratio 0 turns the ratio check off.
  *
  * interrupted, when not NULL, is called every few MiB of work (with ctx); a
- * non-zero return stops decoding with CPROF_E_PYTHON (module.c uses it to
- * run Python's signal handlers, so that Ctrl-C stops a long decode). */
+ * non-zero return stops decoding with CPROF_E_PYTHON (module/profile.c uses
+ * it to run Python's signal handlers, so that Ctrl-C stops a long decode). */
 typedef struct {
     size_t max_size;
     unsigned max_ratio;
@@ -47,10 +47,10 @@ typedef struct {
  * free() it). Refuses with CPROF_E_LIMIT as soon as the output would exceed
  * limits->max_size bytes or its ratio limits->max_ratio. Returns 0 or a
  * negative cprof_code_t, err filled. */
-int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
-                     uint8_t **out, size_t *out_n, cprof_error_t *err);
+int cprof_gzip_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
+                       uint8_t **out, size_t *out_n, cprof_error_t *err);
 
-#define CPROF_GZSINK_STAGE 65536
+#define CPROF_GZIP_STAGE 65536
 
 /* A ProtobufCBuffer whose appends are deflated into a growing output buffer
  * (gzip framing). Use: init, pack into &sink->base, finish, free. */
@@ -62,16 +62,16 @@ typedef struct {
     uint8_t *out;          /* compressed bytes so far */
     size_t out_len, out_cap;
     size_t stage_len;
-    uint8_t stage[CPROF_GZSINK_STAGE];
-} cprof_gzsink_t;
+    uint8_t stage[CPROF_GZIP_STAGE];
+} cprof_gzip_sink_t;
 
 /* level 1..9. Returns 0 or a negative code. */
-int cprof_gzsink_init(cprof_gzsink_t *sink, int level, cprof_error_t *err);
+int cprof_gzip_sink_init(cprof_gzip_sink_t *sink, int level, cprof_error_t *err);
 /* Flush and close the gzip stream; on success *out (malloc'd, caller frees)
  * owns the compressed bytes and the sink no longer does. */
-int cprof_gzsink_finish(cprof_gzsink_t *sink, uint8_t **out, size_t *out_n,
-                        cprof_error_t *err);
+int cprof_gzip_sink_finish(cprof_gzip_sink_t *sink, uint8_t **out, size_t *out_n,
+                           cprof_error_t *err);
 /* Release what the sink still owns; safe after finish or a failed init. */
-void cprof_gzsink_free(cprof_gzsink_t *sink);
+void cprof_gzip_sink_free(cprof_gzip_sink_t *sink);
 
 #endif

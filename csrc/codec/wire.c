@@ -1,5 +1,5 @@
 /* wire: a descriptor-driven walk that names the first protobuf wire fault. */
-#include "wire.h"
+#include "codec/wire.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* module.c: cprof._core, the Python face of the C core.
+/* init.c: cprof._core, the Python face of the C core.
  *
  * The only file with the method table, argument parsing and exceptions. It
  * exposes ProfileData, a decoded and validated profile.proto message held in
@@ -11,11 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "graph.h"
-#include "heap.h"
-#include "locks.h"
-#include "pprof.h"
-#include "sampler.h"
+#include "codec/graph.h"
+#include "codec/pprof.h"
+#include "collect/heap.h"
+#include "collect/locks.h"
+#include "collect/sampler.h"
 
 static PyObject *ProfileError;  /* cprof.ProfileError; set once at import */
 

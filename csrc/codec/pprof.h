@@ -4,8 +4,8 @@
  * them with protobuf-c, then validates by pprof's rules (string indices in
  * range, non-zero unique ids, every referenced id present, one value per
  * sample type) and indexes ids for lookup. Encoding packs a message and
- * streams it through zlib. A message built elsewhere (module.c builds one
- * from Python objects) is validated the same way before it is encoded.
+ * streams it through zlib. A message built elsewhere (module/build.c builds
+ * one from Python objects) is validated the same way before it is encoded.
  * Nothing here is signal-safe; nothing here needs the GIL.
  */
 #ifndef CPROF_PPROF_H
@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "errors.h"
-#include "gzsink.h"
-#include "profile.pb-c.h"
+#include "codec/arena.h"
+#include "codec/gzip.h"
+#include "common/errors.h"
+#include "proto/profile.pb-c.h"
 
 typedef Perftools__Profiles__Profile cprof_msg_t;
 
@@ -58,7 +58,7 @@ typedef struct {
 /* Decode data (gzip detected by its magic bytes) into a new, validated and
  * indexed profile (*out; release with cprof_pprof_free). limits cap the
  * input, decompressed and decoded sizes and their ratios to the input, and
- * may interrupt (see gzsink.h). Returns 0 or a negative cprof_code_t with
+ * may interrupt (see gzip.h). Returns 0 or a negative cprof_code_t with
  * err filled (CPROF_E_PYTHON when limits->interrupted stopped it). */
 int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limits,
                        cprof_pprof_t **out, cprof_error_t *err);

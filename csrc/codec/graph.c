@@ -1,5 +1,5 @@
 /* graph: flat, cum and inline edges per function, over a decoded profile. */
-#include "graph.h"
+#include "codec/graph.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
-#include "errors.h"
+#include "common/errors.h"
 
 /* Fill err with the first fault found in data as a message of type desc and
  * return CPROF_E_FORMAT; when no fault is found (the failure was something

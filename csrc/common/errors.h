@@ -1,5 +1,5 @@
 /* errors: the codes and message buffer every C layer of cprof reports with.
- * module.c alone turns them into Python exceptions. */
+ * Only the bindings (module/) turn them into Python exceptions. */
 #ifndef CPROF_ERRORS_H
 #define CPROF_ERRORS_H
 

@@ -18,8 +18,8 @@
 #include <Python.h>
 #include <stdint.h>
 
-#include "errors.h"
-#include "stacks.h"
+#include "common/errors.h"
+#include "collect/stacks.h"
 
 typedef enum { CPROF_MODE_CPU = 0, CPROF_MODE_WALL = 1 } cprof_mode_t;
 

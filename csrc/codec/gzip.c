@@ -1,10 +1,10 @@
-/* gzsink: capped gzip inflation and a streaming deflate sink for protobuf-c. */
-#include "gzsink.h"
+/* gzip: capped inflation, and a sink that deflates protobuf-c's output as it streams. */
+#include "codec/gzip.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int cprof_gz_is_gzip(const uint8_t *data, size_t n)
+int cprof_gzip_has_magic(const uint8_t *data, size_t n)
 {
     return n >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
@@ -35,8 +35,8 @@ static size_t first_capacity(const uint8_t *data, size_t n, size_t max_out)
     return guess > max_out ? max_out + 1 : guess;
 }
 
-int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
-                     uint8_t **out, size_t *out_n, cprof_error_t *err)
+int cprof_gzip_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits,
+                       uint8_t **out, size_t *out_n, cprof_error_t *err)
 {
     size_t max_out = limits->max_size;
     z_stream zs;
@@ -110,7 +110,7 @@ int cprof_gz_inflate(const uint8_t *data, size_t n, const cprof_limits_t *limits
         if (rc == Z_STREAM_END) {
             if (left == 0)
                 break;
-            if (!cprof_gz_is_gzip(next, left)) {
+            if (!cprof_gzip_has_magic(next, left)) {
                 code = cprof_fail(err, CPROF_E_FORMAT,
                                   "gzip: %zu bytes of trailing garbage after the gzip stream "
                                   "(offset %zu)", left, n - left);
@@ -154,7 +154,7 @@ done:
 
 /* --- deflate sink --------------------------------------------------------- */
 
-static int deflate_stage(cprof_gzsink_t *sink, int flush)
+static int deflate_stage(cprof_gzip_sink_t *sink, int flush)
 {
     sink->zs.next_in = sink->stage;
     sink->zs.avail_in = (uInt)sink->stage_len;
@@ -187,22 +187,22 @@ static int deflate_stage(cprof_gzsink_t *sink, int flush)
 
 static void sink_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
 {
-    cprof_gzsink_t *sink = (cprof_gzsink_t *)buffer;
+    cprof_gzip_sink_t *sink = (cprof_gzip_sink_t *)buffer;
     while (len > 0 && !sink->failed) {
-        size_t room = CPROF_GZSINK_STAGE - sink->stage_len;
+        size_t room = CPROF_GZIP_STAGE - sink->stage_len;
         size_t take = len < room ? len : room;
         memcpy(sink->stage + sink->stage_len, data, take);
         sink->stage_len += take;
         data += take;
         len -= take;
-        if (sink->stage_len == CPROF_GZSINK_STAGE && deflate_stage(sink, Z_NO_FLUSH) != 0)
+        if (sink->stage_len == CPROF_GZIP_STAGE && deflate_stage(sink, Z_NO_FLUSH) != 0)
             sink->failed = 1;
     }
 }
 
-int cprof_gzsink_init(cprof_gzsink_t *sink, int level, cprof_error_t *err)
+int cprof_gzip_sink_init(cprof_gzip_sink_t *sink, int level, cprof_error_t *err)
 {
-    memset(sink, 0, offsetof(cprof_gzsink_t, stage));
+    memset(sink, 0, offsetof(cprof_gzip_sink_t, stage));
     sink->base.append = sink_append;
     if (level < 1 || level > 9)
         return cprof_fail(err, CPROF_E_FORMAT, "compression level %d is not in 1..9", level);
@@ -214,8 +214,8 @@ int cprof_gzsink_init(cprof_gzsink_t *sink, int level, cprof_error_t *err)
     return CPROF_OK;
 }
 
-int cprof_gzsink_finish(cprof_gzsink_t *sink, uint8_t **out, size_t *out_n,
-                        cprof_error_t *err)
+int cprof_gzip_sink_finish(cprof_gzip_sink_t *sink, uint8_t **out, size_t *out_n,
+                           cprof_error_t *err)
 {
     if (sink->failed || deflate_stage(sink, Z_FINISH) != 0)
         return cprof_fail(err, CPROF_E_ZLIB, "zlib failed (or memory ran out) compressing "
@@ -227,7 +227,7 @@ int cprof_gzsink_finish(cprof_gzsink_t *sink, uint8_t **out, size_t *out_n,
     return CPROF_OK;
 }
 
-void cprof_gzsink_free(cprof_gzsink_t *sink)
+void cprof_gzip_sink_free(cprof_gzip_sink_t *sink)
 {
     if (sink->started)
         deflateEnd(&sink->zs);

@@ -1,13 +1,14 @@
 /* graph: the function-granularity call graph of a decoded profile, computed in
  * C so that reports on large profiles need no Python object per sample.
  *
- * It mirrors cprof/report.py's _graph (itself google/pprof's graph.newGraph at
- * function granularity): a node is a function name, or for a line without a
- * named function the mapping's file and the function's start line; a sample
- * adds its value to the flat of its leaf node and, once per sample, to the cum
- * of every node on its stack; edges are kept only into nodes that were inlined
- * somewhere (the only ones report marks), with whether every call through the
- * edge was inlined. Nothing here needs the GIL or is signal-safe.
+ * It mirrors build() of cprof/report_graph.py with function_infos, itself
+ * google/pprof's graph.newGraph at function granularity: a node is a function
+ * name, or for a line without a named function the mapping's file and the
+ * function's start line; a sample adds its value to the flat of its leaf node
+ * and, once per sample, to the cum of every node on its stack; edges are kept
+ * only into nodes that were inlined somewhere (the only ones report marks),
+ * with whether every call through the edge was inlined. Nothing here needs the
+ * GIL or is signal-safe.
  */
 #ifndef CPROF_GRAPH_H
 #define CPROF_GRAPH_H
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pprof.h"
+#include "codec/pprof.h"
 
 typedef struct {
     int64_t name;        /* string index of the name, or -1 */

@@ -4,7 +4,7 @@
 #ifndef CPROF_NATIVE_H
 #define CPROF_NATIVE_H
 
-#include "frames.h"  /* first: it includes Python.h */
+#include "collect/frames.h"  /* first: it includes Python.h */
 
 #include <stddef.h>
 #include <stdint.h>

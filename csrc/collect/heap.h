@@ -27,8 +27,8 @@
 #include <Python.h>
 #include <stdint.h>
 
-#include "errors.h"
-#include "stacks.h"
+#include "common/errors.h"
+#include "collect/stacks.h"
 
 #define CPROF_HEAP_MAX_DEPTH 256
 

@@ -1,8 +1,8 @@
 /* sampler: per-thread POSIX timers, the SIGPROF handler, and the helper
  * thread that finds threads and drains samples. */
 #define _GNU_SOURCE
-#include "sampler.h"
-#include "native.h"
+#include "collect/sampler.h"
+#include "collect/native.h"
 
 #include <fcntl.h>
 #include <errno.h>
@@ -16,8 +16,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "frames.h"
-#include "ringbuf.h"
+#include "collect/frames.h"
+#include "collect/ringbuf.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid

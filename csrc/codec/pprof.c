@@ -1,6 +1,6 @@
 /* pprof: decode, validate, index and encode profile.proto messages. */
 #define _GNU_SOURCE  /* getrandom, clock_gettime, getpid under -std=c11 */
-#include "pprof.h"
+#include "codec/pprof.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gzsink.h"
-#include "wire.h"
+#include "codec/gzip.h"
+#include "codec/wire.h"
 
 /* --- id indexes ----------------------------------------------------------- */
 
@@ -540,8 +540,8 @@ int cprof_pprof_decode(const uint8_t *data, size_t n, const cprof_limits_t *limi
     int rc;
     if (n == 0)
         return cprof_fail(err, CPROF_E_FORMAT, "empty input: a profile is never 0 bytes");
-    if (cprof_gz_is_gzip(data, n)) {
-        rc = cprof_gz_inflate(data, n, limits, &inflated, &raw_n, err);
+    if (cprof_gzip_has_magic(data, n)) {
+        rc = cprof_gzip_inflate(data, n, limits, &inflated, &raw_n, err);
         if (rc != 0)
             goto done;
         raw = inflated;
@@ -607,15 +607,15 @@ int cprof_pprof_encode(const cprof_pprof_t *p, int level, uint8_t **out, size_t 
         *out = buf;
         return CPROF_OK;
     }
-    cprof_gzsink_t *sink = malloc(sizeof *sink);
+    cprof_gzip_sink_t *sink = malloc(sizeof *sink);
     if (sink == NULL)
         return cprof_fail(err, CPROF_E_NOMEM, "out of memory");
-    int rc = cprof_gzsink_init(sink, level, err);
+    int rc = cprof_gzip_sink_init(sink, level, err);
     if (rc == 0) {
         protobuf_c_message_pack_to_buffer(msg, &sink->base);
-        rc = cprof_gzsink_finish(sink, out, out_n, err);
+        rc = cprof_gzip_sink_finish(sink, out, out_n, err);
     }
-    cprof_gzsink_free(sink);
+    cprof_gzip_sink_free(sink);
     free(sink);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* ringbuf: Vyukov's bounded queue, many signal-handler writers, one reader. */
-#include "ringbuf.h"
+#include "collect/ringbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
