@@ -89,6 +89,11 @@ static inline void cprof_sum_add(cprof_sum_t *s, int64_t v)
  * exactly (no wrapping). */
 void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);
 
+/* The total reports use, as pprof's computeTotal: the sum of the absolute
+ * values of sample type sample_index (< n_sample_type), or, in a -diff_base
+ * profile, of the base samples' (those labelled pprof::base=true) alone. */
+cprof_sum_t cprof_pprof_abs_total(const cprof_pprof_t *p, size_t sample_index);
+
 /* Encode p->msg: gzip at level 1..9, or raw protobuf when level is 0. *out is
  * malloc'd (caller frees). Returns 0 or a negative code. */
 int cprof_pprof_encode(const cprof_pprof_t *p, int level, uint8_t **out, size_t *out_n,
