@@ -5,6 +5,8 @@ the Debian package that provides it. CPROF_SANITIZE=1 builds with
 AddressSanitizer + UndefinedBehaviorSanitizer (.ci/test.sh runs the suite
 once so). CPROF_PRETEND_UNKNOWN=1 builds as for an interpreter cprof does not
 know (no frame walk; the collectors refuse), for the tests of that case.
+CPROF_BENCH=1 compiles in the benchmark hooks (_core.measure_record_ns), which
+a production build leaves out; .ci/venv.sh builds the test venvs so.
 """
 
 import glob
@@ -74,6 +76,8 @@ def extension() -> Extension:
         ldflags += san
     if os.environ.get("CPROF_PRETEND_UNKNOWN") == "1":
         cflags.append("-DCPROF_PRETEND_UNKNOWN")
+    if os.environ.get("CPROF_BENCH") == "1":
+        cflags.append("-DCPROF_BENCH_HOOKS")
     return Extension(
         "cprof._core",
         sources=SOURCES,

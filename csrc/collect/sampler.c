@@ -1219,6 +1219,7 @@ uint64_t cprof_sampler_sample_count(void)
     return S.helper_started ? atomic_load(&S.samples) : 0;
 }
 
+#ifdef CPROF_BENCH_HOOKS
 double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var,
                                        int native)
 {
@@ -1248,6 +1249,7 @@ double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *lab
     atomic_store(&S.samples, 0);
     return (double)elapsed / (double)n;
 }
+#endif
 
 int cprof_sampler_drain(int call_hook)
 {

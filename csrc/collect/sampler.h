@@ -85,11 +85,14 @@ void cprof_sampler_thread_exiting(void);
 /* Samples taken so far by the running profile (0 when none runs). */
 uint64_t cprof_sampler_sample_count(void);
 
+#ifdef CPROF_BENCH_HOOKS
 /* Time, in nanoseconds, of what the handler does for one sample of the calling
  * thread (timer bookkeeping aside), averaged over n runs against a scratch
- * buffer: a benchmark of the signal path. GIL held; no profile may run. */
+ * buffer: a benchmark of the signal path, built only with CPROF_BENCH=1
+ * (setup.py). GIL held; no profile may run. */
 double cprof_sampler_measure_record_ns(size_t n, size_t max_depth, PyObject *label_var,
                                        int native);
+#endif
 
 /* Whether a profile is running in this process. */
 int cprof_sampler_running(void);

@@ -187,6 +187,7 @@ static PyObject *core_cpu_sample_count(PyObject *Py_UNUSED(module),
     return PyLong_FromUnsignedLongLong(cprof_sampler_sample_count());
 }
 
+#ifdef CPROF_BENCH_HOOKS
 static PyObject *core_measure_record_ns(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Py_ssize_t n, max_depth = 128;
@@ -208,6 +209,7 @@ static PyObject *core_measure_record_ns(PyObject *Py_UNUSED(module), PyObject *a
     }
     return PyFloat_FromDouble(ns);
 }
+#endif
 
 static PyObject *core_thread_started(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
@@ -242,10 +244,12 @@ static PyMethodDef sampler_methods[] = {
      "last call"},
     {"cpu_sample_count", (PyCFunction)core_cpu_sample_count, METH_NOARGS,
      "cpu_sample_count() -> samples taken so far by the running CPU profile"},
+#ifdef CPROF_BENCH_HOOKS
     {"measure_record_ns", (PyCFunction)core_measure_record_ns, METH_VARARGS,
      "measure_record_ns(n, max_depth=128, label_var=None, native=False) -> mean ns the "
      "signal handler spends recording one sample of the calling thread's stack, with its C "
      "frames if native (a benchmark)"},
+#endif
     {"thread_started", (PyCFunction)core_thread_started, METH_NOARGS,
      "thread_started(): the calling thread just started; time it now"},
     {"thread_exiting", (PyCFunction)core_thread_exiting, METH_NOARGS,
