@@ -5,8 +5,11 @@ the Debian package that provides it. CPROF_SANITIZE=1 builds with
 AddressSanitizer + UndefinedBehaviorSanitizer (.ci/test.sh runs the suite
 once so). CPROF_PRETEND_UNKNOWN=1 builds as for an interpreter cprof does not
 know (no frame walk; the collectors refuse), for the tests of that case.
+CPROF_BENCH=1 compiles in the benchmark hooks (_core.measure_record_ns), which
+a production build leaves out; .ci/venv.sh builds the test venvs so.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -22,23 +25,11 @@ REQUIRED = {
     "libunwind": ("libunwind.h", "libunwind-dev"),
 }
 
-SOURCES = [
-    "csrc/module.c",
-    "csrc/pprof.c",
-    "csrc/wire.c",
-    "csrc/arena.c",
-    "csrc/frames.c",
-    "csrc/ringbuf.c",
-    "csrc/stacks.c",
-    "csrc/table.c",
-    "csrc/sampler.c",
-    "csrc/native.c",
-    "csrc/heap.c",
-    "csrc/locks.c",
-    "csrc/graph.c",
-    "csrc/gzsink.c",
-    "csrc/proto/profile.pb-c.c",
-]
+# The C core's layers (csrc/*/README.md) and protobuf-c's generated code;
+# csrc/fuzz holds a separate program. Includes name their folder from csrc/.
+LAYERS = ("common", "codec", "collect", "module", "proto")
+SOURCES = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.c"))]
+HEADERS = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.h"))]
 
 
 def fail(message: str) -> None:
@@ -85,13 +76,15 @@ def extension() -> Extension:
         ldflags += san
     if os.environ.get("CPROF_PRETEND_UNKNOWN") == "1":
         cflags.append("-DCPROF_PRETEND_UNKNOWN")
+    if os.environ.get("CPROF_BENCH") == "1":
+        cflags.append("-DCPROF_BENCH_HOOKS")
     return Extension(
         "cprof._core",
         sources=SOURCES,
-        include_dirs=["csrc", "csrc/proto", *multiarch_include()],
+        include_dirs=["csrc", *multiarch_include()],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
-        depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
+        depends=HEADERS,
     )
 
 

@@ -3,7 +3,8 @@
 # VERSION (3.11-3.13 found through pyenv, else pythonX.Y on PATH; 3.14 and
 # 3.15 otherwise from Debian sid through .ci/pythons.sh) with
 # cprof installed from this checkout and its test dependencies. With
-# "sanitize", the C extension is built with ASan + UBSan.
+# "sanitize", the C extension is built with ASan + UBSan. Both builds have the
+# benchmark hooks (CPROF_BENCH=1), which a production build leaves out.
 set -euo pipefail
 version=$1 dir=$2 mode=${3:-}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,8 +33,7 @@ fi
 # setuptools reuses objects in build/ that look newer than their sources, so an
 # ASan build would silently link the plain objects: always compile afresh.
 rm -rf "$top/build"
-if [ "$mode" = sanitize ]; then
-  CPROF_SANITIZE=1 "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$top"
-else
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$top"
-fi
+sanitize=0
+[ "$mode" = sanitize ] && sanitize=1
+CPROF_BENCH=1 CPROF_SANITIZE=$sanitize "$dir/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps "$top"

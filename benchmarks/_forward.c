@@ -8,7 +8,7 @@
  * Built by benchmarks/heap_overhead.py for each interpreter it measures
  * (gcc -shared -fPIC -O2); not part of cprof.
  *
- * As cprof's hooks (csrc/heap.c) do, each domain's hooks keep the previous
+ * As cprof's hooks (csrc/collect/heap.c) do, each domain's hooks keep the previous
  * allocator's ctx and call its functions from static storage, so the cost
  * compared is the same indirection. */
 

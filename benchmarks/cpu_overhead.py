@@ -62,6 +62,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from _hooks import measure_record_ns
 from _machine import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -278,7 +279,7 @@ def paired(workload: str, units: int, pairs: int) -> dict[str, list[list[float]]
 def record_ns() -> float:
     """The handler's mean record cost for a RECORD_DEPTH-frame stack."""
     cprof = import_cprof()
-    return float(at_depth(RECORD_DEPTH, cprof._core.measure_record_ns, 20_000))
+    return float(at_depth(RECORD_DEPTH, measure_record_ns(cprof._core), 20_000))
 
 
 # --- interpreters and peers ---------------------------------------------------------

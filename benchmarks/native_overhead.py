@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 import zlib
-from typing import Any
+from typing import Any, Callable
 
+from _hooks import measure_record_ns
 from _machine import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,16 +107,22 @@ def paired(units: int, pairs: int) -> list[float]:
     return ratios
 
 
+def record_hook() -> Callable[..., float]:
+    """_core.measure_record_ns, or an exit saying how to build it in."""
+    sys.path.insert(0, ROOT)
+    from cprof import _core
+    return measure_record_ns(_core)
+
+
 def handler_ns(native: bool) -> float:
     """The signal handler's mean time to record one sample of this thread's
     stack (NEST_DEPTH Python frames deep), with its C frames if native."""
-    sys.path.insert(0, ROOT)
-    from cprof import _core
+    measure = record_hook()
 
     def at(depth: int) -> float:
         if depth:
             return at(depth - 1)
-        return float(_core.measure_record_ns(20_000, 128, None, native))
+        return float(measure(20_000, 128, None, native))
     runs = []
     for _ in range(5):  # a loop, not a generator: its frame would be on the measured stack
         runs.append(at(NEST_DEPTH))
@@ -160,6 +167,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     args = ap.parse_args()
+    record_hook()  # a build without it stops here, not after minutes of runs
     units = calibrate(args.seconds)
     ratios: dict[str, list[float]] = {c: [] for c in CONFIGS if c != "none"}
     spy_own: list[float] = []

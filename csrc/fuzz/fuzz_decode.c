@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pprof.h"
+#include "codec/pprof.h"
 
 /* For some inputs (see LLVMFuzzerTestOneInput) the decode is interrupted
  * at its first interruption point, as Ctrl-C would, to check that every

@@ -53,9 +53,9 @@ echo "run.sh: building csrc/fuzz/fuzz_decode with $cc"
 # shellcheck disable=SC2046  # pkg-config output is meant to split into flags
 "$cc" -std=c11 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -Icsrc -Icsrc/proto $(pkg-config --cflags libprotobuf-c zlib) \
-    csrc/fuzz/fuzz_decode.c csrc/pprof.c csrc/wire.c csrc/arena.c csrc/gzsink.c \
-    csrc/proto/profile.pb-c.c \
+    -Icsrc $(pkg-config --cflags libprotobuf-c zlib) \
+    csrc/fuzz/fuzz_decode.c csrc/codec/pprof.c csrc/codec/wire.c csrc/codec/arena.c \
+    csrc/codec/gzip.c csrc/proto/profile.pb-c.c \
     $(pkg-config --libs libprotobuf-c zlib) -o "$here/fuzz_decode"
 
 # Seeds: every Go profile gzipped and raw, and the malformed corpus of the

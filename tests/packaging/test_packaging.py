@@ -1,6 +1,6 @@
 """Packaging: the sdist and wheel install into a fresh virtual environment and
-work there; a missing build dependency stops the build with the Debian package
-to install."""
+work there, without the benchmark hooks; a missing build dependency stops the
+build with the Debian package to install."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,11 @@ def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    r = run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-            cwd=out)
+    # As a user builds them: without CPROF_BENCH, whatever this run's environment,
+    # and the wheel from the sdist (from the checkout, setuptools would take the
+    # extension that build/ holds from the last .ci/venv.sh).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CPROF_BENCH")}
+    r = run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=out, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     wheel = next(out.glob("cprof-*.whl"))
     sdist = next(out.glob("cprof-*.tar.gz"))
@@ -60,10 +64,24 @@ def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
     import tarfile
     with tarfile.open(dists["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for needed in ("csrc/pprof.c", "csrc/pprof.h", "csrc/module.c", "csrc/gzsink.c",
-                   "csrc/proto/profile.proto", "csrc/proto/profile.pb-c.c", "setup.py",
-                   "cprof/py.typed", "cprof/_core.pyi"):
+    for needed in ("csrc/codec/pprof.c", "csrc/codec/pprof.h", "csrc/codec/gzip.c",
+                   "csrc/common/errors.h", "csrc/collect/compat.h", "csrc/module/init.c",
+                   "csrc/module/module.h", "csrc/proto/profile.proto",
+                   "csrc/proto/profile.pb-c.c", "setup.py", "cprof/py.typed", "cprof/_core.pyi"):
         assert needed in names, needed
+
+
+def test_wheel_leaves_the_benchmark_hooks_out(dists: dict[str, Path], tmp_path: Path) -> None:
+    """measure_record_ns is compiled only with CPROF_BENCH=1: the wheel's
+    _core, imported from the unpacked wheel, has the sampler but not the hook."""
+    with zipfile.ZipFile(dists["wheel"]) as wheel:
+        wheel.extractall(tmp_path)
+    r = run([sys.executable, "-c", "from cprof import _core; print(_core.__file__, "
+             "hasattr(_core, 'cpu_start'), hasattr(_core, 'measure_record_ns'))"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    where, has_sampler, has_hook = r.stdout.split()
+    assert where.startswith(str(tmp_path)), where
+    assert (has_sampler, has_hook) == ("True", "False")
 
 
 def build_with_pkgconfig_in(tmp_path: Path) -> subprocess.CompletedProcess[str]:

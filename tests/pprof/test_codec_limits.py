@@ -171,7 +171,7 @@ def test_ids_chosen_to_collide_decode_as_fast_as_any() -> None:
 
 
 def _unhash(y: int, key: int) -> int:
-    """The inverse of the keyed id hash (csrc/pprof.c, cprof_pprof_id_hash)."""
+    """The inverse of the keyed id hash (csrc/codec/pprof.c, cprof_pprof_id_hash)."""
     y ^= (y >> 31) ^ (y >> 62)
     y = (y * pow(0x94d049bb133111eb, -1, 1 << 64)) & MASK
     y ^= (y >> 27) ^ (y >> 54)
@@ -509,7 +509,7 @@ def test_heap_text_is_held_to_max_size() -> None:
 
 @pytest.mark.parametrize("values", [[INT64_MAX, INT64_MAX], [-2**63, -2**63, -1]])
 def test_reports_and_the_call_graph_do_not_wrap_either(values: list[int]) -> None:
-    # The same mistake as totals' in csrc/graph.c: per-stack sums (top, tree,
+    # The same mistake as totals' in csrc/codec/graph.c: per-stack sums (top, tree,
     # flame graphs of a loaded profile) and the function graph's flat and cum.
     fn = Function(1, "f", "f", "f.py")
     loc = Location(1, 0, None, (Line(fn, 1),))

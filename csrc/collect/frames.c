@@ -1,0 +1,488 @@
+/* frames: stacks, context variables and code deaths, over compat.h. */
+#include "collect/compat.h"
+
+#include "collect/frames.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Why the collectors cannot read this interpreter's frames, or "" when they
+ * can: set at import (cprof_frames_check_layout), GIL held. */
+static char problem[512];
+
+const char *cprof_frames_problem(void)
+{
+    return problem[0] != '\0' ? problem : NULL;
+}
+
+#ifdef CPROF_COMPAT_UNSUPPORTED
+
+/* --- an interpreter cprof does not know: no frame walk ------------------------ */
+
+int cprof_frames_check_layout(const char *skew_field, long skew)
+{
+    (void)skew_field;
+    (void)skew;
+    snprintf(problem, sizeof problem,
+             "cprof does not support %s yet: its collectors need the interpreter's "
+             "internal frame layout, which cprof knows for CPython 3.11 to 3.15 with the "
+             "GIL. Loading, analysing and writing profiles work on any Python.",
+             CPROF_COMPAT_UNSUPPORTED);
+    return -1;
+}
+
+PyThreadState *cprof_frames_tstate_sigsafe(void)
+{
+    return NULL;
+}
+
+int cprof_frames_holds_gil(PyThreadState *tstate)
+{
+    (void)tstate;
+    return 0;
+}
+
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine)
+{
+    (void)tstate, (void)out, (void)max;
+    *total = 0;
+    *coroutine = NULL;
+    return 0;
+}
+
+size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                           size_t max, size_t *total, void **coroutine)
+{
+    return cprof_frames_capture_sigsafe(tstate, out, max, total, coroutine);
+}
+
+PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var, Py_hash_t hash)
+{
+    (void)tstate, (void)var, (void)hash;
+    return NULL;
+}
+
+Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
+{
+    (void)var;
+    return 0;
+}
+
+void cprof_frames_learn(void)
+{
+}
+
+int cprof_frames_init(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, problem);
+    return -1;
+}
+
+void *cprof_frames_eval_loop(void)
+{
+    return NULL;
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    (void)on_death;
+    PyErr_SetString(PyExc_RuntimeError, problem);
+    return -1;
+}
+
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
+{
+    (void)on_death;
+}
+
+int cprof_frames_line(PyObject *code, int32_t lasti)
+{
+    (void)lasti;
+    return PyCode_Check(code) ? ((PyCodeObject *)code)->co_firstlineno : 0;
+}
+
+#else
+
+/* --- the interpreter's own account of its layout ------------------------------ */
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* Every offset and size the frame walk depends on, as CPython publishes them
+ * in _PyRuntime.debug_offsets (for debuggers and remote profilers) and as the
+ * headers cprof was compiled with give them. A patch release that moves one
+ * of these fields differs here. */
+typedef struct {
+    const char *name;
+    size_t at;       /* offset of the value in _Py_DebugOffsets */
+    uint64_t value;  /* what cprof was compiled with */
+} layout_field_t;
+
+#define LAYOUT(group, field, expected) \
+    {#group "." #field, offsetof(_Py_DebugOffsets, group.field), (uint64_t)(expected)}
+
+static const layout_field_t layout_fields[] = {
+    LAYOUT(thread_state, size, sizeof(PyThreadState)),
+    LAYOUT(thread_state, current_frame, offsetof(PyThreadState, current_frame)),
+    LAYOUT(thread_state, datastack_chunk, offsetof(PyThreadState, datastack_chunk)),
+    LAYOUT(interpreter_frame, size, sizeof(_PyInterpreterFrame)),
+    LAYOUT(interpreter_frame, previous, offsetof(_PyInterpreterFrame, previous)),
+    LAYOUT(interpreter_frame, executable, offsetof(_PyInterpreterFrame, f_executable)),
+    LAYOUT(interpreter_frame, instr_ptr, offsetof(_PyInterpreterFrame, instr_ptr)),
+    LAYOUT(interpreter_frame, owner, offsetof(_PyInterpreterFrame, owner)),
+    LAYOUT(interpreter_frame, localsplus, offsetof(_PyInterpreterFrame, localsplus)),
+    LAYOUT(code_object, size, sizeof(PyCodeObject)),
+    LAYOUT(code_object, firstlineno, offsetof(PyCodeObject, co_firstlineno)),
+    LAYOUT(code_object, co_code_adaptive, offsetof(PyCodeObject, co_code_adaptive)),
+    LAYOUT(pyobject, ob_type, offsetof(PyObject, ob_type)),
+#if PY_VERSION_HEX >= 0x030E0000
+    LAYOUT(gen_object, size, sizeof(PyGenObject)),
+    LAYOUT(gen_object, gi_iframe, offsetof(PyGenObject, gi_iframe)),
+    LAYOUT(gen_object, gi_frame_state, offsetof(PyGenObject, gi_frame_state)),
+#endif
+};
+#endif
+
+int cprof_frames_check_layout(const char *skew_field, long skew)
+{
+    problem[0] = '\0';
+    unsigned long running = (unsigned long)Py_Version;
+    if ((running >> 16) != ((unsigned long)PY_VERSION_HEX >> 16)) {
+        snprintf(problem, sizeof problem,
+                 "cprof was built for CPython %d.%d and runs on %lu.%lu: reinstall cprof "
+                 "for this interpreter",
+                 PY_MAJOR_VERSION, PY_MINOR_VERSION, running >> 24, (running >> 16) & 0xff);
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    _Py_DebugOffsets offsets;
+    memcpy(&offsets, &_PyRuntime.debug_offsets, sizeof offsets);
+    const char *bad = NULL;
+    uint64_t want = 0, have = 0;
+    if (offsets.free_threaded)
+        bad = "free_threaded";
+    for (size_t i = 0; bad == NULL && i < sizeof layout_fields / sizeof *layout_fields; i++) {
+        const layout_field_t *f = &layout_fields[i];
+        memcpy(&have, (const char *)&offsets + f->at, sizeof have);
+        if (skew_field != NULL && strcmp(skew_field, f->name) == 0)
+            have += (uint64_t)skew;
+        if (have != f->value) {
+            bad = f->name;
+            want = f->value;
+        }
+    }
+    if (bad != NULL) {
+        snprintf(problem, sizeof problem,
+                 "cprof does not support this CPython build yet (%s): the interpreter says "
+                 "%s is %llu where cprof was built for %llu, so its collectors cannot read "
+                 "the frames safely. Loading, analysing and writing profiles still work.",
+                 Py_GetVersion(), bad, (unsigned long long)have, (unsigned long long)want);
+        return -1;
+    }
+#else
+    (void)skew_field;
+    (void)skew;
+#endif
+    return 0;
+}
+
+void *cprof_frames_eval_loop(void)
+{
+    return (void *)&_PyEval_EvalFrameDefault;
+}
+
+/* Set once by cprof_frames_init (GIL held), read by signal handlers. */
+static PyTypeObject *hamt_bitmap_type;
+static PyTypeObject *hamt_array_type;
+
+/* A chain longer than this is corrupt or cyclic: stop walking. */
+#define MAX_WALK 1000000
+
+/* --- signal-safe section ---------------------------------------------------- */
+
+PyThreadState *cprof_frames_tstate_sigsafe(void)
+{
+    return cprof_compat_tstate_sigsafe();
+}
+
+int cprof_frames_holds_gil(PyThreadState *tstate)
+{
+    return cprof_compat_holds_gil(tstate);
+}
+
+static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                              size_t *total, void **coroutine, int marks)
+{
+    size_t stored = 0, seen = 0;
+    *coroutine = NULL;
+    if (!cprof_compat_newest_call_ok_sigsafe(tstate)) {
+        *total = 0;  /* caught entering a call: its frames are not set yet */
+        return 0;
+    }
+    _PyInterpreterFrame *f = cprof_compat_frame_sigsafe(tstate);
+    for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
+        PyCodeObject *code = cprof_compat_code_sigsafe(f);
+        int call_end = marks && cprof_compat_call_entry_sigsafe(f);
+        if (code != NULL && !cprof_compat_skip_frame_sigsafe(f, code)) {
+            void *coro = cprof_compat_coroutine_sigsafe(f, code);
+            if (coro != NULL)
+                *coroutine = coro;  /* the last one seen is the outermost */
+            if (stored < max)
+                out[stored++] = (cprof_frame_t){(PyObject *)code,
+                                                cprof_compat_lasti_sigsafe(f, code), 0};
+            seen++;
+        }
+        if (call_end && stored < max)
+            out[stored++] = (cprof_frame_t){
+                (PyObject *)cprof_compat_entry_on_cstack(f), 0, CPROF_FRAME_CALL_END};
+    }
+    *total = seen;
+    return stored;
+}
+
+size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
+                                    size_t *total, void **coroutine)
+{
+    return capture_sigsafe(tstate, out, max, total, coroutine, 0);
+}
+
+size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                           size_t max, size_t *total, void **coroutine)
+{
+    return capture_sigsafe(tstate, out, max, total, coroutine, 1);
+}
+
+PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,
+                                          Py_hash_t hash)
+{
+    PyObject *node = cprof_compat_context_vars_root_sigsafe(tstate);
+    uint32_t h = (uint32_t)cprof_compat_hamt_hash(hash);
+    for (unsigned shift = 0; node != NULL && shift <= 30; shift += 5) {
+        uint32_t index = (h >> shift) & 0x1f;
+        if (Py_TYPE(node) == hamt_array_type) {
+            node = ((cprof_hamt_array_t *)node)->a_array[index];
+            continue;
+        }
+        if (Py_TYPE(node) != hamt_bitmap_type) {
+            cprof_hamt_collision_t *c = (cprof_hamt_collision_t *)node;
+            for (Py_ssize_t i = 0; i + 1 < Py_SIZE(c); i += 2)
+                if (c->c_array[i] == var)
+                    return c->c_array[i + 1];
+            return NULL;
+        }
+        cprof_hamt_bitmap_t *b = (cprof_hamt_bitmap_t *)node;
+        uint32_t bit = 1u << index;
+        if ((b->b_bitmap & bit) == 0)
+            return NULL;
+        unsigned slot = (unsigned)__builtin_popcount(b->b_bitmap & (bit - 1)) * 2;
+        PyObject *key = b->b_array[slot];
+        if (key == NULL) {
+            node = b->b_array[slot + 1];  /* a sub-tree */
+            continue;
+        }
+        /* ContextVars compare by identity. */
+        return key == var ? b->b_array[slot + 1] : NULL;
+    }
+    return NULL;
+}
+
+/* --- GIL-held section -------------------------------------------------------- */
+
+Py_hash_t cprof_frames_contextvar_hash(PyObject *var)
+{
+    return cprof_compat_contextvar_hash(var);
+}
+
+/* The HAMT node types are not exported: take them from real HAMTs, a
+ * one-entry map (a bitmap node) and a 200-entry one (an array node at the root:
+ * a bitmap node holds at most 16 keys, and 200 keys fill more than 16 of the
+ * root's 32 slots but with vanishing probability). */
+void cprof_frames_learn(void)
+{
+    cprof_compat_learn_entry();
+}
+
+int cprof_frames_init(void)
+{
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
+    cprof_compat_learn_entry();
+    if (hamt_bitmap_type != NULL)
+        return 0;
+    int rc = -1;
+    PyObject *ran = NULL;
+    PyObject *globals = PyDict_New();
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        goto done;
+    ran = PyRun_String(
+        "import contextvars\n"
+        "def fill(n):\n"
+        "    vs = [contextvars.ContextVar(f'v{i}') for i in range(n)]\n"
+        "    for v in vs:\n"
+        "        v.set(0)\n"
+        "    return contextvars.copy_context(), vs\n"
+        "small = contextvars.Context().run(fill, 1)\n"
+        "large = contextvars.Context().run(fill, 200)\n",
+        Py_file_input, globals, globals);
+    if (ran == NULL)
+        goto done;
+    PyObject *small = PyDict_GetItemString(globals, "small");
+    PyObject *large = PyDict_GetItemString(globals, "large");
+    if (small == NULL || large == NULL || !PyTuple_Check(small) || !PyTuple_Check(large)) {
+        PyErr_SetString(PyExc_RuntimeError, "cprof: probing contextvars failed");
+        goto done;
+    }
+    PyContext *s = (PyContext *)PyTuple_GET_ITEM(small, 0);
+    PyContext *l = (PyContext *)PyTuple_GET_ITEM(large, 0);
+    PyTypeObject *bitmap = Py_TYPE(s->ctx_vars->h_root);
+    PyTypeObject *array = Py_TYPE(l->ctx_vars->h_root);
+    if (bitmap == array) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cprof: could not tell the contextvars HAMT node types apart");
+        goto done;
+    }
+    hamt_bitmap_type = bitmap;
+    hamt_array_type = array;
+    rc = 0;
+done:
+    Py_XDECREF(ran);
+    Py_XDECREF(globals);
+    return rc;
+}
+
+/* Who hears of code deaths: the sampler and the heap profiler, each while it
+ * runs. GIL held for every access. */
+#define MAX_WATCHERS 4
+static void (*code_death_callbacks[MAX_WATCHERS])(PyObject *code);
+
+static void code_died(PyObject *code)
+{
+    for (int i = 0; i < MAX_WATCHERS; i++)
+        if (code_death_callbacks[i] != NULL)
+            code_death_callbacks[i](code);
+}
+
+static int add_callback(void (*on_death)(PyObject *code))
+{
+    int free_slot = -1;
+    for (int i = 0; i < MAX_WATCHERS; i++) {
+        if (code_death_callbacks[i] == on_death)
+            return 0;
+        if (code_death_callbacks[i] == NULL && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cprof: too many code watchers");
+        return -1;
+    }
+    code_death_callbacks[free_slot] = on_death;
+    return 0;
+}
+
+/* 1 when nobody listens any more. */
+static int remove_callback(void (*on_death)(PyObject *code))
+{
+    int left = 0;
+    for (int i = 0; i < MAX_WATCHERS; i++) {
+        if (code_death_callbacks[i] == on_death)
+            code_death_callbacks[i] = NULL;
+        left += code_death_callbacks[i] != NULL;
+    }
+    return left == 0;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+static int code_watcher_id = -1;
+
+static int on_code_event(PyCodeEvent event, PyCodeObject *co)
+{
+    if (event == PY_CODE_EVENT_DESTROY)
+        code_died((PyObject *)co);
+    return 0;
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
+    if (add_callback(on_death) < 0)
+        return -1;
+    if (code_watcher_id < 0)
+        code_watcher_id = PyCode_AddWatcher(on_code_event);
+    if (code_watcher_id < 0) {
+        remove_callback(on_death);
+        return -1;
+    }
+    return 0;
+}
+
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
+{
+    if (remove_callback(on_death) && code_watcher_id >= 0 &&
+        PyCode_ClearWatcher(code_watcher_id) == 0)
+        code_watcher_id = -1;
+}
+#else
+/* 3.11 has no code watchers: wrap the code type's deallocator. The wrapper
+ * stays installed once set (GIL held), and calls back only while watching. */
+static destructor original_code_dealloc;
+
+static void code_dealloc_hook(PyObject *co)
+{
+    code_died(co);
+    original_code_dealloc(co);
+}
+
+int cprof_frames_watch_code(void (*on_death)(PyObject *code))
+{
+    if (problem[0] != '\0') {
+        PyErr_SetString(PyExc_RuntimeError, problem);
+        return -1;
+    }
+    if (add_callback(on_death) < 0)
+        return -1;
+    if (original_code_dealloc == NULL) {
+        original_code_dealloc = PyCode_Type.tp_dealloc;
+        PyCode_Type.tp_dealloc = code_dealloc_hook;
+    }
+    return 0;
+}
+
+void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
+{
+    remove_callback(on_death);
+}
+#endif
+
+/* The line of the instruction at code unit lasti. The compiler gives some
+ * instructions no line (exception handlers' PUSH_EXC_INFO, their cleanup's
+ * COPY/POP_EXCEPT/RERAISE, a with's exit, 3.12+'s inlined comprehensions'
+ * restore), where PyCode_Addr2Line answers -1, and a module's first RESUME
+ * line 0: those take the line of the
+ * nearest instruction before them that has one (the statement that raised or
+ * just ran), else of the nearest after, else the function's first line. An
+ * offset outside the code (a frame not started yet) is its nearest end. */
+int cprof_frames_line(PyObject *code, int32_t lasti)
+{
+    PyCodeObject *co = (PyCodeObject *)code;
+    int units = (int)Py_SIZE(co);
+    if (units <= 0)
+        return co->co_firstlineno;
+    int at = lasti < 0 ? 0 : lasti >= units ? units - 1 : (int)lasti;
+    for (int i = at; i >= 0; i--) {
+        int line = PyCode_Addr2Line(co, i * (int)sizeof(_Py_CODEUNIT));
+        if (line > 0)
+            return line;
+    }
+    for (int i = at + 1; i < units; i++) {
+        int line = PyCode_Addr2Line(co, i * (int)sizeof(_Py_CODEUNIT));
+        if (line > 0)
+            return line;
+    }
+    return co->co_firstlineno;
+}
+
+#endif /* CPROF_COMPAT_UNSUPPORTED */

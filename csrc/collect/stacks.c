@@ -1,0 +1,316 @@
+/* stacks: interning and aggregation of resolved samples (GIL held). */
+#include "collect/stacks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Grow an array of elem-byte items to hold one more. */
+
+/* --- functions and locations ------------------------------------------------------- */
+
+static int add_func(cprof_stacks_t *st, PyObject *qualname, PyObject *name, PyObject *filename,
+                    int firstlineno)
+{
+    if (cprof_grow((void **)&st->funcs, &st->cap_funcs, st->n_funcs, sizeof *st->funcs) < 0)
+        return -1;
+    cprof_func_t *f = &st->funcs[st->n_funcs];
+    f->qualname = Py_NewRef(qualname);
+    f->name = Py_NewRef(name);
+    f->filename = Py_NewRef(filename);
+    f->firstlineno = firstlineno;
+    return (int)st->n_funcs++;
+}
+
+static int add_synthetic_func(cprof_stacks_t *st, const char *text)
+{
+    PyObject *s = PyUnicode_FromString(text);
+    if (s == NULL)
+        return -1;
+    PyObject *empty = PyUnicode_FromString("");
+    int rc = empty == NULL ? -1 : add_func(st, s, s, empty, 0);
+    Py_XDECREF(empty);
+    Py_DECREF(s);
+    return rc;
+}
+
+static long func_of_code(cprof_stacks_t *st, PyObject *code)
+{
+    uint64_t key = (uint64_t)(uintptr_t)code;
+    cprof_table_t *t = &st->code_index;
+    long slot = cprof_table_find(t, key);
+    if (slot >= 0)
+        return t->values[slot];
+    PyCodeObject *co = (PyCodeObject *)code;
+    int f = add_func(st, co->co_qualname, co->co_name, co->co_filename, co->co_firstlineno);
+    if (f < 0 || cprof_table_reserve(t) < 0)
+        return -1;
+    cprof_table_put_unchecked(t, key, (uint32_t)f);
+    return f;
+}
+
+static long location_at(cprof_stacks_t *st, uint32_t func, int32_t line, uint64_t address)
+{
+    uint64_t key = cprof_table_mix((((uint64_t)func << 32) | (uint32_t)line) ^
+                                   cprof_table_mix(address));
+    cprof_table_t *t = &st->loc_index;
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
+        if (t->keys[slot] != key)
+            continue;
+        cprof_loc_t *l = &st->locs[t->values[slot]];
+        if (l->func == func && l->line == line && l->address == address)
+            return t->values[slot];
+    }
+    if (cprof_grow((void **)&st->locs, &st->cap_locs, st->n_locs, sizeof *st->locs) < 0 ||
+        cprof_table_reserve(t) < 0)
+        return -1;
+    st->locs[st->n_locs] = (cprof_loc_t){func, line, address};
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_locs);
+    return (long)st->n_locs++;
+}
+
+static long location(cprof_stacks_t *st, uint32_t func, int32_t line)
+{
+    return location_at(st, func, line, 0);
+}
+
+/* The location of a captured frame: code NULL means already resolved; a
+ * native frame's code is its address. */
+static long frame_location(cprof_stacks_t *st, const cprof_frame_t *fr)
+{
+    if (fr->flags & CPROF_FRAME_NATIVE)
+        return location_at(st, CPROF_FUNC_NATIVE, 0, (uint64_t)(uintptr_t)fr->code);
+    if (fr->code == NULL)
+        return fr->lasti;
+    long func = func_of_code(st, fr->code);
+    if (func < 0)
+        return -1;
+    return location(st, (uint32_t)func, cprof_frames_line(fr->code, fr->lasti));
+}
+
+/* --- stacks and aggregates -------------------------------------------------------- */
+
+static long intern_stack(cprof_stacks_t *st, const uint32_t *locs, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ locs[i]) * 0x100000001b3ULL;
+    uint64_t key = cprof_table_mix(h);
+    cprof_table_t *t = &st->stack_index;
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
+        if (t->keys[slot] != key)
+            continue;
+        uint32_t s = t->values[slot];
+        if (st->stack_len[s] == n &&
+            memcmp(st->stack_pool + st->stack_start[s], locs, n * sizeof *locs) == 0)
+            return s;
+    }
+    while (st->pool_len + n > st->pool_cap) {
+        size_t bigger = st->pool_cap ? st->pool_cap * 2 : 4096;
+        uint32_t *p = realloc(st->stack_pool, bigger * sizeof *p);
+        if (p == NULL)
+            return -1;
+        st->stack_pool = p;
+        st->pool_cap = bigger;
+    }
+    size_t cap = st->cap_stacks;
+    if (cprof_grow((void **)&st->stack_start, &cap, st->n_stacks, sizeof *st->stack_start) < 0)
+        return -1;
+    if (cprof_grow((void **)&st->stack_len, &st->cap_stacks, st->n_stacks,
+                   sizeof *st->stack_len) < 0 ||
+        cprof_table_reserve(t) < 0)
+        return -1;
+    memcpy(st->stack_pool + st->pool_len, locs, n * sizeof *locs);
+    st->stack_start[st->n_stacks] = (uint32_t)st->pool_len;
+    st->stack_len[st->n_stacks] = (uint32_t)n;
+    st->pool_len += n;
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_stacks);
+    return (long)st->n_stacks++;
+}
+
+/* The index of the aggregate the sample went to, or -1 (memory). */
+static long aggregate(cprof_stacks_t *st, uint32_t stack, uint32_t tid, uint64_t label_set,
+                      uintptr_t coroutine, int64_t count, int64_t weight)
+{
+    uint64_t key = cprof_table_mix(((uint64_t)stack << 32 | tid) ^ cprof_table_mix(label_set) ^
+                                   cprof_table_mix(coroutine));
+    cprof_table_t *t = &st->agg_index;
+    for (size_t slot = cprof_table_slot(t, key); t->keys[slot] != 0;
+         slot = cprof_table_next(t, slot)) {
+        if (t->keys[slot] != key)
+            continue;
+        cprof_agg_t *a = &st->aggs[t->values[slot]];
+        if (a->stack == stack && a->tid == tid && a->label_set == label_set &&
+            a->coroutine == coroutine) {
+            a->count += count;
+            a->weight_ns += weight;
+            return t->values[slot];
+        }
+    }
+    if (cprof_grow((void **)&st->aggs, &st->cap_aggs, st->n_aggs, sizeof *st->aggs) < 0 ||
+        cprof_table_reserve(t) < 0)
+        return -1;
+    st->aggs[st->n_aggs] = (cprof_agg_t){stack, tid, label_set, coroutine, count, weight};
+    cprof_table_put_unchecked(t, key, (uint32_t)st->n_aggs);
+    return (long)st->n_aggs++;
+}
+
+/* count samples whose stack is the one synthetic function func. */
+static int add_synthetic(cprof_stacks_t *st, uint32_t func, uint32_t tid, int64_t count,
+                         int64_t weight_ns)
+{
+    long loc = location(st, func, 0);
+    if (loc < 0)
+        return -1;
+    uint32_t one = (uint32_t)loc;
+    long stack = intern_stack(st, &one, 1);
+    if (stack < 0)
+        return -1;
+    return aggregate(st, (uint32_t)stack, tid, 0, 0, count, weight_ns) < 0 ? -1 : 0;
+}
+
+static int add_tail(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    int64_t count = rec->flags & CPROF_RECORD_REPEAT ? rec->repeats : 0;
+    if (rec->flags & CPROF_RECORD_STOPPED)
+        return add_synthetic(st, CPROF_FUNC_STOPPED, rec->tid, count, rec->weight_ns);
+    cprof_table_t *t = &st->last_agg;
+    long slot = cprof_table_find(t, (uint64_t)rec->tid + 1);
+    if (slot >= 0) {
+        st->aggs[t->values[slot]].count += count;
+        st->aggs[t->values[slot]].weight_ns += rec->weight_ns;
+        return 0;
+    }
+    return add_synthetic(st, CPROF_FUNC_UNSAMPLED, rec->tid, count, rec->weight_ns);
+}
+
+/* Remember the aggregate a thread's latest sample went to. */
+static int note_last(cprof_stacks_t *st, uint32_t tid, uint32_t agg)
+{
+    cprof_table_t *t = &st->last_agg;
+    uint64_t key = (uint64_t)tid + 1;
+    long slot = cprof_table_find(t, key);
+    if (slot >= 0) {
+        t->values[slot] = agg;
+        return 0;
+    }
+    if (cprof_table_reserve(t) < 0)
+        return -1;
+    cprof_table_put_unchecked(t, key, agg);
+    return 0;
+}
+
+long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    size_t n = 0;
+    if (rec->depth == 0) {
+        uint32_t func = rec->flags & CPROF_RECORD_PROFILER ? CPROF_FUNC_PROFILER
+                                                             : CPROF_FUNC_NO_PYTHON;
+        long loc = location(st, func, 0);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    for (uint32_t i = 0; i < rec->depth; i++) {
+        long loc = frame_location(st, &rec->frames[i]);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    if (rec->total_depth > rec->depth) {
+        long loc = location(st, CPROF_FUNC_TRUNCATED, 0);
+        if (loc < 0)
+            return -1;
+        st->scratch[n++] = (uint32_t)loc;
+    }
+    return intern_stack(st, st->scratch, n);
+}
+
+int cprof_stacks_add(cprof_stacks_t *st, const cprof_record_t *rec)
+{
+    if (rec->flags & CPROF_RECORD_TAIL)
+        return rec->weight_ns > 0 ? add_tail(st, rec) : 0;
+    long stack = cprof_stacks_intern(st, rec);
+    if (stack < 0)
+        return -1;
+    int64_t count = rec->flags & CPROF_RECORD_STACK ? 0 : 1;
+    long agg = aggregate(st, (uint32_t)stack, rec->tid, rec->label_set, rec->coroutine, count,
+                         rec->weight_ns);
+    return agg < 0 ? -1 : note_last(st, rec->tid, (uint32_t)agg);
+}
+
+int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
+                               int64_t weight_ns)
+{
+    return add_synthetic(st, func, 0, count, weight_ns);
+}
+
+int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObject *code)
+{
+    for (uint32_t i = 0; i < rec->depth; i++) {
+        cprof_frame_t *fr = &rec->frames[i];
+        if (fr->code != code || (fr->flags & CPROF_FRAME_NATIVE))
+            continue;
+        long loc = frame_location(st, fr);
+        if (loc < 0)
+            return -1;
+        fr->code = NULL;
+        fr->lasti = (int32_t)loc;
+    }
+    return 0;
+}
+
+void cprof_stacks_forget_code(cprof_stacks_t *st, PyObject *code)
+{
+    if (st->code_index.keys != NULL)
+        cprof_table_remove(&st->code_index, (uint64_t)(uintptr_t)code);
+}
+
+int cprof_stacks_init(cprof_stacks_t *st, size_t max_depth)
+{
+    memset(st, 0, sizeof *st);
+    st->scratch_cap = max_depth + 2;
+    st->scratch = malloc(st->scratch_cap * sizeof *st->scratch);
+    if (st->scratch == NULL || cprof_table_init(&st->code_index) < 0 ||
+        cprof_table_init(&st->loc_index) < 0 || cprof_table_init(&st->stack_index) < 0 ||
+        cprof_table_init(&st->agg_index) < 0 || cprof_table_init(&st->last_agg) < 0) {
+        cprof_stacks_clear(st);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (add_synthetic_func(st, "<truncated>") != CPROF_FUNC_TRUNCATED ||
+        add_synthetic_func(st, "<no Python frame>") != CPROF_FUNC_NO_PYTHON ||
+        add_synthetic_func(st, "<lost>") != CPROF_FUNC_LOST ||
+        add_synthetic_func(st, "<unsampled>") != CPROF_FUNC_UNSAMPLED ||
+        add_synthetic_func(st, "<cprof>") != CPROF_FUNC_PROFILER ||
+        add_synthetic_func(st, "<sampling stopped>") != CPROF_FUNC_STOPPED) {
+        cprof_stacks_clear(st);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+void cprof_stacks_clear(cprof_stacks_t *st)
+{
+    for (size_t i = 0; i < st->n_funcs; i++) {
+        Py_DECREF(st->funcs[i].qualname);
+        Py_DECREF(st->funcs[i].name);
+        Py_DECREF(st->funcs[i].filename);
+    }
+    free(st->funcs);
+    free(st->locs);
+    free(st->stack_pool);
+    free(st->stack_start);
+    free(st->stack_len);
+    free(st->aggs);
+    free(st->scratch);
+    cprof_table_free(&st->code_index);
+    cprof_table_free(&st->loc_index);
+    cprof_table_free(&st->stack_index);
+    cprof_table_free(&st->agg_index);
+    cprof_table_free(&st->last_agg);
+    memset(st, 0, sizeof *st);
+}

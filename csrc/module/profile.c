@@ -1,0 +1,571 @@
+/* profile: ProfileData, a decoded and validated profile.proto message held
+ * in C memory (codec/pprof.h), which cprof.profile reads lazily, one object
+ * at a time; and decode(), which makes one from bytes. */
+#include "module/module.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "codec/graph.h"
+
+typedef struct {
+    PyObject_HEAD
+    cprof_pprof_t *p;
+    PyObject *weakrefs;  /* so tests can watch a profile's C memory being freed */
+} ProfileData;
+
+static PyTypeObject ProfileData_Type;
+
+static void ProfileData_dealloc(ProfileData *self)
+{
+    if (self->weakrefs != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    cprof_pprof_free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyObject *cprof_py_profile(cprof_pprof_t *p)
+{
+    ProfileData *self = PyObject_New(ProfileData, &ProfileData_Type);
+    if (self == NULL) {
+        cprof_pprof_free(p);
+        return NULL;
+    }
+    self->p = p;
+    self->weakrefs = NULL;
+    return (PyObject *)self;
+}
+
+/* string_table[i] as str; invalid UTF-8 survives through surrogateescape.
+ * Indices were validated at decode or build time. */
+static PyObject *str_at(const cprof_msg_t *m, int64_t i)
+{
+    const ProtobufCBinaryData *s = &m->string_table[i];
+    return PyUnicode_DecodeUTF8((const char *)s->data, (Py_ssize_t)s->len, "surrogateescape");
+}
+
+static int index_arg(PyObject *arg, size_t n, const char *what, Py_ssize_t *out)
+{
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (i < 0 || (size_t)i >= n) {
+        PyErr_Format(PyExc_IndexError, "%s index %zd out of range (0..%zu)", what, i,
+                     n ? n - 1 : 0);
+        return -1;
+    }
+    *out = i;
+    return 0;
+}
+
+static PyObject *value_type(const cprof_msg_t *m, const Perftools__Profiles__ValueType *vt)
+{
+    if (vt == NULL)
+        Py_RETURN_NONE;
+    PyObject *t = str_at(m, vt->type), *u = str_at(m, vt->unit);
+    PyObject *r = (t && u) ? PyTuple_Pack(2, t, u) : NULL;
+    Py_XDECREF(t);
+    Py_XDECREF(u);
+    return r;
+}
+
+static PyObject *ProfileData_header(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    PyObject *types = PyList_New((Py_ssize_t)m->n_sample_type);
+    PyObject *comments = PyList_New((Py_ssize_t)m->n_comment);
+    PyObject *period_type = NULL, *r = NULL;
+    if (types == NULL || comments == NULL)
+        goto done;
+    for (size_t i = 0; i < m->n_sample_type; i++) {
+        PyObject *vt = value_type(m, m->sample_type[i]);
+        if (vt == NULL)
+            goto done;
+        PyList_SET_ITEM(types, (Py_ssize_t)i, vt);
+    }
+    for (size_t i = 0; i < m->n_comment; i++) {
+        PyObject *c = str_at(m, m->comment[i]);
+        if (c == NULL)
+            goto done;
+        PyList_SET_ITEM(comments, (Py_ssize_t)i, c);
+    }
+    period_type = value_type(m, m->period_type);
+    if (period_type == NULL)
+        goto done;
+    r = Py_BuildValue("{sOsOsLsLsLsOsNsNsNsN}",
+                      "sample_types", types, "period_type", period_type,
+                      "period", (long long)m->period, "time_nanos", (long long)m->time_nanos,
+                      "duration_nanos", (long long)m->duration_nanos, "comments", comments,
+                      "default_sample_type", str_at(m, m->default_sample_type),
+                      "drop_frames", str_at(m, m->drop_frames),
+                      "keep_frames", str_at(m, m->keep_frames),
+                      "doc_url", str_at(m, m->doc_url));
+done:
+    Py_XDECREF(types);
+    Py_XDECREF(comments);
+    Py_XDECREF(period_type);
+    return r;
+}
+
+static PyObject *ProfileData_counts(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    return Py_BuildValue("(nnnnn)", (Py_ssize_t)m->n_sample, (Py_ssize_t)m->n_location,
+                         (Py_ssize_t)m->n_function, (Py_ssize_t)m->n_mapping,
+                         (Py_ssize_t)m->n_string_table);
+}
+
+static PyObject *ProfileData_string(ProfileData *self, PyObject *arg)
+{
+    Py_ssize_t i;
+    if (index_arg(arg, self->p->msg->n_string_table, "string", &i) < 0)
+        return NULL;
+    return str_at(self->p->msg, i);
+}
+
+static PyObject *label_tuple(const cprof_msg_t *m, const Perftools__Profiles__Label *l)
+{
+    PyObject *key = str_at(m, l->key);
+    PyObject *str = l->str != 0 ? str_at(m, l->str) : Py_NewRef(Py_None);
+    PyObject *unit = l->num_unit != 0 ? str_at(m, l->num_unit) : Py_NewRef(Py_None);
+    PyObject *r = NULL;
+    if (key && str && unit)
+        r = Py_BuildValue("(OOLO)", key, str, (long long)l->num, unit);
+    Py_XDECREF(key);
+    Py_XDECREF(str);
+    Py_XDECREF(unit);
+    return r;
+}
+
+/* sample(i) -> (location ids, values, ((key, str|None, num, unit|None), ...)) */
+static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_sample, "sample", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Sample *s = m->sample[i];
+    PyObject *ids = PyTuple_New((Py_ssize_t)s->n_location_id);
+    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
+    PyObject *labels = PyTuple_New((Py_ssize_t)s->n_label);
+    PyObject *r = NULL;
+    if (ids == NULL || values == NULL || labels == NULL)
+        goto done;
+    for (size_t j = 0; j < s->n_location_id; j++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(s->location_id[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(ids, (Py_ssize_t)j, v);
+    }
+    for (size_t j = 0; j < s->n_value; j++) {
+        PyObject *v = PyLong_FromLongLong(s->value[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
+    }
+    for (size_t j = 0; j < s->n_label; j++) {
+        PyObject *v = label_tuple(m, s->label[j]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(labels, (Py_ssize_t)j, v);
+    }
+    r = PyTuple_Pack(3, ids, values, labels);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(values);
+    Py_XDECREF(labels);
+    return r;
+}
+
+/* location(i) -> (id, mapping_id, address, ((function_id, line, column), ...), is_folded) */
+static PyObject *ProfileData_location(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_location, "location", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Location *loc = m->location[i];
+    PyObject *lines = PyTuple_New((Py_ssize_t)loc->n_line);
+    if (lines == NULL)
+        return NULL;
+    for (size_t j = 0; j < loc->n_line; j++) {
+        const Perftools__Profiles__Line *ln = loc->line[j];
+        PyObject *t = Py_BuildValue("(KLL)", (unsigned long long)ln->function_id,
+                                    (long long)ln->line, (long long)ln->column);
+        if (t == NULL) {
+            Py_DECREF(lines);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(lines, (Py_ssize_t)j, t);
+    }
+    return Py_BuildValue("(KKKNO)", (unsigned long long)loc->id,
+                         (unsigned long long)loc->mapping_id, (unsigned long long)loc->address,
+                         lines, loc->is_folded ? Py_True : Py_False);
+}
+
+/* function(i) -> (id, name, system_name, filename, start_line) */
+static PyObject *ProfileData_function(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_function, "function", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Function *f = m->function[i];
+    return Py_BuildValue("(KNNNL)", (unsigned long long)f->id, str_at(m, f->name),
+                         str_at(m, f->system_name), str_at(m, f->filename),
+                         (long long)f->start_line);
+}
+
+/* mapping(i) -> (id, start, limit, offset, filename, build_id,
+ *                has_functions, has_filenames, has_line_numbers, has_inline_frames) */
+static PyObject *ProfileData_mapping(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_mapping, "mapping", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Mapping *mp = m->mapping[i];
+    return Py_BuildValue("(KKKKNNOOOO)", (unsigned long long)mp->id,
+                         (unsigned long long)mp->memory_start,
+                         (unsigned long long)mp->memory_limit,
+                         (unsigned long long)mp->file_offset, str_at(m, mp->filename),
+                         str_at(m, mp->build_id), mp->has_functions ? Py_True : Py_False,
+                         mp->has_filenames ? Py_True : Py_False,
+                         mp->has_line_numbers ? Py_True : Py_False,
+                         mp->has_inline_frames ? Py_True : Py_False);
+}
+
+static PyObject *find_index(const cprof_idmap_t *map, size_t n, PyObject *arg)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        return PyLong_FromLong(-1);
+    }
+    return PyLong_FromLong(cprof_pprof_find(map, n, id));
+}
+
+static PyObject *ProfileData_location_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->locations, self->p->msg->n_location, arg);
+}
+
+static PyObject *ProfileData_function_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->functions, self->p->msg->n_function, arg);
+}
+
+static PyObject *ProfileData_mapping_index(ProfileData *self, PyObject *arg)
+{
+    return find_index(&self->p->mappings, self->p->msg->n_mapping, arg);
+}
+
+/* A 128-bit sum as a Python int: hi * 2^64 + lo. */
+static PyObject *sum_to_long(cprof_sum_t s)
+{
+    if ((s.hi == 0 && s.lo <= (uint64_t)INT64_MAX) || (s.hi == -1 && s.lo > (uint64_t)INT64_MAX))
+        return PyLong_FromLongLong((long long)(int64_t)s.lo);
+    PyObject *hi = PyLong_FromLongLong(s.hi);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *lo = PyLong_FromUnsignedLongLong(s.lo);
+    PyObject *shifted = hi && shift ? PyNumber_Lshift(hi, shift) : NULL;
+    PyObject *r = shifted && lo ? PyNumber_Or(shifted, lo) : NULL;
+    Py_XDECREF(hi);
+    Py_XDECREF(shift);
+    Py_XDECREF(lo);
+    Py_XDECREF(shifted);
+    return r;
+}
+
+static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    cprof_sum_t *totals = PyMem_Calloc(m->n_sample_type + 1, sizeof *totals);
+    if (totals == NULL)
+        return PyErr_NoMemory();
+    Py_BEGIN_ALLOW_THREADS
+    cprof_pprof_totals(self->p, totals);
+    Py_END_ALLOW_THREADS
+    PyObject *r = PyTuple_New((Py_ssize_t)m->n_sample_type);
+    for (size_t j = 0; r != NULL && j < m->n_sample_type; j++) {
+        PyObject *v = sum_to_long(totals[j]);
+        if (v == NULL)
+            Py_CLEAR(r);
+        else
+            PyTuple_SET_ITEM(r, (Py_ssize_t)j, v);
+    }
+    PyMem_Free(totals);
+    return r;
+}
+
+/* The total reports use (pprof's computeTotal; see cprof_pprof_abs_total). */
+static PyObject *ProfileData_abs_total(ProfileData *self, PyObject *arg)
+{
+    Py_ssize_t index;
+    if (index_arg(arg, self->p->msg->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    return sum_to_long(cprof_pprof_abs_total(self->p, (size_t)index));
+}
+
+static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"level", NULL};
+    int level = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i:encode", kwlist, &level))
+        return NULL;
+    if (level < 0 || level > 9)
+        return PyErr_Format(PyExc_ValueError,
+                            "level must be 0 (raw protobuf) or 1..9 (gzip), not %d", level);
+    uint8_t *out = NULL;
+    size_t n = 0;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_pprof_encode(self->p, level, &out, &n, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    PyObject *r = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)n);
+    free(out);
+    return r;
+}
+
+/* function_graph(sample_index) -> (nodes, edges, any_inlined); see graph.h. */
+static PyObject *ProfileData_function_graph(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    cprof_graph_t g;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_graph_functions(self->p, (size_t)index, &g, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    PyObject *nodes = PyList_New((Py_ssize_t)g.n_nodes);
+    PyObject *edges = PyList_New((Py_ssize_t)g.n_edges);
+    PyObject *r = NULL;
+    if (nodes == NULL || edges == NULL)
+        goto done;
+    for (size_t i = 0; i < g.n_nodes; i++) {
+        const cprof_graph_node_t *n = &g.nodes[i];
+        PyObject *t = Py_BuildValue("(NNLNN)",
+                                    n->name >= 0 ? str_at(m, n->name) : PyUnicode_FromString(""),
+                                    n->name >= 0 ? PyUnicode_FromString("") : str_at(m, n->objfile),
+                                    (long long)n->start_line, sum_to_long(n->flat),
+                                    sum_to_long(n->cum));
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(nodes, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < g.n_edges; i++) {
+        const cprof_graph_edge_t *e = &g.edges[i];
+        PyObject *t = Py_BuildValue("(IINO)", e->node, e->caller, sum_to_long(e->weight),
+                                    e->all_inline ? Py_True : Py_False);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(edges, (Py_ssize_t)i, t);
+    }
+    r = Py_BuildValue("(OOO)", nodes, edges, g.any_inlined ? Py_True : Py_False);
+done:
+    Py_XDECREF(nodes);
+    Py_XDECREF(edges);
+    cprof_graph_free(&g);
+    return r;
+}
+
+/* stack_sums(sample_index) -> [(location indices leaf first, sum)]; see graph.h. */
+static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+        return NULL;
+    cprof_stack_sums_t sums;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_graph_stack_sums(self->p, (size_t)index, &sums, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    PyObject *list = PyList_New((Py_ssize_t)sums.n);
+    for (size_t k = 0; list != NULL && k < sums.n; k++) {
+        PyObject *locs = PyTuple_New((Py_ssize_t)sums.len[k]);
+        for (size_t j = 0; locs != NULL && j < sums.len[k]; j++) {
+            PyObject *v = PyLong_FromUnsignedLong(sums.pool[sums.start[k] + j]);
+            if (v == NULL)
+                Py_CLEAR(locs);
+            else
+                PyTuple_SET_ITEM(locs, (Py_ssize_t)j, v);
+        }
+        PyObject *item = locs != NULL ? Py_BuildValue("(NN)", locs, sum_to_long(sums.sums[k]))
+                                      : NULL;
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+    }
+    cprof_stack_sums_free(&sums);
+    return list;
+}
+
+static PyMethodDef ProfileData_methods[] = {
+    {"header", (PyCFunction)ProfileData_header, METH_NOARGS,
+     "header() -> dict of the profile's scalar fields and sample types"},
+    {"counts", (PyCFunction)ProfileData_counts, METH_NOARGS,
+     "counts() -> (samples, locations, functions, mappings, strings)"},
+    {"string", (PyCFunction)ProfileData_string, METH_O, "string(i) -> string_table[i]"},
+    {"sample", (PyCFunction)ProfileData_sample, METH_O,
+     "sample(i) -> (location_ids, values, ((key, str|None, num, unit|None), ...))"},
+    {"location", (PyCFunction)ProfileData_location, METH_O,
+     "location(i) -> (id, mapping_id, address, ((function_id, line, column), ...), "
+     "is_folded)"},
+    {"function", (PyCFunction)ProfileData_function, METH_O,
+     "function(i) -> (id, name, system_name, filename, start_line)"},
+    {"mapping", (PyCFunction)ProfileData_mapping, METH_O,
+     "mapping(i) -> (id, start, limit, offset, filename, build_id, has_functions, "
+     "has_filenames, has_line_numbers, has_inline_frames)"},
+    {"location_index", (PyCFunction)ProfileData_location_index, METH_O,
+     "location_index(id) -> index of the location with that id, or -1"},
+    {"function_index", (PyCFunction)ProfileData_function_index, METH_O,
+     "function_index(id) -> index of the function with that id, or -1"},
+    {"mapping_index", (PyCFunction)ProfileData_mapping_index, METH_O,
+     "mapping_index(id) -> index of the mapping with that id, or -1"},
+    {"totals", (PyCFunction)ProfileData_totals, METH_NOARGS,
+     "totals() -> sum of each sample type over all samples"},
+    {"abs_total", (PyCFunction)ProfileData_abs_total, METH_O,
+     "abs_total(sample_index) -> the report total of that sample type (pprof's "
+     "computeTotal: absolute values, the base samples' alone in a diff profile)"},
+    {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
+     "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
+     "distinct stacks with a non-zero value"},
+    {"function_graph", (PyCFunction)ProfileData_function_graph, METH_O,
+     "function_graph(sample_index) -> (nodes [(name, objfile, start_line, flat, cum)], "
+     "edges into inlined nodes [(node, caller, weight, all_inline)], any_inlined)"},
+    {"encode", (PyCFunction)(void (*)(void))ProfileData_encode, METH_VARARGS | METH_KEYWORDS,
+     "encode(level=1) -> bytes: gzipped profile.proto (raw protobuf when level is 0)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ProfileData_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "cprof._core.ProfileData",
+    .tp_doc = "A decoded, validated profile.proto message held in C memory.",
+    .tp_basicsize = sizeof(ProfileData),
+    .tp_weaklistoffset = offsetof(ProfileData, weakrefs),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)ProfileData_dealloc,
+    .tp_methods = ProfileData_methods,
+};
+
+/* A limit argument of decode(): an int in 0..most, else ValueError naming it. */
+static int limit_arg(PyObject *o, const char *name, unsigned long long most,
+                     unsigned long long *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || v < 0 || (unsigned long long)v > most) {
+        PyErr_Format(PyExc_ValueError, "%s must be between 0 and %llu, not %R", name, most, o);
+        return -1;
+    }
+    *out = (unsigned long long)v;
+    return 0;
+}
+
+/* How often a decode stops to run Python's signal handlers. */
+#define DECODE_SIGNAL_CHECK_NS 50000000LL
+
+typedef struct {
+    PyThreadState *save;   /* the decoding thread's state while it runs without the GIL */
+    struct timespec last;
+} decode_signals_t;
+
+/* limits.interrupted for decode(): at most every 50 ms, take the GIL and run
+ * the signal handlers; a handler's exception (KeyboardInterrupt) stops the
+ * decode and is what decode() raises. */
+static int decode_interrupted(void *data)
+{
+    decode_signals_t *d = data;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns = (now.tv_sec - d->last.tv_sec) * 1000000000LL + (now.tv_nsec - d->last.tv_nsec);
+    if (ns < DECODE_SIGNAL_CHECK_NS)
+        return 0;
+    d->last = now;
+    PyEval_RestoreThread(d->save);
+    int failed = PyErr_CheckSignals() < 0;
+    d->save = PyEval_SaveThread();
+    return failed;
+}
+
+/* _id_hash_key() -> the per-process key of the id hash: tests use it to craft
+ * ids that collide, as an attacker who learned it would. */
+static PyObject *core_id_hash_key(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(cprof_pprof_id_key());
+}
+
+static PyObject *core_decode(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"data", "max_size", "max_ratio", NULL};
+    Py_buffer view;
+    PyObject *size_arg = NULL, *ratio_arg = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|OO:decode", kwlist, &view, &size_arg,
+                                     &ratio_arg))
+        return NULL;
+    unsigned long long max_size = CPROF_DEFAULT_MAX_SIZE, max_ratio = CPROF_DEFAULT_MAX_RATIO;
+    if ((size_arg != NULL && limit_arg(size_arg, "max_size", PY_SSIZE_T_MAX, &max_size) < 0) ||
+        (ratio_arg != NULL && limit_arg(ratio_arg, "max_ratio", UINT32_MAX, &max_ratio) < 0)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    decode_signals_t signals = {.save = NULL};
+    clock_gettime(CLOCK_MONOTONIC, &signals.last);
+    cprof_limits_t limits = {.max_size = (size_t)max_size, .max_ratio = (unsigned)max_ratio,
+                             .interrupted = decode_interrupted, .ctx = &signals};
+    cprof_pprof_t *p = NULL;
+    cprof_error_t err;
+    signals.save = PyEval_SaveThread();
+    int rc = cprof_pprof_decode(view.buf, (size_t)view.len, &limits, &p, &err);
+    PyEval_RestoreThread(signals.save);
+    PyBuffer_Release(&view);
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    return cprof_py_profile(p);
+}
+
+static PyMethodDef profile_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))core_decode, METH_VARARGS | METH_KEYWORDS,
+     "decode(data, max_size=1 GiB, max_ratio=256) -> ProfileData: gzipped or raw "
+     "profile.proto bytes, validated by pprof's rules; max_size bounds the input, its "
+     "inflated bytes and the decoded memory, max_ratio (0: off) their ratio to the input "
+     "past 16 MiB; signal handlers run during the decode; raises ProfileError"},
+    {"_id_hash_key", (PyCFunction)core_id_hash_key, METH_NOARGS,
+     "_id_hash_key() -> the per-process key of the decoder's id hash (for tests)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int profile_ready(PyObject *module)
+{
+    if (PyType_Ready(&ProfileData_Type) < 0 ||
+        PyModule_AddObjectRef(module, "ProfileData", (PyObject *)&ProfileData_Type) < 0 ||
+        PyModule_AddIntConstant(module, "DEFAULT_MAX_SIZE", (long)CPROF_DEFAULT_MAX_SIZE) < 0 ||
+        PyModule_AddIntConstant(module, "DEFAULT_MAX_RATIO", (long)CPROF_DEFAULT_MAX_RATIO) < 0)
+        return -1;
+    return 0;
+}
+
+const cprof_binding_t cprof_profile_binding = {profile_methods, profile_ready};
