@@ -1,7 +1,7 @@
 """cpu: the CPU profiler's Python face, like Go's StartCPUProfile.
 
 ``with cprof.cpu("out.prof"): work()`` or ``start_cpu_profile(...)`` /
-``stop_cpu_profile()``. The C sampler (csrc/sampler.c) records stacks; this
+``stop_cpu_profile()``. The C sampler (csrc/collect/sampler.c) records stacks; this
 module names threads and asyncio tasks while it runs, and turns its tables
 into a pprof Profile when it stops.
 """
@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MODES = ("cpu", "wall")
 DEFAULT_MAX_DEPTH = 128
 NATIVE_MAX_DEPTH = 512  # C frames count against it too
-# The sampler's limits (csrc/module.c, cpu_start).
+# The sampler's limits (csrc/module/sampler.c, cpu_start).
 MAX_HZ = 100000
 MAX_DEPTH = 65536
 

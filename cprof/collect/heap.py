@@ -2,7 +2,7 @@
 
 ``with cprof.heap("heap.prof"): work()`` or ``start_heap_profile()`` /
 ``write_heap_profile(...)`` / ``stop_heap_profile()``. The C hooks
-(csrc/heap.c) sample one allocation per ``rate`` bytes on average, as Go's
+(csrc/collect/heap.c) sample one allocation per ``rate`` bytes on average, as Go's
 MemProfileRate; this module turns their buckets into Go's four sample types,
 unsampled with Go's formula.
 """
@@ -27,7 +27,7 @@ from . import patches
 from .symbols import Resolved, resolve
 
 DEFAULT_RATE = 512 * 1024
-# The heap profiler's limits (csrc/heap.h, CPROF_HEAP_MAX_DEPTH; a C long long).
+# The heap profiler's limits (csrc/collect/heap.h, CPROF_HEAP_MAX_DEPTH; a C long long).
 MAX_DEPTH = 256
 MAX_RATE = 2**63 - 1
 

@@ -2,7 +2,7 @@
 
 ``set_mutex_profile_fraction(n)`` and ``set_block_profile_rate(ns)`` turn
 recording on (Go's semantics); while either is on, threading.Lock, RLock and
-Condition's waiter locks are cprof's recording locks (csrc/locks.c), so
+Condition's waiter locks are cprof's recording locks (csrc/collect/locks.c; their types csrc/module/locks.c), so
 everything built on them records too: Condition, Semaphore, BoundedSemaphore,
 Event, Barrier, queue.Queue, concurrent.futures. Locks created before stay
 what they were; locks created while recording keep working after it stops.

@@ -119,7 +119,7 @@ def names(qualname: str, code_name: str, filename: str,
 
 def code_line(code: CodeType, lasti: int) -> int:
     """The line of the instruction at byte offset lasti, as the collectors
-    give it (csrc/frames.c, cprof_frames_line): an instruction the compiler
+    give it (csrc/collect/frames.c, cprof_frames_line): an instruction the compiler
     gave no line (an exception handler's start or cleanup) takes the line of
     the nearest one before it that has one, else after it, else the
     function's first line. For frames read from Python (thread dumps), whose

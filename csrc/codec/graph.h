@@ -1,7 +1,7 @@
 /* graph: the function-granularity call graph of a decoded profile, computed in
  * C so that reports on large profiles need no Python object per sample.
  *
- * It mirrors build() of cprof/report_graph.py with function_infos, itself
+ * It mirrors build() of cprof/report/graph.py with function_infos, itself
  * google/pprof's graph.newGraph at function granularity: a node is a function
  * name, or for a line without a named function the mapping's file and the
  * function's start line; a sample adds its value to the flat of its leaf node

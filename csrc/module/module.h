@@ -34,7 +34,7 @@ PyObject *cprof_py_raise(int code, const cprof_error_t *err);
 PyObject *cprof_py_profile(cprof_pprof_t *p);
 
 /* A collector's interned functions, locations and stacks as a dict of
- * Python lists (see cprof/collect.py), or NULL with an exception set. */
+ * Python lists (see cprof/collect/cpu.py), or NULL with an exception set. */
 PyObject *cprof_py_tables(const cprof_stacks_t *st);
 
 /* dict[key] = value, stealing value (which may be NULL: a failed build).

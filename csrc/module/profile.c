@@ -1,5 +1,5 @@
 /* profile: ProfileData, a decoded and validated profile.proto message held
- * in C memory (codec/pprof.h), which cprof.profile reads lazily, one object
+ * in C memory (codec/pprof.h), which cprof.pprof.profile reads lazily, one object
  * at a time; and decode(), which makes one from bytes. */
 #include "module/module.h"
 
