@@ -27,7 +27,7 @@ REQUIRED = {
 
 # The C core's layers (csrc/*/README.md) and protobuf-c's generated code;
 # csrc/fuzz holds a separate program. Includes name their folder from csrc/.
-LAYERS = ("common", "codec", "collect", "module", "proto")
+LAYERS = ("common", "codec", "analysis", "collect", "module", "proto")
 SOURCES = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.c"))]
 HEADERS = [path for layer in LAYERS for path in sorted(glob.glob(f"csrc/{layer}/*.h"))]
 

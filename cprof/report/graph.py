@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from ..pprof.model import Location, Sample
 
 if TYPE_CHECKING:
+    from .. import _core
     from ..pprof.profile import Profile
 
 NODE_FRACTION = 0.005  # pprof's -nodefraction default
@@ -300,6 +301,63 @@ class Paths:
         return [nd for nd in nodes if nd.flat != 0 or nd.cum != 0]
 
 
+class EnginePaths:
+    """Paths' interface over the C engine (csrc/analysis): the distinct node
+    stacks of a loaded profile at function granularity are summed in C, and
+    only the graph's nodes become Python objects."""
+
+    def __init__(self, data: _core.ProfileData, index: int,
+                 kept: bytes | None = None) -> None:
+        self.data = data
+        self.index = index
+        self.kept = kept
+        self.infos: list[Info] | None = None
+        self.inlined = False
+
+    def restrict(self, kept: set[Info]) -> EnginePaths:
+        infos = self._infos()
+        out = EnginePaths(self.data, self.index, bytes(info in kept for info in infos))
+        out.infos, out.inlined = infos, self.inlined
+        return out
+
+    def _infos(self) -> list[Info]:
+        if self.infos is None:
+            self.graph(edges=False)
+        assert self.infos is not None
+        return self.infos
+
+    def graph(self, edges: bool = True) -> list[Node]:
+        infos, flat, cum, pairs, self.inlined = self.data.call_graph(
+            self.index, 0, self.kept, edges)
+        if self.infos is None:
+            self.infos = infos
+        made: dict[int, Node] = {}
+
+        def node(i: int) -> Node:
+            nd = made.get(i)
+            if nd is None:
+                nd = made[i] = Node(infos[i], flat[i], cum[i])
+            return nd
+
+        out = [node(i) for i in range(len(infos)) if flat[i] != 0 or cum[i] != 0]
+        for a, b, w, inline in pairs:
+            src, dest = node(a), node(b)
+            e = Edge(src, dest, w, inline)
+            src.outs[dest] = e
+            dest.ins[src] = e
+        return out
+
+
+def graph_paths(profile: Profile, index: int) -> Paths | EnginePaths:
+    """The paths of a profile's samples of one sample type at function
+    granularity: from the C engine when the profile is a loaded one that
+    nobody changed, else summed in Python."""
+    data = profile._unchanged_data()
+    if data is None:
+        return Paths.of(aggregate(profile.samples, index))
+    return EnginePaths(data, index)
+
+
 def build(stacks: Stacks, kept: set[Info] | None = None,
           infos: Callable[[Location], list[Info]] = function_infos) -> list[Node]:
     """The nodes of the graph (those with a value), with their edges; with
@@ -342,11 +400,14 @@ class Trimmed:
     ``edges=False`` the graph has edges only if something was inlined (they
     decide the inline marks)."""
 
-    def __init__(self, stacks: Stacks, *, node_fraction: float, edge_fraction: float,
-                 node_count: int = 0, cum: bool = False, edges: bool = True) -> None:
-        paths = Paths.of(stacks)
-        edges = edges or paths.inlined
+    def __init__(self, stacks: Stacks | Paths | EnginePaths, *, node_fraction: float,
+                 edge_fraction: float, node_count: int = 0, cum: bool = False,
+                 edges: bool = True) -> None:
+        paths = stacks if isinstance(stacks, (Paths, EnginePaths)) else Paths.of(stacks)
         nodes = paths.graph(edges)
+        if not edges and paths.inlined:  # the inline marks need the edges
+            nodes = paths.graph(True)
+        edges = edges or paths.inlined
         flat_total = sum(nd.flat for nd in nodes)
         node_cutoff = abs(int(flat_total * node_fraction))
         edge_cutoff = abs(int(flat_total * edge_fraction))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from ..pprof.units import scaled_label
-from .graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, abs_total, profile_stacks
+from .graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, abs_total, graph_paths
 from .text import graph_labels, output_unit, percentage, profile_labels
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def top(profile: Profile, n: int | None = None, *, cum: bool = False,
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     total = abs_total(profile, index)
-    g = Trimmed(profile_stacks(profile, index), node_fraction=node_fraction,
+    g = Trimmed(graph_paths(profile, index), node_fraction=node_fraction,
                 edge_fraction=EDGE_FRACTION, node_count=n or 0, cum=cum, edges=False)
     rows = []
     flat_sum = 0

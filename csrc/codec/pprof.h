@@ -85,6 +85,13 @@ static inline void cprof_sum_add(cprof_sum_t *s, int64_t v)
     s->lo = lo;
 }
 
+static inline void cprof_sum_add128(cprof_sum_t *s, cprof_sum_t v)
+{
+    uint64_t lo = s->lo + v.lo;
+    s->hi += v.hi + (lo < s->lo);
+    s->lo = lo;
+}
+
 /* Sum of each sample type's values over all samples into totals[n_sample_type],
  * exactly (no wrapping). */
 void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);

@@ -1,7 +1,8 @@
 /* fuzz_decode: a libFuzzer harness for cprof_pprof_decode and its round trip.
  *
  * Every input must either be refused with an error message or decode; a
- * decoded profile must survive encode -> decode at gzip level 1 and raw
+ * decoded profile must go through the analysis engine (paths and graphs at
+ * every granularity) and survive encode -> decode at gzip level 1 and raw
  * (level 0) with the same table sizes and totals, and re-encoding what was
  * decoded from our own raw output must give the same bytes. Any other
  * outcome aborts, so libFuzzer records the input as a crash. Build and run
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/graph.h"
 #include "codec/pprof.h"
 
 /* For some inputs (see LLVMFuzzerTestOneInput) the decode is interrupted
@@ -97,6 +99,44 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
     return back;
 }
 
+/* The analysis engine over a decoded profile: every granularity's paths and
+ * the graph of each sample type, with every other node kept; each path's
+ * nodes must be in range, and the flat total of the whole graph must be the
+ * sum of the paths of the type. */
+static void analyse(const cprof_pprof_t *p)
+{
+    cprof_error_t err = {{0}};
+    for (int grain = 0; grain < CPROF_GRAINS; grain++) {
+        cprof_paths_t ps;
+        if (cprof_paths_build(p, (cprof_grain_t)grain, &ps, &err) != 0)
+            die("paths failed on a valid profile", err.msg);
+        uint8_t *kept = malloc(ps.n_nodes + 1);
+        for (size_t i = 0; i < ps.n_nodes; i++)
+            kept[i] = i % 2 == 0;
+        for (size_t k = 0; k < ps.n; k++)
+            for (uint32_t j = 0; j < ps.len[k]; j++)
+                if (ps.pool[ps.start[k] + j] >= ps.n_nodes)
+                    die("a path names a node out of range", NULL);
+        for (size_t t = 0; t < ps.n_types; t++) {
+            for (int masked = 0; masked < 2; masked++) {
+                cprof_graph_t g;
+                if (cprof_graph_build(&ps, t, masked ? kept : NULL, 1, &g, &err) != 0)
+                    die("graph failed on a valid profile", err.msg);
+                cprof_sum_t flat = {0, 0}, want = {0, 0};
+                for (size_t i = 0; i < ps.n_nodes; i++)
+                    cprof_sum_add128(&flat, g.flat[i]);
+                for (size_t k = 0; k < ps.n; k++)
+                    cprof_sum_add128(&want, ps.sums[k * ps.n_types + t]);
+                if (!masked && (flat.hi != want.hi || flat.lo != want.lo))
+                    die("the graph's flat total is not the paths' sum", NULL);
+                cprof_graph_release(&g);
+            }
+        }
+        free(kept);
+        cprof_paths_free(&ps);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cprof_error_t err = {{0}};
@@ -118,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    analyse(p);
     uint8_t *gz = NULL, *raw = NULL, *again = NULL;
     size_t gz_n = 0, raw_n = 0, again_n = 0;
     cprof_pprof_free(round_trip(p, 1, &gz, &gz_n));

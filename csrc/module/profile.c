@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "codec/graph.h"
+#include "analysis/graph.h"
+#include "analysis/stack_sums.h"
 
 typedef struct {
     PyObject_HEAD
     cprof_pprof_t *p;
+    cprof_paths_t *paths[CPROF_GRAINS];  /* per granularity, made on first use */
     PyObject *weakrefs;  /* so tests can watch a profile's C memory being freed */
 } ProfileData;
 
@@ -20,6 +22,11 @@ static void ProfileData_dealloc(ProfileData *self)
 {
     if (self->weakrefs != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
+    for (int g = 0; g < CPROF_GRAINS; g++) {
+        if (self->paths[g] != NULL)
+            cprof_paths_free(self->paths[g]);
+        PyMem_Free(self->paths[g]);
+    }
     cprof_pprof_free(self->p);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -32,6 +39,8 @@ PyObject *cprof_py_profile(cprof_pprof_t *p)
         return NULL;
     }
     self->p = p;
+    for (int g = 0; g < CPROF_GRAINS; g++)
+        self->paths[g] = NULL;
     self->weakrefs = NULL;
     return (PyObject *)self;
 }
@@ -332,50 +341,111 @@ static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject 
     return r;
 }
 
-/* function_graph(sample_index) -> (nodes, edges, any_inlined); see graph.h. */
-static PyObject *ProfileData_function_graph(ProfileData *self, PyObject *arg)
+/* The paths of the profile at one granularity, made on first use and kept
+ * (the profile never changes). NULL with an exception set on failure. */
+static const cprof_paths_t *paths_of(ProfileData *self, int grain)
 {
+    if (self->paths[grain] != NULL)
+        return self->paths[grain];
+    cprof_paths_t *ps = PyMem_Calloc(1, sizeof *ps);
+    if (ps == NULL)
+        return (const cprof_paths_t *)PyErr_NoMemory();
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_paths_build(self->p, (cprof_grain_t)grain, ps, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        PyMem_Free(ps);
+        cprof_py_raise(rc, &err);
+        return NULL;
+    }
+    self->paths[grain] = ps;
+    return ps;
+}
+
+/* A node as (name, file, start_line, line, objfile). */
+static PyObject *node_tuple(const cprof_msg_t *m, const cprof_node_t *n)
+{
+    return Py_BuildValue("(NNLLN)", str_at(m, n->name), str_at(m, n->file),
+                         (long long)n->start_line, (long long)n->line, str_at(m, n->objfile));
+}
+
+/* call_graph(sample_index, granularity=0, kept=None, edges=True)
+ *   -> (nodes, flat, cum, edges, inlined); see analysis/graph.h. */
+static PyObject *ProfileData_call_graph(ProfileData *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"sample_index", "granularity", "kept", "edges", NULL};
     const cprof_msg_t *m = self->p->msg;
     Py_ssize_t index;
-    if (index_arg(arg, m->n_sample_type, "sample type", &index) < 0)
+    int grain = 0, want_edges = 1;
+    PyObject *kept_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|iOp", kwlist, &index, &grain, &kept_obj,
+                                     &want_edges))
         return NULL;
+    if (index < 0 || (size_t)index >= m->n_sample_type)
+        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (grain < 0 || grain >= CPROF_GRAINS)
+        return PyErr_Format(PyExc_ValueError, "granularity must be 0, 1 or 2, not %d", grain);
+    const cprof_paths_t *ps = paths_of(self, grain);
+    if (ps == NULL)
+        return NULL;
+    Py_buffer kept = {0};
+    if (kept_obj != Py_None) {
+        if (PyObject_GetBuffer(kept_obj, &kept, PyBUF_SIMPLE) < 0)
+            return NULL;
+        if ((size_t)kept.len != ps->n_nodes) {
+            PyBuffer_Release(&kept);
+            return PyErr_Format(PyExc_ValueError, "kept has %zd bytes for %zu nodes", kept.len,
+                                ps->n_nodes);
+        }
+    }
     cprof_graph_t g;
     cprof_error_t err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cprof_graph_functions(self->p, (size_t)index, &g, &err);
+    rc = cprof_graph_build(ps, (size_t)index, kept_obj != Py_None ? kept.buf : NULL, want_edges,
+                           &g, &err);
     Py_END_ALLOW_THREADS
+    if (kept_obj != Py_None)
+        PyBuffer_Release(&kept);
     if (rc != 0)
         return cprof_py_raise(rc, &err);
-    PyObject *nodes = PyList_New((Py_ssize_t)g.n_nodes);
+    PyObject *nodes = PyList_New((Py_ssize_t)ps->n_nodes);
+    PyObject *flat = PyList_New((Py_ssize_t)ps->n_nodes);
+    PyObject *cum = PyList_New((Py_ssize_t)ps->n_nodes);
     PyObject *edges = PyList_New((Py_ssize_t)g.n_edges);
     PyObject *r = NULL;
-    if (nodes == NULL || edges == NULL)
+    if (nodes == NULL || flat == NULL || cum == NULL || edges == NULL)
         goto done;
-    for (size_t i = 0; i < g.n_nodes; i++) {
-        const cprof_graph_node_t *n = &g.nodes[i];
-        PyObject *t = Py_BuildValue("(NNLNN)",
-                                    n->name >= 0 ? str_at(m, n->name) : PyUnicode_FromString(""),
-                                    n->name >= 0 ? PyUnicode_FromString("") : str_at(m, n->objfile),
-                                    (long long)n->start_line, sum_to_long(n->flat),
-                                    sum_to_long(n->cum));
-        if (t == NULL)
+    for (size_t i = 0; i < ps->n_nodes; i++) {
+        PyObject *t = node_tuple(m, &ps->nodes[i]);
+        PyObject *f = sum_to_long(g.flat[i]), *c = sum_to_long(g.cum[i]);
+        if (t == NULL || f == NULL || c == NULL) {
+            Py_XDECREF(t);
+            Py_XDECREF(f);
+            Py_XDECREF(c);
             goto done;
+        }
         PyList_SET_ITEM(nodes, (Py_ssize_t)i, t);
+        PyList_SET_ITEM(flat, (Py_ssize_t)i, f);
+        PyList_SET_ITEM(cum, (Py_ssize_t)i, c);
     }
     for (size_t i = 0; i < g.n_edges; i++) {
-        const cprof_graph_edge_t *e = &g.edges[i];
-        PyObject *t = Py_BuildValue("(IINO)", e->node, e->caller, sum_to_long(e->weight),
-                                    e->all_inline ? Py_True : Py_False);
+        const cprof_edge_t *e = &g.edges[i];
+        PyObject *t = Py_BuildValue("(IINO)", e->caller, e->callee, sum_to_long(e->weight),
+                                    e->inl ? Py_True : Py_False);
         if (t == NULL)
             goto done;
         PyList_SET_ITEM(edges, (Py_ssize_t)i, t);
     }
-    r = Py_BuildValue("(OOO)", nodes, edges, g.any_inlined ? Py_True : Py_False);
+    r = Py_BuildValue("(OOOOO)", nodes, flat, cum, edges, ps->inlined ? Py_True : Py_False);
 done:
     Py_XDECREF(nodes);
+    Py_XDECREF(flat);
+    Py_XDECREF(cum);
     Py_XDECREF(edges);
-    cprof_graph_free(&g);
+    cprof_graph_release(&g);
     return r;
 }
 
@@ -445,9 +515,11 @@ static PyMethodDef ProfileData_methods[] = {
     {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
      "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
      "distinct stacks with a non-zero value"},
-    {"function_graph", (PyCFunction)ProfileData_function_graph, METH_O,
-     "function_graph(sample_index) -> (nodes [(name, objfile, start_line, flat, cum)], "
-     "edges into inlined nodes [(node, caller, weight, all_inline)], any_inlined)"},
+    {"call_graph", (PyCFunction)(void (*)(void))ProfileData_call_graph,
+     METH_VARARGS | METH_KEYWORDS,
+     "call_graph(sample_index, granularity=0, kept=None, edges=True) -> (nodes [(name, file, "
+     "start_line, line, objfile)], flat, cum, edges [(caller, callee, weight, inline)], "
+     "inlined); see csrc/analysis/graph.h"},
     {"encode", (PyCFunction)(void (*)(void))ProfileData_encode, METH_VARARGS | METH_KEYWORDS,
      "encode(level=1) -> bytes: gzipped profile.proto (raw protobuf when level is 0)"},
     {NULL, NULL, 0, NULL},

@@ -65,7 +65,8 @@ def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for needed in ("csrc/codec/pprof.c", "csrc/codec/pprof.h", "csrc/codec/gzip.c",
-                   "csrc/common/errors.h", "csrc/collect/compat.h", "csrc/module/init.c",
+                   "csrc/common/errors.h", "csrc/analysis/paths.c", "csrc/analysis/graph.h",
+                   "csrc/collect/compat.h", "csrc/module/init.c",
                    "csrc/module/module.h", "csrc/proto/profile.proto",
                    "csrc/proto/profile.pb-c.c", "setup.py", "cprof/py.typed", "cprof/_core.pyi"):
         assert needed in names, needed

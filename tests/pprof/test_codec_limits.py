@@ -509,8 +509,8 @@ def test_heap_text_is_held_to_max_size() -> None:
 
 @pytest.mark.parametrize("values", [[INT64_MAX, INT64_MAX], [-2**63, -2**63, -1]])
 def test_reports_and_the_call_graph_do_not_wrap_either(values: list[int]) -> None:
-    # The same mistake as totals' in csrc/codec/graph.c: per-stack sums (top, tree,
-    # flame graphs of a loaded profile) and the function graph's flat and cum.
+    # The same mistake as totals' in the analysis engine (csrc/analysis): per-stack sums
+    # (tree, list) and the call graph's flat and cum (top of a loaded profile).
     fn = Function(1, "f", "f", "f.py")
     loc = Location(1, 0, None, (Line(fn, 1),))
     built = cprof.Profile([("samples", "count")], [Sample([v], [loc]) for v in values])
@@ -520,5 +520,6 @@ def test_reports_and_the_call_graph_do_not_wrap_either(values: list[int]) -> Non
     row = loaded.top()[0]
     assert (row.flat, row.cum) == (sum(values), sum(values)) == (built.top()[0].flat,
                                                                  built.top()[0].cum)
-    nodes, _, _ = data.function_graph(0)
-    assert [(n[0], n[3], n[4]) for n in nodes] == [("f", sum(values), sum(values))]
+    nodes, flat, cum, _, _ = data.call_graph(0)
+    assert [(n[0], f, c) for n, f, c in zip(nodes, flat, cum)] == [("f", sum(values),
+                                                                    sum(values))]

@@ -1,0 +1,94 @@
+/* paths: the analysis engine's first stage, a decoded profile reduced to its
+ * distinct node stacks.
+ *
+ * A node is what pprof's NodeInfo names at one granularity (no address):
+ *   function  a function name; for a line without a named function, the
+ *             mapping's file and the function's start line (0 without one);
+ *   file      the function's file name;
+ *   line      the function's name, its file and the line number.
+ * Each location becomes its chain of nodes, caller first (an inlined line is
+ * a node of its own, marked inlined into the one before it); a sample's path
+ * is its locations' chains from the root to the leaf. Samples with equal paths
+ * and the same pprof::base mark are summed into one path, per sample type,
+ * exactly (128-bit sums), with the sum of absolute values beside (a -diff_base
+ * base is drawn by magnitude). Samples without locations, or whose values are
+ * all 0, leave no path. Every later stage (graph.h, tree.h) reads paths only:
+ * its cost follows the distinct stacks, not the samples.
+ *
+ * Strings are compared by content (the table may repeat one). Nothing here
+ * needs the GIL or is signal-safe; the bindings release the GIL around it.
+ */
+#ifndef CPROF_ANALYSIS_PATHS_H
+#define CPROF_ANALYSIS_PATHS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/pprof.h"
+
+typedef enum {
+    CPROF_GRAIN_FUNCTION = 0,
+    CPROF_GRAIN_FILE = 1,
+    CPROF_GRAIN_LINE = 2,
+} cprof_grain_t;
+
+#define CPROF_GRAINS 3
+
+/* A node's identity; string fields are canonical string-table indices (0 is ""). */
+typedef struct {
+    int64_t name, file, start_line, line, objfile;
+} cprof_node_t;
+
+typedef struct {
+    cprof_node_t *nodes;
+    size_t n_nodes;
+    /* Path k is pool[start[k] .. start[k] + len[k]), node ids root first;
+     * inl[j]: pool entry j was inlined into entry j - 1; lines[j]: its source
+     * line, 0 where the samples summed into the path disagree. */
+    uint32_t *pool;
+    uint8_t *inl;
+    int64_t *lines;
+    size_t *start;
+    uint32_t *len;
+    uint8_t *base;      /* per path: its samples carry pprof::base=true */
+    size_t n, n_types;
+    cprof_sum_t *sums;  /* [k * n_types + t]: the values' sum */
+    cprof_sum_t *abs;   /* [k * n_types + t]: the sum of their magnitudes */
+    uint8_t *nonzero;   /* [k * n_types + t]: some sample's value is not 0 */
+    int inlined;        /* some location has more than one line */
+} cprof_paths_t;
+
+/* The paths of p at grain, in the order of their first sample. Returns 0,
+ * CPROF_E_NOMEM or CPROF_E_FORMAT (a stack deeper than 2^32 nodes) with err
+ * filled. */
+int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t *out,
+                      cprof_error_t *err);
+void cprof_paths_free(cprof_paths_t *ps);
+
+/* Canonical string indices of a message's table: canon[i] is the first index
+ * holding string i's bytes. *out is malloc'd. Returns 0 or -1 (no memory). */
+int cprof_canonical_strings(const cprof_msg_t *m, int64_t **out);
+
+/* Open addressing from a 64-bit key hash to a 32-bit index; the caller
+ * compares candidates (cprof_itab_next) and inserts (cprof_itab_put). Kept
+ * at most half full, so probes stay short; hashes are keyed per process. */
+typedef struct {
+    uint64_t *hashes;  /* 0 marks an empty slot */
+    uint32_t *values;
+    size_t cap, n;
+} cprof_itab_t;
+
+int cprof_itab_init(cprof_itab_t *t, size_t expected);
+void cprof_itab_free(cprof_itab_t *t);
+uint64_t cprof_itab_hash(uint64_t h);
+/* The first slot to look at for hash h, then the next one. */
+size_t cprof_itab_first(const cprof_itab_t *t, uint64_t h);
+static inline size_t cprof_itab_next(const cprof_itab_t *t, size_t slot)
+{
+    return (slot + 1) & (t->cap - 1);
+}
+/* Store value for h in the empty slot found by probing; grows the table.
+ * Returns 0 or -1 (no memory). */
+int cprof_itab_put(cprof_itab_t *t, size_t slot, uint64_t h, uint32_t value);
+
+#endif
