@@ -360,6 +360,12 @@ static const cprof_paths_t *paths_of(ProfileData *self, int grain)
         cprof_py_raise(rc, &err);
         return NULL;
     }
+    if (self->paths[grain] != NULL) {
+        /* Another thread made them while the GIL was released: keep theirs. */
+        cprof_paths_free(ps);
+        PyMem_Free(ps);
+        return self->paths[grain];
+    }
     self->paths[grain] = ps;
     return ps;
 }

@@ -148,3 +148,24 @@ def test_bad_arguments_are_refused() -> None:
         data.call_graph(0, 3)
     with pytest.raises(ValueError, match="kept has"):
         data.call_graph(0, 0, b"\x01" * 1000)
+
+
+def test_threads_share_one_profile() -> None:
+    # The paths are made with the GIL released and kept on the profile: threads
+    # asking for the same graph at once all get it, and the same one.
+    import threading
+    p = cprof.load(random_profile(random.Random(11)).to_bytes())
+    data = p._unchanged_data()
+    results: list = []
+    barrier = threading.Barrier(8)
+
+    def ask() -> None:
+        barrier.wait()
+        results.append(data.call_graph(1, 2))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8 and all(r == results[0] for r in results)
