@@ -298,6 +298,15 @@ class Profile:
             return self._data
         return None
 
+    def _analysis_data(self) -> _core.ProfileData:
+        """The C data the analysis engine reads: a loaded profile's, or one
+        built once from this profile's tables (samples cannot change, and the
+        engine reads no header field)."""
+        if self._data is None:
+            self._data = _core.build(*_tables(self))
+            self._loaded_header = self._header()
+        return self._data
+
     # --- bytes ----------------------------------------------------------------
 
     def to_bytes(self, level: int = 1) -> bytes:

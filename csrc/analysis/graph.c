@@ -61,7 +61,7 @@ int cprof_graph_build(const cprof_paths_t *ps, size_t t, const uint8_t *kept, in
         cprof_itab_init(&es.index, 1024) < 0)
         goto done;
     for (size_t k = 0; k < ps->n; k++) {
-        if (!ps->nonzero[k * ps->n_types + t])
+        if (!ps->nonzero[k * ps->n_types + t] || ps->len[k] == 0)
             continue;
         cprof_sum_t w = ps->sums[k * ps->n_types + t];
         const uint32_t *path = ps->pool + ps->start[k];

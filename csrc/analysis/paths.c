@@ -124,7 +124,7 @@ static int64_t find_string(const cprof_msg_t *m, const int64_t *canon, const cha
 /* ---- growth ------------------------------------------------------------------ */
 
 /* Make room for need elements of size elem in *p (capacity *cap). */
-static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+int cprof_reserve(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -143,7 +143,8 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
 
 typedef struct {
     cprof_node_t *nodes;
-    size_t n, cap;
+    int64_t *file, *start;
+    size_t n, cap, file_cap, start_cap;
     cprof_itab_t index;
 } nodes_t;
 
@@ -156,8 +157,10 @@ static uint64_t node_hash(const cprof_node_t *k)
     return cprof_itab_hash(h);
 }
 
-/* The id of node k, added when new; -1 when memory runs out. */
-static long node_id(nodes_t *ns, const cprof_node_t *k)
+/* The id of node k, added when new (made by function fn, or NULL); -1 when
+ * memory runs out. */
+static long node_id(nodes_t *ns, const cprof_node_t *k, const Perftools__Profiles__Function *fn,
+                    const int64_t *canon)
 {
     uint64_t h = node_hash(k);
     size_t slot = cprof_itab_first(&ns->index, h);
@@ -165,10 +168,14 @@ static long node_id(nodes_t *ns, const cprof_node_t *k)
         if (ns->index.hashes[slot] == h &&
             memcmp(&ns->nodes[ns->index.values[slot]], k, sizeof *k) == 0)
             return ns->index.values[slot];
-    if (reserve((void **)&ns->nodes, &ns->cap, ns->n + 1, sizeof *ns->nodes) < 0 ||
+    if (cprof_reserve((void **)&ns->nodes, &ns->cap, ns->n + 1, sizeof *ns->nodes) < 0 ||
+        cprof_reserve((void **)&ns->file, &ns->file_cap, ns->n + 1, sizeof *ns->file) < 0 ||
+        cprof_reserve((void **)&ns->start, &ns->start_cap, ns->n + 1, sizeof *ns->start) < 0 ||
         cprof_itab_put(&ns->index, slot, h, (uint32_t)ns->n) < 0)
         return -1;
     ns->nodes[ns->n] = *k;
+    ns->file[ns->n] = fn != NULL ? canon[fn->filename] : 0;
+    ns->start[ns->n] = fn != NULL ? fn->start_line : 0;
     return (long)ns->n++;
 }
 
@@ -253,7 +260,7 @@ static int build_chains(const cprof_pprof_t *p, const int64_t *canon, cprof_grai
                     fn = m->function[fi];
             }
             cprof_node_t k = line_node(fn, ln ? ln->line : 0, objfile, grain, canon);
-            long id = node_id(ns, &k);
+            long id = node_id(ns, &k, fn, canon);
             if (id < 0)
                 return -1;
             ch->ids[at] = (uint32_t)id;
@@ -318,8 +325,6 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
 
     for (size_t si = 0; si < m->n_sample; si++) {
         const Perftools__Profiles__Sample *s = m->sample[si];
-        if (s->n_location_id == 0)
-            continue;
         int any = 0;
         for (size_t t = 0; t < nt; t++)
             any |= s->value[t] != 0;
@@ -332,17 +337,15 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
             if (li < 0)
                 continue;  /* validated at decode; never taken */
             size_t n = ch.len[li];
-            if (reserve((void **)&scratch, &scratch_cap, depth + n, sizeof *scratch) < 0 ||
-                reserve((void **)&scratch_inl, &inl_cap, depth + n, 1) < 0 ||
-                reserve((void **)&scratch_lines, &lines_cap, depth + n, sizeof *scratch_lines) < 0)
+            if (cprof_reserve((void **)&scratch, &scratch_cap, depth + n, sizeof *scratch) < 0 ||
+                cprof_reserve((void **)&scratch_inl, &inl_cap, depth + n, 1) < 0 ||
+                cprof_reserve((void **)&scratch_lines, &lines_cap, depth + n, sizeof *scratch_lines) < 0)
                 goto done;
             memcpy(scratch + depth, ch.ids + ch.start[li], n * sizeof *scratch);
             memcpy(scratch_inl + depth, ch.inl + ch.start[li], n);
             memcpy(scratch_lines + depth, ch.lines + ch.start[li], n * sizeof *scratch_lines);
             depth += n;
         }
-        if (depth == 0)
-            continue;
         if (depth > UINT32_MAX) {
             rc = cprof_fail(err, CPROF_E_FORMAT, "sample %zu: a stack of %zu frames", si, depth);
             goto done;
@@ -365,15 +368,15 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
         }
         if (found < 0) {
             size_t k = out->n;
-            if (reserve((void **)&out->start, &cap.start, k + 1, sizeof *out->start) < 0 ||
-                reserve((void **)&out->len, &cap.len, k + 1, sizeof *out->len) < 0 ||
-                reserve((void **)&out->base, &cap.base, k + 1, 1) < 0 ||
-                reserve((void **)&out->sums, &cap.sums, (k + 1) * nt + 1, sizeof *out->sums) < 0 ||
-                reserve((void **)&out->abs, &cap.abs, (k + 1) * nt + 1, sizeof *out->abs) < 0 ||
-                reserve((void **)&out->nonzero, &cap.nonzero, (k + 1) * nt + 1, 1) < 0 ||
-                reserve((void **)&out->pool, &cap.pool, pool_len + depth, sizeof *out->pool) < 0 ||
-                reserve((void **)&out->inl, &cap.inl, pool_len + depth, 1) < 0 ||
-                reserve((void **)&out->lines, &cap.lines, pool_len + depth, sizeof *out->lines) < 0)
+            if (cprof_reserve((void **)&out->start, &cap.start, k + 1, sizeof *out->start) < 0 ||
+                cprof_reserve((void **)&out->len, &cap.len, k + 1, sizeof *out->len) < 0 ||
+                cprof_reserve((void **)&out->base, &cap.base, k + 1, 1) < 0 ||
+                cprof_reserve((void **)&out->sums, &cap.sums, (k + 1) * nt + 1, sizeof *out->sums) < 0 ||
+                cprof_reserve((void **)&out->abs, &cap.abs, (k + 1) * nt + 1, sizeof *out->abs) < 0 ||
+                cprof_reserve((void **)&out->nonzero, &cap.nonzero, (k + 1) * nt + 1, 1) < 0 ||
+                cprof_reserve((void **)&out->pool, &cap.pool, pool_len + depth + 1, sizeof *out->pool) < 0 ||
+                cprof_reserve((void **)&out->inl, &cap.inl, pool_len + depth + 1, 1) < 0 ||
+                cprof_reserve((void **)&out->lines, &cap.lines, pool_len + depth + 1, sizeof *out->lines) < 0)
                 goto done;
             memcpy(out->pool + pool_len, scratch, depth * sizeof *scratch);
             memcpy(out->inl + pool_len, scratch_inl, depth);
@@ -412,11 +415,16 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
     }
     out->nodes = ns.nodes;
     out->n_nodes = ns.n;
+    out->node_file = ns.file;
+    out->node_start = ns.start;
     ns.nodes = NULL;
+    ns.file = ns.start = NULL;
     rc = CPROF_OK;
 done:
     free(canon);
     free(ns.nodes);
+    free(ns.file);
+    free(ns.start);
     cprof_itab_free(&ns.index);
     cprof_itab_free(&index);
     chains_free(&ch);
@@ -434,6 +442,8 @@ done:
 void cprof_paths_free(cprof_paths_t *ps)
 {
     free(ps->nodes);
+    free(ps->node_file);
+    free(ps->node_start);
     free(ps->pool);
     free(ps->inl);
     free(ps->lines);

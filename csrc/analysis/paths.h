@@ -11,8 +11,9 @@
  * is its locations' chains from the root to the leaf. Samples with equal paths
  * and the same pprof::base mark are summed into one path, per sample type,
  * exactly (128-bit sums), with the sum of absolute values beside (a -diff_base
- * base is drawn by magnitude). Samples without locations, or whose values are
- * all 0, leave no path. Every later stage (graph.h, tree.h) reads paths only:
+ * base is drawn by magnitude). Samples whose values are all 0 leave no path; samples
+ * without locations make the empty path (the graph skips it, the tree's root
+ * holds it). Every later stage (graph.h, tree.h) reads paths only:
  * its cost follows the distinct stacks, not the samples.
  *
  * Strings are compared by content (the table may repeat one). Nothing here
@@ -42,6 +43,9 @@ typedef struct {
 typedef struct {
     cprof_node_t *nodes;
     size_t n_nodes;
+    /* per node: the file and start line of the first function that made it
+     * (string index 0 and 0 without one), for what draws a frame's source */
+    int64_t *node_file, *node_start;
     /* Path k is pool[start[k] .. start[k] + len[k]), node ids root first;
      * inl[j]: pool entry j was inlined into entry j - 1; lines[j]: its source
      * line, 0 where the samples summed into the path disagree. */
@@ -90,5 +94,9 @@ static inline size_t cprof_itab_next(const cprof_itab_t *t, size_t slot)
 /* Store value for h in the empty slot found by probing; grows the table.
  * Returns 0 or -1 (no memory). */
 int cprof_itab_put(cprof_itab_t *t, size_t slot, uint64_t h, uint32_t value);
+
+/* Make room for need elements of size elem in *p, whose capacity is *cap
+ * (doubling). Returns 0 or -1 (no memory; *p unchanged). */
+int cprof_reserve(void **p, size_t *cap, size_t need, size_t elem);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "analysis/graph.h"
+#include "analysis/tree.h"
 #include "analysis/stack_sums.h"
 
 typedef struct {
@@ -455,6 +456,168 @@ done:
     return r;
 }
 
+/* nodes(granularity=0) -> [(name, file, start_line, line, objfile, source file,
+ * source start line)]: the nodes of the profile's paths (analysis/paths.h). */
+static PyObject *ProfileData_nodes(ProfileData *self, PyObject *args)
+{
+    int grain = 0;
+    if (!PyArg_ParseTuple(args, "|i", &grain))
+        return NULL;
+    if (grain < 0 || grain >= CPROF_GRAINS)
+        return PyErr_Format(PyExc_ValueError, "granularity must be 0, 1 or 2, not %d", grain);
+    const cprof_paths_t *ps = paths_of(self, grain);
+    if (ps == NULL)
+        return NULL;
+    const cprof_msg_t *m = self->p->msg;
+    PyObject *list = PyList_New((Py_ssize_t)ps->n_nodes);
+    for (size_t i = 0; list != NULL && i < ps->n_nodes; i++) {
+        const cprof_node_t *n = &ps->nodes[i];
+        PyObject *t = Py_BuildValue("(NNLLNNL)", str_at(m, n->name), str_at(m, n->file),
+                                    (long long)n->start_line, (long long)n->line,
+                                    str_at(m, n->objfile), str_at(m, ps->node_file[i]),
+                                    (long long)ps->node_start[i]);
+        if (t == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    return list;
+}
+
+/* A list of n sums as Python ints, read with stride from base. */
+static PyObject *sum_list(const cprof_sum_t *base, size_t n, size_t stride)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *v = sum_to_long(base[i * stride]);
+        if (v == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    return list;
+}
+
+static PyObject *u32_list(const uint32_t *v, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *x = PyLong_FromUnsignedLong(v[i]);
+        if (x == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
+    return list;
+}
+
+/* call_tree(frames, types, min_width_fraction) -> dict; see analysis/tree.h.
+ * frames: a uint32 array (array('I') or bytes) of a frame id per function
+ * granularity node; types: the sample type indices. */
+static PyObject *ProfileData_call_tree(ProfileData *self, PyObject *args)
+{
+    Py_buffer frames;
+    PyObject *types_obj;
+    double fraction;
+    if (!PyArg_ParseTuple(args, "y*Od", &frames, &types_obj, &fraction))
+        return NULL;
+    const cprof_msg_t *m = self->p->msg;
+    const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
+    PyObject *seq = ps != NULL ? PySequence_Fast(types_obj, "types must be a sequence") : NULL;
+    size_t *types = NULL;
+    PyObject *r = NULL;
+    cprof_tree_t t = {0};
+    if (seq == NULL)
+        goto release;
+    if ((size_t)frames.len != ps->n_nodes * sizeof(uint32_t)) {
+        PyErr_Format(PyExc_ValueError, "frames has %zd bytes for %zu nodes", frames.len,
+                     ps->n_nodes);
+        goto release;
+    }
+    Py_ssize_t n_sel = PySequence_Fast_GET_SIZE(seq);
+    types = PyMem_Calloc((size_t)n_sel + 1, sizeof *types);
+    if (types == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    for (Py_ssize_t j = 0; j < n_sel; j++) {
+        Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, j));
+        if (v == -1 && PyErr_Occurred())
+            goto release;
+        if (v < 0 || (size_t)v >= m->n_sample_type) {
+            PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", v);
+            goto release;
+        }
+        types[j] = (size_t)v;
+    }
+    uint32_t max_frame = 0;
+    const uint32_t *fr = frames.buf;
+    for (size_t i = 0; i < ps->n_nodes; i++)
+        if (fr[i] == CPROF_TREE_ROOT) {
+            PyErr_SetString(PyExc_ValueError, "frame ids must be below 2**32 - 1");
+            goto release;
+        } else if (fr[i] > max_frame) {
+            max_frame = fr[i];
+        }
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_tree_build(ps, fr, types, (size_t)n_sel, fraction, &t, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    PyObject *pos = PyList_New(n_sel), *neg = PyList_New(n_sel), *flat = PyList_New(n_sel);
+    PyObject *residue = PyList_New((Py_ssize_t)t.n_res), *sets = PyList_New((Py_ssize_t)t.n_sets);
+    PyObject *frame = u32_list(t.frame, t.n), *depth = u32_list(t.depth, t.n);
+    PyObject *line = PyList_New((Py_ssize_t)t.n);
+    int ok = pos && neg && flat && residue && sets && frame && depth && line;
+    for (Py_ssize_t j = 0; ok && j < n_sel; j++) {
+        PyObject *a = sum_list(t.pos + j, t.n, (size_t)n_sel);
+        PyObject *b = sum_list(t.neg + j, t.n, (size_t)n_sel);
+        PyObject *c = sum_list(t.flat + j, t.n, (size_t)n_sel);
+        ok = a && b && c;
+        PyList_SET_ITEM(pos, j, a ? a : Py_NewRef(Py_None));
+        PyList_SET_ITEM(neg, j, b ? b : Py_NewRef(Py_None));
+        PyList_SET_ITEM(flat, j, c ? c : Py_NewRef(Py_None));
+    }
+    for (size_t i = 0; ok && i < t.n; i++) {
+        PyObject *v = PyLong_FromLongLong(t.line[i]);
+        ok = v != NULL;
+        PyList_SET_ITEM(line, (Py_ssize_t)i, v ? v : Py_NewRef(Py_None));
+    }
+    for (size_t k = 0; ok && k < t.n_res; k++) {
+        PyObject *sums = sum_list(t.res_sums + k * 2 * (size_t)n_sel, 2 * (size_t)n_sel, 1);
+        PyObject *row = sums ? Py_BuildValue("(IIN)", t.res_node[k], t.res_set[k], sums) : NULL;
+        ok = row != NULL;
+        PyList_SET_ITEM(residue, (Py_ssize_t)k, row ? row : Py_NewRef(Py_None));
+    }
+    for (size_t k = 0; ok && k < t.n_sets; k++) {
+        PyObject *set = u32_list(t.set_pool + t.set_start[k], t.set_len[k]);
+        ok = set != NULL;
+        PyList_SET_ITEM(sets, (Py_ssize_t)k, set ? set : Py_NewRef(Py_None));
+    }
+    if (ok)
+        r = Py_BuildValue("{sOsOsOsOsOsOsOsOsnsO}", "frame", frame, "line", line, "depth", depth,
+                          "pos", pos, "neg", neg, "flat", flat, "residue", residue, "sets", sets,
+                          "hidden", (Py_ssize_t)t.hidden, "diff", t.diff ? Py_True : Py_False);
+    Py_XDECREF(pos);
+    Py_XDECREF(neg);
+    Py_XDECREF(flat);
+    Py_XDECREF(residue);
+    Py_XDECREF(sets);
+    Py_XDECREF(frame);
+    Py_XDECREF(depth);
+    Py_XDECREF(line);
+release:
+    cprof_tree_free(&t);
+    PyMem_Free(types);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&frames);
+    return r;
+}
+
 /* stack_sums(sample_index) -> [(location indices leaf first, sum)]; see graph.h. */
 static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
 {
@@ -521,6 +684,11 @@ static PyMethodDef ProfileData_methods[] = {
     {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
      "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
      "distinct stacks with a non-zero value"},
+    {"nodes", (PyCFunction)ProfileData_nodes, METH_VARARGS,
+     "nodes(granularity=0) -> [(name, file, start_line, line, objfile, source file, "
+     "source start line)]; see csrc/analysis/paths.h"},
+    {"call_tree", (PyCFunction)ProfileData_call_tree, METH_VARARGS,
+     "call_tree(frames, types, min_width_fraction) -> dict; see csrc/analysis/tree.h"},
     {"call_graph", (PyCFunction)(void (*)(void))ProfileData_call_graph,
      METH_VARARGS | METH_KEYWORDS,
      "call_graph(sample_index, granularity=0, kept=None, edges=True) -> (nodes [(name, file, "

@@ -20,6 +20,7 @@ where the profile grew over its base and blue where it shrank.
 
 from __future__ import annotations
 
+import array
 import functools
 import html as _html
 import importlib.resources
@@ -95,19 +96,13 @@ class CallTree:
         return sum(sums[t] + sums[n + t] for _, _, sums in self.residue) + self.unsearched[t]
 
 
-def _frame_names(loc: Location) -> list[tuple[str, str, int, int]]:
-    """(name, file, start line, line) of a location's frames, caller first.
-    Frames without a named function are named as pprof's top names them."""
-    out = []
-    for ln in reversed(loc.lines) if loc.lines else (None,):
-        fn = ln.function if ln is not None else None
-        if fn is not None and fn.name:
-            out.append((fn.name, fn.filename, fn.start_line, ln.line if ln else 0))
-        elif loc.mapping is not None and loc.mapping.filename:
-            out.append((f"[{os.path.basename(loc.mapping.filename)}]", "", 0, 0))
-        else:
-            out.append(("<unknown>", "", 0, 0))
-    return out
+def _frame_name(node: tuple[str, str, int, int, str, str, int]) -> str:
+    """A function-granularity node's frame name: the function's, else pprof's
+    ``[binary]`` (the mapping's file name), else ``<unknown>``."""
+    name, _, _, _, objfile = node[:5]
+    if name:
+        return name
+    return f"[{os.path.basename(objfile)}]" if objfile else "<unknown>"
 
 
 def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
@@ -115,132 +110,35 @@ def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
               residue_budget: int = RESIDUE_BUDGET) -> CallTree:
     """Merge ``profile``'s samples into a call tree over the sample types
     given by index (all by default), pruning frames narrower than
-    ``min_width_fraction`` of the root in every one of them."""
+    ``min_width_fraction`` of the root in every one of them. The tree is
+    grown in C (csrc/analysis/tree.c) from the profile's distinct stacks;
+    Python names the frames and receives the tree's columns."""
     types = list(range(len(profile.sample_types))) if sample_types is None else sample_types
     n = len(types)
-
-    # 1. Group the samples by stack (base samples apart).
-    by_stack: tuple[dict[tuple[int, ...], list[Sample]], dict[tuple[int, ...], list[Sample]]] = (
-        {}, {})
-    for s in profile.samples:
-        key = tuple(map(id, s.locations))
-        into = by_stack[0]
-        for label, _, _ in s.label_items:
-            if label == BASE_LABEL:
-                into = by_stack[1]
-                break
-        same = into.get(key)
-        if same is None:
-            into[key] = [s]
-        else:
-            same.append(s)
-    locations: dict[int, Location] = {}
-    for group in by_stack:
-        for key, same in group.items():
-            locations.update(zip(key, same[0].locations))
-
-    # 2. Each distinct stack as function ids and lines, root first, with its
-    # positive and negative parts; stacks sorted by their function ids, so
-    # that the stacks through any node of the tree are a run of the list.
-    funcs: list[tuple[str, str, int]] = [(ROOT_NAME, "", 0)]
-    func_ids: dict[str, int] = {}  # a frame named like the root is a function of its own
-    loc_funcs: dict[int, tuple[int, ...]] = {}
-    loc_lines: dict[int, tuple[int, ...]] = {}
-    for lid, loc in locations.items():
-        chain = []
-        for name, filename, start, line in _frame_names(loc):
-            f = func_ids.get(name)
-            if f is None:
-                f = func_ids[name] = len(funcs)
-                funcs.append((name, filename, start))
-            chain.append((f, line))
-        loc_funcs[lid] = tuple(f for f, _ in chain)
-        loc_lines[lid] = tuple(line for _, line in chain)
-    stacks: list[tuple[tuple[int, ...], tuple[int, ...], list[int]]] = []
-    diff = bool(by_stack[1])
-    for is_base, group in enumerate(by_stack):
-        for key, same in group.items():
-            root_first = key[::-1]
-            columns = list(zip(*(smp.values for smp in same)))
-            split = [0] * (2 * n)
-            for j, t in enumerate(types):
-                # A base sample's values count as negative whatever their sign.
-                v = -sum(map(abs, columns[t])) if is_base else sum(columns[t])
-                if v >= 0:
-                    split[j] = v
-                else:
-                    split[n + j] = -v
-                    diff = True
-            stacks.append((tuple(_chain.from_iterable(map(loc_funcs.__getitem__, root_first))),
-                           tuple(_chain.from_iterable(map(loc_lines.__getitem__, root_first))),
-                           split))
-    stacks.sort(key=lambda st: st[0])
-    frames = [st[0] for st in stacks]
-    lines = [st[1] for st in stacks]
-    # prefix[j][i]: the sum of column j over the first i stacks.
-    prefix = [[0, *accumulate(st[2][j] for st in stacks)] for j in range(2 * n)]
-
-    def sums_of(lo: int, hi: int) -> list[int]:
-        return [col[hi] - col[lo] for col in prefix]
-
-    root = sums_of(0, len(stacks))
-    thresholds = [(root[j] + root[n + j]) * min_width_fraction for j in range(n)]
-
-    def kept(width: list[int]) -> bool:
-        return any(0 < width[j] + width[n + j] >= thresholds[j] for j in range(n))
-
-    # 3. Grow the tree in preorder: a node's children are the runs of its
-    # stacks with the same next function; runs too narrow become residue.
-    out_func: list[int] = []
-    out_line: list[int] = []
-    out_depth: list[int] = []
-    out_sums: list[list[int]] = []
-    out_flat: list[list[int]] = []
-    residue: dict[tuple[int, frozenset[int]], list[int]] = {}
-    hidden = 0
-    todo: list[tuple[int, int, int, int, int, list[int]]] = [(0, 0, 0, 0, len(stacks), root)]
-    while todo:
-        f, line, depth, lo, hi, width = todo.pop()
-        index = len(out_func)
-        out_func.append(f)
-        out_line.append(line)
-        out_depth.append(depth)
-        out_sums.append(width)
-        path = frames[lo][:depth] if lo < hi else ()
-        at = bisect_right(frames, path, lo, hi)  # past the stacks that end here
-        own = sums_of(lo, at)
-        out_flat.append([own[j] - own[n + j] for j in range(n)])
-        children = []
-        while at < hi:
-            g_func = frames[at][depth]
-            end = bisect_left(frames, path + (g_func + 1,), at, hi)
-            g_sums = sums_of(at, end)
-            if kept(g_sums):
-                g_lines = {lines[m][depth] for m in range(at, end)}
-                children.append((g_func, g_lines.pop() if len(g_lines) == 1 else 0, depth + 1,
-                                 at, end, g_sums))
-            elif any(g_sums):
-                hidden += 1
-                for m in range(at, end):
-                    rkey = (index, frozenset(frames[m][depth:]))
-                    acc = residue.get(rkey)
-                    if acc is None:
-                        residue[rkey] = list(stacks[m][2])
-                    else:
-                        for j, v in enumerate(stacks[m][2]):
-                            acc[j] += v
-            at = end
-        children.sort(key=lambda c: funcs[c[0]][0], reverse=True)
-        todo.extend(children)
-
-    rows, sets, unsearched = _budget(residue, root, n, residue_budget)
+    data = profile._analysis_data()
+    nodes = data.nodes(0)
+    names = [_frame_name(nd) for nd in nodes]
+    # Frame ids in name order: the tree's siblings come out sorted by name, and
+    # nodes printed alike (lines of one function) are one frame.
+    frame_of = {name: i for i, name in enumerate(sorted(set(names)))}
+    funcs: list[tuple[str, str, int]] = [(ROOT_NAME, "", 0)] + [("", "", 0)] * len(frame_of)
+    for nd, name in zip(reversed(nodes), reversed(names)):  # the first node of a name wins
+        funcs[frame_of[name] + 1] = (name, nd[5], nd[6])
+    t = data.call_tree(array.array("I", [frame_of[name] for name in names]).tobytes(),
+                       types, min_width_fraction)
+    func = [f + 1 if f != _ROOT_FRAME else 0 for f in t["frame"]]
+    residue = {(node, frozenset(f + 1 for f in t["sets"][s])): sums
+               for node, s, sums in t["residue"]}
+    rows, sets, unsearched = _budget(residue, [col[0] for col in t["pos"]]
+                                     + [col[0] for col in t["neg"]], n, residue_budget)
     return CallTree(
-        sample_types=types, funcs=funcs, func=out_func, line=out_line, depth=out_depth,
-        pos=[[w[j] for w in out_sums] for j in range(n)],
-        neg=[[w[n + j] for w in out_sums] for j in range(n)],
-        flat=[[own[j] for own in out_flat] for j in range(n)],
-        residue=rows, sets=sets, hidden=hidden, unsearched=unsearched, diff=diff,
+        sample_types=types, funcs=funcs, func=func, line=t["line"], depth=t["depth"],
+        pos=t["pos"], neg=t["neg"], flat=t["flat"], residue=rows, sets=sets,
+        hidden=t["hidden"], unsearched=unsearched, diff=t["diff"],
         min_width_fraction=min_width_fraction)
+
+
+_ROOT_FRAME = 2**32 - 1  # csrc/analysis/tree.h's CPROF_TREE_ROOT
 
 
 def _budget(residue: dict[tuple[int, frozenset[int]], list[int]], root: list[int], n: int,
