@@ -320,6 +320,11 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
         goto done;
     if (build_chains(p, canon, grain, &ns, &ch, &out->inlined) < 0)
         goto done;
+    /* Never NULL, even for the empty path (memcpy and memcmp need a pointer). */
+    if (cprof_reserve((void **)&scratch, &scratch_cap, 1, sizeof *scratch) < 0 ||
+        cprof_reserve((void **)&scratch_inl, &inl_cap, 1, 1) < 0 ||
+        cprof_reserve((void **)&scratch_lines, &lines_cap, 1, sizeof *scratch_lines) < 0)
+        goto done;
     int64_t base_key = find_string(m, canon, "pprof::base");
     int64_t true_str = find_string(m, canon, "true");
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "analysis/graph.h"
+#include "analysis/tree.h"
 #include "codec/pprof.h"
 
 /* For some inputs (see LLVMFuzzerTestOneInput) the decode is interrupted
@@ -102,7 +103,8 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
 /* The analysis engine over a decoded profile: every granularity's paths and
  * the graph of each sample type, with every other node kept; each path's
  * nodes must be in range, and the flat total of the whole graph must be the
- * sum of the paths of the type. */
+ * sum of the type's non-empty paths; the function-granularity tree must be in
+ * preorder under its root. */
 static void analyse(const cprof_pprof_t *p)
 {
     cprof_error_t err = {{0}};
@@ -126,11 +128,32 @@ static void analyse(const cprof_pprof_t *p)
                 for (size_t i = 0; i < ps.n_nodes; i++)
                     cprof_sum_add128(&flat, g.flat[i]);
                 for (size_t k = 0; k < ps.n; k++)
-                    cprof_sum_add128(&want, ps.sums[k * ps.n_types + t]);
+                    if (ps.len[k] > 0)  /* the empty path is no node's */
+                        cprof_sum_add128(&want, ps.sums[k * ps.n_types + t]);
                 if (!masked && (flat.hi != want.hi || flat.lo != want.lo))
                     die("the graph's flat total is not the paths' sum", NULL);
                 cprof_graph_release(&g);
             }
+        }
+        if (grain == CPROF_GRAIN_FUNCTION) {
+            /* The tree over every type, frames as nodes: its root holds every path. */
+            uint32_t *frames = malloc((ps.n_nodes + 1) * sizeof *frames);
+            size_t *types = malloc((ps.n_types + 1) * sizeof *types);
+            for (size_t i = 0; i < ps.n_nodes; i++)
+                frames[i] = (uint32_t)(i % 5);
+            for (size_t t = 0; t < ps.n_types; t++)
+                types[t] = t;
+            cprof_tree_t tree;
+            if (cprof_tree_build(&ps, frames, types, ps.n_types, 0.01, &tree, &err) != 0)
+                die("tree failed on a valid profile", err.msg);
+            if (tree.n == 0 || tree.frame[0] != CPROF_TREE_ROOT)
+                die("the tree has no root", NULL);
+            for (size_t i = 1; i < tree.n; i++)
+                if (tree.depth[i] == 0 || tree.depth[i] > tree.depth[i - 1] + 1)
+                    die("the tree is not in preorder", NULL);
+            cprof_tree_free(&tree);
+            free(frames);
+            free(types);
         }
         free(kept);
         cprof_paths_free(&ps);
