@@ -322,8 +322,7 @@ class EnginePaths:
 
     def _infos(self) -> list[Info]:
         if self.infos is None:
-            self.graph(edges=False)
-        assert self.infos is not None
+            self.infos = [nd[:5] for nd in self.data.nodes(0)]
         return self.infos
 
     def graph(self, edges: bool = True) -> list[Node]:

@@ -8,7 +8,9 @@ typedef struct {
     cprof_itab_t index;  /* (caller, callee) -> edge */
     uint32_t *stamp;     /* per edge: 1 + the last path that added to it */
     uint8_t *not_inline; /* per edge: some call through it was not inlined */
-    size_t cap;
+    struct {
+        size_t edges, stamp, not_inline;
+    } cap;
 } edges_t;
 
 /* The index of edge caller -> callee, added when new; -1 without memory. */
@@ -22,23 +24,11 @@ static long edge_of(edges_t *es, cprof_graph_t *g, uint32_t caller, uint32_t cal
         if (es->index.hashes[slot] == h && e->caller == caller && e->callee == callee)
             return es->index.values[slot];
     }
-    if (g->n_edges == es->cap) {
-        size_t bigger = es->cap ? es->cap * 2 : 256;
-        cprof_edge_t *e = realloc(g->edges, bigger * sizeof *e);
-        if (e == NULL)
-            return -1;
-        g->edges = e;
-        uint32_t *st = realloc(es->stamp, bigger * sizeof *st);
-        if (st == NULL)
-            return -1;
-        es->stamp = st;
-        uint8_t *ni = realloc(es->not_inline, bigger);
-        if (ni == NULL)
-            return -1;
-        es->not_inline = ni;
-        es->cap = bigger;
-    }
     size_t k = g->n_edges;
+    if (cprof_reserve((void **)&g->edges, &es->cap.edges, k + 1, sizeof *g->edges) < 0 ||
+        cprof_reserve((void **)&es->stamp, &es->cap.stamp, k + 1, sizeof *es->stamp) < 0 ||
+        cprof_reserve((void **)&es->not_inline, &es->cap.not_inline, k + 1, 1) < 0)
+        return -1;
     if (cprof_itab_put(&es->index, slot, h, (uint32_t)k) < 0)
         return -1;
     g->edges[k] = (cprof_edge_t){caller, callee, {0, 0}, 0};

@@ -4,51 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    uint64_t *keys;   /* 0 = empty */
-    uint32_t *values;
-    size_t cap;
-} map_t;
-
-/* Keyed with the decoder's per-process secret (pprof.c), so that names or
- * stacks chosen to collide in one process do not in another: probing stays
- * short whatever the input. */
-static uint64_t mix(uint64_t x)
-{
-    x ^= cprof_pprof_id_key();
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x | 1;
-}
-
-static int map_init(map_t *m, size_t expected)
-{
-    m->cap = 64;
-    while (m->cap < expected * 2)
-        m->cap <<= 1;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->values = malloc(m->cap * sizeof *m->values);
-    return m->keys && m->values ? 0 : -1;
-}
-
-static void map_free(map_t *m)
-{
-    free(m->keys);
-    free(m->values);
-}
-
 int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_stack_sums_t *out,
                            cprof_error_t *err)
 {
     const cprof_msg_t *m = p->msg;
     memset(out, 0, sizeof *out);
-    map_t index = {0};
-    size_t pool_len = 0, pool_cap = 0, cap = 0;
+    cprof_itab_t index = {0};
+    size_t pool_len = 0;
+    struct {
+        size_t scratch, pool, start, len, sums;
+    } cap = {0};
     uint32_t *scratch = NULL;
-    size_t scratch_cap = 0;
     int rc = CPROF_E_NOMEM;
-    if (map_init(&index, m->n_sample + 1) < 0)
+    if (cprof_itab_init(&index, 1024) < 0)
         goto done;
     for (size_t si = 0; si < m->n_sample; si++) {
         const Perftools__Profiles__Sample *s = m->sample[si];
@@ -56,64 +24,47 @@ int cprof_graph_stack_sums(const cprof_pprof_t *p, size_t sample_index, cprof_st
         size_t n = s->n_location_id;
         if (w == 0 || n == 0)
             continue;
-        if (n > scratch_cap) {
-            scratch_cap = n * 2;
-            uint32_t *grown = realloc(scratch, scratch_cap * sizeof *grown);
-            if (grown == NULL)
-                goto done;
-            scratch = grown;
-        }
-        uint64_t h = 0x9e3779b97f4a7c15ULL ^ n ^ cprof_pprof_id_key();
+        if (cprof_reserve((void **)&scratch, &cap.scratch, n, sizeof *scratch) < 0)
+            goto done;
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
         for (size_t j = 0; j < n; j++) {
             scratch[j] = (uint32_t)cprof_pprof_find(&p->locations, m->n_location,
                                                    s->location_id[j]);
             h = (h ^ scratch[j]) * 0x100000001b3ULL;
         }
-        h |= 1;
-        size_t slot = mix(h) & (index.cap - 1);
-        for (; index.keys[slot] != 0; slot = (slot + 1) & (index.cap - 1)) {
-            size_t k = index.values[slot];
-            if (index.keys[slot] == h && out->len[k] == n &&
-                memcmp(out->pool + out->start[k], scratch, n * sizeof *scratch) == 0)
+        h = cprof_itab_hash(h);
+        size_t slot = cprof_itab_first(&index, h);
+        long found = -1;
+        for (; index.hashes[slot] != 0; slot = cprof_itab_next(&index, slot)) {
+            uint32_t k = index.values[slot];
+            if (index.hashes[slot] == h && out->len[k] == n &&
+                memcmp(out->pool + out->start[k], scratch, n * sizeof *scratch) == 0) {
+                found = k;
                 break;
+            }
         }
-        if (index.keys[slot] != 0) {
-            cprof_sum_add(&out->sums[index.values[slot]], w);
+        if (found >= 0) {
+            cprof_sum_add(&out->sums[found], w);
             continue;
         }
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            size_t *g1 = realloc(out->start, cap * sizeof *g1);
-            if (g1 != NULL)
-                out->start = g1;
-            size_t *g2 = realloc(out->len, cap * sizeof *g2);
-            if (g2 != NULL)
-                out->len = g2;
-            cprof_sum_t *g3 = realloc(out->sums, cap * sizeof *g3);
-            if (g3 != NULL)
-                out->sums = g3;
-            if (g1 == NULL || g2 == NULL || g3 == NULL)
-                goto done;
-        }
-        while (pool_len + n > pool_cap) {
-            pool_cap = pool_cap ? pool_cap * 2 : 4096;
-            uint32_t *grown = realloc(out->pool, pool_cap * sizeof *grown);
-            if (grown == NULL)
-                goto done;
-            out->pool = grown;
-        }
+        size_t k = out->n;
+        if (cprof_reserve((void **)&out->start, &cap.start, k + 1, sizeof *out->start) < 0 ||
+            cprof_reserve((void **)&out->len, &cap.len, k + 1, sizeof *out->len) < 0 ||
+            cprof_reserve((void **)&out->sums, &cap.sums, k + 1, sizeof *out->sums) < 0 ||
+            cprof_reserve((void **)&out->pool, &cap.pool, pool_len + n, sizeof *out->pool) < 0 ||
+            cprof_itab_put(&index, slot, h, (uint32_t)k) < 0)
+            goto done;
         memcpy(out->pool + pool_len, scratch, n * sizeof *scratch);
-        out->start[out->n] = pool_len;
-        out->len[out->n] = n;
-        out->sums[out->n] = (cprof_sum_t){0, 0};
-        cprof_sum_add(&out->sums[out->n], w);
+        out->start[k] = pool_len;
+        out->len[k] = n;
+        out->sums[k] = (cprof_sum_t){0, 0};
+        cprof_sum_add(&out->sums[k], w);
         pool_len += n;
-        index.keys[slot] = h;
-        index.values[slot] = (uint32_t)out->n++;
+        out->n++;
     }
     rc = CPROF_OK;
 done:
-    map_free(&index);
+    cprof_itab_free(&index);
     free(scratch);
     if (rc != CPROF_OK) {
         cprof_stack_sums_free(out);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec/pprof.h"
+#include "analysis/paths.h"
 
 /* The distinct stacks of the samples whose value of sample_index is not 0 and
  * that have locations, with the sum of their values: stack k is locations

@@ -550,14 +550,11 @@ static PyObject *ProfileData_call_tree(ProfileData *self, PyObject *args)
         }
         types[j] = (size_t)v;
     }
-    uint32_t max_frame = 0;
     const uint32_t *fr = frames.buf;
     for (size_t i = 0; i < ps->n_nodes; i++)
         if (fr[i] == CPROF_TREE_ROOT) {
             PyErr_SetString(PyExc_ValueError, "frame ids must be below 2**32 - 1");
             goto release;
-        } else if (fr[i] > max_frame) {
-            max_frame = fr[i];
         }
     cprof_error_t err;
     int rc;
