@@ -2,6 +2,8 @@
 
 from typing import Any, Sequence
 
+from typing_extensions import Buffer
+
 DEFAULT_MAX_SIZE: int
 DEFAULT_MAX_RATIO: int
 
@@ -31,8 +33,14 @@ class ProfileData:
     def stack_sums(self, sample_index: int) -> list[tuple[tuple[int, ...], int]]: ...
     def nodes(self, granularity: int = 0) -> list[tuple[str, str, int, int, str, str, int]]: ...
     def call_tree(
-        self, frames: bytes, types: list[int], min_width_fraction: float
+        self, frames: Buffer, types: list[int], min_width_fraction: float
     ) -> dict[str, Any]: ...
+    def frame_stacks(
+        self, sample_index: int, frames: Buffer, n_frames: int
+    ) -> tuple[list[list[int]], list[int], int]: ...
+    def folded(
+        self, sample_index: int, frames: Buffer, names: Sequence[str]
+    ) -> tuple[bytes, int, int]: ...
     def call_graph(
         self, sample_index: int, granularity: int = 0, kept: bytes | None = None,
         edges: bool = True,

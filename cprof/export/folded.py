@@ -5,7 +5,9 @@ One line per distinct stack: the frames from the root to the leaf joined by
 A frame is a function name (pprof's function granularity); a location with
 inlined calls becomes one frame per line, caller first. Stacks whose values
 sum to zero are left out, as are samples without locations; lines are sorted
-by stack, so the same profile always gives the same text.
+by stack, so the same profile always gives the same text. The stacks are
+merged and printed in C (csrc/analysis/frame_stacks.c) from the engine's
+function-granularity paths; frames are named as export/frames.py says.
 
 flamegraph.pl reads only non-negative counts, so a stack that sums below zero
 (a diff profile) is an error rather than a line the tools would drop.
@@ -13,11 +15,11 @@ flamegraph.pl reads only non-negative counts, so a stack that sums below zero
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from ..pprof.io import Dest, write_bytes
 from ..pprof.model import Line, Location, Sample
+from .frames import frame_label, frames_by_name
 
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
@@ -27,11 +29,8 @@ def frame_name(line: Line | None, location: Location) -> str:
     """The name of one frame: the function's name or, for a location without
     one, pprof's ``[binary]`` (the mapping's file name), else ``<unknown>``."""
     fn = line.function if line is not None else None
-    if fn is not None and fn.name:
-        return fn.name
-    if location.mapping is not None and location.mapping.filename:
-        return f"[{os.path.basename(location.mapping.filename)}]"
-    return "<unknown>"
+    return frame_label(fn.name if fn is not None else "",
+                       location.mapping.filename if location.mapping is not None else "")
 
 
 def location_names(location: Location) -> tuple[str, ...]:
@@ -52,26 +51,23 @@ def _clean(name: str) -> str:
     return name.replace(";", ":").replace("\r", " ").replace("\n", " ")
 
 
+def _folded(profile: Profile, index: int) -> tuple[bytes, int, int]:
+    """The folded text of sample type ``index`` from the C engine
+    (csrc/analysis/frame_stacks.c), the number of its stacks and of those
+    summing below zero."""
+    data = profile._analysis_data()
+    frames = frames_by_name(data.nodes(0), _clean)
+    return data.folded(index, frames.of_node, frames.names)
+
+
 def folded_stacks(profile: Profile, sample_type: str | int | None = None) -> dict[str, int]:
     """Each distinct folded stack (frames joined by ";") with its summed
-    value, zero sums included; ``folded`` prints the non-zero ones."""
-    index = profile.sample_index(sample_type)
-    by_locations: dict[tuple[int, ...], int] = {}
-    texts: dict[int, str] = {}  # id(location) -> its frames, caller first, joined by ";"
-    for s in profile.samples:
-        value = s.values[index]
-        if value == 0 or not s.locations:
-            continue
-        key = tuple(map(id, s.locations))
-        by_locations[key] = by_locations.get(key, 0) + value
-        for loc in s.locations:
-            if id(loc) not in texts:
-                texts[id(loc)] = ";".join(_clean(n) for n in location_names(loc))
-    # Different locations (lines of one function) may fold to the same names.
+    value, those summing to zero left out."""
+    text, _, _ = _folded(profile, profile.sample_index(sample_type))
     stacks: dict[str, int] = {}
-    for key, value in by_locations.items():
-        text = ";".join(texts[i] for i in reversed(key))
-        stacks[text] = stacks.get(text, 0) + value
+    for line in text.decode("utf-8").split("\n")[:-1]:  # names may hold other line breaks
+        stack, _, value = line.rpartition(" ")
+        stacks[stack] = int(value)
     return stacks
 
 
@@ -81,22 +77,25 @@ def folded(profile: Profile, sample_type: str | int | None = None) -> str:
 
     Raises ValueError when a stack sums below zero (a diff profile), which
     flamegraph.pl and inferno cannot draw."""
+    return _folded_bytes(profile, sample_type).decode("utf-8")
+
+
+def _folded_bytes(profile: Profile, sample_type: str | int | None) -> bytes:
     index = profile.sample_index(sample_type)
-    stacks = folded_stacks(profile, index)
-    negative = [text for text, value in stacks.items() if value < 0]
+    text, stacks, negative = _folded(profile, index)
     if negative:
         vt = profile.sample_types[index]
         raise ValueError(
-            f"{len(negative)} of {len(stacks)} stacks have a negative {vt.type} total "
+            f"{negative} of {stacks} stacks have a negative {vt.type} total "
             f"(a diff profile?): folded stacks carry non-negative counts only; "
             f"export the two profiles separately")
-    return "".join(f"{text} {value}\n" for text, value in sorted(stacks.items()) if value)
+    return text
 
 
 def write_folded(profile: Profile, dest: Dest, sample_type: str | int | None = None) -> None:
     """Write ``folded(profile, sample_type)`` as UTF-8 to a path (atomically)
     or an open binary file."""
-    write_bytes(dest, folded(profile, sample_type).encode("utf-8"))
+    write_bytes(dest, _folded_bytes(profile, sample_type))
 
 
 __all__ = ["folded", "folded_stacks", "frame_name", "location_names", "stack_names",

@@ -1,7 +1,9 @@
 """speedscope: a profile in speedscope's file format (https://www.speedscope.app).
 
 Writes the schema's "sampled" profiles: ``shared.frames`` holds one frame per
-function (name, file, first line) and each profile lists its distinct stacks
+function name, in name order, with the file and first line of the first
+function of that name (frames are named as export/frames.py says, as in the
+flame graphs and folded stacks), and each profile lists its distinct stacks
 as frame indices from the root to the leaf, with the summed value of one
 sample type as the stack's weight. A location with inlined calls becomes one
 frame per function, caller first, as in the folded stacks. Samples without
@@ -19,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..pprof.io import Dest, write_bytes
-from ..pprof.model import Location, Sample
-from .folded import frame_name
+from ..pprof.model import Sample
+from .folded import location_names
+from .frames import frames_by_name
 
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
@@ -90,44 +93,25 @@ def to_speedscope(profile: Profile, sample_type: str | int | None = None,
     unit, factor = speedscope_unit(vt.unit)
     title = name if name is not None else vt.type
 
+    data = profile._analysis_data()
+    table = frames_by_name(data.nodes(0))
     frames: list[dict[str, Any]] = []
-    frame_index: dict[tuple[str, str, int], int] = {}
-    location_frames: dict[int, tuple[int, ...]] = {}  # id(location) -> frames, caller first
+    for text, (file, line) in zip(table.names, table.sources):
+        frame: dict[str, Any] = {"name": text}
+        if file:
+            frame["file"] = file
+        if line:
+            frame["line"] = line
+        frames.append(frame)
 
-    def frames_of(loc: Location) -> tuple[int, ...]:
-        out = []
-        for ln in reversed(loc.lines) if loc.lines else (None,):
-            fn = ln.function if ln is not None else None
-            text = frame_name(ln, loc)
-            key = (text, fn.filename if fn is not None else "",
-                   fn.start_line if fn is not None else 0)
-            i = frame_index.get(key)
-            if i is None:
-                i = frame_index[key] = len(frames)
-                frame: dict[str, Any] = {"name": text}
-                if key[1]:
-                    frame["file"] = key[1]
-                if key[2]:
-                    frame["line"] = key[2]
-                frames.append(frame)
-            out.append(i)
-        return tuple(out)
-
-    groups: dict[_ThreadKey, dict[tuple[int, ...], int]] = {}
     everything: _ThreadKey = (None, None)
-    for s in profile.samples:
-        value = s.values[index]
-        if value == 0 or not s.locations:
-            continue
-        stack: list[int] = []
-        for loc in reversed(s.locations):
-            made = location_frames.get(id(loc))
-            if made is None:
-                made = location_frames[id(loc)] = frames_of(loc)
-            stack += made
-        stacks = groups.setdefault(_thread(s) if by_thread else everything, {})
-        key = tuple(stack)
-        stacks[key] = stacks.get(key, 0) + value * factor
+    groups: dict[_ThreadKey, dict[tuple[int, ...], int]] = {}
+    if by_thread:
+        groups = _thread_stacks(profile, index, factor, table.names)
+    else:
+        # The distinct stacks, merged in C (csrc/analysis/frame_stacks.c).
+        merged, values, _ = data.frame_stacks(index, table.of_node, len(table.names))
+        groups[everything] = dict(zip(map(tuple, merged), (v * factor for v in values)))
 
     def weight(stacks: dict[tuple[int, ...], int]) -> int:
         return sum(abs(v) for v in stacks.values())
@@ -136,7 +120,6 @@ def to_speedscope(profile: Profile, sample_type: str | int | None = None,
         order = sorted(groups, key=lambda k: (-weight(groups[k]), _thread_title(k)))
     else:
         order = [everything]
-        groups.setdefault(everything, {})
     profiles: list[dict[str, Any]] = []
     for group in order:
         stacks = groups[group]
@@ -163,6 +146,33 @@ def to_speedscope(profile: Profile, sample_type: str | int | None = None,
         "shared": {"frames": frames},
         "profiles": profiles,
     }
+
+
+def _thread_stacks(profile: Profile, index: int, factor: int,
+                   names: list[str]) -> dict[_ThreadKey, dict[tuple[int, ...], int]]:
+    """The distinct stacks of each thread (by the samples' labels) with their
+    summed values times ``factor``; frames by their ids in ``names``."""
+    frame_of = {name: i for i, name in enumerate(names)}
+    location_frames: dict[int, tuple[int, ...]] = {}  # id(location) -> frames, caller first
+    groups: dict[_ThreadKey, dict[tuple[int, ...], int]] = {}
+    for s in profile.samples:
+        value = s.values[index]
+        if value == 0 or not s.locations:
+            continue
+        stack: list[int] = []
+        for loc in reversed(s.locations):
+            made = location_frames.get(id(loc))
+            if made is None:
+                made = location_frames[id(loc)] = tuple(map(frame_of.__getitem__,
+                                                            location_names(loc)))
+            stack += made
+        stacks = groups.setdefault(_thread(s), {})
+        key = tuple(stack)
+        stacks[key] = stacks.get(key, 0) + value * factor
+    for stacks in groups.values():
+        for key in [k for k, v in stacks.items() if v == 0]:
+            del stacks[key]
+    return groups
 
 
 def _sampled(name: str, unit: str, stacks: dict[tuple[int, ...], int]) -> dict[str, Any]:

@@ -139,6 +139,36 @@ int cprof_reserve(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+void cprof_sort_order(uint32_t *order, uint32_t *tmp, size_t n, cprof_order_fn cmp,
+                      const void *ctx)
+{
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = cmp(ctx, order[j], order[i]) < 0 ? order[j++] : order[i++];
+            while (i < mid)
+                tmp[k++] = order[i++];
+            while (j < hi)
+                tmp[k++] = order[j++];
+        }
+        memcpy(order, tmp, n * sizeof *order);
+    }
+}
+
+int cprof_frame_seq_compare(const void *ctx, uint32_t a, uint32_t b)
+{
+    const cprof_frame_seqs_t *s = ctx;
+    const uint32_t *x = s->frames + s->start[a], *y = s->frames + s->start[b];
+    uint32_t n = s->len[a] < s->len[b] ? s->len[a] : s->len[b];
+    for (uint32_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
+    return (s->len[a] > s->len[b]) - (s->len[a] < s->len[b]);
+}
+
 /* ---- nodes --------------------------------------------------------------------- */
 
 typedef struct {

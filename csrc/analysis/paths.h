@@ -99,4 +99,19 @@ int cprof_itab_put(cprof_itab_t *t, size_t slot, uint64_t h, uint32_t value);
  * (doubling). Returns 0 or -1 (no memory; *p unchanged). */
 int cprof_reserve(void **p, size_t *cap, size_t need, size_t elem);
 
+/* A stable bottom-up merge sort of order[0..n) by cmp (negative: a before b),
+ * with tmp holding n more. */
+typedef int (*cprof_order_fn)(const void *ctx, uint32_t a, uint32_t b);
+void cprof_sort_order(uint32_t *order, uint32_t *tmp, size_t n, cprof_order_fn cmp,
+                      const void *ctx);
+
+/* Paths a and b of ps by their frames (frames[j]: pool entry j's frame),
+ * lexicographically, a prefix first. ctx is a cprof_frame_seqs_t. */
+typedef struct {
+    const uint32_t *frames;
+    const size_t *start;
+    const uint32_t *len;
+} cprof_frame_seqs_t;
+int cprof_frame_seq_compare(const void *ctx, uint32_t a, uint32_t b);
+
 #endif

@@ -4,57 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const uint32_t *frames;  /* every path's frames, root first, at offsets start[] */
-    const size_t *start;
-    const uint32_t *len;
-} seqs_t;
-
-/* Paths a and b by their frames, lexicographically (a prefix first). */
-static int compare(const seqs_t *s, uint32_t a, uint32_t b)
-{
-    const uint32_t *x = s->frames + s->start[a], *y = s->frames + s->start[b];
-    uint32_t n = s->len[a] < s->len[b] ? s->len[a] : s->len[b];
-    for (uint32_t i = 0; i < n; i++)
-        if (x[i] != y[i])
-            return x[i] < y[i] ? -1 : 1;
-    return (s->len[a] > s->len[b]) - (s->len[a] < s->len[b]);
-}
-
-/* A stable bottom-up merge sort of order[0..n) (tmp: n more). */
-static void sort_paths(const seqs_t *s, uint32_t *order, uint32_t *tmp, size_t n)
-{
-    for (size_t width = 1; width < n; width *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * width) {
-            size_t mid = lo + width < n ? lo + width : n;
-            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                tmp[k++] = compare(s, order[j], order[i]) < 0 ? order[j++] : order[i++];
-            while (i < mid)
-                tmp[k++] = order[i++];
-            while (j < hi)
-                tmp[k++] = order[j++];
-        }
-        memcpy(order, tmp, n * sizeof *order);
-    }
-}
-
-static int is_zero(cprof_sum_t s)
-{
-    return s.hi == 0 && s.lo == 0;
-}
-
-static cprof_sum_t negate(cprof_sum_t s)
-{
-    cprof_sum_t r = {~s.hi, ~s.lo};
-    cprof_sum_add(&r, 1);
-    return r;
-}
-
 static cprof_sum_t minus(cprof_sum_t a, cprof_sum_t b)
 {
-    cprof_sum_add128(&a, negate(b));
+    cprof_sum_add128(&a, cprof_sum_negate(b));
     return a;
 }
 
@@ -104,18 +56,18 @@ int cprof_tree_build(const cprof_paths_t *ps, const uint32_t *frame_of_node,
         out->diff |= ps->base[k];
         for (size_t j = 0; j < n_sel; j++) {
             size_t t = types[j];
-            cprof_sum_t v = ps->base[k] ? negate(ps->abs[k * ps->n_types + t])
+            cprof_sum_t v = ps->base[k] ? cprof_sum_negate(ps->abs[k * ps->n_types + t])
                                         : ps->sums[k * ps->n_types + t];
             if (v.hi < 0) {
-                split[k * w2 + n_sel + j] = negate(v);
+                split[k * w2 + n_sel + j] = cprof_sum_negate(v);
                 out->diff = 1;
             } else {
                 split[k * w2 + j] = v;
             }
         }
     }
-    seqs_t seqs = {frames, ps->start, ps->len};
-    sort_paths(&seqs, order, tmp, n);
+    cprof_frame_seqs_t seqs = {frames, ps->start, ps->len};
+    cprof_sort_order(order, tmp, n, cprof_frame_seq_compare, &seqs);
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < w2; c++) {
             prefix[(i + 1) * w2 + c] = prefix[i * w2 + c];
@@ -172,7 +124,7 @@ int cprof_tree_build(const cprof_paths_t *ps, const uint32_t *frame_of_node,
                 cprof_sum_add128(&width, SUM(at, end, n_sel + j));
                 double wd = as_double(width);
                 kept |= wd > 0 && wd >= threshold[j];
-                any |= !is_zero(width);
+                any |= !cprof_sum_is_zero(width);
             }
             if (kept) {
                 int64_t line = LINE_AT(at, nd.depth);

@@ -92,6 +92,18 @@ static inline void cprof_sum_add128(cprof_sum_t *s, cprof_sum_t v)
     s->lo = lo;
 }
 
+static inline int cprof_sum_is_zero(cprof_sum_t s)
+{
+    return s.hi == 0 && s.lo == 0;
+}
+
+static inline cprof_sum_t cprof_sum_negate(cprof_sum_t s)
+{
+    cprof_sum_t r = {~s.hi, ~s.lo};
+    cprof_sum_add(&r, 1);
+    return r;
+}
+
 /* Sum of each sample type's values over all samples into totals[n_sample_type],
  * exactly (no wrapping). */
 void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/frame_stacks.h"
 #include "analysis/graph.h"
 #include "analysis/tree.h"
 #include "codec/pprof.h"
@@ -104,7 +105,8 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
  * the graph of each sample type, with every other node kept; each path's
  * nodes must be in range, and the flat total of the whole graph must be the
  * sum of the type's non-empty paths; the function-granularity tree must be in
- * preorder under its root. */
+ * preorder under its root, and its frame stacks must sum to the same total
+ * and print one folded line each. */
 static void analyse(const cprof_pprof_t *p)
 {
     cprof_error_t err = {{0}};
@@ -152,6 +154,32 @@ static void analyse(const cprof_pprof_t *p)
                 if (tree.depth[i] == 0 || tree.depth[i] > tree.depth[i - 1] + 1)
                     die("the tree is not in preorder", NULL);
             cprof_tree_free(&tree);
+            static const char *const five[5] = {"a", "a-b", "ab", "\xc3\xa9", "a b"};
+            static const size_t five_len[5] = {1, 3, 2, 2, 3};
+            cprof_frame_names_t names = {five, five_len};
+            for (size_t t = 0; t < ps.n_types; t++) {
+                cprof_frame_stacks_t st;
+                if (cprof_frame_stacks_build(&ps, frames, t, &st, &err) != 0)
+                    die("frame stacks failed on a valid profile", err.msg);
+                cprof_sum_t sum = {0, 0}, want = {0, 0};
+                for (size_t i = 0; i < st.n; i++)
+                    cprof_sum_add128(&sum, st.sum[i]);
+                for (size_t k = 0; k < ps.n; k++)
+                    if (ps.len[k] > 0)
+                        cprof_sum_add128(&want, ps.sums[k * ps.n_types + t]);
+                if (sum.hi != want.hi || sum.lo != want.lo)
+                    die("the frame stacks' sum is not the paths' sum", NULL);
+                char *text;
+                size_t len, lines = 0;
+                if (cprof_frame_stacks_folded(&st, &ps, &names, &text, &len, &err) != 0)
+                    die("folded failed on a valid profile", err.msg);
+                for (size_t i = 0; i < len; i++)
+                    lines += text[i] == '\n';
+                if (lines != st.n)
+                    die("folded text has not one line per stack", NULL);
+                free(text);
+                cprof_frame_stacks_free(&st);
+            }
             free(frames);
             free(types);
         }

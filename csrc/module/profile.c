@@ -9,6 +9,7 @@
 #include "analysis/graph.h"
 #include "analysis/tree.h"
 #include "analysis/stack_sums.h"
+#include "analysis/frame_stacks.h"
 
 typedef struct {
     PyObject_HEAD
@@ -615,6 +616,158 @@ release:
     return r;
 }
 
+/* The function-granularity paths and a frames buffer (uint32 per node, each
+ * below n_frames) for stacks_of; NULL with an exception set. */
+static const cprof_paths_t *frame_paths(ProfileData *self, const Py_buffer *frames,
+                                        size_t n_frames)
+{
+    const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
+    if (ps == NULL)
+        return NULL;
+    if ((size_t)frames->len != ps->n_nodes * sizeof(uint32_t)) {
+        PyErr_Format(PyExc_ValueError, "frames has %zd bytes for %zu nodes", frames->len,
+                     ps->n_nodes);
+        return NULL;
+    }
+    const uint32_t *fr = frames->buf;
+    for (size_t i = 0; i < ps->n_nodes; i++)
+        if (fr[i] >= n_frames) {
+            PyErr_Format(PyExc_ValueError, "frame id %u of node %zu is not below %zu",
+                         (unsigned)fr[i], i, n_frames);
+            return NULL;
+        }
+    return ps;
+}
+
+/* The merged frame stacks of one sample type (analysis/frame_stacks.h); 0, or -1
+ * with an exception set. */
+static int stacks_of(const cprof_paths_t *ps, const Py_buffer *frames, Py_ssize_t index,
+                     cprof_frame_stacks_t *out)
+{
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_frame_stacks_build(ps, frames->buf, (size_t)index, out, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        return -1;
+    }
+    return 0;
+}
+
+/* frame_stacks(sample_index, frames, n_frames) -> (stacks, values, negative):
+ * the distinct frame stacks (lists of frame ids, root first) with a non-zero
+ * sum, in frame order; see analysis/frame_stacks.h. */
+static PyObject *ProfileData_frame_stacks(ProfileData *self, PyObject *args)
+{
+    Py_ssize_t index, n_frames;
+    Py_buffer frames;
+    if (!PyArg_ParseTuple(args, "ny*n", &index, &frames, &n_frames))
+        return NULL;
+    PyObject *r = NULL;
+    cprof_frame_stacks_t s = {0};
+    const cprof_paths_t *ps;
+    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
+        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+        goto release;
+    }
+    if (n_frames < 0 || (ps = frame_paths(self, &frames, (size_t)n_frames)) == NULL ||
+        stacks_of(ps, &frames, index, &s) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "n_frames must not be negative");
+        goto release;
+    }
+    PyObject *stacks = PyList_New((Py_ssize_t)s.n), *values = PyList_New((Py_ssize_t)s.n);
+    int ok = stacks != NULL && values != NULL;
+    for (size_t i = 0; ok && i < s.n; i++) {
+        uint32_t k = s.path[i];
+        PyObject *stack = u32_list(s.frames + ps->start[k], ps->len[k]);
+        PyObject *value = sum_to_long(s.sum[i]);
+        ok = stack != NULL && value != NULL;
+        PyList_SET_ITEM(stacks, (Py_ssize_t)i, stack ? stack : Py_NewRef(Py_None));
+        PyList_SET_ITEM(values, (Py_ssize_t)i, value ? value : Py_NewRef(Py_None));
+    }
+    if (ok)
+        r = Py_BuildValue("(OOn)", stacks, values, (Py_ssize_t)s.negative);
+    Py_XDECREF(stacks);
+    Py_XDECREF(values);
+release:
+    cprof_frame_stacks_free(&s);
+    PyBuffer_Release(&frames);
+    return r;
+}
+
+/* folded(sample_index, frames, names) -> (bytes, stacks, negative): folded
+ * stacks of one sample type, frame f printed as names[f] (a str without ';'
+ * or a line break); see analysis/frame_stacks.h. */
+static PyObject *ProfileData_folded(ProfileData *self, PyObject *args)
+{
+    Py_ssize_t index;
+    Py_buffer frames;
+    PyObject *names_obj;
+    if (!PyArg_ParseTuple(args, "ny*O", &index, &frames, &names_obj))
+        return NULL;
+    PyObject *r = NULL;
+    /* A tuple of its own: the caller's list may change while the GIL is released. */
+    PyObject *names = PySequence_Tuple(names_obj);
+    Py_ssize_t n = names != NULL ? PyTuple_GET_SIZE(names) : 0;
+    const char **text = PyMem_Calloc((size_t)n + 1, sizeof *text);
+    size_t *len = PyMem_Calloc((size_t)n + 1, sizeof *len);
+    cprof_frame_stacks_t s = {0};
+    char *out = NULL;
+    size_t out_len = 0;
+    const cprof_paths_t *ps;
+    if (names == NULL)
+        goto release;
+    if (text == NULL || len == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
+        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+        goto release;
+    }
+    for (Py_ssize_t f = 0; f < n; f++) {
+        PyObject *name = PyTuple_GET_ITEM(names, f);
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "frame name %zd is not a str", f);
+            goto release;
+        }
+        Py_ssize_t size;
+        text[f] = PyUnicode_AsUTF8AndSize(name, &size);
+        if (text[f] == NULL)
+            goto release;
+        len[f] = (size_t)size;
+        if (memchr(text[f], ';', len[f]) || memchr(text[f], '\n', len[f])) {
+            PyErr_Format(PyExc_ValueError, "frame name %R has a ';' or a line break", name);
+            goto release;
+        }
+    }
+    if ((ps = frame_paths(self, &frames, (size_t)n)) == NULL || stacks_of(ps, &frames, index, &s) < 0)
+        goto release;
+    cprof_frame_names_t fn = {text, len};
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_frame_stacks_folded(&s, ps, &fn, &out, &out_len, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    r = Py_BuildValue("(y#nn)", out != NULL ? out : "", (Py_ssize_t)out_len, (Py_ssize_t)s.n,
+                      (Py_ssize_t)s.negative);
+release:
+    free(out);
+    cprof_frame_stacks_free(&s);
+    PyMem_Free(text);
+    PyMem_Free(len);
+    Py_XDECREF(names);
+    PyBuffer_Release(&frames);
+    return r;
+}
+
 /* stack_sums(sample_index) -> [(location indices leaf first, sum)]; see graph.h. */
 static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
 {
@@ -686,6 +839,12 @@ static PyMethodDef ProfileData_methods[] = {
      "source start line)]; see csrc/analysis/paths.h"},
     {"call_tree", (PyCFunction)ProfileData_call_tree, METH_VARARGS,
      "call_tree(frames, types, min_width_fraction) -> dict; see csrc/analysis/tree.h"},
+    {"frame_stacks", (PyCFunction)ProfileData_frame_stacks, METH_VARARGS,
+     "frame_stacks(sample_index, frames, n_frames) -> (stacks, values, negative); see "
+     "csrc/analysis/frame_stacks.h"},
+    {"folded", (PyCFunction)ProfileData_folded, METH_VARARGS,
+     "folded(sample_index, frames, names) -> (bytes, stacks, negative); see "
+     "csrc/analysis/frame_stacks.h"},
     {"call_graph", (PyCFunction)(void (*)(void))ProfileData_call_graph,
      METH_VARARGS | METH_KEYWORDS,
      "call_graph(sample_index, granularity=0, kept=None, edges=True) -> (nodes [(name, file, "

@@ -90,15 +90,15 @@ def test_small_profile_exact_document() -> None:
         "exporter": f"cprof {cprof.__version__}",
         "name": "cpu",
         "activeProfileIndex": 0,
-        "shared": {"frames": [
+        "shared": {"frames": [  # in name order
+            {"name": "app.helper", "file": "/app/util.py"},
             {"name": "app.main", "file": "/app/main.py", "line": 1},
             {"name": "app.work", "file": "/app/main.py", "line": 10},
-            {"name": "app.helper", "file": "/app/util.py"},
         ]},
         "profiles": [{
             "type": "sampled", "name": "cpu", "unit": "nanoseconds",
             "startValue": 0, "endValue": 60,
-            "samples": [[0, 1], [0, 1, 2]],
+            "samples": [[1, 2], [1, 2, 0]],
             "weights": [30, 30],
         }],
     }

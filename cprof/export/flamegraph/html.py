@@ -20,7 +20,6 @@ where the profile grew over its base and blue where it shrank.
 
 from __future__ import annotations
 
-import array
 import functools
 import html as _html
 import importlib.resources
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ...pprof.io import write_bytes
 from ...pprof.model import Location, Sample
 from ...pprof.units import scale
+from ..frames import frames_by_name
 
 if TYPE_CHECKING:
     from ...pprof.profile import Profile
@@ -96,15 +96,6 @@ class CallTree:
         return sum(sums[t] + sums[n + t] for _, _, sums in self.residue) + self.unsearched[t]
 
 
-def _frame_name(node: tuple[str, str, int, int, str, str, int]) -> str:
-    """A function-granularity node's frame name: the function's, else pprof's
-    ``[binary]`` (the mapping's file name), else ``<unknown>``."""
-    name, _, _, _, objfile = node[:5]
-    if name:
-        return name
-    return f"[{os.path.basename(objfile)}]" if objfile else "<unknown>"
-
-
 def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
               min_width_fraction: float = DEFAULT_MIN_WIDTH_FRACTION,
               residue_budget: int = RESIDUE_BUDGET) -> CallTree:
@@ -116,16 +107,12 @@ def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
     types = list(range(len(profile.sample_types))) if sample_types is None else sample_types
     n = len(types)
     data = profile._analysis_data()
-    nodes = data.nodes(0)
-    names = [_frame_name(nd) for nd in nodes]
     # Frame ids in name order: the tree's siblings come out sorted by name, and
     # nodes printed alike (lines of one function) are one frame.
-    frame_of = {name: i for i, name in enumerate(sorted(set(names)))}
-    funcs: list[tuple[str, str, int]] = [(ROOT_NAME, "", 0)] + [("", "", 0)] * len(frame_of)
-    for nd, name in zip(reversed(nodes), reversed(names)):  # the first node of a name wins
-        funcs[frame_of[name] + 1] = (name, nd[5], nd[6])
-    t = data.call_tree(array.array("I", [frame_of[name] for name in names]).tobytes(),
-                       types, min_width_fraction)
+    frames = frames_by_name(data.nodes(0))
+    funcs: list[tuple[str, str, int]] = [(ROOT_NAME, "", 0)] + [
+        (name, file, line) for name, (file, line) in zip(frames.names, frames.sources)]
+    t = data.call_tree(frames.of_node, types, min_width_fraction)
     func = [f + 1 if f != _ROOT_FRAME else 0 for f in t["frame"]]
     residue = {(node, frozenset(f + 1 for f in t["sets"][s])): sums
                for node, s, sums in t["residue"]}
