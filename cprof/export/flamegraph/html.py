@@ -20,13 +20,14 @@ where the profile grew over its base and blue where it shrank.
 
 from __future__ import annotations
 
+import array
 import functools
 import html as _html
 import importlib.resources
 import json
 import os
 from bisect import bisect_left, bisect_right
-from itertools import accumulate, chain as _chain
+from itertools import accumulate, chain as _chain, repeat
 from math import gcd
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -112,11 +113,13 @@ def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
     frames = frames_by_name(data.nodes(0))
     funcs: list[tuple[str, str, int]] = [(ROOT_NAME, "", 0)] + [
         (name, file, line) for name, (file, line) in zip(frames.names, frames.sources)]
-    t = data.call_tree(frames.of_node, types, min_width_fraction)
-    func = [f + 1 if f != _ROOT_FRAME else 0 for f in t["frame"]]
-    residue = {(node, frozenset(f + 1 for f in t["sets"][s])): sums
-               for node, s, sums in t["residue"]}
-    rows, sets, unsearched = _budget(residue, [col[0] for col in t["pos"]]
+    # Frame f is funcs[f + 1]: the tree is given ids one up, so that its
+    # frames and residue sets index funcs as they are (the root is funcs[0]).
+    t = data.call_tree(array.array("I", [f + 1 for f in frames.of_node]), types,
+                       min_width_fraction)
+    func = t["frame"]
+    func[0] = 0  # the root, CPROF_TREE_ROOT in C
+    rows, sets, unsearched = _budget(t["residue"], t["sets"], [col[0] for col in t["pos"]]
                                      + [col[0] for col in t["neg"]], n, residue_budget)
     return CallTree(
         sample_types=types, funcs=funcs, func=func, line=t["line"], depth=t["depth"],
@@ -125,31 +128,32 @@ def call_tree(profile: Profile, *, sample_types: list[int] | None = None,
         min_width_fraction=min_width_fraction)
 
 
-_ROOT_FRAME = 2**32 - 1  # csrc/analysis/tree.h's CPROF_TREE_ROOT
-
-
-def _budget(residue: dict[tuple[int, frozenset[int]], list[int]], root: list[int], n: int,
-            budget: int) -> tuple[list[tuple[int, int, list[int]]], list[list[int]], list[int]]:
-    """Residue rows with their interned function sets, widest first while the
-    sets hold under ``budget`` function ids; the width of the rows left out."""
+def _budget(residue: list[tuple[int, int, list[int]]], sets: list[list[int]], root: list[int],
+            n: int, budget: int) -> tuple[list[tuple[int, int, list[int]]], list[list[int]],
+                                          list[int]]:
+    """The tree's residue rows (node, set, sums) and interned function sets,
+    widest rows first while the sets they use hold under ``budget`` function
+    ids, renumbered; and the width of the rows left out."""
     totals = [root[j] + root[n + j] or 1 for j in range(n)]
-    order = sorted(residue.items(), key=lambda kv: -max(
-        (kv[1][j] + kv[1][n + j]) / totals[j] for j in range(n)))
-    sets: dict[frozenset[int], int] = {}
+    shares = [[(sums[j] + sums[n + j]) / totals[j] for _, _, sums in residue] for j in range(n)]
+    widest = list(map(max, *shares)) if n > 1 else shares[0] if n else []
+    order = sorted(range(len(residue)), key=widest.__getitem__, reverse=True)
+    kept: dict[int, int] = {}  # the tree's set id -> its id here
     rows = []
     unsearched = [0] * n
     used = 0
-    for (index, fs), row_sums in order:
-        s = sets.get(fs)
-        if s is None:
-            if used + len(fs) > budget:
+    for r in order:
+        index, s, row_sums = residue[r]
+        new = kept.get(s)
+        if new is None:
+            if used + len(sets[s]) > budget:
                 for j in range(n):
                     unsearched[j] += row_sums[j] + row_sums[n + j]
                 continue
-            used += len(fs)
-            s = sets[fs] = len(sets)
-        rows.append((index, s, row_sums))
-    return rows, [sorted(fs) for fs in sets], unsearched
+            used += len(sets[s])
+            new = kept[s] = len(kept)
+        rows.append((index, new, row_sums))
+    return rows, [sets[s] for s in kept], unsearched
 
 
 def _unit_info(unit: str) -> tuple[str, float]:
@@ -180,7 +184,9 @@ def _data(profile: Profile, tree: CallTree, initial: int) -> dict[str, Any]:
                       "divisor": divisors[t]})
 
     def scaled(columns: list[list[int]]) -> list[list[int]]:
-        return [[v // divisors[t] for v in column] for t, column in enumerate(columns)]
+        return [column if divisors[t] == 1 else list(map(int.__floordiv__, column,
+                                                          repeat(divisors[t])))
+                for t, column in enumerate(columns)]
 
     residue = [[i, s, *(sums[t] // divisors[t] for t in range(n)),
                 *(sums[n + t] // divisors[t] for t in range(n))] for i, s, sums in tree.residue]
