@@ -35,6 +35,13 @@ class ProfileData:
     def call_tree(
         self, frames: Buffer, types: list[int], min_width_fraction: float
     ) -> dict[str, Any]: ...
+    def label_sets(
+        self,
+    ) -> tuple[list[tuple[tuple[str, str | None, int, str | None], ...]], list[int]]: ...
+    def filtered(
+        self, active: int, function_bits: Buffer, mapping_bits: Buffer,
+        sample_keep: Buffer | None = None,
+    ) -> ProfileData: ...
     def frame_stacks(
         self, sample_index: int, frames: Buffer, n_frames: int
     ) -> tuple[list[list[int]], list[int], int]: ...

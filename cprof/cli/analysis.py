@@ -12,16 +12,14 @@ import os
 import sys
 import tempfile
 import webbrowser
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from ..pprof.ops import merge
 from ..pprof.profile import Profile, load
-from ..pprof.units import format_value, scaled_label
+from ..pprof.units import format_value
 from ..report.driver import Input, open_input, top_report, tree_report
 from ..report.listing import list_source
-from ..report.text import profile_labels
 from ..report.traces import traces
 
 
@@ -97,26 +95,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     inp = _read(args)
     rpt = list_source(inp.profile, args.regex, sample_type=inp.index,
                       source_path=args.source_path, trim_path=args.trim_path)
-    print(replace(rpt, total=inp.total), end="")
+    print(rpt, end="")
     return 0
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
     inp = _read(args)
-    text = traces(inp.report_profile(), sample_type=inp.index)
-    vt = inp.profile.sample_types[inp.index]
-
-    def fmt(value: int) -> str:
-        return scaled_label(value, vt.unit, "minimum")
-
-    # The header (pprof's ProfileLabels, no legend) prints the total.
-    shown = profile_labels(inp.profile, vt.type, vt.unit,
-                           sum(abs(s.values[inp.index]) for s in inp.profile.samples), fmt)
-    lines = text.split("\n", len(shown))
-    if lines[:len(shown)] == shown:
-        text = "\n".join(profile_labels(inp.profile, vt.type, vt.unit, inp.total, fmt)
-                         + lines[len(shown):])
-    print(text, end="")
+    print(traces(inp.report_profile(), sample_type=inp.index), end="")
     return 0
 
 

@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from .model import Line, Location, Sample
-from .ops import Pattern, bulk, compile_pattern, unique_locations, with_samples
-from .profile import Profile
+from .model import LabelValue
+from .ops import Pattern, bulk, compile_pattern
+from .profile import HEADER_FIELDS, Profile, label_items
 from .units import scale
 
-TagFilter = Callable[[Sample], bool]
+if TYPE_CHECKING:
+    from .. import _core
+
+LabelItems = tuple[tuple[str, LabelValue, str], ...]
+TagFilter = Callable[[LabelItems], bool]
+
+
+# Each filter's bit in csrc/analysis/filter.h's cprof_filter_t.
+_BITS = {"focus": 1, "ignore": 2, "hide": 4, "show": 8, "show_from": 16, "prune_from": 32}
 
 
 @bulk
@@ -57,127 +65,59 @@ def filter(
       every expression must match some ``key:value`` of the sample.
 
     As pprof does, any of focus, ignore, hide or show drops the samples
-    without locations, and the samples all of whose frames were hidden."""
+    without locations, and the samples all of whose frames were hidden.
+
+    The expressions are matched here, once per function and mapping (the tag
+    filters once per distinct set of labels); the samples and locations are
+    filtered in C (csrc/analysis/filter.c), so a loaded profile's samples
+    never become Python objects. A location that loses lines becomes a new
+    location with an id of its own."""
     rx = {name: compile_pattern(name, value) for name, value in (
         ("focus", focus), ("ignore", ignore), ("hide", hide), ("show", show),
         ("show_from", show_from), ("prune_from", prune_from)) if value not in (None, "")}
-    tag_focus = tag_filter("tagfocus", tagfocus, profile) if tagfocus else None
-    tag_ignore = tag_filter("tagignore", tagignore, profile) if tagignore else None
-    samples: Sequence[Sample] = profile.samples
-    if rx.keys() & {"focus", "ignore", "hide", "show"}:
-        samples = _by_name(samples, rx.get("focus"), rx.get("ignore"), rx.get("hide"),
-                           rx.get("show"))
-    if "show_from" in rx:
-        samples = _show_from(samples, rx["show_from"])
-    if tag_focus is not None or tag_ignore is not None:
-        samples = [s for s in samples if (tag_focus is None or tag_focus(s))
-                   and (tag_ignore is None or not tag_ignore(s))]
-    if "prune_from" in rx:
-        samples = _prune_from(samples, rx["prune_from"])
-    return with_samples(profile, samples)
-
-
-# --- frames -------------------------------------------------------------------------
-
-
-def _line_matches(rx: re.Pattern[str], ln: Line) -> bool:
-    fn = ln.function
-    return fn is not None and (rx.search(fn.name) is not None
-                               or rx.search(fn.filename) is not None)
-
-
-def _mapping_matches(rx: re.Pattern[str], loc: Location) -> bool:
-    return loc.mapping is not None and rx.search(loc.mapping.filename) is not None
-
-
-def _matches(rx: re.Pattern[str], loc: Location) -> bool:
-    return any(_line_matches(rx, ln) for ln in loc.lines) or _mapping_matches(rx, loc)
-
-
-def _with_lines(loc: Location, lines: tuple[Line, ...]) -> Location:
-    if lines == loc.lines:
-        return loc
-    return Location(loc.id, loc.address, loc.mapping, lines, loc.is_folded)
-
-
-def _by_name(samples: Sequence[Sample], focus: re.Pattern[str] | None,
-             ignore: re.Pattern[str] | None, hide: re.Pattern[str] | None,
-             show: re.Pattern[str] | None) -> list[Sample]:
-    focused: set[int] = set()
-    ignored: set[int] = set()
-    changed: dict[int, Location | None] = {}  # new lines, or None when hidden
-    for i, loc in unique_locations(samples).items():
-        if ignore is not None and _matches(ignore, loc):
-            ignored.add(i)
-        elif focus is None or _matches(focus, loc):
-            focused.add(i)
-        lines = loc.lines
-        hidden = False
-        if hide is not None and _matches(hide, loc):
-            lines = () if _mapping_matches(hide, loc) else tuple(
-                ln for ln in lines if not _line_matches(hide, ln))
-            hidden = not lines
-        if show is not None:
-            if not _mapping_matches(show, loc):
-                lines = tuple(ln for ln in lines if ln.function is None
-                              or _line_matches(show, ln))
-            hidden = not lines
-        if hidden:
-            changed[i] = None
-        elif lines != loc.lines:
-            changed[i] = _with_lines(loc, lines)
-    out = []
-    for s in samples:
-        ids = list(map(id, s.locations))
-        if focused.isdisjoint(ids) or not ignored.isdisjoint(ids):
-            continue
-        if changed.keys().isdisjoint(ids):
-            out.append(s)
-            continue
-        kept = tuple(changed[i] if i in changed else loc
-                     for i, loc in zip(ids, s.locations))
-        stack = tuple(loc for loc in kept if loc is not None)
-        if stack:
-            out.append(Sample._raw(s.values, stack, s.label_items))
+    data = profile._analysis_data()
+    keep = _tag_verdicts(data, tagfocus, tagignore) if tagfocus or tagignore else None
+    _, _, n_functions, n_mappings, _ = data.counts()
+    function_bits = bytearray(n_functions)
+    mapping_bits = bytearray(n_mappings)
+    for i in range(n_functions):
+        _, name, _, filename, _ = data.function(i)
+        bits = 0
+        for option, r in rx.items():
+            if option == "prune_from":
+                if name and r.search(_simplify(name)) is not None:
+                    bits |= _BITS[option]
+            elif r.search(name) is not None or r.search(filename) is not None:
+                bits |= _BITS[option]
+        function_bits[i] = bits
+    for i in range(n_mappings):
+        filename = data.mapping(i)[4]
+        for option, r in rx.items():
+            if option != "prune_from" and r.search(filename) is not None:
+                mapping_bits[i] |= _BITS[option]
+    active = sum(_BITS[option] for option in rx)
+    out = Profile._from_data(data.filtered(active, function_bits, mapping_bits, keep))
+    if profile._header() != out._header():  # fields changed since the profile was made
+        for field, value in zip(HEADER_FIELDS, profile._header()):
+            setattr(out, field, list(value) if isinstance(value, tuple) else value)
+    # Reports of the result take percentages of the total before the filters
+    # and list them, as pprof's do (Profile.report_total, active_filters).
+    given: dict[str, Pattern | None] = {
+        "focus": focus, "ignore": ignore, "hide": hide, "show": show, "show_from": show_from,
+        "tagfocus": tagfocus, "tagignore": tagignore}
+    legend = tuple(f"{k}={_text(v)}" for k in LEGEND if (v := given[k]) is not None and v != "")
+    totals = tuple(profile.report_total(i) for i in range(len(profile.sample_types)))
+    out._scope = (totals, tuple(profile.active_filters) + legend)
     return out
 
 
-def _cut(samples: Sequence[Sample], cut_at: dict[int, Location],
-         from_root: bool) -> list[Sample]:
-    """Each sample cut at its outermost (``from_root``) or innermost location
-    in ``cut_at``, keeping the leaf side or the root side of it, with those
-    locations replaced by their values in ``cut_at``; a sample with none is
-    dropped (from_root) or kept as it is."""
-    out = []
-    for s in samples:
-        ids = list(map(id, s.locations))
-        if cut_at.keys().isdisjoint(ids):
-            if not from_root:
-                out.append(s)
-            continue
-        if from_root:
-            at = next(i for i in range(len(ids) - 1, -1, -1) if ids[i] in cut_at)
-            part = zip(ids[:at + 1], s.locations[:at + 1])
-        else:
-            at = next(i for i, x in enumerate(ids) if x in cut_at)
-            part = zip(ids[at:], s.locations[at:])
-        out.append(Sample._raw(s.values, tuple(cut_at.get(i, loc) for i, loc in part),
-                               s.label_items))
-    return out
+# pprof's filters in the order of its "Active filters:" legend (prune_from,
+# applied last, is not listed there).
+LEGEND = ("focus", "ignore", "hide", "show", "show_from", "tagfocus", "tagignore")
 
 
-def _show_from(samples: Sequence[Sample], rx: re.Pattern[str]) -> list[Sample]:
-    # Each location with a match: its lines up to the outermost match.
-    matched: dict[int, Location] = {}
-    for i, loc in unique_locations(samples).items():
-        if _mapping_matches(rx, loc):
-            matched[i] = loc
-            continue
-        last = next((j for j in range(len(loc.lines) - 1, -1, -1)
-                     if _line_matches(rx, loc.lines[j])), -1)
-        if last >= 0:
-            matched[i] = _with_lines(loc, loc.lines[:last + 1])
-    return _cut(samples, matched, from_root=True)
+def _text(pattern: Pattern) -> str:
+    return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
 
 
 _BRACKETS = re.compile(r"\(anonymous namespace\)|operator\(\)|\(")
@@ -192,33 +132,41 @@ def _simplify(name: str) -> str:
     return name
 
 
-def _prune_from(samples: Sequence[Sample], rx: re.Pattern[str]) -> list[Sample]:
-    # Each location with a matching function name: its lines from the innermost match.
-    matched: dict[int, Location] = {}
-    for i, loc in unique_locations(samples).items():
-        for j, ln in enumerate(loc.lines):
-            fn = ln.function
-            if fn is not None and fn.name and rx.search(_simplify(fn.name)) is not None:
-                matched[i] = _with_lines(loc, loc.lines[j:])
-                break
-    return _cut(samples, matched, from_root=False)
+def _tag_verdicts(data: _core.ProfileData, tagfocus: str | None,
+                  tagignore: str | None) -> bytes:
+    """Per sample, whether the tag filters keep it: decided once per
+    distinct set of labels."""
+    raw_sets, set_of_sample = data.label_sets()
+    sets = [label_items(raw) for raw in raw_sets]
+    units = label_units(sets)
+    focus = tag_filter("tagfocus", tagfocus, units) if tagfocus else None
+    ignore = tag_filter("tagignore", tagignore, units) if tagignore else None
+    verdict = [(focus is None or focus(items)) and (ignore is None or not ignore(items))
+               for items in sets]
+    return bytes(map(verdict.__getitem__, set_of_sample))
 
 
 # --- tags ------------------------------------------------------------------------------
 
 
-def num_label_units(profile: Profile) -> dict[str, str]:
-    """pprof's NumLabelUnits: each numeric label key's unit, the first one
-    given, else "bytes" for "alignment" and "request", else the key itself."""
+def label_units(label_sets: Iterable[LabelItems]) -> dict[str, str]:
+    """pprof's NumLabelUnits over samples' labels: each numeric label key's
+    unit, the first one given, else "bytes" for "alignment" and "request",
+    else the key itself."""
     units: dict[str, str] = {}
-    for s in profile.samples:
-        for key, value, unit in s.label_items:
+    for items in label_sets:
+        for key, value, unit in items:
             if isinstance(value, int) and not units.get(key):
                 units[key] = unit
     for key, unit in units.items():
         if not unit:
             units[key] = "bytes" if key in ("alignment", "request") else key
     return units
+
+
+def num_label_units(profile: Profile) -> dict[str, str]:
+    """label_units of a profile's samples."""
+    return label_units(s.label_items for s in profile.samples)
 
 
 _RANGE = re.compile(r"([+-]?[0-9]+)([A-Za-z]+)?")
@@ -257,9 +205,10 @@ def parse_range(text: str) -> NumFilter | None:
     return lambda v, u: (sv := scaled(v, u)) is not None and value <= sv <= high
 
 
-def tag_filter(option: str, spec: str, profile: Profile) -> TagFilter:
-    """The sample test of a -tagfocus / -tagignore value ``[KEY=]VALUES``;
-    numeric labels are read in the units ``profile`` gives their keys."""
+def tag_filter(option: str, spec: str, units: dict[str, str]) -> TagFilter:
+    """The test of a sample's labels (``Sample.label_items``) for a
+    -tagfocus / -tagignore value ``[KEY=]VALUES``; numeric labels are read in
+    ``units`` (label_units)."""
     if not isinstance(spec, str):
         raise TypeError(f"{option}: expected 'key=regex' or 'key=range', "
                         f"not {type(spec).__name__}")
@@ -269,22 +218,21 @@ def tag_filter(option: str, spec: str, profile: Profile) -> TagFilter:
     numeric = parse_range(values)
     if numeric is not None:
         test = numeric
-        units = num_label_units(profile)
         if not key:
-            return lambda s: any(isinstance(v, int) and test(v, units.get(k, k))
-                                 for k, v, _ in s.label_items)
+            return lambda items: any(isinstance(v, int) and test(v, units.get(k, k))
+                                     for k, v, _ in items)
         unit = units.get(key, key)
-        return lambda s: any(k == key and isinstance(v, int) and test(v, unit)
-                             for k, v, _ in s.label_items)
+        return lambda items: any(k == key and isinstance(v, int) and test(v, unit)
+                                 for k, v, _ in items)
     patterns = [compile_pattern(option, p) for p in values.split(",")]
     if not key:
-        return lambda s: all(
+        return lambda items: all(
             any(isinstance(v, str) and rx.search(f"{k}:{v}") is not None
-                for k, v, _ in s.label_items)
+                for k, v, _ in items)
             for rx in patterns)
-    return lambda s: any(
+    return lambda items: any(
         k == key and isinstance(v, str) and rx.search(v) is not None
-        for rx in patterns for k, v, _ in s.label_items)
+        for rx in patterns for k, v, _ in items)
 
 
-__all__ = ["filter", "num_label_units", "parse_range", "tag_filter"]
+__all__ = ["LEGEND", "filter", "label_units", "num_label_units", "parse_range", "tag_filter"]

@@ -72,6 +72,30 @@ def with_samples(profile: Profile, samples: Iterable[Sample], **header: object) 
     return Profile(sample_types, tuple(samples), **fields)  # type: ignore[arg-type]
 
 
+def keep_scope(source: Profile, made: Profile, index: int | None = None) -> Profile:
+    """``made`` reporting as ``source`` does (its report totals and filter
+    legend, when ``source`` was made by filter), of sample type ``index``
+    alone when given: for what changes the stacks' shape but not what they
+    are a part of (granularity, one sample type)."""
+    if source._scope is not None:
+        totals, legend = source._scope
+        made._scope = ((totals[index],) if index is not None else totals, legend)
+    return made
+
+
+def abs_total(samples: Iterable[Sample], index: int) -> int:
+    """pprof's computeTotal over ``samples``: the sum of the absolute values
+    of sample type ``index``, over the samples labelled pprof::base=true
+    alone when there are any (a -diff_base profile's base)."""
+    total = base_total = 0
+    for s in samples:
+        v = abs(s.values[index])
+        total += v
+        if v and (DIFF_BASE_LABEL, "true", "") in s.label_items:
+            base_total += v
+    return base_total or total
+
+
 def compile_pattern(option: str, pattern: Pattern) -> re.Pattern[str]:
     """A regular expression given as text or compiled; a bad one raises
     ValueError naming the option."""
@@ -114,18 +138,20 @@ def share(profile: Profile, regex: Pattern, sample_type: str | int | None = None
     """The cum fraction (0..1) of functions whose name matches ``regex``
     (``re.search``): the values of the samples with such a frame anywhere on
     their stack, inlined frames included and each sample counted once, over
-    the sum of the absolute values of all samples (pprof's cum% / 100)."""
+    the profile's report total (pprof's cum% / 100: the sum of the absolute
+    values, of the base's alone in a -diff_base profile, taken before the
+    filters of a filtered profile)."""
     rx = compile_pattern("share", regex)
     index = profile.sample_index(sample_type)
     samples = profile.samples
     hits = {i for i, loc in unique_locations(samples).items() if any(
         ln.function is not None and rx.search(ln.function.name) is not None for ln in loc.lines)}
-    whole = matched = 0
+    matched = 0
     for s in samples:
         v = s.values[index]
-        whole += abs(v)
         if v and not hits.isdisjoint(map(id, s.locations)):
             matched += v
+    whole = profile.report_total(index)
     return matched / whole if whole else 0.0
 
 
@@ -173,7 +199,8 @@ def select(profile: Profile, sample_type: str | int | None = None) -> Profile:
     vt = profile.sample_types[index]
     samples = [Sample._raw((s.values[index],), s.locations, s.label_items)
                for s in profile.samples if s.values[index]]
-    return with_samples(profile, samples, sample_types=[vt], default_sample_type=vt.type)
+    return keep_scope(profile, with_samples(profile, samples, sample_types=[vt],
+                                            default_sample_type=vt.type), index)
 
 
 # --- merge, diff, subtract ------------------------------------------------------------------
@@ -504,9 +531,10 @@ def aggregate(profile: Profile, by: Granularity = "function", *,
         return new
 
     new = {i: location(loc) for i, loc in unique_locations(profile.samples).items()}
-    return with_samples(profile, _combine(profile.samples, new),
-                        mappings=list(mappings.values()))
+    return keep_scope(profile, with_samples(profile, _combine(profile.samples, new),
+                                            mappings=list(mappings.values())))
 
 
-__all__ = ["DIFF_BASE_LABEL", "aggregate", "bulk", "diff", "map_stack", "merge", "scale", "select",
-           "share", "subtract", "total", "unique_locations", "with_samples"]
+__all__ = ["DIFF_BASE_LABEL", "abs_total", "aggregate", "bulk", "diff", "keep_scope",
+           "map_stack", "merge", "scale", "select", "share", "subtract", "total",
+           "unique_locations", "with_samples"]

@@ -14,7 +14,7 @@ import os
 import sys
 import zlib
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, TypeVar, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar, Union, overload
 
 from .. import _core
 from .io import Dest, write_bytes
@@ -83,6 +83,14 @@ class _LazyList(Sequence[T]):
     def __repr__(self) -> str:
         return f"<{len(self._items)} items, made on access>"
 
+    def __eq__(self, other: object) -> bool:
+        # Equal to a sequence of equal items, as the tuple it stands for would be.
+        if not isinstance(other, (_LazyList, tuple, list)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 class _Tables:
     """Python objects over one ProfileData, made on demand and cached.
@@ -112,15 +120,8 @@ class _Tables:
 
         def sample(i: int) -> Sample:
             ids, values, raw_labels = data.sample(i)
-            labels: list[tuple[str, LabelValue, str]] = []
-            for key, s, num, unit in raw_labels:
-                if s is not None:
-                    labels.append((key, s, ""))
-                elif num or unit:
-                    labels.append((key, num, unit or ""))
-                # A label with neither value nor unit carries nothing: pprof drops it too.
             return Sample._raw(values, tuple(locations[location_index(id_)] for id_ in ids),
-                               tuple(labels))
+                               label_items(raw_labels))
 
         self.mappings = mappings
         self.functions = functions
@@ -128,7 +129,21 @@ class _Tables:
         self.samples: _LazyList[Sample] = _LazyList(n_samples, sample)
 
 
-_HEADER_FIELDS = ("sample_types", "period_type", "period", "time_ns", "duration_ns",
+def label_items(raw_labels: Iterable[tuple[str, str | None, int, str | None]]
+                ) -> tuple[tuple[str, LabelValue, str], ...]:
+    """Sample.label_items from ProfileData's labels (key, str or None, num,
+    unit or None)."""
+    labels: list[tuple[str, LabelValue, str]] = []
+    for key, s, num, unit in raw_labels:
+        if s is not None:
+            labels.append((key, s, ""))
+        elif num or unit:
+            labels.append((key, num, unit or ""))
+        # A label with neither value nor unit carries nothing: pprof drops it too.
+    return tuple(labels)
+
+
+HEADER_FIELDS = ("sample_types", "period_type", "period", "time_ns", "duration_ns",
                   "comments", "default_sample_type", "drop_frames", "keep_frames", "doc_url")
 
 
@@ -189,6 +204,7 @@ class Profile:
             tuple(mappings) if mappings is not None else None)
         self._data: _core.ProfileData | None = None
         self._loaded_header: tuple[Any, ...] | None = None
+        self._scope: _Scope | None = None
         n = len(self.sample_types)
         for i, s in enumerate(self._samples):
             if len(s.values) != n:
@@ -216,12 +232,13 @@ class Profile:
         self._mappings = tables.mappings
         self._data = data
         self._loaded_header = self._header()
+        self._scope = None
         return self
 
     def _header(self) -> tuple[Any, ...]:
         return tuple(
             tuple(v) if isinstance(v, list) else v
-            for v in (getattr(self, f) for f in _HEADER_FIELDS))
+            for v in (getattr(self, f) for f in HEADER_FIELDS))
 
     # --- tables ---------------------------------------------------------------
 
@@ -282,6 +299,27 @@ class Profile:
         """The sum of one sample type (the default one unless named)."""
         return self.totals()[self.sample_index(sample_type)]
 
+    def report_total(self, sample_type: str | int | None = None) -> int:
+        """What reports take percentages of, as pprof's: the sum of the
+        absolute values of one sample type (the default one unless named),
+        over the base's samples alone in a -diff_base profile (those labelled
+        pprof::base=true), and, for a profile made by ``filter``, taken
+        before the filters, as ``go tool pprof -focus`` does."""
+        index = self.sample_index(sample_type)
+        if self._scope is not None:
+            return self._scope[0][index]
+        data = self._unchanged_data()
+        if data is not None:
+            return data.abs_total(index)
+        from .ops import abs_total
+        return abs_total(self._samples, index)
+
+    @property
+    def active_filters(self) -> list[str]:
+        """The filters ``filter`` applied to make this profile, as pprof's
+        "Active filters:" legend lists them (``focus=work``)."""
+        return list(self._scope[1]) if self._scope is not None else []
+
     def __len__(self) -> int:
         return len(self._samples)
 
@@ -329,9 +367,12 @@ class Profile:
     # no module of this layer imports one above it ---
 
     def top(self, n: int | None = None, **options: Any) -> TopReport:
-        """The heaviest functions, as `go tool pprof -top` lists them (cprof.report.top)."""
-        from ..report.top import top
-        return top(self, n, **options)
+        """The heaviest functions, as `go tool pprof -top` lists them
+        (cprof.report.top): ``cum``, ``sample_type``, ``node_fraction``, and
+        pprof's filters and ``granularity`` by their names, as ``cprof top``
+        takes them (cprof.report.driver)."""
+        from ..report.driver import top_of
+        return top_of(self, n, **options)
 
     def filter(self, **options: Any) -> Profile:
         """A new profile keeping what pprof's -focus, -ignore, -hide, -show,
@@ -409,6 +450,11 @@ class Profile:
         """A pandas DataFrame (pandas is optional; cprof.export.dataframe)."""
         from ..export.dataframe import to_dataframe
         return to_dataframe(self, level=level)  # type: ignore[arg-type]
+
+
+# What a filtered profile's reports keep of the profile it was filtered from:
+# the report total of each sample type, and the legend of the filters.
+_Scope = tuple[tuple[int, ...], tuple[str, ...]]
 
 
 def _value_type(t: ValueType | tuple[str, str]) -> ValueType:

@@ -9,23 +9,17 @@ pprof's header lines. The CLI's analysis commands read profiles through here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-from ..pprof.filter import filter as filter_profile
+from ..pprof.filter import LEGEND, filter as filter_profile
 from ..pprof.model import Function, Line, Location, Sample
-from ..pprof.ops import (DIFF_BASE_LABEL, aggregate, diff, map_stack, merge, subtract,
+from ..pprof.ops import (aggregate, diff, keep_scope, map_stack, merge, subtract,
                          unique_locations, with_samples)
 from ..pprof.profile import Profile, load
 from .graph import printable_name
-from .text import active_filters, output_unit, profile_labels
-from .top import top
+from .top import TopReport, top
 from .tree import peek, tree
-
-
-# pprof's filters in the order of its "Active filters:" legend (prune_from, applied
-# last, is not listed there).
-FILTERS = ("focus", "ignore", "hide", "show", "show_from", "tagfocus", "tagignore")
 
 
 @dataclass
@@ -59,7 +53,7 @@ def merged(paths: Sequence[str]) -> Profile:
 def open_input(paths: Sequence[str], options: Mapping[str, Any]) -> Input:
     """The Input of the profiles at ``paths`` under pprof's ``options``, by its
     names (``base``, ``diff_base``: lists of paths; ``sample_index``; the
-    FILTERS and ``prune_from``; ``granularity``: "function", "file" or "line");
+    filters and ``prune_from``; ``granularity``: "function", "file" or "line");
     a missing or empty option is not applied."""
     p = merged(paths)
     if options.get("base"):
@@ -69,8 +63,14 @@ def open_input(paths: Sequence[str], options: Mapping[str, Any]) -> Input:
     sample_type = options.get("sample_index")
     index = p.sample_index(int(sample_type) if sample_type and sample_type.isdigit()
                            else sample_type)
-    total = pprof_total(p, index)
-    filters = {k: options[k] for k in (*FILTERS, "prune_from") if options.get(k)}
+    return prepare(p, index, options, paths[0])
+
+
+def prepare(p: Profile, index: int, options: Mapping[str, Any], name: str = "") -> Input:
+    """``p`` filtered and aggregated as pprof's ``options`` say (the filters by
+    their names, ``granularity``): the filtered profile keeps the total from
+    before the filters, and their legend, for its reports (filter)."""
+    filters = {k: options[k] for k in (*LEGEND, "prune_from") if options.get(k)}
     matched_nothing = False
     if filters:
         filtered = filter_profile(p, **filters)
@@ -79,8 +79,8 @@ def open_input(paths: Sequence[str], options: Mapping[str, Any]) -> Input:
     granularity = options.get("granularity")
     if granularity:
         p = aggregate(p, granularity)
-    return Input(p, index, total, [f"{k}={filters[k]}" for k in FILTERS if k in filters],
-                 paths[0], granularity == "line", matched_nothing)
+    return Input(p, index, p.report_total(index), p.active_filters, name,
+                 granularity == "line", matched_nothing)
 
 
 def lines_as_functions(p: Profile) -> Profile:
@@ -101,56 +101,38 @@ def lines_as_functions(p: Profile) -> Profile:
                 ln = Line(made)
             lines.append(ln)
         locations[i] = Location(loc.id, loc.address, loc.mapping, tuple(lines), loc.is_folded)
-    return with_samples(p, [Sample._raw(s.values, map_stack(s, locations), s.label_items)
-                            for s in p.samples])
+    return keep_scope(p, with_samples(p, [Sample._raw(s.values, map_stack(s, locations),
+                                                      s.label_items) for s in p.samples]))
 
 
-def pprof_total(p: Profile, index: int) -> int:
-    """pprof's computeTotal: the sum of the absolute values, over the
-    samples of the base alone when the profile is a -diff_base one."""
-    total = base = 0
-    for s in p.samples:
-        v = abs(s.values[index])
-        total += v
-        if any(key == DIFF_BASE_LABEL and value == "true" for key, value, _ in s.label_items):
-            base += v
-    return base or total
+# The options of Profile.top beyond top's own, by pprof's names.
+PROFILE_OPTIONS = (*LEGEND, "prune_from", "granularity")
 
 
-def report_labels(inp: Input, sample_type: str, unit: str, fmt: Callable[[int], str]) -> list[str]:
-    """The lines above a pprof report: the profile's, then the active filters."""
-    return (profile_labels(inp.profile, sample_type, unit, inp.total, fmt)
-            + active_filters(inp.filters))
+def top_of(profile: Profile, n: int | None = None, *, sample_type: str | int | None = None,
+           **options: Any) -> TopReport:
+    """Profile.top: ``top`` of ``profile`` filtered and aggregated as pprof's
+    ``options`` say (focus, ignore, hide, show, show_from, prune_from,
+    tagfocus, tagignore, granularity), with top's own (cum, node_fraction):
+    what ``cprof top`` prints with the same options."""
+    index = profile.sample_index(sample_type)
+    unknown = options.keys() - {*PROFILE_OPTIONS, "cum", "node_fraction"}
+    if unknown:
+        raise TypeError(f"top: unknown option {sorted(unknown)[0]!r}; the options are "
+                        f"{', '.join((*PROFILE_OPTIONS, 'cum', 'node_fraction'))}")
+    inp = prepare(profile, index, {k: options.pop(k) for k in PROFILE_OPTIONS if k in options})
+    return top(inp.report_profile(), n, sample_type=index, **options)
 
-
-# The report functions take percentages of the profile they are given; pprof of
-# the profile before its filters (and of a -diff_base profile's base). These
-# give a report pprof's total, node cutoff, unit and legend.
 
 def top_report(inp: Input, n: int | None, cum: bool, node_fraction: float) -> str:
-    rpt = top(inp.report_profile(), n, cum=cum, sample_type=inp.index, node_fraction=node_fraction)
-    if rpt.total != inp.total:
-        rpt = replace(rpt, total=inp.total, node_cutoff=abs(int(inp.total * node_fraction)),
-                      unit=output_unit(rpt.rows, inp.total, rpt.sample_unit))
-    rpt.profile_labels = report_labels(inp, rpt.sample_type, rpt.sample_unit, rpt.format_value)
-    return str(rpt)
+    return str(top(inp.report_profile(), n, cum=cum, sample_type=inp.index,
+                   node_fraction=node_fraction))
 
 
 def tree_report(inp: Input, regex: str | None, node_count: int, cum: bool,
-                 node_fraction: float, edge_fraction: float) -> str:
+                node_fraction: float, edge_fraction: float) -> str:
     profile = inp.report_profile()
     if regex is None:
-        rpt = tree(profile, sample_type=inp.index, node_fraction=node_fraction,
-                   edge_fraction=edge_fraction, node_count=node_count, cum=cum)
-    else:
-        rpt = peek(profile, regex, sample_type=inp.index)
-        node_fraction = 0.0  # pprof trims nothing for peek
-    if rpt.total != inp.total:
-        # The unit is chosen over every node of the graph: peek's entries are some.
-        nodes = rpt.entries if regex is None else tree(
-            profile, sample_type=inp.index, node_fraction=0, edge_fraction=0,
-            node_count=0).entries
-        rpt = replace(rpt, total=inp.total, node_cutoff=abs(int(inp.total * node_fraction)),
-                      unit=output_unit(nodes, inp.total, rpt.sample_unit))
-    rpt.labels = report_labels(inp, rpt.sample_type, rpt.sample_unit, rpt.format_value)
-    return str(rpt)
+        return str(tree(profile, sample_type=inp.index, node_fraction=node_fraction,
+                        edge_fraction=edge_fraction, node_count=node_count, cum=cum))
+    return str(peek(profile, regex, sample_type=inp.index))

@@ -142,27 +142,6 @@ def profile_stacks(profile: Profile, index: int) -> Stacks:
     return [(key, tuple(locations[i] for i in key), w) for key, w in data.stack_sums(index)]
 
 
-def abs_total(profile: Profile, index: int) -> int:
-    """The total reports take percentages of, as pprof's computeTotal: the sum
-    of the absolute values of one sample type, or, in a -diff_base profile,
-    of the base samples' (labelled pprof::base=true) alone."""
-    data = profile._unchanged_data()
-    if data is not None:
-        return data.abs_total(index)
-    return samples_total(profile.samples, index)
-
-
-def samples_total(samples: Iterable[Sample], index: int) -> int:
-    """abs_total over a sequence of samples."""
-    total = base_total = 0
-    for s in samples:
-        v = abs(s.values[index])
-        total += v
-        if ("pprof::base", "true", "") in s.label_items:
-            base_total += v
-    return base_total or total
-
-
 def function_infos(loc: Location) -> list[Info]:
     """Function granularity: a location's nodes, leaf first."""
     objfile = loc.mapping.filename if loc.mapping is not None else ""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from ..pprof.units import scaled_label
-from .graph import Node, abs_total, base_name, build, clean_path, line_infos, profile_stacks
+from .graph import Node, base_name, build, clean_path, line_infos, profile_stacks
 from .text import percentage
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def list_source(profile: Profile, regex: str, *, sample_type: str | int | None =
     rx = re.compile(regex)
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
-    total = abs_total(profile, index)
+    total = profile.report_total(index)
     nodes = build(profile_stacks(profile, index),
                   infos=line_infos(lambda f: _trim(f, trim_path, source_path or "")))
     by_name: dict[str, list[Node]] = {}

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from ..pprof.units import scaled_label
-from .graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, abs_total, graph_paths
-from .text import graph_labels, output_unit, percentage, profile_labels
+from .graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, graph_paths
+from .text import active_filters, graph_labels, output_unit, percentage, profile_labels
 
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
@@ -107,7 +107,7 @@ def top(profile: Profile, n: int | None = None, *, cum: bool = False,
     index, the profile's default when None (-sample_index)."""
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
-    total = abs_total(profile, index)
+    total = profile.report_total(index)
     g = Trimmed(graph_paths(profile, index), node_fraction=node_fraction,
                 edge_fraction=EDGE_FRACTION, node_count=n or 0, cum=cum, edges=False)
     rows = []
@@ -118,8 +118,9 @@ def top(profile: Profile, n: int | None = None, *, cum: bool = False,
                            nd.cum, _pct(nd.cum, total), nd.inline_label()))
     report = TopReport(rows, vt.type, vt.unit, total, flat_sum, g.dropped, g.candidates,
                        abs(int(total * node_fraction)), output_unit(g.nodes, total, vt.unit))
-    report.profile_labels = profile_labels(profile, vt.type, vt.unit, total,
-                                           report.format_value)
+    report.profile_labels = (profile_labels(profile, vt.type, vt.unit, total,
+                                            report.format_value)
+                             + active_filters(profile.active_filters))
     return report
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Hashable, Sequence
 
+from ..pprof.filter import label_units
 from ..pprof.model import LabelValue, Location, Mapping, Sample
 from ..pprof.units import scaled_label
-from .graph import function_infos, printable_name, samples_total
+from .graph import function_infos, printable_name
 from .text import profile_labels
 
 if TYPE_CHECKING:
@@ -30,13 +31,13 @@ def traces(profile: Profile, *, sample_type: str | int | None = None) -> str:
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     samples = profile.samples
-    total = samples_total(samples, index)
+    total = profile.report_total(index)
 
     def fmt(value: int) -> str:
         return scaled_label(value, vt.unit, "minimum")
 
     out = profile_labels(profile, vt.type, vt.unit, total, fmt)
-    units = num_label_units(samples)
+    units = label_units(s.label_items for s in samples)
     frames: dict[int, list[str]] = {}  # id(location) -> its function names, leaf first
     stacks: dict[tuple[int, ...], list[str]] = {}  # the names of a stack of locations
     labels: dict[tuple[tuple[str, LabelValue, str], ...], list[str]] = {}  # their lines
@@ -84,18 +85,6 @@ def _frames(loc: Location) -> list[str]:
             for i, info in enumerate(infos)]
 
 
-def num_label_units(samples: Sequence[Sample]) -> dict[str, str]:
-    """pprof's NumLabelUnits: each numeric label key's first unit, else one
-    inferred from the key ("bytes" for alignment and request, else the key)."""
-    units: dict[str, str] = {}
-    for s in samples:
-        for key, value, unit in s.label_items:
-            if isinstance(value, int) and (key not in units or not units[key]):
-                units[key] = unit
-    for key, unit in units.items():
-        if not unit:
-            units[key] = "bytes" if key in ("alignment", "request") else key
-    return units
 
 
 def _mapping_key(m: Mapping | None) -> Hashable:

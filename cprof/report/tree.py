@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from ..pprof.model import Location, Sample
 from ..pprof.units import scaled_label
-from .graph import (EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, aggregate, samples_total,
-                    sorted_edges)
+from .graph import EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, aggregate, sorted_edges
 from .text import active_filters, graph_labels, output_unit, percentage, profile_labels
 
 if TYPE_CHECKING:
@@ -142,7 +141,7 @@ def _report(profile: Profile, rx: re.Pattern[str] | None, sample_type: str | int
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     samples: Sequence[Sample] = profile.samples
-    total = samples_total(samples, index)
+    total = profile.report_total(index)
     if focus:
         samples = _focused(samples, re.compile(focus))
     g = Trimmed(aggregate(samples, index), node_fraction=node_fraction,
@@ -156,7 +155,7 @@ def _report(profile: Profile, rx: re.Pattern[str] | None, sample_type: str | int
                         len(g.nodes), g.dropped, g.candidates, abs(int(total * node_fraction)),
                         output_unit(g.nodes, total, vt.unit))
     report.labels = (profile_labels(profile, vt.type, vt.unit, total, report.format_value)
-                     + active_filters([f"focus={focus}"] if focus else []))
+                     + active_filters(profile.active_filters + ([f"focus={focus}"] if focus else [])))
     return report
 
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 #include "analysis/graph.h"
 #include "analysis/tree.h"
@@ -188,6 +189,42 @@ static void analyse(const cprof_pprof_t *p)
     }
 }
 
+/* The filters over a decoded profile, with match bits spread over its
+ * functions and mappings in a few patterns: the result must index (every
+ * id it names exists, checked by cprof_pprof_index inside), keep at most
+ * the source's samples, and be analysable in turn. */
+static void filter_all(const cprof_pprof_t *p)
+{
+    const cprof_msg_t *m = p->msg;
+    uint8_t *fbits = malloc(m->n_function + 1), *mbits = malloc(m->n_mapping + 1);
+    uint8_t *keep = malloc(m->n_sample + 1);
+    for (unsigned round = 0; round < 4; round++) {
+        for (size_t i = 0; i < m->n_function; i++)
+            fbits[i] = (uint8_t)((i * 37 + round * 11) & 63);
+        for (size_t i = 0; i < m->n_mapping; i++)
+            mbits[i] = (uint8_t)((i * 13 + round) & 31);
+        for (size_t i = 0; i < m->n_sample; i++)
+            keep[i] = (uint8_t)((i + round) % 3 != 0);
+        cprof_filter_t f = {.active = round == 0 ? 63u : (round * 21u) & 63u,
+                            .function_bits = fbits, .mapping_bits = mbits,
+                            .sample_keep = round % 2 ? keep : NULL};
+        cprof_error_t err = {{0}};
+        cprof_pprof_t *out;
+        if (cprof_filter_apply(p, &f, &out, &err) != 0)
+            die("filter failed on a valid profile", err.msg);
+        if (out->msg->n_sample > m->n_sample)
+            die("the filter made samples", NULL);
+        cprof_paths_t ps;
+        if (cprof_paths_build(out, CPROF_GRAIN_FUNCTION, &ps, &err) != 0)
+            die("paths failed on a filtered profile", err.msg);
+        cprof_paths_free(&ps);
+        cprof_pprof_free(out);
+    }
+    free(fbits);
+    free(mbits);
+    free(keep);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cprof_error_t err = {{0}};
@@ -210,6 +247,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     analyse(p);
+    filter_all(p);
     uint8_t *gz = NULL, *raw = NULL, *again = NULL;
     size_t gz_n = 0, raw_n = 0, again_n = 0;
     cprof_pprof_free(round_trip(p, 1, &gz, &gz_n));

@@ -9,6 +9,7 @@
 #include "analysis/graph.h"
 #include "analysis/tree.h"
 #include "analysis/stack_sums.h"
+#include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 
 typedef struct {
@@ -16,6 +17,7 @@ typedef struct {
     cprof_pprof_t *p;
     cprof_paths_t *paths[CPROF_GRAINS];  /* per granularity, made on first use */
     PyObject *weakrefs;  /* so tests can watch a profile's C memory being freed */
+    PyObject *source;    /* a filtered profile's source, whose memory p shares; or NULL */
 } ProfileData;
 
 static PyTypeObject ProfileData_Type;
@@ -30,6 +32,7 @@ static void ProfileData_dealloc(ProfileData *self)
         PyMem_Free(self->paths[g]);
     }
     cprof_pprof_free(self->p);
+    Py_XDECREF(self->source);  /* after p, which points into it */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -44,6 +47,7 @@ PyObject *cprof_py_profile(cprof_pprof_t *p)
     for (int g = 0; g < CPROF_GRAINS; g++)
         self->paths[g] = NULL;
     self->weakrefs = NULL;
+    self->source = NULL;
     return (PyObject *)self;
 }
 
@@ -148,6 +152,8 @@ static PyObject *label_tuple(const cprof_msg_t *m, const Perftools__Profiles__La
     return r;
 }
 
+static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__Sample *s);
+
 /* sample(i) -> (location ids, values, ((key, str|None, num, unit|None), ...)) */
 static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
 {
@@ -158,7 +164,7 @@ static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
     const Perftools__Profiles__Sample *s = m->sample[i];
     PyObject *ids = PyTuple_New((Py_ssize_t)s->n_location_id);
     PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
-    PyObject *labels = PyTuple_New((Py_ssize_t)s->n_label);
+    PyObject *labels = labels_tuple(m, s);
     PyObject *r = NULL;
     if (ids == NULL || values == NULL || labels == NULL)
         goto done;
@@ -174,17 +180,101 @@ static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
             goto done;
         PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
     }
-    for (size_t j = 0; j < s->n_label; j++) {
-        PyObject *v = label_tuple(m, s->label[j]);
-        if (v == NULL)
-            goto done;
-        PyTuple_SET_ITEM(labels, (Py_ssize_t)j, v);
-    }
     r = PyTuple_Pack(3, ids, values, labels);
 done:
     Py_XDECREF(ids);
     Py_XDECREF(values);
     Py_XDECREF(labels);
+    return r;
+}
+
+static PyObject *u32_list(const uint32_t *v, size_t n);
+
+/* A sample's labels as a tuple of label_tuple()s. */
+static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__Sample *s)
+{
+    PyObject *labels = PyTuple_New((Py_ssize_t)s->n_label);
+    for (size_t j = 0; labels != NULL && j < s->n_label; j++) {
+        PyObject *v = label_tuple(m, s->label[j]);
+        if (v == NULL)
+            Py_CLEAR(labels);
+        else
+            PyTuple_SET_ITEM(labels, (Py_ssize_t)j, v);
+    }
+    return labels;
+}
+
+static int same_labels(const Perftools__Profiles__Sample *a, const Perftools__Profiles__Sample *b)
+{
+    if (a->n_label != b->n_label)
+        return 0;
+    for (size_t j = 0; j < a->n_label; j++) {
+        const Perftools__Profiles__Label *x = a->label[j], *y = b->label[j];
+        if (x->key != y->key || x->str != y->str || x->num != y->num || x->num_unit != y->num_unit)
+            return 0;
+    }
+    return 1;
+}
+
+/* label_sets() -> (sets, set_of_sample): the distinct label lists of the
+ * samples (as sample() gives them), and each sample's index into them. */
+static PyObject *ProfileData_label_sets(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    const cprof_msg_t *m = self->p->msg;
+    cprof_itab_t index = {0};
+    uint32_t *set_of = PyMem_Malloc((m->n_sample + 1) * sizeof *set_of);
+    uint32_t *first = PyMem_Malloc((m->n_sample + 1) * sizeof *first);  /* per set */
+    size_t n_sets = 0;
+    PyObject *sets = NULL, *of = NULL, *r = NULL;
+    if (set_of == NULL || first == NULL || cprof_itab_init(&index, 64) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < m->n_sample; i++) {
+        const Perftools__Profiles__Sample *s = m->sample[i];
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ s->n_label;
+        for (size_t j = 0; j < s->n_label; j++) {
+            const Perftools__Profiles__Label *l = s->label[j];
+            h = (h ^ (uint64_t)l->key) * 0x100000001b3ULL;
+            h = (h ^ (uint64_t)l->str) * 0x100000001b3ULL;
+            h = (h ^ (uint64_t)l->num) * 0x100000001b3ULL;
+            h = (h ^ (uint64_t)l->num_unit) * 0x100000001b3ULL;
+        }
+        h = cprof_itab_hash(h);
+        size_t slot = cprof_itab_first(&index, h);
+        long found = -1;
+        for (; index.hashes[slot] != 0; slot = cprof_itab_next(&index, slot))
+            if (index.hashes[slot] == h && same_labels(m->sample[first[index.values[slot]]], s)) {
+                found = index.values[slot];
+                break;
+            }
+        if (found < 0) {
+            if (cprof_itab_put(&index, slot, h, (uint32_t)n_sets) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            first[n_sets] = (uint32_t)i;
+            found = (long)n_sets++;
+        }
+        set_of[i] = (uint32_t)found;
+    }
+    sets = PyList_New((Py_ssize_t)n_sets);
+    of = u32_list(set_of, m->n_sample);
+    if (sets == NULL || of == NULL)
+        goto done;
+    for (size_t k = 0; k < n_sets; k++) {
+        PyObject *labels = labels_tuple(m, m->sample[first[k]]);
+        if (labels == NULL)
+            goto done;
+        PyList_SET_ITEM(sets, (Py_ssize_t)k, labels);
+    }
+    r = PyTuple_Pack(2, sets, of);
+done:
+    Py_XDECREF(sets);
+    Py_XDECREF(of);
+    cprof_itab_free(&index);
+    PyMem_Free(set_of);
+    PyMem_Free(first);
     return r;
 }
 
@@ -768,6 +858,59 @@ release:
     return r;
 }
 
+/* A bytes-like argument of exactly n bytes, or NULL with a ValueError. */
+static const uint8_t *bytes_of(const Py_buffer *b, size_t n, const char *what)
+{
+    if ((size_t)b->len != n) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes for %zu entries", what, b->len, n);
+        return NULL;
+    }
+    return b->buf;
+}
+
+/* filtered(active, function_bits, mapping_bits, sample_keep=None) -> ProfileData:
+ * pprof's filters applied (analysis/filter.h); the result keeps this one alive. */
+static PyObject *ProfileData_filtered(ProfileData *self, PyObject *args)
+{
+    unsigned int active;
+    Py_buffer fbits, mbits, keep = {0};
+    PyObject *keep_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "Iy*y*|O", &active, &fbits, &mbits, &keep_obj))
+        return NULL;
+    const cprof_msg_t *m = self->p->msg;
+    PyObject *r = NULL;
+    cprof_filter_t f = {.active = active};
+    if (active >= 2 * CPROF_F_PRUNE_FROM) {
+        PyErr_Format(PyExc_ValueError, "unknown filter bits in %u", active);
+        goto release;
+    }
+    if (keep_obj != Py_None && PyObject_GetBuffer(keep_obj, &keep, PyBUF_SIMPLE) < 0)
+        goto release;
+    if ((f.function_bits = bytes_of(&fbits, m->n_function, "function_bits")) == NULL ||
+        (f.mapping_bits = bytes_of(&mbits, m->n_mapping, "mapping_bits")) == NULL ||
+        (keep.obj != NULL && (f.sample_keep = bytes_of(&keep, m->n_sample, "sample_keep")) == NULL))
+        goto release;
+    cprof_pprof_t *out;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_filter_apply(self->p, &f, &out, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    r = cprof_py_profile(out);
+    if (r != NULL)
+        ((ProfileData *)r)->source = Py_NewRef((PyObject *)self);
+release:
+    PyBuffer_Release(&fbits);
+    PyBuffer_Release(&mbits);
+    if (keep.obj != NULL)
+        PyBuffer_Release(&keep);
+    return r;
+}
+
 /* stack_sums(sample_index) -> [(location indices leaf first, sum)]; see graph.h. */
 static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
 {
@@ -839,6 +982,12 @@ static PyMethodDef ProfileData_methods[] = {
      "source start line)]; see csrc/analysis/paths.h"},
     {"call_tree", (PyCFunction)ProfileData_call_tree, METH_VARARGS,
      "call_tree(frames, types, min_width_fraction) -> dict; see csrc/analysis/tree.h"},
+    {"label_sets", (PyCFunction)ProfileData_label_sets, METH_NOARGS,
+     "label_sets() -> (the distinct label lists, as sample() gives them, [each sample's "
+     "index into them])"},
+    {"filtered", (PyCFunction)ProfileData_filtered, METH_VARARGS,
+     "filtered(active, function_bits, mapping_bits, sample_keep=None) -> ProfileData; see "
+     "csrc/analysis/filter.h"},
     {"frame_stacks", (PyCFunction)ProfileData_frame_stacks, METH_VARARGS,
      "frame_stacks(sample_index, frames, n_frames) -> (stacks, values, negative); see "
      "csrc/analysis/frame_stacks.h"},

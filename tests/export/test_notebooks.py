@@ -139,7 +139,11 @@ def test_profile_a_workload(tmp_path: Path) -> None:
     page = flame_graph(shown)
     # show_from cut the kernel's frames: every stack starts at workload.
     assert not [n for n in flame_data(page)["names"] if n.endswith("<module>")]
-    assert top_row(rich(shown)[0]["text/plain"], "workload")[-2] == "100%"
+    # Its top takes percentages of the total before the filter, as pprof's
+    # does, and says which filter it shows.
+    shown_top = rich(shown)[0]["text/plain"]
+    assert "show_from=^workload$" in shown_top.split("Showing nodes")[0]
+    assert 90 < float(top_row(shown_top, "workload")[-2].rstrip("%")) <= 100
 
     focus = stdout(cell(nb, 'focused = p.filter(focus=r"^count_words$")'))
     (count_share,) = percentages(focus, r"count_words: (\d+)% of the CPU time")

@@ -29,7 +29,6 @@ import cprof
 from cprof.pprof import textformat
 from cprof._core import ProfileError, decode
 from cprof.pprof.model import Function, Line, Location, Sample
-from cprof.report.graph import abs_total
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from malformed import (LOCATION_ID, PROFILE_LOCATION, PROFILE_SAMPLE,  # noqa: E402
@@ -377,7 +376,7 @@ def test_totals_do_not_wrap(values: list[int]) -> None:
     built = cprof.Profile([("samples", "count")], [Sample([v], [loc]) for v in values])
     loaded = cprof.load(built.to_bytes())
     assert loaded.totals() == [sum(values)] == built.totals()
-    assert abs_total(loaded, 0) == sum(abs(v) for v in values) == abs_total(built, 0)
+    assert loaded.report_total(0) == sum(abs(v) for v in values) == built.report_total(0)
 
 
 # --- item 15: what is not a profile -------------------------------------------------
