@@ -36,16 +36,15 @@ from collections import deque
 from typing import TYPE_CHECKING, Iterable
 
 from ..pprof.model import LabelValue, Location, Sample
+from ..pprof.ops import DIFF_BASE_LABEL
 from ..pprof.units import scale, scaled_label
+from ..report.graph import EDGE_FRACTION, NODE_FRACTION
 from ..report.text import output_unit, percentage, profile_labels
+from ..report.tree import NODE_COUNT
 
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
 
-NODE_COUNT = 80  # pprof's -nodecount default for graphs
-NODE_FRACTION = 0.005  # -nodefraction
-EDGE_FRACTION = 0.001  # -edgefraction
-DIFF_BASE_LABEL = "pprof::base"  # pprof's mark on the samples of a -diff_base base
 MAX_NODELETS = 4  # label boxes per node, as pprof
 GRAPHVIZ_PACKAGE = "graphviz"
 HOW_TO_READ = "See https://git.io/JfYMW for how to read the graph"

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 DEFAULT_MIN_WIDTH_FRACTION = 0.00001  # 0.001%: 2 px of a 1200 px frame zoomed to 1/600 of the total
 RESIDUE_BUDGET = 300_000  # function ids kept to search hidden frames (about 2 MB of JSON)
-BASE_LABEL = "pprof::base"  # pprof's label on the samples of a -diff_base base profile
 ROOT_NAME = "root"
 
 
