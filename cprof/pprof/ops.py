@@ -83,19 +83,6 @@ def keep_scope(source: Profile, made: Profile, index: int | None = None) -> Prof
     return made
 
 
-def abs_total(samples: Iterable[Sample], index: int) -> int:
-    """pprof's computeTotal over ``samples``: the sum of the absolute values
-    of sample type ``index``, over the samples labelled pprof::base=true
-    alone when there are any (a -diff_base profile's base)."""
-    total = base_total = 0
-    for s in samples:
-        v = abs(s.values[index])
-        total += v
-        if v and (DIFF_BASE_LABEL, "true", "") in s.label_items:
-            base_total += v
-    return base_total or total
-
-
 def compile_pattern(option: str, pattern: Pattern) -> re.Pattern[str]:
     """A regular expression given as text or compiled; a bad one raises
     ValueError naming the option."""
@@ -535,6 +522,6 @@ def aggregate(profile: Profile, by: Granularity = "function", *,
                                             mappings=list(mappings.values())))
 
 
-__all__ = ["DIFF_BASE_LABEL", "abs_total", "aggregate", "bulk", "diff", "keep_scope",
+__all__ = ["DIFF_BASE_LABEL", "aggregate", "bulk", "diff", "keep_scope",
            "map_stack", "merge", "scale", "select", "share", "subtract", "total",
            "unique_locations", "with_samples"]

@@ -304,15 +304,13 @@ class Profile:
         absolute values of one sample type (the default one unless named),
         over the base's samples alone in a -diff_base profile (those labelled
         pprof::base=true), and, for a profile made by ``filter``, taken
-        before the filters, as ``go tool pprof -focus`` does."""
+        before the filters, as ``go tool pprof -focus`` does. As pprof merges
+        equal samples (stack and labels) when it reads a profile, a sample
+        and its negation cancel out of the total."""
         index = self.sample_index(sample_type)
         if self._scope is not None:
             return self._scope[0][index]
-        data = self._unchanged_data()
-        if data is not None:
-            return data.abs_total(index)
-        from .ops import abs_total
-        return abs_total(self._samples, index)
+        return self._analysis_data().abs_total(index)  # csrc/analysis/total.c
 
     @property
     def active_filters(self) -> list[str]:

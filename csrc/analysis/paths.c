@@ -112,7 +112,7 @@ int cprof_canonical_strings(const cprof_msg_t *m, int64_t **out)
 }
 
 /* The canonical index of the string s, or -1 when the table lacks it. */
-static int64_t find_string(const cprof_msg_t *m, const int64_t *canon, const char *s)
+int64_t cprof_find_string(const cprof_msg_t *m, const int64_t *canon, const char *s)
 {
     size_t n = strlen(s);
     for (size_t i = 0; i < m->n_string_table; i++)
@@ -355,8 +355,8 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
         cprof_reserve((void **)&scratch_inl, &inl_cap, 1, 1) < 0 ||
         cprof_reserve((void **)&scratch_lines, &lines_cap, 1, sizeof *scratch_lines) < 0)
         goto done;
-    int64_t base_key = find_string(m, canon, "pprof::base");
-    int64_t true_str = find_string(m, canon, "true");
+    int64_t base_key = cprof_find_string(m, canon, "pprof::base");
+    int64_t true_str = cprof_find_string(m, canon, "true");
 
     for (size_t si = 0; si < m->n_sample; si++) {
         const Perftools__Profiles__Sample *s = m->sample[si];

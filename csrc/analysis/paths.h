@@ -73,6 +73,9 @@ void cprof_paths_free(cprof_paths_t *ps);
  * holding string i's bytes. *out is malloc'd. Returns 0 or -1 (no memory). */
 int cprof_canonical_strings(const cprof_msg_t *m, int64_t **out);
 
+/* The canonical index of the string s in m's table, or -1 without it. */
+int64_t cprof_find_string(const cprof_msg_t *m, const int64_t *canon, const char *s);
+
 /* Open addressing from a 64-bit key hash to a 32-bit index; the caller
  * compares candidates (cprof_itab_next) and inserts (cprof_itab_put). Kept
  * at most half full, so probes stay short; hashes are keyed per process. */

@@ -594,35 +594,6 @@ void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals)
     }
 }
 
-static int is_string(const cprof_msg_t *m, int64_t index, const char *text)
-{
-    size_t n = strlen(text);
-    return m->string_table[index].len == n && memcmp(m->string_table[index].data, text, n) == 0;
-}
-
-cprof_sum_t cprof_pprof_abs_total(const cprof_pprof_t *p, size_t sample_index)
-{
-    const cprof_msg_t *m = p->msg;
-    /* Sums of absolute values, exact: |INT64_MIN| fits no int64, so each
-     * value is added as two halves that do. */
-    cprof_sum_t total = {0, 0}, base_total = {0, 0};
-    for (size_t i = 0; i < m->n_sample; i++) {
-        const Perftools__Profiles__Sample *s = m->sample[i];
-        int64_t v = s->value[sample_index];
-        int64_t half = v < 0 ? -(v / 2) : v / 2, rest = v < 0 ? -(v + half) : v - half;
-        cprof_sum_add(&total, half);
-        cprof_sum_add(&total, rest);
-        for (size_t j = 0; j < s->n_label; j++)
-            if (is_string(m, s->label[j]->key, "pprof::base") &&
-                is_string(m, s->label[j]->str, "true")) {
-                cprof_sum_add(&base_total, half);
-                cprof_sum_add(&base_total, rest);
-                break;
-            }
-    }
-    return base_total.hi != 0 || base_total.lo != 0 ? base_total : total;
-}
-
 int cprof_pprof_encode(const cprof_pprof_t *p, int level, uint8_t **out, size_t *out_n,
                        cprof_error_t *err)
 {

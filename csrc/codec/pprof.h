@@ -108,10 +108,6 @@ static inline cprof_sum_t cprof_sum_negate(cprof_sum_t s)
  * exactly (no wrapping). */
 void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);
 
-/* The total reports use, as pprof's computeTotal: the sum of the absolute
- * values of sample type sample_index (< n_sample_type), or, in a -diff_base
- * profile, of the base samples' (those labelled pprof::base=true) alone. */
-cprof_sum_t cprof_pprof_abs_total(const cprof_pprof_t *p, size_t sample_index);
 
 /* Encode p->msg: gzip at level 1..9, or raw protobuf when level is 0. *out is
  * malloc'd (caller frees). Returns 0 or a negative code. */

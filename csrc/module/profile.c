@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "analysis/graph.h"
+#include "analysis/total.h"
 #include "analysis/tree.h"
 #include "analysis/stack_sums.h"
 #include "analysis/filter.h"
@@ -401,13 +402,21 @@ static PyObject *ProfileData_totals(ProfileData *self, PyObject *Py_UNUSED(ignor
     return r;
 }
 
-/* The total reports use (pprof's computeTotal; see cprof_pprof_abs_total). */
+/* The total reports use (pprof's computeTotal; see analysis/total.h). */
 static PyObject *ProfileData_abs_total(ProfileData *self, PyObject *arg)
 {
     Py_ssize_t index;
     if (index_arg(arg, self->p->msg->n_sample_type, "sample type", &index) < 0)
         return NULL;
-    return sum_to_long(cprof_pprof_abs_total(self->p, (size_t)index));
+    cprof_sum_t total;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_report_total(self->p, (size_t)index, &total, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    return sum_to_long(total);
 }
 
 static PyObject *ProfileData_encode(ProfileData *self, PyObject *args, PyObject *kwargs)

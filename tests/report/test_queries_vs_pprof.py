@@ -391,3 +391,22 @@ def test_merge_refuses_profiles_of_different_kinds(files: dict[str, Path]) -> No
     with pytest.raises(ValueError, match=r"\[contentions/count delay/nanoseconds\]; "
                                          r"profile 1 has \[goroutine/count\]"):
         diff(cprof.load(files["mutex.prof"]), cprof.load(files["goroutine.prof"]))
+
+
+# --- the total of samples that cancel --------------------------------------------------------
+
+
+def test_equal_samples_cancel_in_the_total_as_pprof_merges_them(tmp_path: Path,
+                                                                  pprof: Pprof) -> None:
+    from cprof import Function
+    a, b = Function(1, "a", "a", "a.py", 1), Function(2, "b", "b", "b.py", 1)
+    la, lb = Location(1, 0, None, (Line(a, 1),)), Location(2, 0, None, (Line(b, 1),))
+    p = Profile([("samples", "count")], [
+        Sample([5], [la]), Sample([-5], [la]),               # cancel: pprof merges them
+        Sample([3], [lb]), Sample([-2], [lb], {"k": "x"}),   # other labels: they stay apart
+        Sample([4], [la, lb]), Sample([-1], [la, lb])])      # 3 left
+    path = tmp_path / "cancel.prof"
+    p.write(path)
+    assert p.report_total() == cprof.load(path).report_total() == 3 + 2 + 3
+    assert str(top(cprof.load(path))) == pprof("-top", path)
+    assert str(top(p)) == pprof("-top", path)
