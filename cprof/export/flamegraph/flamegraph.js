@@ -288,7 +288,8 @@ $(".cfg-orient").addEventListener("click", (e) => {
 $(".cfg-reset").addEventListener("click", () => {
   zoom = 0;
   search.value = "";
-  runSearch();
+  runSearch();  // clears the marks only: the zoom needs a drawing
+  render();
 });
 if (D.diff) $(".cfg-legend").hidden = false;
 let lastWidth = 0;
