@@ -126,7 +126,7 @@ class Page:
     """A page opened from a file with all network access refused and recorded,
     and the console errors it printed."""
 
-    def __init__(self, browser: Any, path: Path) -> None:
+    def __init__(self, browser: Any, path: Path, init_script: str | None = None) -> None:
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 720})
@@ -134,6 +134,8 @@ class Page:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.route("**/*", self._route)
+        if init_script:  # runs in the page before any of its own scripts
+            self.page.add_init_script(init_script)
         self.page.goto(path.as_uri())
         self.page.wait_for_selector(".cfg-f")
 

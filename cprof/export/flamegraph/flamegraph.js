@@ -24,11 +24,7 @@ const parent = new Int32Array(N), kids = new Array(N);
     path.push(i);
   }
 }
-const residueOf = new Map();  // node -> residue rows
-for (const r of D.residue) {
-  if (!residueOf.has(r[0])) residueOf.set(r[0], []);
-  residueOf.get(r[0]).push(r);
-}
+const covered = new Uint8Array(N);  // showShare's scratch: node or an ancestor matched
 
 let t = D.initial, zoom = 0, flame = true, funcMatch = null, setMatch = null;
 
@@ -208,7 +204,7 @@ function runSearch() {
   if (!q) {
     funcMatch = setMatch = null;
     matched.textContent = "";
-    render();
+    markMatches();
     return;
   }
   let test;
@@ -224,22 +220,33 @@ function runSearch() {
     funcMatch[f] = test(D.names[f]) || (D.files[f] !== "" && test(D.files[f])) ? 1 : 0;
   }
   setMatch = D.sets.map((s) => s.some((f) => funcMatch[f] === 1));
-  render();
+  markMatches();
   showShare();
+}
+
+// A search changes no frame's place or size, only its colour: mark the drawn
+// frames in place rather than drawing them again, which on a large profile
+// (thousands of divs) costs more than the search itself.
+function markMatches() {
+  for (const el of chart.children) {
+    if (el.dataset.i !== undefined) el.classList.toggle("cfg-match", isMatch(+el.dataset.i));
+  }
 }
 
 function showShare() {
   if (funcMatch === null) return;
-  // Each sample counts once: stop at the first matching frame on each path.
+  // Each sample counts once: a matching frame counts whole unless a frame
+  // above it matched already, and so do the hidden frames (residue rows)
+  // under a node that no frame on its path matched. Nodes are in preorder,
+  // parents first, so one pass over flat arrays marks the covered ones.
   let p = 0, n = 0;
-  const todo = [0];
-  while (todo.length) {
-    const i = todo.pop();
-    if (isMatch(i)) { p += pos(i); n += neg(i); continue; }
-    for (const r of residueOf.get(i) || []) {
-      if (setMatch[r[1]]) { p += r[2 + t]; n += r[2 + T + t]; }
-    }
-    for (const k of kids[i]) todo.push(k);
+  covered.fill(0);
+  for (let i = 1; i < N; i++) {
+    if (covered[parent[i]]) covered[i] = 1;
+    else if (isMatch(i)) { covered[i] = 1; p += pos(i); n += neg(i); }
+  }
+  for (const r of D.residue) {
+    if (setMatch[r[1]] && !covered[r[0]]) { p += r[2 + t]; n += r[2 + T + t]; }
   }
   const total = width(0);
   matched.textContent = "Matched: " + pct(p + n, total) + " of total (" +
@@ -281,7 +288,8 @@ $(".cfg-orient").addEventListener("click", (e) => {
 $(".cfg-reset").addEventListener("click", () => {
   zoom = 0;
   search.value = "";
-  runSearch();
+  runSearch();  // clears the marks only: the zoom needs a drawing
+  render();
 });
 if (D.diff) $(".cfg-legend").hidden = false;
 let lastWidth = 0;
