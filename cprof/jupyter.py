@@ -149,7 +149,7 @@ def run(shell: Any, opts: MagicOptions, source: str,
     value = shell.compile(last, filename, "eval") if last is not None else None
     user_ns = shell.user_ns
     namespace = local_ns if local_ns is not None else user_ns
-    before = {t.native_id for t in threading.enumerate()} - {threading.get_native_id()}
+    before = _running_threads() - {threading.get_native_id()}
     session = cpu(hz=opts.hz, mode=opts.mode)
     result = None
     try:
@@ -175,14 +175,26 @@ def _execute(body: Any, value: Any, globals_: dict[str, Any], locals_: dict[str,
 _EXECUTE = (os.path.abspath(_execute.__code__.co_filename), _execute.__code__.co_name)
 
 
+def _running_threads() -> set[int | None]:
+    """The native ids of the process's threads: threading's, and on Linux
+    every other one too (C libraries', threads started with _thread), whose
+    samples carry the OS's name for them."""
+    ids: set[int | None] = {t.native_id for t in threading.enumerate()}
+    try:
+        ids.update(int(tid) for tid in os.listdir("/proc/self/task"))
+    except OSError:
+        pass  # not Linux: threading's alone
+    return ids
+
+
 def code_only(profile: Profile, before: set[int | None]) -> Profile:
     """``profile`` without what the magic did not run. On the magic's
     thread, stacks that pass through :func:`_execute` keep only the frames
     below it and the others (the magic's own work) are dropped. Of the other
-    threads, only those that threading started while the code ran are kept:
-    the ones in ``before`` (native ids, taken when the code started) and
-    threads that threading does not know (the samples have no thread name),
-    such as those of the kernel or of C libraries, are left out."""
+    threads, only those started while the code ran are kept: the ones in
+    ``before`` (native ids of every thread running when the code started,
+    threading's or not: the kernel's, C libraries') and threads without a
+    thread name in the samples are left out."""
     current = threading.get_native_id()
     samples = []
     for s in profile.samples:
