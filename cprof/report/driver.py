@@ -17,7 +17,7 @@ from ..pprof.model import Function, Line, Location, Sample
 from ..pprof.ops import (aggregate, diff, keep_scope, map_stack, merge, subtract,
                          unique_locations, with_samples)
 from ..pprof.profile import Profile, load
-from .graph import printable_name
+from .graph import GRAINS, printable_name
 from .top import TopReport, top
 from .tree import peek, tree
 
@@ -25,24 +25,38 @@ from .tree import peek, tree
 @dataclass
 class Input:
     """What an analysis command works on, as pprof's driver makes it: the
-    PROFILE arguments merged and the bases applied, then filtered and
-    aggregated (``profile``); the sample type's index; what reports take
-    percentages of (``total``: pprof's, taken before the filters, of the
+    PROFILE arguments merged, the bases applied and the filters
+    (``filtered``); the granularity; the sample type's index; what reports
+    take percentages of (``total``: pprof's, taken before the filters, of the
     base's samples alone in a -diff_base profile); the legend of the filters;
     and the first PROFILE's path, for titles and output names."""
 
-    profile: Profile
+    filtered: Profile
     index: int
     total: int
     filters: list[str]
     name: str
-    by_line: bool = False
+    granularity: str | None = None
     matched_nothing: bool = False  # the filters left no sample of a profile that had some
+    aggregated: Profile | None = None
+
+    @property
+    def profile(self) -> Profile:
+        """The profile aggregated at the granularity, for what writes or
+        exports it (the reports read the granularity from the engine)."""
+        if self.aggregated is None:
+            self.aggregated = (aggregate(self.filtered, self.granularity)  # type: ignore[arg-type]
+                               if self.granularity else self.filtered)
+        return self.aggregated
+
+    @profile.setter
+    def profile(self, p: Profile) -> None:
+        self.aggregated = p
 
     def report_profile(self) -> Profile:
-        """The profile for a report at its granularity: the reports know
-        functions, so at -lines each line of code is made a function."""
-        return lines_as_functions(self.profile) if self.by_line else self.profile
+        """The profile for a report that knows functions only (traces): at
+        -lines, each line of code is made a function."""
+        return lines_as_functions(self.profile) if self.granularity == "line" else self.profile
 
 
 def merged(paths: Sequence[str]) -> Profile:
@@ -67,20 +81,21 @@ def open_input(paths: Sequence[str], options: Mapping[str, Any]) -> Input:
 
 
 def prepare(p: Profile, index: int, options: Mapping[str, Any], name: str = "") -> Input:
-    """``p`` filtered and aggregated as pprof's ``options`` say (the filters by
-    their names, ``granularity``): the filtered profile keeps the total from
-    before the filters, and their legend, for its reports (filter)."""
+    """``p`` filtered as pprof's ``options`` say (the filters by their
+    names), at the granularity ``granularity``: the filtered profile keeps
+    the total from before the filters, and their legend, for its reports
+    (filter)."""
     filters = {k: options[k] for k in (*LEGEND, "prune_from") if options.get(k)}
     matched_nothing = False
     if filters:
         filtered = filter_profile(p, **filters)
         matched_nothing = bool(p.samples) and not filtered.samples
         p = filtered
-    granularity = options.get("granularity")
-    if granularity:
-        p = aggregate(p, granularity)
-    return Input(p, index, p.report_total(index), p.active_filters, name,
-                 granularity == "line", matched_nothing)
+    granularity = options.get("granularity") or None
+    if granularity not in (None, *GRAINS):
+        raise ValueError(f"granularity must be one of {', '.join(GRAINS)}, not {granularity!r}")
+    return Input(p, index, p.report_total(index), p.active_filters, name, granularity,
+                 matched_nothing)
 
 
 def lines_as_functions(p: Profile) -> Profile:
@@ -111,28 +126,28 @@ PROFILE_OPTIONS = (*LEGEND, "prune_from", "granularity")
 
 def top_of(profile: Profile, n: int | None = None, *, sample_type: str | int | None = None,
            **options: Any) -> TopReport:
-    """Profile.top: ``top`` of ``profile`` filtered and aggregated as pprof's
-    ``options`` say (focus, ignore, hide, show, show_from, prune_from,
-    tagfocus, tagignore, granularity), with top's own (cum, node_fraction):
-    what ``cprof top`` prints with the same options."""
+    """Profile.top: ``top`` of ``profile`` filtered as pprof's ``options`` say
+    (focus, ignore, hide, show, show_from, prune_from, tagfocus, tagignore),
+    at their ``granularity``, with top's own (cum, node_fraction): what
+    ``cprof top`` prints with the same options."""
     index = profile.sample_index(sample_type)
     unknown = options.keys() - {*PROFILE_OPTIONS, "cum", "node_fraction"}
     if unknown:
         raise TypeError(f"top: unknown option {sorted(unknown)[0]!r}; the options are "
                         f"{', '.join((*PROFILE_OPTIONS, 'cum', 'node_fraction'))}")
     inp = prepare(profile, index, {k: options.pop(k) for k in PROFILE_OPTIONS if k in options})
-    return top(inp.report_profile(), n, sample_type=index, **options)
+    return top(inp.filtered, n, sample_type=index, granularity=inp.granularity, **options)
 
 
 def top_report(inp: Input, n: int | None, cum: bool, node_fraction: float) -> str:
-    return str(top(inp.report_profile(), n, cum=cum, sample_type=inp.index,
-                   node_fraction=node_fraction))
+    return str(top(inp.filtered, n, cum=cum, sample_type=inp.index, node_fraction=node_fraction,
+                   granularity=inp.granularity))
 
 
 def tree_report(inp: Input, regex: str | None, node_count: int, cum: bool,
                 node_fraction: float, edge_fraction: float) -> str:
-    profile = inp.report_profile()
     if regex is None:
-        return str(tree(profile, sample_type=inp.index, node_fraction=node_fraction,
-                        edge_fraction=edge_fraction, node_count=node_count, cum=cum))
-    return str(peek(profile, regex, sample_type=inp.index))
+        return str(tree(inp.filtered, sample_type=inp.index, node_fraction=node_fraction,
+                        edge_fraction=edge_fraction, node_count=node_count, cum=cum,
+                        granularity=inp.granularity))
+    return str(peek(inp.filtered, regex, sample_type=inp.index, granularity=inp.granularity))

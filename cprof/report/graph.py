@@ -282,31 +282,32 @@ class Paths:
 
 class EnginePaths:
     """Paths' interface over the C engine (csrc/analysis): the distinct node
-    stacks of a loaded profile at function granularity are summed in C, and
+    stacks of a profile at one granularity (GRAINS) are summed in C, and
     only the graph's nodes become Python objects."""
 
     def __init__(self, data: _core.ProfileData, index: int,
-                 kept: bytes | None = None) -> None:
+                 kept: bytes | None = None, grain: int = 0) -> None:
         self.data = data
         self.index = index
         self.kept = kept
+        self.grain = grain
         self.infos: list[Info] | None = None
         self.inlined = False
 
     def restrict(self, kept: set[Info]) -> EnginePaths:
         infos = self._infos()
-        out = EnginePaths(self.data, self.index, bytes(info in kept for info in infos))
+        out = EnginePaths(self.data, self.index, bytes(info in kept for info in infos), self.grain)
         out.infos, out.inlined = infos, self.inlined
         return out
 
     def _infos(self) -> list[Info]:
         if self.infos is None:
-            self.infos = [nd[:5] for nd in self.data.nodes(0)]
+            self.infos = [nd[:5] for nd in self.data.nodes(self.grain)]
         return self.infos
 
     def graph(self, edges: bool = True) -> list[Node]:
         infos, flat, cum, pairs, self.inlined = self.data.call_graph(
-            self.index, 0, self.kept, edges)
+            self.index, self.grain, self.kept, edges)
         if self.infos is None:
             self.infos = infos
         made: dict[int, Node] = {}
@@ -326,14 +327,18 @@ class EnginePaths:
         return out
 
 
-def graph_paths(profile: Profile, index: int) -> Paths | EnginePaths:
-    """The paths of a profile's samples of one sample type at function
-    granularity: from the C engine when the profile is a loaded one that
-    nobody changed, else summed in Python."""
-    data = profile._unchanged_data()
-    if data is None:
-        return Paths.of(aggregate(profile.samples, index))
-    return EnginePaths(data, index)
+# pprof's granularities the engine knows (csrc/analysis/paths.h's cprof_grain_t).
+GRAINS = {"function": 0, "file": 1, "line": 2}
+
+
+def graph_paths(profile: Profile, index: int, granularity: str | None = None) -> EnginePaths:
+    """The paths of a profile's samples of one sample type at a granularity
+    (function by default), from the C engine (a profile built in Python is
+    made into C data once)."""
+    grain = GRAINS.get(granularity or "function")
+    if grain is None:
+        raise ValueError(f"granularity must be one of {', '.join(GRAINS)}, not {granularity!r}")
+    return EnginePaths(profile._analysis_data(), index, grain=grain)
 
 
 def build(stacks: Stacks, kept: set[Info] | None = None,

@@ -100,15 +100,17 @@ class TopReport:
 
 
 def top(profile: Profile, n: int | None = None, *, cum: bool = False,
-        sample_type: str | int | None = None, node_fraction: float = NODE_FRACTION) -> TopReport:
+        sample_type: str | int | None = None, node_fraction: float = NODE_FRACTION,
+        granularity: str | None = None) -> TopReport:
     """The heaviest functions of ``profile``, as ``go tool pprof -top`` lists
     them: ``n`` rows at most (all when None or 0, as -nodecount), sorted by
     flat or, with ``cum=True``, by cum (-cum); ``sample_type`` by name or
-    index, the profile's default when None (-sample_index)."""
+    index, the profile's default when None (-sample_index); ``granularity``
+    "function" (the default), "file" or "line" (-functions, -files, -lines)."""
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     total = profile.report_total(index)
-    g = Trimmed(graph_paths(profile, index), node_fraction=node_fraction,
+    g = Trimmed(graph_paths(profile, index, granularity), node_fraction=node_fraction,
                 edge_fraction=EDGE_FRACTION, node_count=n or 0, cum=cum, edges=False)
     rows = []
     flat_sum = 0

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-from ..pprof.model import Location, Sample
+from ..pprof.filter import filter as filter_profile
 from ..pprof.units import scaled_label
-from .graph import EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, aggregate, sorted_edges
+from .graph import EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, graph_paths, sorted_edges
 from .text import active_filters, graph_labels, output_unit, percentage, profile_labels
 
 if TYPE_CHECKING:
@@ -115,36 +115,37 @@ class TreeReport:
 
 def tree(profile: Profile, *, sample_type: str | int | None = None, focus: str | None = None,
          node_fraction: float = NODE_FRACTION, edge_fraction: float = EDGE_FRACTION,
-         node_count: int = NODE_COUNT, cum: bool = False) -> TreeReport:
+         node_count: int = NODE_COUNT, cum: bool = False,
+         granularity: str | None = None) -> TreeReport:
     """Every function with its callers and callees, as ``go tool pprof -tree``:
     ``sample_type`` by name or index (-sample_index); ``focus`` keeps the
     samples with a frame whose function name, file name or binary matches
     (-focus); functions whose cum is under ``node_fraction`` of the total
     and calls under ``edge_fraction`` are left out, then all but the
     ``node_count`` heaviest (0: all), sorted by flat or, with ``cum=True``,
-    by cum."""
+    by cum; ``granularity`` as top's."""
     return _report(profile, None, sample_type, focus, node_fraction, edge_fraction,
-                   node_count, cum)
+                   node_count, cum, granularity)
 
 
 def peek(profile: Profile, regex: str, *, sample_type: str | int | None = None,
-         focus: str | None = None) -> TreeReport:
+         focus: str | None = None, granularity: str | None = None) -> TreeReport:
     """The callers and callees of the functions whose name matches ``regex``
     (searched, as Go's MatchString), as ``go tool pprof -peek``: nothing is
     trimmed. Raises ValueError when no function matches."""
-    return _report(profile, re.compile(regex), sample_type, focus, 0.0, 0.0, 0, False)
+    return _report(profile, re.compile(regex), sample_type, focus, 0.0, 0.0, 0, False,
+                   granularity)
 
 
 def _report(profile: Profile, rx: re.Pattern[str] | None, sample_type: str | int | None,
             focus: str | None, node_fraction: float, edge_fraction: float, node_count: int,
-            cum: bool) -> TreeReport:
+            cum: bool, granularity: str | None) -> TreeReport:
+    if focus:
+        profile = filter_profile(profile, focus=focus)
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
-    samples: Sequence[Sample] = profile.samples
     total = profile.report_total(index)
-    if focus:
-        samples = _focused(samples, re.compile(focus))
-    g = Trimmed(aggregate(samples, index), node_fraction=node_fraction,
+    g = Trimmed(graph_paths(profile, index, granularity), node_fraction=node_fraction,
                 edge_fraction=edge_fraction, node_count=node_count, cum=cum)
     entries = [TreeEntry(nd.name, nd.flat, nd.cum, _edges(nd.ins.values(), callers=True),
                          _edges(nd.outs.values(), callers=False))
@@ -155,28 +156,10 @@ def _report(profile: Profile, rx: re.Pattern[str] | None, sample_type: str | int
                         len(g.nodes), g.dropped, g.candidates, abs(int(total * node_fraction)),
                         output_unit(g.nodes, total, vt.unit))
     report.labels = (profile_labels(profile, vt.type, vt.unit, total, report.format_value)
-                     + active_filters(profile.active_filters + ([f"focus={focus}"] if focus else [])))
+                     + active_filters(profile.active_filters))
     return report
 
 
 def _edges(edges: Iterable[Edge], *, callers: bool) -> tuple[TreeEdge, ...]:
     return tuple(TreeEdge((e.src if callers else e.dest).name, e.weight, e.inline)
                  for e in sorted_edges(edges))
-
-
-def _focused(samples: Sequence[Sample], rx: re.Pattern[str]) -> list[Sample]:
-    """pprof's -focus: the samples with a location whose function name, file
-    name or binary matches."""
-    matches: dict[int, bool] = {}
-
-    def match(loc: Location) -> bool:
-        m = matches.get(id(loc))
-        if m is None:
-            m = any(ln.function is not None and (rx.search(ln.function.name) is not None
-                                                 or rx.search(ln.function.filename) is not None)
-                    for ln in loc.lines)
-            m = m or (loc.mapping is not None and rx.search(loc.mapping.filename) is not None)
-            matches[id(loc)] = m
-        return m
-
-    return [s for s in samples if any(match(loc) for loc in s.locations)]
