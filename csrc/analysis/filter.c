@@ -29,8 +29,31 @@ typedef struct {
     location_t **out_loc;  /* the output locations */
     size_t n_out_loc, cap_out_loc;
     uint64_t next_id;      /* for locations that lost lines */
+    uint64_t *used_ids;    /* sorted, when ids past the largest would wrap; else NULL */
+    size_t n_used, at_used;
     cprof_arena_t *arena;
 } filter_t;
+
+/* An id no source location has: past the largest, or, when that could wrap
+ * (ids near 2^64), the next gap among the sorted ids. */
+static uint64_t new_id(filter_t *ft)
+{
+    if (ft->used_ids == NULL)
+        return ft->next_id++;
+    for (;;) {
+        uint64_t id = ft->next_id++;
+        while (ft->at_used < ft->n_used && ft->used_ids[ft->at_used] < id)
+            ft->at_used++;
+        if (ft->at_used == ft->n_used || ft->used_ids[ft->at_used] != id)
+            return id;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
 
 static uint8_t function_bits(const filter_t *ft, const line_t *ln)
 {
@@ -154,7 +177,7 @@ static uint64_t output_location(filter_t *ft, size_t k, unsigned cuts)
             lines[j] = loc->line[l[j]];
         made->line = lines;
         made->n_line = c;
-        made->id = ft->next_id++;
+        made->id = new_id(ft);
     }
     if (cprof_reserve((void **)&ft->out_loc, &ft->cap_out_loc, ft->n_out_loc + 1,
                       sizeof *ft->out_loc) < 0)
@@ -179,6 +202,19 @@ int cprof_filter_apply(const cprof_pprof_t *src, const cprof_filter_t *f, cprof_
             max_id = m->location[k]->id;
     }
     ft.next_id = max_id + 1;
+    if (max_id > UINT64_MAX - 4 * (uint64_t)m->n_location - 1) {
+        /* Each source location makes at most 4 new ones: look for gaps. */
+        ft.used_ids = malloc((m->n_location + 1) * sizeof *ft.used_ids);
+        if (ft.used_ids == NULL) {
+            free(p);
+            return cprof_fail(err, CPROF_E_NOMEM, "out of memory filtering the profile");
+        }
+        for (size_t k = 0; k < m->n_location; k++)
+            ft.used_ids[k] = m->location[k]->id;
+        qsort(ft.used_ids, m->n_location, sizeof *ft.used_ids, cmp_u64);
+        ft.n_used = m->n_location;
+        ft.next_id = 1;
+    }
     ft.info = calloc(m->n_location + 1, sizeof *ft.info);
     ft.keep = malloc((n_lines + 1) * sizeof *ft.keep);
     ft.made = calloc(4 * m->n_location + 1, sizeof *ft.made);
@@ -312,6 +348,7 @@ done:
     free(ft.keep);
     free(ft.made);
     free(ft.out_loc);
+    free(ft.used_ids);
     free(stack);
     free(cuts);
     free(used_fn);

@@ -120,3 +120,16 @@ def test_the_binding_refuses_bad_arguments() -> None:
         data.filtered(0, bytes(n_fn), bytes(n_map), bytes(n_samples + 1))
     with pytest.raises(ValueError, match="unknown filter bits"):
         data.filtered(64, bytes(n_fn), bytes(n_map))
+
+
+def test_new_locations_find_free_ids_when_the_largest_is_near_2_to_the_64() -> None:
+    work, helper = Function(1, "work", "", "", 0), Function(2, "helper", "", "", 0)
+    top_id = 2**64 - 1
+    inlined = Location(top_id, 0, None, (Line(helper, 1), Line(work, 2)))
+    other = Location(1, 0, None, (Line(work, 3),))
+    p = cprof.load(Profile([("samples", "count")], [Sample([1], [inlined, other]),
+                                                   Sample([2], [inlined])]).to_bytes())
+    got = c_filter(p, hide="helper")
+    ids = [loc.id for s in got.samples for loc in s.locations]
+    assert len(set(ids)) == 2 and top_id not in ids and all(0 < i < 2**64 for i in ids)
+    assert content(got) == content(filter_reference.filter(p, hide="helper"))
