@@ -45,6 +45,9 @@ class ProfileData:
     def frame_stacks(
         self, sample_index: int, frames: Buffer, n_frames: int
     ) -> tuple[list[list[int]], list[int], int]: ...
+    def frame_totals(
+        self, frames: Buffer, n_frames: int
+    ) -> tuple[list[list[int]], list[list[int]]]: ...
     def folded(
         self, sample_index: int, frames: Buffer, names: Sequence[str]
     ) -> tuple[bytes, int, int]: ...

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..pprof.model import LabelValue
 from .folded import location_names
+from .frames import frames_by_name
 
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
@@ -90,31 +91,24 @@ def _samples(profile: Profile) -> Any:
 
 
 def _functions(profile: Profile) -> Any:
+    """One row per frame name (export/frames.py): flat and cum per sample
+    type, summed in C from the engine's paths (csrc/analysis/frame_stacks.c;
+    cum counts a sample once however often its stack repeats a frame)."""
     pd = _pandas()
+    data = profile._analysis_data()
+    frames = frames_by_name(data.nodes(0))
+    flat, cum = data.frame_totals(frames.of_node, len(frames.names))
     n = len(profile.sample_types)
-    flat: dict[str, list[int]] = {}
-    cum: dict[str, list[int]] = {}
-    for s, stack in zip(profile.samples, _stacks(profile)):
-        if not stack:
-            continue
-        f = flat.setdefault(stack[0], [0] * n)
-        for i, v in enumerate(s.values):
-            f[i] += v
-        for name in set(stack):
-            c = cum.setdefault(name, [0] * n)
-            for i, v in enumerate(s.values):
-                c[i] += v
+    shown = [f for f in range(len(frames.names))
+             if any(cum[t][f] or flat[t][f] for t in range(n))]
     if profile.sample_types:
         d = profile.sample_index(None)
-        order = sorted(cum, key=lambda name: (-abs(flat.get(name, [0] * n)[d]),
-                                              -abs(cum[name][d]), name))
-    else:
-        order = sorted(cum)
-    columns: dict[str, Any] = {"function": pd.array(order, dtype="object")}
+        shown.sort(key=lambda f: (-abs(flat[d][f]), -abs(cum[d][f]), frames.names[f]))
+    columns: dict[str, Any] = {"function": pd.array([frames.names[f] for f in shown],
+                                                    dtype="object")}
     for i, vt in enumerate(profile.sample_types):
-        columns[f"{vt.type}_flat"] = pd.array(
-            [flat.get(name, [0] * n)[i] for name in order], dtype="int64")
-        columns[f"{vt.type}_cum"] = pd.array([cum[name][i] for name in order], dtype="int64")
+        columns[f"{vt.type}_flat"] = pd.array([flat[i][f] for f in shown], dtype="int64")
+        columns[f"{vt.type}_cum"] = pd.array([cum[i][f] for f in shown], dtype="int64")
     return pd.DataFrame(columns)
 
 

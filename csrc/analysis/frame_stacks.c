@@ -46,6 +46,37 @@ int cprof_frame_stacks_build(const cprof_paths_t *ps, const uint32_t *frame_of_n
     return CPROF_OK;
 }
 
+int cprof_frame_totals(const cprof_paths_t *ps, const uint32_t *frame_of_node, size_t n_frames,
+                       cprof_sum_t *flat, cprof_sum_t *cum, cprof_error_t *err)
+{
+    const size_t nt = ps->n_types;
+    size_t *seen = malloc((n_frames + 1) * sizeof *seen);  /* the last path (+ 1) counted in */
+    if (seen == NULL)
+        return cprof_fail(err, CPROF_E_NOMEM, "out of memory summing frames");
+    memset(seen, 0, (n_frames + 1) * sizeof *seen);
+    memset(flat, 0, n_frames * nt * sizeof *flat);
+    memset(cum, 0, n_frames * nt * sizeof *cum);
+    for (size_t k = 0; k < ps->n; k++) {
+        if (ps->len[k] == 0)
+            continue;
+        const uint32_t *pool = ps->pool + ps->start[k];
+        const cprof_sum_t *v = ps->sums + k * nt;
+        uint32_t leaf = frame_of_node[pool[ps->len[k] - 1]];
+        for (size_t t = 0; t < nt; t++)
+            cprof_sum_add128(&flat[leaf * nt + t], v[t]);
+        for (uint32_t d = 0; d < ps->len[k]; d++) {
+            uint32_t f = frame_of_node[pool[d]];
+            if (seen[f] == k + 1)
+                continue;
+            seen[f] = k + 1;
+            for (size_t t = 0; t < nt; t++)
+                cprof_sum_add128(&cum[f * nt + t], v[t]);
+        }
+    }
+    free(seen);
+    return CPROF_OK;
+}
+
 void cprof_frame_stacks_free(cprof_frame_stacks_t *s)
 {
     free(s->frames);

@@ -41,6 +41,13 @@ int cprof_frame_stacks_folded(const cprof_frame_stacks_t *s, const cprof_paths_t
                         const cprof_frame_names_t *names, char **out, size_t *out_len,
                         cprof_error_t *err);
 
+/* Per frame and sample type, the flat (paths ending at it) and cum (paths
+ * through it, once per path however often it recurs) sums, into
+ * flat[f * n_types + t] and cum[f * n_types + t] (n_frames * n_types each,
+ * zeroed here). Returns 0 or CPROF_E_NOMEM. */
+int cprof_frame_totals(const cprof_paths_t *ps, const uint32_t *frame_of_node, size_t n_frames,
+                       cprof_sum_t *flat, cprof_sum_t *cum, cprof_error_t *err);
+
 /* s's decimal digits, a '-' first when negative, into buf (at least 41
  * bytes, NUL-terminated); returns the length. */
 size_t cprof_sum_format(cprof_sum_t s, char *buf);

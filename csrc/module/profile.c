@@ -797,6 +797,59 @@ release:
     return r;
 }
 
+/* frame_totals(frames, n_frames) -> (flat, cum): per sample type, a list of
+ * each frame's flat and cum sums; see analysis/frame_stacks.h. */
+static PyObject *ProfileData_frame_totals(ProfileData *self, PyObject *args)
+{
+    Py_buffer frames;
+    Py_ssize_t n_frames;
+    if (!PyArg_ParseTuple(args, "y*n", &frames, &n_frames))
+        return NULL;
+    const size_t nt = self->p->msg->n_sample_type;
+    PyObject *r = NULL;
+    cprof_sum_t *flat = NULL, *cum = NULL;
+    const cprof_paths_t *ps;
+    if (n_frames < 0) {
+        PyErr_SetString(PyExc_ValueError, "n_frames must not be negative");
+        goto release;
+    }
+    if ((ps = frame_paths(self, &frames, (size_t)n_frames)) == NULL)
+        goto release;
+    flat = PyMem_Calloc((size_t)n_frames * nt + 1, sizeof *flat);
+    cum = PyMem_Calloc((size_t)n_frames * nt + 1, sizeof *cum);
+    if (flat == NULL || cum == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_frame_totals(ps, frames.buf, (size_t)n_frames, flat, cum, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    PyObject *f = PyList_New((Py_ssize_t)nt), *c = PyList_New((Py_ssize_t)nt);
+    int ok = f != NULL && c != NULL;
+    for (size_t t = 0; ok && t < nt; t++) {
+        PyObject *a = sum_list(flat + t, (size_t)n_frames, nt);
+        PyObject *b = sum_list(cum + t, (size_t)n_frames, nt);
+        ok = a != NULL && b != NULL;
+        PyList_SET_ITEM(f, (Py_ssize_t)t, a ? a : Py_NewRef(Py_None));
+        PyList_SET_ITEM(c, (Py_ssize_t)t, b ? b : Py_NewRef(Py_None));
+    }
+    if (ok)
+        r = PyTuple_Pack(2, f, c);
+    Py_XDECREF(f);
+    Py_XDECREF(c);
+release:
+    PyMem_Free(flat);
+    PyMem_Free(cum);
+    PyBuffer_Release(&frames);
+    return r;
+}
+
 /* folded(sample_index, frames, names) -> (bytes, stacks, negative): folded
  * stacks of one sample type, frame f printed as names[f] (a str without ';'
  * or a line break); see analysis/frame_stacks.h. */
@@ -999,6 +1052,9 @@ static PyMethodDef ProfileData_methods[] = {
      "csrc/analysis/filter.h"},
     {"frame_stacks", (PyCFunction)ProfileData_frame_stacks, METH_VARARGS,
      "frame_stacks(sample_index, frames, n_frames) -> (stacks, values, negative); see "
+     "csrc/analysis/frame_stacks.h"},
+    {"frame_totals", (PyCFunction)ProfileData_frame_totals, METH_VARARGS,
+     "frame_totals(frames, n_frames) -> (flat, cum) per sample type; see "
      "csrc/analysis/frame_stacks.h"},
     {"folded", (PyCFunction)ProfileData_folded, METH_VARARGS,
      "folded(sample_index, frames, names) -> (bytes, stacks, negative); see "

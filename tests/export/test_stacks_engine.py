@@ -160,3 +160,36 @@ def test_lines_sort_by_their_bytes_where_a_name_prefixes_another() -> None:
         Sample([1], [a_space]), Sample([1], [x, ab]), Sample([1], [a_dash])])
     # ' ' < '-' < ';' < 'b' in ASCII; a line that ends sorts before one that goes on.
     assert folded(p) == "a 1\na b 1\na-b 1\na-b;x 1\na;x 1\nab;x 1\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_function_dataframe_matches_a_per_sample_reference(seed: int) -> None:
+    pytest.importorskip("pandas")  # an optional dependency; the suite's venvs have it
+    rng = random.Random(9100 + seed)
+    made = random_profile(rng)
+    # Values that fit the DataFrame's int64 columns once summed.
+    small = Profile(made.sample_types, [
+        Sample([v % 1000 - 200 for v in s.values], s.locations, s.labels or None)
+        for s in made.samples])
+    p = cprof.load(small.to_bytes())
+    flat: dict[str, list[int]] = {}
+    cum: dict[str, list[int]] = {}
+    for s in p.samples:
+        names = [label(ln, loc) for loc in s.locations
+                 for ln in (list(loc.lines) or [None])]  # leaf first
+        if not names:
+            continue
+        f = flat.setdefault(names[0], [0, 0])
+        for name in set(names):
+            c = cum.setdefault(name, [0, 0])
+            for t in range(2):
+                c[t] += s.values[t]
+        for t in range(2):
+            f[t] += s.values[t]
+    want = {name: (flat.get(name, [0, 0]), c) for name, c in cum.items()
+            if any(c) or any(flat.get(name, [0, 0]))}
+    df = p.to_dataframe(level="function")
+    got = {row.function: ([row.samples_flat, row.alloc_space_flat],
+                          [row.samples_cum, row.alloc_space_cum])
+           for row in df.itertuples()}
+    assert got == want
