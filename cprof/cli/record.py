@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import IO
@@ -19,10 +17,8 @@ from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.runner import ProgramError
 from ..pprof.io import check_writable
 from ..pprof.model import Sample
-from ..pprof.ops import merge, with_samples
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
-
 
 
 class _LiveCount:
@@ -82,6 +78,7 @@ def _program_only(p: Profile, live_count_thread: int | None) -> Profile:
     frames that ran the program are cut by the collectors: symbols.ROOT_FRAMES)."""
     if live_count_thread is None:
         return p
+    from ..pprof.ops import with_samples
     return with_samples(p, [s for s in p.samples
                             if s.labels.get("thread_id") != live_count_thread])
 
@@ -255,6 +252,7 @@ class _RepeatedRuns:
         return code
 
     def merged(self) -> Profile:
+        from ..pprof.ops import merge, with_samples
         profile = merge(self.runs)
         return with_samples(profile, profile.samples, comments=[
             f"cprof record --repeat {self.args.repeat}: {self.args.mode} profiles at "
@@ -292,6 +290,7 @@ class _RepeatedRuns:
                                f"profile was written")
         except Exception as e:
             runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
+        import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
         runner.die_of(signum)
 
@@ -312,6 +311,7 @@ def record_repeated(args: argparse.Namespace) -> int:
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--quiet",
                *(["--max-depth", str(args.max_depth)] if args.max_depth is not None else []),
                *(["--native"] if args.native else [])]
+    import tempfile  # here: a single run (the usual) needs no temporary directory
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
         runs = _RepeatedRuns(args, out, tmp)
@@ -340,6 +340,8 @@ def record_repeated(args: argparse.Namespace) -> int:
 
 def label_runs(p: Profile, run: int) -> Profile:
     """Every sample of ``p`` labelled ``run=RUN`` (a number)."""
+    from ..pprof.ops import with_samples
+
     def labelled(s: Sample) -> Sample:
         labels: dict[str, list[str | int]] = {}
         for key, value, _ in s.label_items:
