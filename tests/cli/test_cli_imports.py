@@ -113,8 +113,8 @@ def test_the_grammars_defaults_are_the_modules_constants() -> None:
 
 
 def test_a_partly_built_grammar_parses_as_the_whole_one() -> None:
-    """parser(argv) builds in full only the commands argv names; every
-    command parses the same through it as through the whole grammar."""
+    """parser(argv) builds only the command argv begins with; every command
+    parses the same through it as through the whole grammar."""
     cases = [["top", "-nodecount=3", "-focus", "x", "a.prof", "b.prof"],
              ["tree", "a.prof"], ["summary", "a.prof", "--top", "2"],
              ["record", "--hz", "1000", "-o", "top", "--", "python", "x.py", "top"],
@@ -125,11 +125,12 @@ def test_a_partly_built_grammar_parses_as_the_whole_one() -> None:
             parser.parser().parse_args(argv)), argv
 
 
-def test_help_is_the_same_from_a_partly_built_grammar(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--help"], ["top", "--help"], ["record", "--help"], ["serve", "--help"]):
+def test_help_and_errors_are_the_same_from_a_partly_built_grammar(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["top", "--help"], ["record", "--help"], ["serve", "--help"],
+                 ["bogus"], ["top"], ["-h", "top"]):
         texts = []
         for p in (parser.parser(argv), parser.parser()):
             with pytest.raises(SystemExit):
                 p.parse_args(argv)
-            texts.append(capsys.readouterr().out)
-        assert texts[0] == texts[1] and "usage: cprof" in texts[0], argv
+            texts.append(capsys.readouterr())
+        assert texts[0] == texts[1] and "usage: cprof" in texts[0].out + texts[0].err, argv
