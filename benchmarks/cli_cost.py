@@ -295,6 +295,10 @@ def main() -> None:
     env = dict(os.environ)
     if args.pythonpath:
         env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
+        # Start from bytecode, as an installed package does (pip compiles it),
+        # even where PYTHONDONTWRITEBYTECODE keeps the runs from writing it.
+        subprocess.run([args.python, "-m", "compileall", "-q",
+                        os.path.join(env["PYTHONPATH"], "cprof")], check=True)
     # go tool pprof keeps its state under $HOME/pprof: give it a throw-away home.
     home = tempfile.TemporaryDirectory(prefix="cprof-cli-cost-home-")
     env.update(HOME=home.name, PPROF_TMPDIR=home.name)
