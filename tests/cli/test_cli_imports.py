@@ -60,7 +60,7 @@ def test_top_loads_no_collector_export_server_or_listing(small: Path) -> None:
     names = loaded(small, "top", "small.prof")
     assert {"cprof.report.driver", "cprof.report.top"} <= names  # what it does use
     assert unwanted(names, SERVER + HEAVY + COLLECTORS + EXPORTS + [
-        "cprof.report.listing", "cprof.report.traces"]) == []
+        "cprof.report.listing", "cprof.report.traces", "cprof.pprof.textformat"]) == []
 
 
 def test_summary_loads_no_report(small: Path) -> None:
