@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.runner import ProgramError
 from ..pprof.io import check_writable
 from ..pprof.model import Sample
+# At the top, not where used: a termination signal's handler writes the profile
+# through them, and must not import while the program may be importing.
+from ..pprof.ops import merge, with_samples
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
 
@@ -78,7 +82,6 @@ def _program_only(p: Profile, live_count_thread: int | None) -> Profile:
     frames that ran the program are cut by the collectors: symbols.ROOT_FRAMES)."""
     if live_count_thread is None:
         return p
-    from ..pprof.ops import with_samples
     return with_samples(p, [s for s in p.samples
                             if s.labels.get("thread_id") != live_count_thread])
 
@@ -252,7 +255,6 @@ class _RepeatedRuns:
         return code
 
     def merged(self) -> Profile:
-        from ..pprof.ops import merge, with_samples
         profile = merge(self.runs)
         return with_samples(profile, profile.samples, comments=[
             f"cprof record --repeat {self.args.repeat}: {self.args.mode} profiles at "
@@ -290,7 +292,6 @@ class _RepeatedRuns:
                                f"profile was written")
         except Exception as e:
             runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
-        import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
         runner.die_of(signum)
 
@@ -340,8 +341,6 @@ def record_repeated(args: argparse.Namespace) -> int:
 
 def label_runs(p: Profile, run: int) -> Profile:
     """Every sample of ``p`` labelled ``run=RUN`` (a number)."""
-    from ..pprof.ops import with_samples
-
     def labelled(s: Sample) -> Sample:
         labels: dict[str, list[str | int]] = {}
         for key, value, _ in s.label_items:

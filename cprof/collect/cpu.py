@@ -23,6 +23,7 @@ from ..pprof.profile import Profile
 from . import patches
 from .labels import LABEL_VAR, labels_of
 from .symbols import resolve
+from .tasks import all_tasks
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,10 +59,6 @@ class _Session:
                 self.thread_names[t.native_id] = t.name
         pending = _core.cpu_new_coroutines()
         if pending:
-            # Imported here, once a coroutine has run: threads.py (thread dumps)
-            # is not needed by a program without coroutines, and costs ~4 ms
-            # of cprof record's start-up.
-            from .threads import all_tasks
             for task in all_tasks():
                 coro = task.get_coro()
                 if id(coro) in pending:

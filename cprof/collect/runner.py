@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,6 @@ class ProgramError(Exception):
 def _is_python(path: str) -> bool:
     if _PYTHON_NAME.match(os.path.basename(path)):
         return True
-    import shutil  # here: cprof record script.py needs none of shutil
     found = shutil.which(path)
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
 
@@ -50,7 +50,6 @@ def _reexec_argv(command: list[str], cprof_args: list[str]) -> list[str]:
     """``python [options] script.py args`` (or ``-m module args``) as
     ``python [options] -c <cprof's main> CPROF-ARGS ...`` (``record -o out``,
     say)."""
-    import shutil
     interpreter = shutil.which(command[0])
     if interpreter is None:
         raise ProgramError(f"{command[0]}: no such interpreter")
