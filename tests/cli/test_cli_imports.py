@@ -93,8 +93,7 @@ def test_record_loads_the_cpu_collector_and_top_only(tmp_path: Path) -> None:
     assert {"cprof.collect.cpu", "cprof.collect.runner", "cprof.report.top"} <= names
     assert unwanted(names, SERVER + HEAVY + EXPORTS + [
         "cprof.collect.heap", "cprof.collect.locks", "cprof.collect.threads",
-        "cprof.collect.lookup", "cprof.report.driver", "cprof.report.tree",
-        "cprof.pprof.ops"]) == []
+        "cprof.collect.lookup", "cprof.report.driver", "cprof.report.tree"]) == []
 
 
 def test_the_grammars_defaults_are_the_modules_constants() -> None:
