@@ -28,7 +28,9 @@ from typing import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .parser import parser
-    args = parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = parser(argv).parse_args(argv)
     module, function = args.run.rsplit(".", 1)
     run = getattr(importlib.import_module(f".{module}", __name__), function)
     try:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import webbrowser
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..pprof.ops import merge
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
-from ..report.driver import Input, open_input, top_report, tree_report
-from ..report.listing import list_source
-from ..report.traces import traces
+
+# Each command imports what it uses when it runs, so that a command's start-up
+# is its own: summary loads no report, top no listing, flame no other export
+# (tests/cli/test_cli_imports.py).
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..report.driver import Input
 
 
 def summary(p: Profile, source: str, top: int = 10) -> str:
@@ -66,6 +67,7 @@ _PROFILE_SUFFIXES = (".gz", ".prof", ".pprof", ".pb", ".proto")
 
 def _read(args: argparse.Namespace, paths: Sequence[str] | None = None) -> Input:
     """The command's profiles as pprof's driver makes them, by its options."""
+    from ..report.driver import open_input
     inp = open_input(args.profiles if paths is None else paths, vars(args))
     if inp.matched_nothing:
         print("cprof: warning: the filters matched no samples", file=sys.stderr)
@@ -73,12 +75,14 @@ def _read(args: argparse.Namespace, paths: Sequence[str] | None = None) -> Input
 
 
 def cmd_top(args: argparse.Namespace) -> int:
+    from ..report.driver import top_report
     inp = _read(args)
     print(top_report(inp, args.nodecount, args.cum, args.nodefraction), end="")
     return 0
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
+    from ..report.driver import tree_report
     inp = _read(args)
     print(tree_report(inp, None, args.nodecount, args.cum, args.nodefraction,
                        args.edgefraction), end="")
@@ -86,12 +90,14 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_peek(args: argparse.Namespace) -> int:
+    from ..report.driver import tree_report
     inp = _read(args)
     print(tree_report(inp, args.regex, 0, False, 0.0, 0.0), end="")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..report.listing import list_source
     inp = _read(args)
     rpt = list_source(inp.profile, args.regex, sample_type=inp.index,
                       source_path=args.source_path, trim_path=args.trim_path)
@@ -100,6 +106,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
+    from ..report.traces import traces
     inp = _read(args)
     print(traces(inp.report_profile(), sample_type=inp.index), end="")
     return 0
@@ -162,6 +169,7 @@ def cmd_folded(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from ..report.driver import top_report
     args.diff_base = [args.base_profile]
     inp = _read(args, [args.profile])
     print(top_report(inp, args.nodecount, args.cum, args.nodefraction), end="")
@@ -175,6 +183,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from ..pprof.ops import merge
     inp = _read(args)
     if len(args.profiles) == 1:  # compacted, as pprof writes one profile
         inp.profile = merge([inp.profile])
@@ -194,6 +203,7 @@ def _browser_available() -> bool:
 def _open(paths: Sequence[Path]) -> bool:
     if not _browser_available():
         return False
+    import webbrowser
     try:
         return all([webbrowser.open(p.resolve().as_uri(), new=2) for p in paths])
     except webbrowser.Error:
@@ -201,6 +211,9 @@ def _open(paths: Sequence[Path]) -> bool:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     from ..export.dot import GraphvizError, render_dot, to_dot
     inp = _read(args)
     if args.output:

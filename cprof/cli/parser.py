@@ -1,21 +1,29 @@
 """The command line's grammar: every command and option of cprof, in one place.
 
 Each command names its handler as "module.function" of this package, and
-main() imports the module of the command it runs only. The grammar itself
-reads its defaults from where they are defined (the collectors, the server,
-the call graph), which imports those modules.
+main() imports the module of the command it runs only. The grammar imports
+nothing of cprof's: the defaults it shows are copies of the constants where
+they are defined (the collectors, the server, the call graph), so that
+``cprof top`` does not load the server or the collectors to say its usage.
+tests/cli/test_cli_imports.py checks that each copy equals its original.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Sequence, cast
 
-from ..ci.check import DEFAULT_ALPHA
-from ..collect.heap import DEFAULT_RATE
-from ..live.endpoints import DEFAULT_MAX_SECONDS
-from ..live.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, TOKEN_ENV_VAR
-from ..report.graph import EDGE_FRACTION, NODE_FRACTION
+# Copies of the defaults of the modules named, which tests/cli/test_cli_imports.py
+# compares with the originals: importing those modules would cost every command
+# ~40 ms of start-up (the server alone brings http.server, ssl and email).
+DEFAULT_ALPHA = 0.05  # ci.check
+DEFAULT_RATE = 512 * 1024  # collect.heap
+DEFAULT_MAX_SECONDS = 300  # live.endpoints
+DEFAULT_MAX_CONNECTIONS = 64  # live.server
+DEFAULT_REQUEST_TIMEOUT = 15.0  # live.server
+TOKEN_ENV_VAR = "CPROF_SERVE_TOKEN"  # live.server
+NODE_FRACTION = 0.005  # report.graph
+EDGE_FRACTION = 0.001  # report.graph
 
 
 def _add_profile_options(parser: argparse.ArgumentParser, *, bases: bool = True) -> None:
@@ -137,9 +145,56 @@ def _add_program(p: argparse.ArgumentParser, run: str) -> None:
     p.set_defaults(run=run)
 
 
-def parser() -> argparse.ArgumentParser:
+class _Unbuilt:
+    """Stands for the parser of a command this run cannot parse: takes every
+    call that would build it (add_argument, groups, set_defaults) and does
+    nothing, so that cprof top does not pay for the other commands' options."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._nothing
+
+    def _nothing(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+
+class _Commands:
+    """The COMMAND subparsers. When the arguments begin with a command's name
+    (``cprof top ...``, the usual case), argparse will parse that command's
+    options and look at no other command, so only that one is built: making
+    every command's parser costs ~4 ms, a tenth of cprof top's start-up.
+    Otherwise (``cprof --help``, a misspelt command, which argparse answers
+    with the list of commands) every one is built."""
+
+    def __init__(self, sub: Any, wanted: str | None) -> None:
+        self.sub = sub
+        self.wanted = wanted
+        self.found = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if self.wanted is None or name == self.wanted:
+            self.found = True
+            return cast(argparse.ArgumentParser, self.sub.add_parser(name, **kwargs))
+        return cast(argparse.ArgumentParser, _Unbuilt())
+
+
+def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's grammar; given the arguments it is to parse, only
+    what parsing them needs of it (the whole grammar when None)."""
+    if argv and not argv[0].startswith("-"):
+        built = _grammar(argv[0])
+        if built is not None:
+            return built
+    whole = _grammar(None)
+    assert whole is not None
+    return whole
+
+
+def _grammar(wanted: str | None) -> argparse.ArgumentParser | None:
+    """The grammar with every command, or with command ``wanted`` only (None
+    if there is no such command)."""
     parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub: Any = _Commands(parser.add_subparsers(dest="command", required=True,
+                                               metavar="COMMAND"), wanted)
     s = sub.add_parser("summary", help="say what a profile holds; optionally write it back")
     s.add_argument("profile", help="a pprof file (gzipped or raw), from any producer")
     s.add_argument("-o", "--output", help="write the profile back to this path")
@@ -250,4 +305,4 @@ def parser() -> argparse.ArgumentParser:
                         "or .diff.html with --baseline)")
     c.set_defaults(run="check.cmd_check")
     _add_analysis_commands(sub)
-    return parser
+    return parser if sub.found else None

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import IO
@@ -19,10 +18,11 @@ from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.runner import ProgramError
 from ..pprof.io import check_writable
 from ..pprof.model import Sample
+# At the top, not where used: a termination signal's handler writes the profile
+# through them, and must not import while the program may be importing.
 from ..pprof.ops import merge, with_samples
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
-
 
 
 class _LiveCount:
@@ -312,6 +312,7 @@ def record_repeated(args: argparse.Namespace) -> int:
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--quiet",
                *(["--max-depth", str(args.max_depth)] if args.max_depth is not None else []),
                *(["--native"] if args.native else [])]
+    import tempfile  # here: a single run (the usual) needs no temporary directory
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:
         runs = _RepeatedRuns(args, out, tmp)

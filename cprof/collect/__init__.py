@@ -4,7 +4,8 @@
 - ``heap``: the sampled heap profiler on Python's allocators (``cprof.heap``).
 - ``locks``: mutex contention and blocking (Go's mutex and block profiles).
 - ``labels``: ``cprof.labels``, pprof labels carried by samples.
-- ``threads``: thread and task dumps (Go's goroutine and threadcreate).
+- ``threads``: thread and task dumps (Go's goroutine and threadcreate);
+  ``tasks`` finds the live asyncio tasks for them and for the CPU sampler.
 - ``lookup``: the named profiles, as Go's ``pprof.Lookup``.
 - ``symbols``: names and lines for the frames the collectors record; ``elfsym``
   names native code from ELF symbol tables.

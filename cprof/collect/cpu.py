@@ -23,7 +23,7 @@ from ..pprof.profile import Profile
 from . import patches
 from .labels import LABEL_VAR, labels_of
 from .symbols import resolve
-from .threads import all_tasks
+from .tasks import all_tasks
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 import sysconfig
 from types import CodeType, FrameType
@@ -198,6 +196,9 @@ class _NativeNames:
 def demangled(names: Sequence[str]) -> dict[str, str]:
     """C++ names (``_ZN2np10qsort_simd...``) as people read them, through
     binutils' c++filt when it is installed (else none): {mangled: readable}."""
+    import shutil  # here, not at the top: only native profiles need them
+    import subprocess
+
     mangled = sorted({n for n in names if n.startswith("_Z")})
     cxxfilt = shutil.which("c++filt") if mangled else None
     if cxxfilt is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from typing import IO, Union
 
@@ -93,7 +92,9 @@ def _temporary(directory: str) -> tuple[int, str]:
     """A new empty file in ``directory``, created with mode 0666 for the
     kernel to apply the umask, as open() does (mkstemp's 0600 would not)."""
     for _ in range(100):
-        name = os.path.join(directory, f".cprof-{secrets.token_hex(8)}.tmp")
+        # os.urandom is what secrets.token_hex reads; importing secrets would
+        # bring hashlib and hmac into every command's start-up (~2 ms).
+        name = os.path.join(directory, f".cprof-{os.urandom(8).hex()}.tmp")
         try:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:

@@ -634,7 +634,9 @@ def load(source: Source, *, max_size: int = DEFAULT_MAX_SIZE,
         raise TypeError(f"load() takes a path, bytes or a binary file, not "
                         f"{type(source).__name__}")
     try:
-        if _is_heap_text(bytes(data[:64])):
+        # Gzipped data (what every producer writes) is never heap text: the
+        # check, and textformat's import, are for the rest.
+        if bytes(data[:2]) != b"\x1f\x8b" and _is_heap_text(bytes(data[:64])):
             return _read_heap(bytes(data), max_size)
         try:
             parsed = _core.decode(data, max_size, max_ratio)

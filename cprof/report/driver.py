@@ -19,7 +19,6 @@ from ..pprof.ops import (aggregate, diff, keep_scope, map_stack, merge, subtract
 from ..pprof.profile import Profile, load
 from .graph import GRAINS, printable_name
 from .top import TopReport, top
-from .tree import peek, tree
 
 
 @dataclass
@@ -146,6 +145,7 @@ def top_report(inp: Input, n: int | None, cum: bool, node_fraction: float) -> st
 
 def tree_report(inp: Input, regex: str | None, node_count: int, cum: bool,
                 node_fraction: float, edge_fraction: float) -> str:
+    from .tree import peek, tree  # here: Profile.top (cprof record's) needs no tree
     if regex is None:
         return str(tree(inp.filtered, sample_type=inp.index, node_fraction=node_fraction,
                         edge_fraction=edge_fraction, node_count=node_count, cum=cum,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import array
 import functools
 import html as _html
-import importlib.resources
 import json
 import os
 from bisect import bisect_left, bisect_right
@@ -232,7 +231,11 @@ def prune_note(tree: CallTree) -> str:
 @functools.cache
 def _asset(name: str) -> str:
     """The page's style sheet or script, shipped beside this module."""
-    return importlib.resources.files(__package__).joinpath(name).read_text("utf-8")
+    # Read beside this module (the package ships them there), not through
+    # importlib.resources, whose import alone costs ~12 ms of every `cprof flame`.
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name),
+              encoding="utf-8") as f:
+        return f.read()
 
 
 def html_fragment(profile: Profile, *, sample_type: str | int | None = None,
