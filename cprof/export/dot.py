@@ -35,11 +35,11 @@ import subprocess
 from collections import deque
 from typing import TYPE_CHECKING, Iterable
 
-from ..pprof.model import LabelValue, Location, Sample
+from ..pprof.model import LabelValue, Location
 from ..pprof.ops import DIFF_BASE_LABEL
 from ..pprof.units import scale, scaled_label
 from ..report.graph import EDGE_FRACTION, NODE_FRACTION
-from ..report.text import output_unit, percentage, profile_labels
+from ..report.text import active_filters, output_unit, percentage, profile_labels
 from ..report.tree import NODE_COUNT
 
 if TYPE_CHECKING:
@@ -117,23 +117,16 @@ class _Samples:
     from the root (node ids into ``keys``), and the total that percentages
     are of.
 
-    pprof merges the samples with equal locations and labels as it loads a
-    profile, so a sample and its negation (a -base diff) cancel out before
-    anything is summed; the total is the sum of the merged samples' absolute
-    values, or of the diff base's (``pprof::base``) if there is one. Then, as
-    every graph quantity adds up linearly, samples with the same path are
+    The total is the profile's report total (Profile.report_total: pprof's,
+    with equal samples merged, of the diff base's alone in a -diff_base
+    profile, taken before the filters of a filtered profile). As every graph
+    quantity adds up linearly, samples with the same path are
     summed once: ``paths`` for values and edges, ``tagged`` (by path, joined
     string labels and numeric tags) for the label boxes."""
 
     def __init__(self, profile: Profile, index: int) -> None:
         weighted = [(s.values[index], s) for s in profile.samples if s.values[index] != 0]
-        if any(w < 0 for w, _ in weighted):
-            weighted = _merged(weighted)
-        self.total = sum(abs(w) for w, _ in weighted)
-        base_total = sum(abs(w) for w, s in weighted
-                         if (DIFF_BASE_LABEL, "true", "") in s.label_items)
-        if base_total > 0:
-            self.total = base_total
+        self.total = profile.report_total(index)
 
         # The distinct location stacks, then each location's nodes.
         by_stack: dict[tuple[int, ...], int] = {}
@@ -192,17 +185,6 @@ class _Samples:
                       for (path, flags), w in paths.items()]
         self.tagged = [(w, path_of[stack], labels, numeric)
                        for (stack, labels, numeric), w in by_tags.items()]
-
-
-def _merged(weighted: list[tuple[int, Sample]]) -> list[tuple[int, Sample]]:
-    """Samples with equal locations and labels summed, as pprof merges them."""
-    merged: dict[tuple[tuple[int, ...], tuple[tuple[str, LabelValue, str], ...]],
-                 tuple[int, Sample]] = {}
-    for w, s in weighted:
-        key = (tuple(map(id, s.locations)), tuple(sorted(s.label_items, key=_first)))
-        seen = merged.get(key)
-        merged[key] = (w, s) if seen is None else (seen[0] + w, seen[1])
-    return list(merged.values())
 
 
 def _tag_names(items: tuple[tuple[str, LabelValue, str], ...],
@@ -720,7 +702,8 @@ def to_dot(profile: Profile, sample_type: str | int | None = None, node_count: i
     if profile.mappings and profile.mappings[0].filename:
         title = os.path.basename(profile.mappings[0].filename)
     shown = sum(n.flat for n in nodes)
-    legend = profile_labels(profile, vt.type, vt.unit, total, out.value)
+    legend = (profile_labels(profile, vt.type, vt.unit, total, out.value)
+              + active_filters(profile.active_filters))
     legend.append(f"Showing nodes accounting for {out.value(shown)}, {out.pct(shown)} of "
                   f"{out.value(total)} total")
     if total != 0:

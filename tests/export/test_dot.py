@@ -282,3 +282,22 @@ def test_missing_graphviz_names_the_package(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(GraphvizError, match=r"apt-get install graphviz"):
         to_svg(chain_profile())
+
+
+@pytest.mark.parametrize("options", [{"focus": "hotB"}, {"hide": "runtime", "ignore": "hotA"},
+                                     {"show_from": "cpuWork"}, {"tagfocus": "worker=a"}],
+                         ids=str)
+def test_a_filtered_profile_prints_what_go_tool_pprof_prints_with_its_filters(
+        options: dict[str, str], utc: None, go_home: Path) -> None:
+    # Percentages of the total before the filters, and the filters in the legend.
+    path = GO / "cpu.prof"
+    flags = [f"-{k}={v}" for k, v in options.items()]
+    go = shutil.which("go")
+    assert go is not None
+    env = {k: v for k, v in os.environ.items() if k != "GOFLAGS"}
+    env.update(HOME=str(go_home), PPROF_TMPDIR=str(go_home), PPROF_BINARY_PATH=str(go_home),
+               TZ="UTC", GOENV="off", GOTOOLCHAIN="local")
+    r = subprocess.run([go, "tool", "pprof", "-dot", "-symbolize=none", *flags, str(path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert to_dot(cprof.load(path).filter(**options)) == r.stdout
