@@ -27,6 +27,7 @@ graph's title and in label values are escaped, so the DOT stays valid.
 
 from __future__ import annotations
 
+import array
 import math
 import os
 import re
@@ -35,7 +36,8 @@ import subprocess
 from collections import deque
 from typing import TYPE_CHECKING, Iterable
 
-from ..pprof.model import LabelValue, Location
+from ..pprof.model import LabelValue
+from ..pprof.profile import label_items
 from ..pprof.ops import DIFF_BASE_LABEL
 from ..pprof.units import scale, scaled_label
 from ..report.graph import EDGE_FRACTION, NODE_FRACTION
@@ -113,78 +115,44 @@ _Numeric = tuple[tuple[str, str, int], ...]
 
 
 class _Samples:
-    """The samples of one sample type as the graph walks them: node paths
-    from the root (node ids into ``keys``), and the total that percentages
-    are of.
-
-    The total is the profile's report total (Profile.report_total: pprof's,
-    with equal samples merged, of the diff base's alone in a -diff_base
-    profile, taken before the filters of a filtered profile). As every graph
-    quantity adds up linearly, samples with the same path are
-    summed once: ``paths`` for values and edges, ``tagged`` (by path, joined
-    string labels and numeric tags) for the label boxes."""
+    """One sample type of a profile as the graph reads it from the C engine
+    (csrc/analysis: graph.c for nodes and edges, tags.c for the label
+    boxes): the nodes' identities by id (``keys``), and the total that
+    percentages are of, the profile's report total (Profile.report_total:
+    pprof's, with equal samples merged, of the diff base's alone in a
+    -diff_base profile, taken before the filters of a filtered profile)."""
 
     def __init__(self, profile: Profile, index: int) -> None:
-        weighted = [(s.values[index], s) for s in profile.samples if s.values[index] != 0]
+        self.data = profile._analysis_data()
+        self.index = index
         self.total = profile.report_total(index)
+        # ProfileData.nodes rows: (name, file, start line, line, binary, ...).
+        self.keys: list[_Key] = [(nd[0], nd[4], nd[2]) for nd in self.data.nodes(0)]
+        self.tag_names: list[tuple[str, _Numeric]] | None = None  # per group of label sets
+        self.groups = array.array("I")  # per label set: its group
 
-        # The distinct location stacks, then each location's nodes.
-        by_stack: dict[tuple[int, ...], int] = {}
-        locations: dict[int, Location] = {}
-        bytes_unit = _bytes_unit(profile)
-        tag_names: dict[tuple[tuple[str, LabelValue, str], ...], tuple[str, _Numeric]] = {}
-        by_tags: dict[tuple[tuple[int, ...], str, _Numeric], int] = {}
-        for w, s in weighted:
-            if not s.locations:
-                continue
-            stack = tuple(map(id, s.locations))
-            seen = by_stack.get(stack)
-            if seen is None:
-                by_stack[stack] = w
-                locations.update(zip(stack, s.locations))
-            else:
-                by_stack[stack] = seen + w
-            if s.label_items:
-                names = tag_names.get(s.label_items)
-                if names is None:
-                    names = tag_names[s.label_items] = _tag_names(s.label_items, bytes_unit)
-                if names[0] or names[1]:
-                    row = (stack, names[0], names[1])
-                    by_tags[row] = by_tags.get(row, 0) + w
+    def mask(self, kept: set[int] | None) -> bytes | None:
+        return None if kept is None else bytes(i in kept for i in range(len(self.keys)))
 
-        self.keys: list[_Key] = []
-        ids: dict[_Key, int] = {}
-        walks: dict[int, tuple[int, ...]] = {}  # id(location) -> its nodes, caller first
-        for i, loc in locations.items():
-            made = []
-            for node_key in reversed(_location_keys(loc)):
-                nd = ids.get(node_key)
-                if nd is None:
-                    nd = ids[node_key] = len(self.keys)
-                    self.keys.append(node_key)
-                made.append(nd)
-            walks[i] = tuple(made)
-        inlined = any(len(walk) > 1 for walk in walks.values())
-        # A location's first node is its caller, the others are inlined into it.
-        flags_of = {i: (False,) + (True,) * (len(walk) - 1) for i, walk in walks.items()}
+    def tags(self, kept: set[int] | None) -> list[tuple[int, str, _Numeric, int, int]]:
+        """The label boxes' rows: (node, joined string labels, numeric tags,
+        flat, cum); label sets drawn alike are summed together in C, those
+        without labels to show are left out."""
+        if self.tag_names is None:
+            sets = [label_items(raw) for raw in self.data.label_sets()[0]]
+            unit = _bytes_unit(sets)
+            names = [_tag_names(items, unit) for items in sets]
+            group_of: dict[tuple[str, _Numeric], int] = {}
+            self.groups = array.array("I", [
+                group_of.setdefault(name, len(group_of)) if name[0] or name[1] else _NONE
+                for name in names])
+            self.tag_names = list(group_of)
+        names_of = self.tag_names
+        rows = self.data.node_tags(self.index, self.mask(kept), self.groups)
+        return [(nd, *names_of[group], flat, cum) for nd, group, flat, cum in rows]
 
-        path_of: dict[tuple[int, ...], tuple[int, ...]] = {}
-        paths: dict[tuple[tuple[int, ...], tuple[bool, ...] | None], int] = {}
-        for stack, w in by_stack.items():
-            if inlined:
-                path = tuple(nd for i in reversed(stack) for nd in walks[i])
-                flags = tuple(f for i in reversed(stack) for f in flags_of[i])
-            else:
-                path = tuple(walks[i][0] for i in reversed(stack))
-                flags = None
-            path_of[stack] = path
-            key = (path, flags)
-            paths[key] = paths.get(key, 0) + w
-        # (value, path, inline flags or None without inlining, whether no node repeats)
-        self.paths = [(w, path, flags, len(set(path)) == len(path))
-                      for (path, flags), w in paths.items()]
-        self.tagged = [(w, path_of[stack], labels, numeric)
-                       for (stack, labels, numeric), w in by_tags.items()]
+
+_NONE = 2**32 - 1  # csrc/analysis/tags.h's CPROF_TAGS_NONE: a label set with no box
 
 
 def _tag_names(items: tuple[tuple[str, LabelValue, str], ...],
@@ -202,24 +170,11 @@ def _first(item: tuple[str, LabelValue, str]) -> str:
     return item[0]
 
 
-def _location_keys(loc: Location) -> list[_Key]:
-    """The nodes of a location's lines, the innermost (inlined) first."""
-    objfile = loc.mapping.filename if loc.mapping is not None else ""
-    keys: list[_Key] = []
-    for ln in loc.lines or (None,):
-        fn = ln.function if ln is not None else None
-        if fn is not None and fn.name:
-            keys.append((fn.name, "", 0))
-        else:
-            keys.append(("", objfile, fn.start_line if fn is not None else 0))
-    return keys
-
-
-def _bytes_unit(profile: Profile) -> str:
+def _bytes_unit(label_sets: list[tuple[tuple[str, LabelValue, str], ...]]) -> str:
     """The unit of the ``bytes`` numeric label, the only one pprof's graphs
     show: the first unit a sample gives it, else "bytes"."""
-    for s in profile.samples:
-        for k, v, unit in s.label_items:
+    for items in label_sets:
+        for k, v, unit in items:
             if k == "bytes" and isinstance(v, int) and unit:
                 return unit
     return "bytes"
@@ -229,75 +184,27 @@ def _graph(samples: _Samples, kept: set[int] | None, tags: bool = True) -> list[
     """pprof's graph.New: nodes with their values and edges (and, with
     ``tags``, label boxes); with ``kept`` (node ids), other functions are
     left out and calls through them become residual edges."""
-    n = len(samples.keys)
-    flat = [0] * n
-    cum = [0] * n
-    weights: dict[tuple[int, int], int] = {}  # (caller, callee) -> weight
-    residual: set[tuple[int, int]] = set()  # edges with a call jumping over left-out nodes
-    called: set[tuple[int, int]] = set()  # edges with a call not inlined into the caller
-    for w, path, flags, simple in samples.paths:
-        if kept is None and simple:
-            for nd in path:
-                cum[nd] += w
-            pairs = list(zip(path, path[1:]))
-            for pair in pairs:
-                weights[pair] = weights.get(pair, 0) + w
-            if flags is None:
-                called.update(pairs)
-            else:
-                called.update(pair for pair, inline in zip(pairs, flags[1:]) if not inline)
-            flat[path[-1]] += w
-            continue
-        for nd in set(path) if kept is None else kept.intersection(path):
-            cum[nd] += w
-        seen: set[tuple[int, int]] = set()
-        parent = -1
-        jumped = False
-        for i, nd in enumerate(path):
-            if kept is not None and nd not in kept:
-                jumped = True
-                continue
-            pair = (parent, nd)
-            if parent >= 0 and nd != parent and pair not in seen:
-                seen.add(pair)
-                weights[pair] = weights.get(pair, 0) + w
-                if jumped:
-                    residual.add(pair)
-                if flags is None or not flags[i]:
-                    called.add(pair)
-            parent = nd
-            jumped = False
-        if parent >= 0 and not jumped:
-            flat[parent] += w
-
-    made = {nd: _Node(samples.keys[nd], flat[nd], cum[nd]) for nd in range(n)
+    mask = samples.mask(kept)
+    _, flat, cum, pairs, _ = samples.data.call_graph(samples.index, 0, mask, True)
+    made = {nd: _Node(samples.keys[nd], flat[nd], cum[nd]) for nd in range(len(samples.keys))
             if flat[nd] != 0 or cum[nd] != 0}
-    for (a, b), weight in weights.items():
+    for a, b, weight, inline, residual in pairs:
         if a in made and b in made:
-            e = _Edge(made[a], made[b], weight, (a, b) in residual, (a, b) not in called)
+            e = _Edge(made[a], made[b], weight, residual, inline)
             made[a].outs[made[b]] = made[b].ins[made[a]] = e
-    if tags and samples.tagged:
+    if tags:
         _add_tags(samples, kept, made)
     return list(made.values())
 
 
 def _add_tags(samples: _Samples, kept: set[int] | None, made: dict[int, _Node]) -> None:
     """Each node's label boxes: its samples' joined string labels and their
-    numeric ``bytes`` values, with the flat and cum they carry."""
-    flats: dict[tuple[int, str, _Numeric], int] = {}
-    cums: dict[tuple[int, str, _Numeric], int] = {}
-    for w, path, labels, numeric in samples.tagged:
-        for nd in set(path) if kept is None else kept.intersection(path):
-            key = (nd, labels, numeric)
-            cums[key] = cums.get(key, 0) + w
-        if kept is None or path[-1] in kept:
-            key = (path[-1], labels, numeric)
-            flats[key] = flats.get(key, 0) + w
-    for (nd, labels, numeric), cum in cums.items():
+    numeric ``bytes`` values, with the flat and cum they carry (one row per
+    node and group of label sets drawn alike, summed in C)."""
+    for nd, labels, numeric, flat, cum in samples.tags(kept):
         node = made.get(nd)
         if node is None:
             continue
-        flat = flats.get((nd, labels, numeric), 0)
         found = []
         if labels:
             tag = node.label_tags.get(labels)
@@ -474,7 +381,7 @@ def _trimmed_graph(samples: _Samples, node_count: int, node_fraction: float,
         if len(kept) != len(nodes):
             dropped_nodes = len(nodes) - len(kept)
             nodes = _graph(samples, _ids(samples, kept))
-    if dropped_nodes == 0 and samples.tagged:
+    if dropped_nodes == 0:
         _add_tags(samples, None, _by_id(samples, nodes))
     count_before_top = len(nodes)
     _sort(nodes)

@@ -319,7 +319,7 @@ class EnginePaths:
             return nd
 
         out = [node(i) for i in range(len(infos)) if flat[i] != 0 or cum[i] != 0]
-        for a, b, w, inline in pairs:
+        for a, b, w, inline, _ in pairs:
             src, dest = node(a), node(b)
             e = Edge(src, dest, w, inline)
             src.outs[dest] = e

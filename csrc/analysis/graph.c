@@ -31,7 +31,7 @@ static long edge_of(edges_t *es, cprof_graph_t *g, uint32_t caller, uint32_t cal
         return -1;
     if (cprof_itab_put(&es->index, slot, h, (uint32_t)k) < 0)
         return -1;
-    g->edges[k] = (cprof_edge_t){caller, callee, {0, 0}, 0};
+    g->edges[k] = (cprof_edge_t){caller, callee, {0, 0}, 0, 0};
     es->stamp[k] = 0;
     es->not_inline[k] = 0;
     g->n_edges++;
@@ -61,10 +61,13 @@ int cprof_graph_build(const cprof_paths_t *ps, size_t t, const uint8_t *kept, in
         if (kept == NULL || kept[path[n - 1]])
             cprof_sum_add128(&out->flat[path[n - 1]], w);
         int64_t caller = -1;
+        int jumped = 0;  /* left-out nodes since the caller */
         for (uint32_t j = 0; j < n; j++) {
             uint32_t nd = path[j];
-            if (kept != NULL && !kept[nd])
+            if (kept != NULL && !kept[nd]) {
+                jumped = 1;
                 continue;
+            }
             if (node_stamp[nd] != mark) {
                 node_stamp[nd] = mark;
                 cprof_sum_add128(&out->cum[nd], w);
@@ -78,9 +81,12 @@ int cprof_graph_build(const cprof_paths_t *ps, size_t t, const uint8_t *kept, in
                     cprof_sum_add128(&out->edges[e].weight, w);
                     if (!inl[j])
                         es.not_inline[e] = 1;
+                    if (jumped)
+                        out->edges[e].residual = 1;
                 }
             }
             caller = nd;
+            jumped = 0;
         }
     }
     for (size_t e = 0; e < out->n_edges; e++)

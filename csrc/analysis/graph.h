@@ -20,6 +20,8 @@ typedef struct {
     uint32_t caller, callee;
     cprof_sum_t weight;
     uint8_t inl;
+    uint8_t residual;  /* some path reached the callee past left-out nodes (pprof's
+                        * dotted edges) */
 } cprof_edge_t;
 
 typedef struct {

@@ -462,6 +462,13 @@ done:
     free(ns.start);
     cprof_itab_free(&ns.index);
     cprof_itab_free(&index);
+    /* Each location's chain of nodes stays with the paths (tags.c reads it). */
+    out->loc_nodes = ch.ids;
+    out->loc_start = ch.start;
+    out->loc_len = ch.len;
+    ch.ids = NULL;
+    ch.start = NULL;
+    ch.len = NULL;
     chains_free(&ch);
     free(scratch);
     free(scratch_inl);
@@ -476,6 +483,9 @@ done:
 
 void cprof_paths_free(cprof_paths_t *ps)
 {
+    free(ps->loc_nodes);
+    free(ps->loc_start);
+    free(ps->loc_len);
     free(ps->nodes);
     free(ps->node_file);
     free(ps->node_start);

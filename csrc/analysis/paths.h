@@ -60,6 +60,11 @@ typedef struct {
     cprof_sum_t *abs;   /* [k * n_types + t]: the sum of their magnitudes */
     uint8_t *nonzero;   /* [k * n_types + t]: some sample's value is not 0 */
     int inlined;        /* some location has more than one line */
+    /* Location i (in the message's order) as its nodes, caller first:
+     * loc_nodes[loc_start[i] .. + loc_len[i]). */
+    uint32_t *loc_nodes;
+    size_t *loc_start;
+    uint32_t *loc_len;
 } cprof_paths_t;
 
 /* The paths of p at grain, in the order of their first sample. Returns 0,

@@ -16,6 +16,8 @@
 #include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 #include "analysis/graph.h"
+#include "analysis/tags.h"
+#include "analysis/total.h"
 #include "analysis/tree.h"
 #include "codec/pprof.h"
 
@@ -111,6 +113,13 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
 static void analyse(const cprof_pprof_t *p)
 {
     cprof_error_t err = {{0}};
+    for (size_t t = 0; t < p->msg->n_sample_type; t++) {
+        cprof_sum_t total;
+        if (cprof_report_total(p, t, &total, &err) != 0)
+            die("the report total failed on a valid profile", err.msg);
+        if (total.hi < 0)
+            die("the report total is negative", NULL);
+    }
     for (int grain = 0; grain < CPROF_GRAINS; grain++) {
         cprof_paths_t ps;
         if (cprof_paths_build(p, (cprof_grain_t)grain, &ps, &err) != 0)
@@ -158,6 +167,24 @@ static void analyse(const cprof_pprof_t *p)
             static const char *const five[5] = {"a", "a-b", "ab", "\xc3\xa9", "a b"};
             static const size_t five_len[5] = {1, 3, 2, 2, 3};
             cprof_frame_names_t names = {five, five_len};
+            uint32_t *set_of, *first;
+            size_t n_sets;
+            if (cprof_label_sets(p, &set_of, &first, &n_sets, &err) != 0)
+                die("label sets failed on a valid profile", err.msg);
+            for (size_t i = 0; i < p->msg->n_sample; i++)
+                if (set_of[i] >= n_sets || first[set_of[i]] > i)
+                    die("a sample's label set is out of range", NULL);
+            for (size_t t = 0; t < ps.n_types; t++) {
+                cprof_tags_t tags;
+                if (cprof_tags_build(p, &ps, t, t % 2 ? kept : NULL, set_of, &tags, &err) != 0)
+                    die("tags failed on a valid profile", err.msg);
+                for (size_t k = 0; k < tags.n; k++)
+                    if (tags.node[k] >= ps.n_nodes || tags.set[k] >= n_sets)
+                        die("a tag row is out of range", NULL);
+                cprof_tags_free(&tags);
+            }
+            free(set_of);
+            free(first);
             for (size_t t = 0; t < ps.n_types; t++) {
                 cprof_frame_stacks_t st;
                 if (cprof_frame_stacks_build(&ps, frames, t, &st, &err) != 0)

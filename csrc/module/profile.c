@@ -10,6 +10,7 @@
 #include "analysis/total.h"
 #include "analysis/tree.h"
 #include "analysis/stack_sums.h"
+#include "analysis/tags.h"
 #include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 
@@ -190,6 +191,7 @@ done:
 }
 
 static PyObject *u32_list(const uint32_t *v, size_t n);
+static const uint8_t *bytes_of(const Py_buffer *b, size_t n, const char *what);
 
 /* A sample's labels as a tuple of label_tuple()s. */
 static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__Sample *s)
@@ -205,77 +207,42 @@ static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__S
     return labels;
 }
 
-static int same_labels(const Perftools__Profiles__Sample *a, const Perftools__Profiles__Sample *b)
+/* The label lists of sets[0..n) (each the labels of its first sample). */
+static PyObject *label_set_list(const cprof_msg_t *m, const uint32_t *first, size_t n)
 {
-    if (a->n_label != b->n_label)
-        return 0;
-    for (size_t j = 0; j < a->n_label; j++) {
-        const Perftools__Profiles__Label *x = a->label[j], *y = b->label[j];
-        if (x->key != y->key || x->str != y->str || x->num != y->num || x->num_unit != y->num_unit)
-            return 0;
+    PyObject *sets = PyList_New((Py_ssize_t)n);
+    for (size_t k = 0; sets != NULL && k < n; k++) {
+        PyObject *labels = labels_tuple(m, m->sample[first[k]]);
+        if (labels == NULL)
+            Py_CLEAR(sets);
+        else
+            PyList_SET_ITEM(sets, (Py_ssize_t)k, labels);
     }
-    return 1;
+    return sets;
 }
 
 /* label_sets() -> (sets, set_of_sample): the distinct label lists of the
- * samples (as sample() gives them), and each sample's index into them. */
+ * samples (as sample() gives them), and each sample's index into them; see
+ * analysis/tags.h. */
 static PyObject *ProfileData_label_sets(ProfileData *self, PyObject *Py_UNUSED(ignored))
 {
     const cprof_msg_t *m = self->p->msg;
-    cprof_itab_t index = {0};
-    uint32_t *set_of = PyMem_Malloc((m->n_sample + 1) * sizeof *set_of);
-    uint32_t *first = PyMem_Malloc((m->n_sample + 1) * sizeof *first);  /* per set */
+    uint32_t *set_of = NULL, *first = NULL;
     size_t n_sets = 0;
-    PyObject *sets = NULL, *of = NULL, *r = NULL;
-    if (set_of == NULL || first == NULL || cprof_itab_init(&index, 64) < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (size_t i = 0; i < m->n_sample; i++) {
-        const Perftools__Profiles__Sample *s = m->sample[i];
-        uint64_t h = 0x9e3779b97f4a7c15ULL ^ s->n_label;
-        for (size_t j = 0; j < s->n_label; j++) {
-            const Perftools__Profiles__Label *l = s->label[j];
-            h = (h ^ (uint64_t)l->key) * 0x100000001b3ULL;
-            h = (h ^ (uint64_t)l->str) * 0x100000001b3ULL;
-            h = (h ^ (uint64_t)l->num) * 0x100000001b3ULL;
-            h = (h ^ (uint64_t)l->num_unit) * 0x100000001b3ULL;
-        }
-        h = cprof_itab_hash(h);
-        size_t slot = cprof_itab_first(&index, h);
-        long found = -1;
-        for (; index.hashes[slot] != 0; slot = cprof_itab_next(&index, slot))
-            if (index.hashes[slot] == h && same_labels(m->sample[first[index.values[slot]]], s)) {
-                found = index.values[slot];
-                break;
-            }
-        if (found < 0) {
-            if (cprof_itab_put(&index, slot, h, (uint32_t)n_sets) < 0) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            first[n_sets] = (uint32_t)i;
-            found = (long)n_sets++;
-        }
-        set_of[i] = (uint32_t)found;
-    }
-    sets = PyList_New((Py_ssize_t)n_sets);
-    of = u32_list(set_of, m->n_sample);
-    if (sets == NULL || of == NULL)
-        goto done;
-    for (size_t k = 0; k < n_sets; k++) {
-        PyObject *labels = labels_tuple(m, m->sample[first[k]]);
-        if (labels == NULL)
-            goto done;
-        PyList_SET_ITEM(sets, (Py_ssize_t)k, labels);
-    }
-    r = PyTuple_Pack(2, sets, of);
-done:
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_label_sets(self->p, &set_of, &first, &n_sets, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    PyObject *sets = label_set_list(m, first, n_sets);
+    PyObject *of = sets != NULL ? u32_list(set_of, m->n_sample) : NULL;
+    PyObject *r = of != NULL ? PyTuple_Pack(2, sets, of) : NULL;
     Py_XDECREF(sets);
     Py_XDECREF(of);
-    cprof_itab_free(&index);
-    PyMem_Free(set_of);
-    PyMem_Free(first);
+    free(set_of);
+    free(first);
     return r;
 }
 
@@ -540,8 +507,9 @@ static PyObject *ProfileData_call_graph(ProfileData *self, PyObject *args, PyObj
     }
     for (size_t i = 0; i < g.n_edges; i++) {
         const cprof_edge_t *e = &g.edges[i];
-        PyObject *t = Py_BuildValue("(IINO)", e->caller, e->callee, sum_to_long(e->weight),
-                                    e->inl ? Py_True : Py_False);
+        PyObject *t = Py_BuildValue("(IINOO)", e->caller, e->callee, sum_to_long(e->weight),
+                                    e->inl ? Py_True : Py_False,
+                                    e->residual ? Py_True : Py_False);
         if (t == NULL)
             goto done;
         PyList_SET_ITEM(edges, (Py_ssize_t)i, t);
@@ -850,6 +818,80 @@ release:
     return r;
 }
 
+/* node_tags(sample_index, kept=None, groups=None) -> [(node, set, flat, cum)]:
+ * the label boxes of the function-granularity nodes by label set (the sets
+ * of label_sets()), or by the caller's groups of them: groups is a uint32
+ * array with a group per set, 2**32 - 1 for sets to leave out. See
+ * analysis/tags.h. */
+static PyObject *ProfileData_node_tags(ProfileData *self, PyObject *args)
+{
+    Py_ssize_t index;
+    PyObject *kept_obj = Py_None, *groups_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "n|OO", &index, &kept_obj, &groups_obj))
+        return NULL;
+    const cprof_msg_t *m = self->p->msg;
+    if (index < 0 || (size_t)index >= m->n_sample_type)
+        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
+    if (ps == NULL)
+        return NULL;
+    Py_buffer kept = {0}, groups = {0};
+    uint32_t *set_of = NULL, *first = NULL;
+    size_t n_sets = 0;
+    cprof_tags_t tags = {0};
+    PyObject *r = NULL;
+    if (kept_obj != Py_None && (PyObject_GetBuffer(kept_obj, &kept, PyBUF_SIMPLE) < 0 ||
+                                bytes_of(&kept, ps->n_nodes, "kept") == NULL))
+        goto done;
+    if (groups_obj != Py_None && PyObject_GetBuffer(groups_obj, &groups, PyBUF_SIMPLE) < 0)
+        goto done;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_label_sets(self->p, &set_of, &first, &n_sets, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto done;
+    }
+    if (groups.obj != NULL) {
+        if ((size_t)groups.len != n_sets * sizeof(uint32_t)) {
+            PyErr_Format(PyExc_ValueError, "groups has %zd bytes for %zu label sets",
+                         groups.len, n_sets);
+            goto done;
+        }
+        const uint32_t *g = groups.buf;
+        for (size_t i = 0; i < m->n_sample; i++)
+            set_of[i] = g[set_of[i]];
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_tags_build(self->p, ps, (size_t)index, kept.obj ? kept.buf : NULL, set_of,
+                          &tags, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto done;
+    }
+    r = PyList_New((Py_ssize_t)tags.n);
+    for (size_t k = 0; r != NULL && k < tags.n; k++) {
+        PyObject *row = Py_BuildValue("(IINN)", tags.node[k], tags.set[k],
+                                      sum_to_long(tags.flat[k]), sum_to_long(tags.cum[k]));
+        if (row == NULL)
+            Py_CLEAR(r);
+        else
+            PyList_SET_ITEM(r, (Py_ssize_t)k, row);
+    }
+done:
+    if (kept.obj != NULL)
+        PyBuffer_Release(&kept);
+    if (groups.obj != NULL)
+        PyBuffer_Release(&groups);
+    cprof_tags_free(&tags);
+    free(set_of);
+    free(first);
+    return r;
+}
+
 /* folded(sample_index, frames, names) -> (bytes, stacks, negative): folded
  * stacks of one sample type, frame f printed as names[f] (a str without ';'
  * or a line break); see analysis/frame_stacks.h. */
@@ -1056,13 +1098,17 @@ static PyMethodDef ProfileData_methods[] = {
     {"frame_totals", (PyCFunction)ProfileData_frame_totals, METH_VARARGS,
      "frame_totals(frames, n_frames) -> (flat, cum) per sample type; see "
      "csrc/analysis/frame_stacks.h"},
+    {"node_tags", (PyCFunction)ProfileData_node_tags, METH_VARARGS,
+     "node_tags(sample_index, kept=None, groups=None) -> [(node, set or group, flat, cum)]; "
+     "see csrc/analysis/tags.h"},
     {"folded", (PyCFunction)ProfileData_folded, METH_VARARGS,
      "folded(sample_index, frames, names) -> (bytes, stacks, negative); see "
      "csrc/analysis/frame_stacks.h"},
     {"call_graph", (PyCFunction)(void (*)(void))ProfileData_call_graph,
      METH_VARARGS | METH_KEYWORDS,
      "call_graph(sample_index, granularity=0, kept=None, edges=True) -> (nodes [(name, file, "
-     "start_line, line, objfile)], flat, cum, edges [(caller, callee, weight, inline)], "
+     "start_line, line, objfile)], flat, cum, edges [(caller, callee, weight, inline, "
+     "residual)], "
      "inlined); see csrc/analysis/graph.h"},
     {"encode", (PyCFunction)(void (*)(void))ProfileData_encode, METH_VARARGS | METH_KEYWORDS,
      "encode(level=1) -> bytes: gzipped profile.proto (raw protobuf when level is 0)"},

@@ -11,6 +11,7 @@ with and without a set of kept nodes.
 
 from __future__ import annotations
 
+import array
 import random
 
 import pytest
@@ -55,8 +56,9 @@ def node_of(ln: Line | None, loc: Location, grain: int) -> tuple[str, str, int, 
 
 
 def reference(p: cprof.Profile, index: int, grain: int, kept: set | None):
-    """flat, cum and edges {(caller, callee): [weight, every call inlined]}
-    by node identity, one sample at a time."""
+    """flat, cum and edges {(caller, callee): (weight, every call inlined,
+    some call reached past left-out nodes)} by node identity, one sample at a
+    time."""
     flat: dict = {}
     cum: dict = {}
     edges: dict = {}
@@ -70,20 +72,27 @@ def reference(p: cprof.Profile, index: int, grain: int, kept: set | None):
             lines = list(reversed(loc.lines)) or [None]
             path += [(node_of(ln, loc, grain), j > 0) for j, ln in enumerate(lines)]
         leaf = path[-1][0]
-        if kept is not None:
-            path = [(nd, inl) for nd, inl in path if nd in kept]
+        # Each kept node, whether left-out nodes came between it and the one before.
+        jumped, kept_path = False, []
+        for nd, inl in path:
+            if kept is not None and nd not in kept:
+                jumped = True
+                continue
+            kept_path.append((nd, inl, jumped))
+            jumped = False
         if kept is None or leaf in kept:
             flat[leaf] = flat.get(leaf, 0) + w
-        for nd in {nd for nd, _ in path}:
+        for nd in {nd for nd, _, _ in kept_path}:
             cum[nd] = cum.get(nd, 0) + w
         seen = set()
-        for (a, _), (b, inl) in zip(path, path[1:]):
+        for (a, _, _), (b, inl, past) in zip(kept_path, kept_path[1:]):
             if a != b and (a, b) not in seen:
                 seen.add((a, b))
-                e = edges.setdefault((a, b), [0, True])
+                e = edges.setdefault((a, b), [0, True, False])
                 e[0] += w
                 e[1] = e[1] and inl
-    return flat, cum, {k: (w, inlined and inl) for k, (w, inl) in edges.items()}
+                e[2] = e[2] or past
+    return flat, cum, {k: (w, inlined and inl, res) for k, (w, inl, res) in edges.items()}
 
 
 def engine(p: cprof.Profile, index: int, grain: int, kept: set | None):
@@ -96,7 +105,7 @@ def engine(p: cprof.Profile, index: int, grain: int, kept: set | None):
            for n, f, s, ln, o in infos]
     return ({key[i]: v for i, v in enumerate(flat) if v},
             {key[i]: v for i, v in enumerate(cum) if v},
-            {(key[a], key[b]): (w, inl) for a, b, w, inl in pairs})
+            {(key[a], key[b]): (w, inl, res) for a, b, w, inl, res in pairs})
 
 
 @pytest.mark.parametrize("seed", range(150))
@@ -169,3 +178,19 @@ def test_threads_share_one_profile() -> None:
     for t in threads:
         t.join()
     assert len(results) == 8 and all(r == results[0] for r in results)
+
+
+def test_node_tags_refuse_bad_arguments() -> None:
+    p = cprof.load(random_profile(random.Random(4)).to_bytes())
+    data = p._unchanged_data()
+    n_nodes = len(data.nodes(0))
+    n_sets = len(data.label_sets()[0])
+    with pytest.raises(IndexError, match="sample type index 2 out of range"):
+        data.node_tags(2)
+    with pytest.raises(ValueError, match=f"kept has 1 bytes for {n_nodes} entries"):
+        data.node_tags(0, b"\x01")
+    with pytest.raises(ValueError, match=f"groups has 2 bytes for {n_sets} label sets"):
+        data.node_tags(0, None, b"\0\0")
+    # Every set in one group: one row per node at most.
+    rows = data.node_tags(0, None, array.array("I", [0] * n_sets))
+    assert len({nd for nd, _, _, _ in rows}) == len(rows)
