@@ -1,4 +1,4 @@
-"""What every benchmark prints about the machine it ran on."""
+"""What every benchmark prints about the machine it ran on, and how it prints its tables."""
 
 from __future__ import annotations
 
@@ -13,3 +13,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def markdown_table(rows: list[tuple[str, ...]]) -> str:
+    """rows (the first is the header) as a Markdown table: the first column
+    left-aligned, the others right-aligned, every column as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))) + " |"
+             for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
+                                   for i, w in enumerate(widths)) + "|")
+    return "\n".join(lines)

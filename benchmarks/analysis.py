@@ -52,7 +52,7 @@ CACHE = os.path.join(HERE, ".cache")
 sys.path.insert(0, HERE)
 import large_profile  # noqa: E402
 
-from _machine import cpu_model
+from _machine import cpu_model, markdown_table
 
 RECORD_HZ = 1000
 GO_TOP = "go tool pprof -top"
@@ -309,13 +309,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r['peak_rss_kb'] / 1024:.0f}", f"{go / r['best_s']:.2f}"))
     if not flamegraph_pl():
         rows.append(("flamegraph.pl (not packaged by Debian)", "-", "-", "-", "-", "-", "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))) + " |"
-             for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
-                                   for i, w in enumerate(widths)) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def steps_line(results: dict[str, dict[str, Any]]) -> str:

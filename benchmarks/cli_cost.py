@@ -52,7 +52,7 @@ ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(HERE, ".cache")
 
 sys.path.insert(0, HERE)
-from _machine import cpu_model  # noqa: E402
+from _machine import cpu_model, markdown_table  # noqa: E402
 
 # The small profile's program: a recursion at 1000 Hz, ~0.3 s of CPU (a few
 # hundred samples, a handful of functions).
@@ -217,14 +217,7 @@ def measure(commands: dict[str, list[str]], rounds: int, per_round: int, env: di
 
 
 def table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
-    all_rows = [header, *body]
-    widths = [max(len(row[i]) for row in all_rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))) + " |"
-             for row in all_rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
-                                   for i, w in enumerate(widths)) + "|")
-    return "\n".join(lines)
+    return markdown_table([header, *body])
 
 
 def short_table(r: dict[str, dict[str, Any]]) -> str:

@@ -50,7 +50,7 @@ PB2_DIR = os.path.join(CACHE, "pb2")
 sys.path.insert(0, HERE)
 import large_profile  # noqa: E402
 
-from _machine import cpu_model
+from _machine import cpu_model, markdown_table
 
 
 # --- measurements, each run in a worker subprocess ---------------------------
@@ -217,13 +217,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r['peak_rss_kb'] / 1024:.0f}",
                      f"{base / 1024:.0f}" if base else "-",
                      f"{r['best_s'] / ref['best_s']:.2f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))) + " |"
-             for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
-                                   for i, w in enumerate(widths)) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def main() -> None:
