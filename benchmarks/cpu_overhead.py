@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from _hooks import measure_record_ns
-from _machine import cpu_model
+from _machine import cpu_model, markdown_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -603,13 +603,7 @@ def where_info() -> dict[str, str]:
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))) + " |"
-             for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
-                                   for i, w in enumerate(widths)) + "|")
-    return "\n".join(lines)
+    return markdown_table(list(rows))
 
 
 def ratios(runs: dict[str, list[dict[str, Any]]], config: str,
