@@ -9,13 +9,18 @@ lock contention, blocking and thread dumps (``cprof.lookup("mutex")``); and
 Go's /debug/pprof endpoints, live (``cprof.serve(port=6060)``).
 """
 
+from __future__ import annotations
+
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# typing costs a few ms to import; the names below are for type checkers only.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .ci.check import CheckResult, Finding, check
     from .collect.cpu import cpu, start_cpu_profile, stop_cpu_profile
     from .collect.heap import heap, start_heap_profile, stop_heap_profile, write_heap_profile

@@ -13,14 +13,16 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from .collect.cpu import MODES, cpu
 from .export.notebook import mimebundle
 from .pprof.model import Sample
 from .pprof.ops import with_samples
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .pprof.profile import Profile
 
 # --- magics ----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import os
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
 from xml.etree import ElementTree
 
 from ..pprof.model import Sample
@@ -26,7 +25,11 @@ from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
 from .stats import mann_whitney_greater, smallest_p_value
 
-Amount = Union[int, float, str]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Mapping, Sequence
+
+Amount = int | float | str
 RUN_LABEL = "run"
 DEFAULT_ALPHA = 0.05
 

@@ -20,13 +20,15 @@ import hashlib
 import os
 import re
 import tempfile
-from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from .check import CheckResult
+    from typing import Any, Generator
+
     from ..pprof.profile import Profile
+    from .check import CheckResult
 
 MARKER = "cprof"
 _KEYS = ("max_share", "max_cpu", "max_alloc", "max_inuse", "hz", "heap_rate")

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple  # MannWhitney is one
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Sequence
 
 # Up to this many ways of choosing the first sample's ranks, the p-value is
 # exact (every split enumerated, ties included); above, the normal

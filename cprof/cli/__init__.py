@@ -23,7 +23,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:

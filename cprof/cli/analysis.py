@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Sequence
 
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
@@ -18,8 +17,10 @@ from ..pprof.units import format_value
 # Each command imports what it uses when it runs, so that a command's start-up
 # is its own: summary loads no report, top no listing, flame no other export
 # (tests/cli/test_cli_imports.py).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Sequence
 
     from ..report.driver import Input
 
@@ -62,7 +63,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"Wrote {args.output}", file=sys.stderr)
     return 0
 _PROFILE_SUFFIXES = (".gz", ".prof", ".pprof", ".pb", ".proto")
-
 
 
 def _read(args: argparse.Namespace, paths: Sequence[str] | None = None) -> Input:

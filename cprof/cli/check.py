@@ -6,13 +6,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from ..ci.check import BudgetError, CheckResult, as_runs, check
 from ..pprof.profile import load
 from .analysis import output_stem
 
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Sequence
 
 
 def _budgets(values: Sequence[str], option: str) -> dict[str, str]:

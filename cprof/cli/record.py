@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO
 
 from .. import _core
 from ..collect import runner
@@ -18,6 +17,11 @@ from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.runner import ProgramError
 from ..pprof.io import check_writable
 from ..pprof.model import Sample
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import IO
+
 # At the top, not where used: a termination signal's handler writes the profile
 # through them, and must not import while the program may be importing.
 from ..pprof.ops import merge, with_samples

@@ -14,10 +14,9 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, TypeVar
 
 from .. import _core
-from ..pprof.io import Dest, write_bytes
+from ..pprof.io import write_bytes
 from ..pprof.model import Sample, ValueType
 from ..pprof.profile import Profile
 from . import patches
@@ -25,7 +24,13 @@ from .labels import LABEL_VAR, labels_of
 from .symbols import resolve
 from .tasks import all_tasks
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    from ..pprof.io import Dest
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 MODES = ("cpu", "wall")
 DEFAULT_MAX_DEPTH = 128
@@ -79,7 +84,8 @@ def _kernel_thread_name(tid: int) -> str:
 
 
 def _build(tables: dict[str, Any], s: _Session) -> Profile:
-    mappings, functions, locations, stacks = resolve(tables)
+    resolved = resolve(tables)
+    stacks = resolved.stacks
     samples = []
     for stack, tid, label_set, coroutine, count, weight in tables["samples"]:
         labels: dict[str, str | int] = dict(labels_of(label_set))
@@ -103,8 +109,8 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
         [ValueType("samples", "count"), ValueType(kind, "nanoseconds")], samples,
         period_type=ValueType(kind, "nanoseconds"), period=period, time_ns=s.start_ns,
         duration_ns=time.monotonic_ns() - s.start_clock, comments=comments,
-        default_sample_type=kind, mappings=mappings, locations=locations,
-        functions=functions)
+        default_sample_type=kind, mappings=resolved.mappings, locations=resolved.locations,
+        functions=resolved.functions)
 
 
 def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",

@@ -15,16 +15,21 @@ import os
 import threading
 import time
 from types import TracebackType
-from typing import Any
 
 from .. import _core
 from ..pprof import textformat
-from ..pprof.io import Dest, write_bytes
+from ..pprof.io import write_bytes
 from ..pprof.model import Sample, ValueType
 from ..pprof.profile import Profile
 from ..pprof.textformat import HeapRecord
 from . import patches
 from .symbols import Resolved, resolve
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..pprof.io import Dest
 
 DEFAULT_RATE = 512 * 1024
 # The heap profiler's limits (csrc/collect/heap.h, CPROF_HEAP_MAX_DEPTH; a C long long).
@@ -108,7 +113,7 @@ def _records(tables: dict[str, Any]) -> tuple[list[HeapRecord], Resolved]:
 
 
 def _build(tables: dict[str, Any], s: _Session, kind: str) -> Profile:
-    records, (mappings, functions, locations, _) = _records(tables)
+    records, resolved = _records(tables)
     samples = []
     for r in records:
         values = [*scale_heap_sample(r.alloc_objects, r.alloc_bytes, s.rate),
@@ -128,7 +133,8 @@ def _build(tables: dict[str, Any], s: _Session, kind: str) -> Profile:
         SAMPLE_TYPES, samples, period_type=ValueType("space", "bytes"), period=s.rate,
         time_ns=s.start_ns, duration_ns=time.monotonic_ns() - s.start_clock,
         comments=comments, default_sample_type="alloc_space" if kind == "allocs" else "",
-        mappings=mappings, locations=locations, functions=functions)
+        mappings=resolved.mappings, locations=resolved.locations,
+        functions=resolved.functions)
 
 
 def _tables(gc: bool) -> tuple[dict[str, Any], _Session]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextvars
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Union
 
 from .. import _core
 
-LabelValue = Union[str, int]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Iterator, Mapping
+
+LabelValue = str | int
 
 # The signal handler reads this variable's value (a _core.LabelSet) directly
 # from the running context, so it must stay this one object.

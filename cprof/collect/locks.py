@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple  # Wait is one
 
 from .. import _core
 from ..pprof.model import Sample, ValueType
@@ -24,6 +24,10 @@ from ..pprof.profile import Profile
 from ..pprof.textformat import frame_lines, tabwrite
 from . import patches
 from .symbols import resolve
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 SAMPLE_TYPES = [ValueType("contentions", "count"), ValueType("delay", "nanoseconds")]
 
@@ -107,15 +111,16 @@ def profile(kind: str) -> Profile:
     """The mutex or block profile so far: contentions/count and
     delay/nanoseconds per stack (default delay, as pprof picks the last)."""
     tables, rows = _rows(kind)
-    mappings, functions, locations, stacks = resolve(tables)
-    samples = [Sample([round(count), round(delay)], stacks[stack])
+    resolved = resolve(tables)
+    samples = [Sample([round(count), round(delay)], resolved.stacks[stack])
                for stack, count, delay in rows if round(count) > 0]
     what = ("contended releases, 1 in "
             f"{_settings['mutex']} recorded" if kind == "mutex"
             else f"waits, rate {_settings['block']} ns")
     return Profile(SAMPLE_TYPES, samples, period_type=ValueType("contentions", "count"),
                    period=1, time_ns=_started_ns, comments=[f"cprof {kind} profile: {what}"],
-                   mappings=mappings, locations=locations, functions=functions)
+                   mappings=resolved.mappings, locations=resolved.locations,
+                   functions=resolved.functions)
 
 
 def text(kind: str) -> str:

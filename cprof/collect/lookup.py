@@ -7,12 +7,18 @@
 from __future__ import annotations
 
 import io
-from typing import Callable, NamedTuple
+from typing import NamedTuple  # _Kind is one
 
 from ..pprof import textformat
-from ..pprof.io import Dest, write_bytes
+from ..pprof.io import write_bytes
 from ..pprof.profile import Profile
 from . import heap, locks, threads
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from ..pprof.io import Dest
 
 
 class _Kind(NamedTuple):

@@ -44,7 +44,6 @@ import time
 import types
 import weakref
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .. import _core
 from .symbols import frame_line
@@ -204,13 +203,14 @@ def _patch_asyncio_module(module: Any, on: bool) -> None:
         elif not on and original is not None:
             setattr(cls, name, original)
 
-
 # The two classes below follow the import protocol (find_spec; create_module and
 # exec_module) without importlib.abc's base classes at run time, which add
 # nothing they use: importing importlib.abc loads importlib.resources, inspect
 # and pathlib, ~8 ms of every cprof record's start-up. The type checker sees them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from importlib.abc import Loader as _Loader, MetaPathFinder as _MetaPathFinder
+    from typing import Any, Callable, Sequence
 else:
     _Loader = _MetaPathFinder = object
 

@@ -18,9 +18,12 @@ import subprocess
 import sys
 import threading
 import types
-from typing import Any, Callable, NoReturn, Sequence
 
 from . import patches
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Sequence
 
 # Interpreters: python, python3, python3.12, python3.13t, pypy3, python3-dbg.
 _PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?t?)?(-dbg)?$")
@@ -148,8 +151,6 @@ def _run(code: types.CodeType, main: types.ModuleType) -> int:
     except KeyboardInterrupt:
         status = 130
     return status
-
-
 
 
 def _join_threads() -> None:

@@ -14,10 +14,14 @@ import re
 import sys
 import sysconfig
 from types import CodeType, FrameType
-from typing import Any, Callable, NamedTuple, Sequence, TypeVar
 
-from ..pprof.builder import PYTHON_MAPPING
-from ..pprof.model import Function, Line, Location, Mapping
+from ..pprof.model import PYTHON_MAPPING, Function, Line, Location, Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Sequence, TypeVar
+
+    T = TypeVar("T")
 
 # cprof's own files: everything under the package's directory.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -43,11 +47,18 @@ ROOT_FRAMES: frozenset[tuple[str, str]] = frozenset({_own("collect/runner.py", "
 KEPT_FRAMES: frozenset[tuple[str, str]] = frozenset({_own("jupyter.py", "_execute")})
 
 
-class Resolved(NamedTuple):
-    mappings: list[Mapping]  # the interpreter's first, then native objects' (if any)
-    functions: list[Function]
-    locations: list[Location]
-    stacks: list[tuple[Location, ...]]
+class Resolved:
+    """A profile's tables resolved: its mappings (the interpreter's first, then
+    native objects', if any), functions, locations and stacks (leaf first)."""
+
+    __slots__ = ("mappings", "functions", "locations", "stacks")
+
+    def __init__(self, mappings: list[Mapping], functions: list[Function],
+                 locations: list[Location], stacks: list[tuple[Location, ...]]) -> None:
+        self.mappings = mappings
+        self.functions = functions
+        self.locations = locations
+        self.stacks = stacks
 
 
 def module_names() -> dict[str, str]:
@@ -258,7 +269,6 @@ def resolve(tables: dict[str, Any]) -> Resolved:
     return Resolved(mappings, functions, locations, stacks)
 
 
-T = TypeVar("T")
 
 # What a frame is, for fold_cprof: cprof's own code, code of the standard
 # library (or native, or synthetic), or the program's.

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import sys
 from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def all_tasks() -> list[Any]:

@@ -18,7 +18,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import Any, Iterable, Sequence
 
 from ..pprof.builder import Frame, ProfileBuilder
 from ..pprof.profile import Profile
@@ -26,6 +25,10 @@ from . import locks, patches
 from .tasks import all_tasks, directory_of as _directory_of
 from .symbols import (HIDDEN_FRAMES, PACKAGE_DIR, ROOT_FRAMES, fold_cprof, frame_kind,
                       frame_line, library_dirs, module_names, names)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ type's flat, then cum, descending, then by name.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Literal
 
 from ..pprof.model import LabelValue
 from .folded import location_names
 from .frames import frames_by_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from ..pprof.profile import Profile
 
 PANDAS_MISSING = ("to_dataframe needs pandas, an optional dependency of cprof: "

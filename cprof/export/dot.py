@@ -34,7 +34,6 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from typing import TYPE_CHECKING, Iterable
 
 from ..pprof.model import LabelValue
 from ..pprof.profile import label_items
@@ -44,7 +43,10 @@ from ..report.graph import EDGE_FRACTION, NODE_FRACTION
 from ..report.text import active_filters, output_unit, percentage, profile_labels
 from ..report.tree import NODE_COUNT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Iterable
+
     from ..pprof.profile import Profile
 
 MAX_NODELETS = 4  # label boxes per node, as pprof

@@ -15,13 +15,14 @@ flamegraph.pl reads only non-negative counts, so a stack that sums below zero
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
-from ..pprof.io import Dest, write_bytes
+from ..pprof.io import write_bytes
 from ..pprof.model import Line, Location, Sample
 from .frames import frame_label, frames_by_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from ..pprof.io import Dest
     from ..pprof.profile import Profile
 
 

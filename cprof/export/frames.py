@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import array
 import os
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple  # Frames is one
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
 
 # ProfileData.nodes()'s rows: (name, file, start line, line, binary, source
 # file, source start line).

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Container
-from typing import TYPE_CHECKING
 
 from ..report.text import percentage
 from ..report.top import TopReport
 from .flamegraph.html import html_fragment
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from ..pprof.profile import Profile
 

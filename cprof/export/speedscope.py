@@ -17,15 +17,18 @@ profiles: the stacks that grew, and the magnitude of those that shrank.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..pprof.io import Dest, write_bytes
+from ..pprof.io import write_bytes
 from ..pprof.model import Sample
 from .folded import location_names
 from .frames import frames_by_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ..pprof.io import Dest
     from ..pprof.profile import Profile
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"

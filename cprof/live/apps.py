@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import time
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from ..collect import heap
 from .endpoints import (DEFAULT_MAX_SECONDS, MAX_BODY, PREFIX, Endpoints, Pending, Request,
                         Response, content_length, error, guarded, heap_on)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Awaitable, Callable, Iterable, MutableMapping
+
+    WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+    Scope = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+    Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _ours(endpoints: Endpoints, *paths: str) -> str | None:

@@ -25,7 +25,6 @@ import time
 from base64 import b64decode
 from binascii import Error as Base64Error
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar, Union
 from urllib.parse import parse_qs
 
 from ..collect import cpu, heap, runner
@@ -33,6 +32,12 @@ from ..collect.lookup import NamedProfile, lookup, profiles
 from ..pprof import ops, textformat
 from ..pprof.model import ValueType
 from ..pprof.profile import Profile
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+    T = TypeVar("T")
 
 PREFIX = "/debug/pprof"
 DEFAULT_CPU_SECONDS = 30
@@ -107,8 +112,7 @@ class Pending:
     cancel: Callable[[], Response]
 
 
-Result = Union[Response, Pending]
-T = TypeVar("T")
+Result = Response | Pending
 
 
 class BadRequest(Exception):

@@ -24,12 +24,15 @@ import warnings
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Iterable
 from urllib.parse import unquote
 
 from ..collect import heap, patches
 from .endpoints import (DEFAULT_MAX_SECONDS, PREFIX, TEXT, Endpoints, Pending, Request, Response,
                         content_length, error, guarded, heap_on, heap_release)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 ENV_VAR = "CPROF_SERVE"
 TOKEN_ENV_VAR = "CPROF_SERVE_TOKEN"

@@ -7,15 +7,14 @@ one Location per (function, line), so the profile stays compact.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping as MappingType, NamedTuple, Sequence, Union
+from typing import NamedTuple  # Frame is one
 
-from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
+from .model import PYTHON_MAPPING, Function, LabelValue, Line, Location, Mapping, Sample, ValueType
 from .profile import Profile
 
-# The interpreter's one mapping: Python frames come with names, files and lines,
-# so pprof must never try to symbolize them.
-PYTHON_MAPPING = Mapping(id=1, filename="python", has_functions=True, has_filenames=True,
-                         has_line_numbers=True)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping as MappingType, Sequence, Union
 
 
 class Frame(NamedTuple):
@@ -29,7 +28,8 @@ class Frame(NamedTuple):
     system_name: str = ""
 
 
-FrameLike = Union[Frame, tuple[Any, ...]]
+if TYPE_CHECKING:
+    FrameLike = Union[Frame, tuple[Any, ...]]
 
 
 class ProfileBuilder:

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import TYPE_CHECKING, Callable, Iterable
 
-from .model import LabelValue
-from .ops import Pattern, bulk, compile_pattern
+from .ops import bulk, compile_pattern
 from .profile import HEADER_FIELDS, Profile, label_items
 from .units import scale
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Callable, Iterable
+
     from .. import _core
+    from .model import LabelValue
+    from .ops import Pattern
 
-LabelItems = tuple[tuple[str, LabelValue, str], ...]
-TagFilter = Callable[[LabelItems], bool]
-
+    LabelItems = tuple[tuple[str, LabelValue, str], ...]
+    TagFilter = Callable[[LabelItems], bool]
+    NumFilter = Callable[[int, str], bool]
 
 # Each filter's bit in csrc/analysis/filter.h's cprof_filter_t.
 _BITS = {"focus": 1, "ignore": 2, "hide": 4, "show": 8, "show_from": 16, "prune_from": 32}
@@ -170,8 +173,6 @@ def num_label_units(profile: Profile) -> dict[str, str]:
 
 
 _RANGE = re.compile(r"([+-]?[0-9]+)([A-Za-z]+)?")
-
-NumFilter = Callable[[int, str], bool]
 
 
 def parse_range(text: str) -> NumFilter | None:

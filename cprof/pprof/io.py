@@ -8,9 +8,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import IO, Union
 
-Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import IO, Union
+
+    Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+
 
 def write_bytes(dest: Dest, data: bytes) -> None:
     """Write data to a path, atomically (a temporary file renamed into place:

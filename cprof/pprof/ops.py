@@ -18,20 +18,21 @@ import gc
 import math
 import operator
 import re
-from dataclasses import replace
-from typing import Callable, Iterable, Literal, ParamSpec, Sequence, TypeVar, Union
 
 from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
 from .profile import Profile
 from .units import scale as scale_unit
 
-Pattern = Union[str, "re.Pattern[str]"]
-Granularity = Literal["function", "file", "line", "address"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Literal, ParamSpec, Sequence, TypeVar, Union
+
+    Pattern = Union[str, "re.Pattern[str]"]
+    Granularity = Literal["function", "file", "line", "address"]
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 DIFF_BASE_LABEL = "pprof::base"  # pprof's mark on the samples of a -diff_base profile
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _LabelKey = tuple[tuple[tuple[str, tuple[str, ...]], ...],
                   tuple[tuple[str, tuple[tuple[int, str], ...]], ...]]
@@ -348,7 +349,7 @@ class _Merger:
         key = (size, src.offset, src.build_id or src.filename)
         m = self.mappings.get(key)
         if m is None:
-            m = self.mappings[key] = replace(src, id=len(self.mappings) + 1)
+            m = self.mappings[key] = src.replace(id=len(self.mappings) + 1)
             self.mapping_order.append(m)
             got = (m, 0)
         else:
@@ -362,7 +363,7 @@ class _Merger:
             key = (src.start_line, src.name, src.system_name, src.filename)
             f = self.functions.get(key)
             if f is None:
-                f = self.functions[key] = replace(src, id=len(self.functions) + 1)
+                f = self.functions[key] = src.replace(id=len(self.functions) + 1)
             self.function_of[id(src)] = f
         return f
 
@@ -485,8 +486,8 @@ def aggregate(profile: Profile, by: Granularity = "function", *,
     def mapping(m: Mapping) -> Mapping:
         made = mappings.get(id(m))
         if made is None:
-            made = mappings[id(m)] = replace(
-                m, has_line_numbers=m.has_line_numbers and keep_lines,
+            made = mappings[id(m)] = m.replace(
+                has_line_numbers=m.has_line_numbers and keep_lines,
                 has_inline_frames=m.has_inline_frames and inlines)
         return made
 

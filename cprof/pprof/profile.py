@@ -14,20 +14,24 @@ import os
 import sys
 import zlib
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar, Union, overload
 
 from .. import _core
-from .io import Dest, write_bytes
+from .io import write_bytes
 from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import IO, Any, Callable, Iterable, Iterator, TypeVar, Union, overload
+
     from ..report.top import TopReport
+    from .io import Dest
+
+    Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+    T = TypeVar("T")
+else:
+    T = "T"  # collections.abc's generic classes take any parameter at run time
 
 ProfileError = _core.ProfileError
-
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
-
-T = TypeVar("T")
 
 _BATCH = 4096
 
@@ -47,10 +51,11 @@ class _LazyList(Sequence[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
+    if TYPE_CHECKING:
+        @overload
+        def __getitem__(self, i: int) -> T: ...
+        @overload
+        def __getitem__(self, i: slice) -> list[T]: ...
 
     def __getitem__(self, i: int | slice) -> T | list[T]:
         if isinstance(i, slice):

@@ -12,10 +12,14 @@ import math
 import re
 import resource
 import sys
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple  # HeapRecord is one
 
 from .model import Function, Line, Location, Sample
 from .profile import Profile, ProfileError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 
 def tabwrite(lines: Sequence[str], *, tabwidth: int = 8, padding: int = 1) -> str:

@@ -8,20 +8,25 @@ a value reaches); ``format_value`` is the short form cprof's own messages use;
 
 from __future__ import annotations
 
-from typing import NamedTuple
+
+class Unit:
+    __slots__ = ("name", "factor", "reads", "also")
+
+    def __init__(self, name: str, factor: float, reads: tuple[str, ...],
+                 also: tuple[str, ...] = ()) -> None:
+        self.name = name        # as pprof prints it
+        self.factor = factor    # in the family's smallest unit
+        self.reads = reads      # the names pprof's measurement package accepts
+        self.also = also        # more names a budget may use (never printed)
 
 
-class Unit(NamedTuple):
-    name: str                 # as pprof prints it
-    factor: float             # in the family's smallest unit
-    reads: tuple[str, ...]    # the names pprof's measurement package accepts
-    also: tuple[str, ...] = ()  # more names a budget may use (never printed)
+class Family:
+    __slots__ = ("units", "default", "default_factor")
 
-
-class Family(NamedTuple):
-    units: list[Unit]
-    default: str              # pprof's name for a value with no better unit
-    default_factor: float
+    def __init__(self, units: list[Unit], default: str, default_factor: float) -> None:
+        self.units = units
+        self.default = default  # pprof's name for a value with no better unit
+        self.default_factor = default_factor
 
 
 _FAMILIES: list[Family] = [

@@ -9,9 +9,6 @@ pprof's header lines. The CLI's analysis commands read profiles through here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
-
 from ..pprof.filter import LEGEND, filter as filter_profile
 from ..pprof.model import Function, Line, Location, Sample
 from ..pprof.ops import (aggregate, diff, keep_scope, map_stack, merge, subtract,
@@ -20,24 +17,30 @@ from ..pprof.profile import Profile, load
 from .graph import GRAINS, printable_name
 from .top import TopReport, top
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
-@dataclass
+
 class Input:
     """What an analysis command works on, as pprof's driver makes it: the
     PROFILE arguments merged, the bases applied and the filters
     (``filtered``); the granularity; the sample type's index; what reports
     take percentages of (``total``: pprof's, taken before the filters, of the
     base's samples alone in a -diff_base profile); the legend of the filters;
-    and the first PROFILE's path, for titles and output names."""
+    whether the filters left no sample of a profile that had some; and the
+    first PROFILE's path, for titles and output names."""
 
-    filtered: Profile
-    index: int
-    total: int
-    filters: list[str]
-    name: str
-    granularity: str | None = None
-    matched_nothing: bool = False  # the filters left no sample of a profile that had some
-    aggregated: Profile | None = None
+    def __init__(self, filtered: Profile, index: int, total: int, filters: list[str], name: str,
+                 granularity: str | None = None, matched_nothing: bool = False) -> None:
+        self.filtered = filtered
+        self.index = index
+        self.total = total
+        self.filters = filters
+        self.name = name
+        self.granularity = granularity
+        self.matched_nothing = matched_nothing
+        self.aggregated: Profile | None = None
 
     @property
     def profile(self) -> Profile:

@@ -27,11 +27,13 @@ from __future__ import annotations
 import collections
 import itertools
 import posixpath
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..pprof.model import Location, Sample
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Callable, Iterable, Sequence
+
     from .. import _core
     from ..pprof.profile import Profile
 
@@ -42,7 +44,7 @@ EDGE_FRACTION = 0.001  # pprof's -edgefraction default
 Info = tuple[str, str, int, int, str]
 
 # Distinct stacks, leaf first: the locations' ids, the locations, their summed value.
-Stacks = list[tuple[tuple[int, ...], Sequence[Location], int]]
+Stacks = list[tuple[tuple[int, ...], "Sequence[Location]", int]]
 
 
 class Edge:

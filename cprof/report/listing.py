@@ -19,13 +19,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
 
 from ..pprof.units import scaled_label
 from .graph import Node, base_name, build, clean_path, line_infos, profile_stacks
 from .text import percentage
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Iterator
+
     from ..pprof.profile import Profile
 
 _MARGIN = 5  # lines shown before the first and after the last sampled line

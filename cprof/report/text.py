@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from ..pprof.units import scale, scaled_label
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Callable, Iterable, Protocol
+
     from ..pprof.profile import Profile
+
 
 def percentage(value: int, total: int) -> str:
     """pprof's Percentage: five wide, "  100%" near 100, two significant
@@ -27,14 +30,15 @@ def percentage(value: int, total: int) -> str:
     return f"{ratio:5.2g}%"
 
 
-class Valued(Protocol):
-    """Anything with pprof's flat and cum values (a graph node, a report row)."""
+if TYPE_CHECKING:
+    class Valued(Protocol):
+        """Anything with pprof's flat and cum values (a graph node, a report row)."""
 
-    @property
-    def flat(self) -> int: ...
+        @property
+        def flat(self) -> int: ...
 
-    @property
-    def cum(self) -> int: ...
+        @property
+        def cum(self) -> int: ...
 
 
 def output_unit(nodes: Iterable[Valued], total: int, sample_unit: str) -> str:

@@ -19,41 +19,55 @@ the demangling heuristics of pprof's symbolizer (reports print names as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
-
+from ..pprof.model import Frozen, set_field
 from ..pprof.units import scaled_label
 from .graph import EDGE_FRACTION, NODE_FRACTION, Trimmed, graph_paths
 from .text import active_filters, graph_labels, output_unit, percentage, profile_labels
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Iterator
+
     from ..pprof.profile import Profile
 
 
-@dataclass(frozen=True)
-class TopRow:
+class TopRow(Frozen):
     """One function of a top report. Percentages are of the report's total
     (0-100); ``inline`` is "", "(inline)" or "(partial-inline)" as pprof marks
     a function that was inlined into all or some of its callers."""
 
+    __slots__ = ("name", "flat", "flat_pct", "sum_pct", "cum", "cum_pct", "inline")
     name: str
     flat: int
     flat_pct: float
     sum_pct: float
     cum: int
     cum_pct: float
-    inline: str = ""
+    inline: str
+
+    def __init__(self, name: str, flat: int, flat_pct: float, sum_pct: float, cum: int,
+                 cum_pct: float, inline: str = "") -> None:
+        set_field(self, "name", name)
+        set_field(self, "flat", flat)
+        set_field(self, "flat_pct", flat_pct)
+        set_field(self, "sum_pct", sum_pct)
+        set_field(self, "cum", cum)
+        set_field(self, "cum_pct", cum_pct)
+        set_field(self, "inline", inline)
 
 
-@dataclass
-class TopReport:
+class TopReport(Frozen):
     """The rows of ``go tool pprof -top``; ``str()`` prints it as pprof does.
 
     ``total`` is the sum of the absolute values of ``sample_type`` over all
     samples; ``shown`` the flat sum of the rows; ``dropped`` how many functions
     fell under ``node_fraction`` of the total, and ``candidates`` how many were
-    left to choose the rows from."""
+    left to choose the rows from; ``unit`` the unit every value is printed in
+    (pprof's -unit=minimum); ``profile_labels`` the lines above the counts
+    (File, Type, Time, Duration ... and the active filters)."""
 
+    __slots__ = ("rows", "sample_type", "sample_unit", "total", "shown", "dropped",
+                 "candidates", "node_cutoff", "unit", "profile_labels")
     rows: list[TopRow]
     sample_type: str
     sample_unit: str
@@ -62,8 +76,22 @@ class TopReport:
     dropped: int
     candidates: int
     node_cutoff: int
-    unit: str  # the unit every value is printed in (pprof's -unit=minimum)
-    profile_labels: list[str] = field(default_factory=list)
+    unit: str
+    profile_labels: list[str]
+
+    def __init__(self, rows: list[TopRow], sample_type: str, sample_unit: str, total: int,
+                 shown: int, dropped: int, candidates: int, node_cutoff: int, unit: str,
+                 profile_labels: list[str] | None = None) -> None:
+        set_field(self, "rows", rows)
+        set_field(self, "sample_type", sample_type)
+        set_field(self, "sample_unit", sample_unit)
+        set_field(self, "total", total)
+        set_field(self, "shown", shown)
+        set_field(self, "dropped", dropped)
+        set_field(self, "candidates", candidates)
+        set_field(self, "node_cutoff", node_cutoff)
+        set_field(self, "unit", unit)
+        set_field(self, "profile_labels", [] if profile_labels is None else profile_labels)
 
     def __iter__(self) -> Iterator[TopRow]:
         return iter(self.rows)
@@ -118,12 +146,12 @@ def top(profile: Profile, n: int | None = None, *, cum: bool = False,
         flat_sum += nd.flat
         rows.append(TopRow(nd.name, nd.flat, _pct(nd.flat, total), _pct(flat_sum, total),
                            nd.cum, _pct(nd.cum, total), nd.inline_label()))
-    report = TopReport(rows, vt.type, vt.unit, total, flat_sum, g.dropped, g.candidates,
-                       abs(int(total * node_fraction)), output_unit(g.nodes, total, vt.unit))
-    report.profile_labels = (profile_labels(profile, vt.type, vt.unit, total,
-                                            report.format_value)
-                             + active_filters(profile.active_filters))
-    return report
+    unit = output_unit(g.nodes, total, vt.unit)
+    labels = profile_labels(profile, vt.type, vt.unit, total,
+                            lambda value: scaled_label(value, vt.unit, unit))
+    return TopReport(rows, vt.type, vt.unit, total, flat_sum, g.dropped, g.candidates,
+                     abs(int(total * node_fraction)), unit,
+                     labels + active_filters(profile.active_filters))
 
 
 def _pct(value: int, total: int) -> float:

@@ -10,7 +10,6 @@ best unit for it alone, and its functions leaf first, an inlined call marked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Hashable, Sequence
 
 from ..pprof.filter import label_units
 from ..pprof.model import LabelValue, Location, Mapping, Sample
@@ -18,7 +17,10 @@ from ..pprof.units import scaled_label
 from .graph import function_infos, printable_name
 from .text import profile_labels
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Hashable, Sequence
+
     from ..pprof.profile import Profile
 
 _SEPARATOR = "-----------+-------------------------------------------------------"
@@ -83,8 +85,6 @@ def _frames(loc: Location) -> list[str]:
     infos = function_infos(loc)
     return [printable_name(info) + (" (inline)" if i != len(infos) - 1 else "")
             for i, info in enumerate(infos)]
-
-
 
 
 def _mapping_key(m: Mapping | None) -> Hashable:

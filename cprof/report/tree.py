@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..pprof.filter import filter as filter_profile
 from ..pprof.units import scaled_label
 from .graph import EDGE_FRACTION, NODE_FRACTION, Edge, Trimmed, graph_paths, sorted_edges
 from .text import active_filters, graph_labels, output_unit, percentage, profile_labels
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Iterable, Iterator
+
     from ..pprof.profile import Profile
 
 NODE_COUNT = 80  # pprof's -nodecount default for every report but top

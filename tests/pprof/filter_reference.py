@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from cprof.pprof.model import Line, Location, Sample
-from cprof.pprof.ops import Pattern, bulk, compile_pattern, unique_locations, with_samples
+from cprof.pprof.ops import bulk, compile_pattern, unique_locations, with_samples
 from cprof.pprof.profile import Profile
 from cprof.pprof.units import scale
+
+if TYPE_CHECKING:
+    from cprof.pprof.ops import Pattern
 
 TagFilter = Callable[[Sample], bool]
 

@@ -15,7 +15,6 @@ import os
 import subprocess
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -244,7 +243,7 @@ def strip_start_lines(p: Profile) -> Profile:
     """The profile with every function's start line 0: pprof's -files keeps
     functions of one file apart by their start lines."""
     locs = {id(loc): Location(loc.id, loc.address, loc.mapping,
-                              tuple(Line(replace(ln.function, start_line=0)
+                              tuple(Line(ln.function.replace(start_line=0)
                                          if ln.function else None, ln.line) for ln in loc.lines))
             for loc in p.locations}
     return with_samples(p, [Sample._raw(s.values, tuple(locs[id(loc)] for loc in s.locations),

@@ -25,18 +25,18 @@ import functools
 import html as _html
 import json
 import os
-from bisect import bisect_left, bisect_right
-from itertools import accumulate, chain as _chain, repeat
-from math import gcd
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from math import gcd
 
 from ...pprof.io import write_bytes
-from ...pprof.model import Location, Sample
 from ...pprof.units import scale
 from ..frames import frames_by_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...pprof.profile import Profile
 
 DEFAULT_MIN_WIDTH_FRACTION = 0.00001  # 0.001%: 2 px of a 1200 px frame zoomed to 1/600 of the total
@@ -225,7 +225,6 @@ def prune_note(tree: CallTree) -> str:
     return (f"{tree.hidden} tiny {frames} (each narrower than "
             f"{tree.min_width_fraction * 100:g}% of the total, with all {calls}) "
             "hidden to keep this graph fast; search still counts them.")
-
 
 
 @functools.cache

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ...pprof.io import write_bytes
@@ -21,7 +20,10 @@ from ...pprof.units import scaled_label
 from ...report.text import percentage
 from .html import CallTree, call_tree
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...pprof.profile import Profile
 
 _PAD = 10
