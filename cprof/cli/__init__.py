@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .parser import parser
+    from .parser import parse
     if argv is None:
         argv = sys.argv[1:]
-    args = parser(argv).parse_args(argv)
+    args = parse(argv)
     module, function = args.run.rsplit(".", 1)
     run = getattr(importlib.import_module(f".{module}", __name__), function)
     try:

@@ -7,7 +7,6 @@ them.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,6 +18,7 @@ from ..pprof.units import format_value
 # (tests/cli/test_cli_imports.py).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    import argparse
     from pathlib import Path
     from typing import Sequence
 

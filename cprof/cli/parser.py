@@ -6,15 +6,21 @@ nothing of cprof's: the defaults it shows are copies of the constants where
 they are defined (the collectors, the server, the call graph), so that
 ``cprof top`` does not load the server or the collectors to say its usage.
 tests/cli/test_cli_imports.py checks that each copy equals its original.
+The grammar is built on argparse, or on quick.Recorder, which reads plain
+command lines without importing argparse (parse()).
 """
 
 from __future__ import annotations
 
-import argparse
+from .quick import REMAINDER, SUPPRESS, Namespace, Recorder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, Sequence
+
+    # What the grammar is built on: argparse, or the quick reading's Recorder.
+    Builder = argparse.ArgumentParser | Recorder
 
 # Copies of the defaults of the modules named, which tests/cli/test_cli_imports.py
 # compares with the originals: importing those modules would cost every command
@@ -29,7 +35,7 @@ NODE_FRACTION = 0.005  # report.graph
 EDGE_FRACTION = 0.001  # report.graph
 
 
-def _add_profile_options(parser: argparse.ArgumentParser, *, bases: bool = True) -> None:
+def _add_profile_options(parser: Builder, *, bases: bool = True) -> None:
     """The options every analysis command shares, by go tool pprof's names
     (-focus, -sample_index, -diff_base) and as --kebab-case."""
     g = parser.add_argument_group("profile options (go tool pprof's, by its names too)")
@@ -66,9 +72,9 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, bases: bool = True)
 
 
 def _add_analysis(sub: Any, name: str, run: str, help: str, *,
-                  regex: str | None = None) -> argparse.ArgumentParser:
+                  regex: str | None = None) -> Builder:
     """An analysis command: [REGEX] PROFILE... and the shared options."""
-    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help + ".")
+    p: Builder = sub.add_parser(name, help=help, description=help + ".")
     if regex is not None:
         p.add_argument("regex", metavar="REGEX", help=regex)
     p.add_argument("profiles", nargs="+", metavar="PROFILE",
@@ -78,7 +84,7 @@ def _add_analysis(sub: Any, name: str, run: str, help: str, *,
     return p
 
 
-def _add_top_options(p: argparse.ArgumentParser, node_count: int | None) -> None:
+def _add_top_options(p: Builder, node_count: int | None) -> None:
     p.add_argument("-n", "-nodecount", "--nodecount", dest="nodecount", type=int,
                    default=node_count, metavar="N",
                    help=f"show the N heaviest functions (default: {node_count or 'all'})")
@@ -140,11 +146,11 @@ def _add_analysis_commands(sub: Any) -> None:
     p.set_defaults(run="analysis.cmd_diff")
 
 
-def _add_program(p: argparse.ArgumentParser, run: str) -> None:
+def _add_program(p: Builder, run: str) -> None:
     """The program to run, as python takes it (runner.program reads these)."""
-    p.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ARGS",
+    p.add_argument("-m", dest="module", nargs=REMAINDER, metavar="MODULE ARGS",
                    help="run a module as python -m does")
-    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("command", nargs=REMAINDER, help=SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -173,30 +179,42 @@ class _Commands:
         self.wanted = wanted
         self.found = False
 
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    def add_parser(self, name: str, **kwargs: Any) -> Builder:
         if self.wanted is None or name == self.wanted:
             self.found = True
-            made: argparse.ArgumentParser = self.sub.add_parser(name, **kwargs)
+            made: Builder = self.sub.add_parser(name, **kwargs)
             return made
         return _Unbuilt()  # type: ignore[return-value]  # takes every call and ignores it
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace | Namespace:
+    """The command line ``argv``, parsed: by the quick reading when it is a
+    plain one (quick.py), else by argparse."""
+    if argv and not argv[0].startswith("-"):
+        recorder = Recorder()
+        if _grammar(argv[0], recorder):
+            quick = recorder.commands[argv[0]].read(argv[1:])
+            if quick is not None:
+                return quick
+    return parser(argv).parse_args(argv)
 
 
 def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The command line's grammar; given the arguments it is to parse, only
     what parsing them needs of it (the whole grammar when None)."""
+    import argparse
     if argv and not argv[0].startswith("-"):
-        built = _grammar(argv[0])
-        if built is not None:
+        built = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
+        if _grammar(argv[0], built):
             return built
-    whole = _grammar(None)
-    assert whole is not None
+    whole = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
+    _grammar(None, whole)
     return whole
 
 
-def _grammar(wanted: str | None) -> argparse.ArgumentParser | None:
-    """The grammar with every command, or with command ``wanted`` only (None
-    if there is no such command)."""
-    parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
+def _grammar(wanted: str | None, parser: Builder) -> bool:
+    """Build on ``parser`` the grammar with every command, or with command
+    ``wanted`` only; False if there is no such command."""
     sub: Any = _Commands(parser.add_subparsers(dest="command", required=True,
                                                metavar="COMMAND"), wanted)
     s = sub.add_parser("summary", help="say what a profile holds; optionally write it back")
@@ -309,4 +327,4 @@ def _grammar(wanted: str | None) -> argparse.ArgumentParser | None:
                         "or .diff.html with --baseline)")
     c.set_defaults(run="check.cmd_check")
     _add_analysis_commands(sub)
-    return parser if sub.found else None
+    return bool(sub.found)

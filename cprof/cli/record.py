@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +17,8 @@ from ..pprof.model import Sample
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    import argparse
+    import subprocess
     from typing import IO
 
 # At the top, not where used: a termination signal's handler writes the profile
@@ -241,13 +240,20 @@ class _RepeatedRuns:
         self.tmp = tmp
         self.runs: list[Profile] = []
         self.child: subprocess.Popen[bytes] | None = None
+        # Imported here, not at the top, as only --repeat uses them (start-up
+        # time of every cprof record); and not where used: the signal handler
+        # below must not import.
+        import shutil
+        import subprocess
+        self._rmtree = shutil.rmtree
+        self._popen = subprocess.Popen
 
     def path(self, i: int) -> str:
         return os.path.join(self.tmp, f"run{i}.prof")
 
     def run(self, i: int, command: list[str]) -> int:
         """Run ``i`` (from 0); its exit status (negative: killed by a signal)."""
-        self.child = subprocess.Popen(command)
+        self.child = self._popen(command)
         # os.waitpid, not Popen.wait: the signal handler below waits for the
         # child too, and Popen.wait holds a lock a handler cannot take.
         _, wait_status = os.waitpid(self.child.pid, 0)
@@ -296,7 +302,7 @@ class _RepeatedRuns:
                                f"profile was written")
         except Exception as e:
             runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._rmtree(self.tmp, ignore_errors=True)
         runner.die_of(signum)
 
 

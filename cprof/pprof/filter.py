@@ -12,7 +12,6 @@ file name of its mapping; prune_from looks at function names only.
 from __future__ import annotations
 
 import itertools
-import re
 
 from .ops import bulk, compile_pattern
 from .profile import HEADER_FIELDS, Profile, label_items
@@ -120,16 +119,18 @@ LEGEND = ("focus", "ignore", "hide", "show", "show_from", "tagfocus", "tagignore
 
 
 def _text(pattern: Pattern) -> str:
-    return pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+    return pattern if isinstance(pattern, str) else pattern.pattern
 
 
-_BRACKETS = re.compile(r"\(anonymous namespace\)|operator\(\)|\(")
+# Imported where used, not at the top: cprof top without a filter has no use for re.
+_BRACKETS = r"\(anonymous namespace\)|operator\(\)|\("
 
 
 def _simplify(name: str) -> str:
     """pprof's simplifyFunc: C++ argument lists cut off."""
     name = name.removeprefix(".")
-    for m in _BRACKETS.finditer(name):
+    import re
+    for m in re.finditer(_BRACKETS, name):
         if m.group() == "(":
             return name[:m.start()]
     return name
@@ -172,14 +173,15 @@ def num_label_units(profile: Profile) -> dict[str, str]:
     return label_units(s.label_items for s in profile.samples)
 
 
-_RANGE = re.compile(r"([+-]?[0-9]+)([A-Za-z]+)?")
+_RANGE = r"([+-]?[0-9]+)([A-Za-z]+)?"
 
 
 def parse_range(text: str) -> NumFilter | None:
     """pprof's tag range: ``32kb`` (equal), ``:64kb`` (at most), ``4mb:`` (at
     least) or ``12kb:64mb`` (between, inclusive), as a test of a value in a
     unit; None when ``text`` is not a range (it is then a regular expression)."""
-    found = list(itertools.islice(_RANGE.finditer(text), 2))
+    import re
+    found = list(itertools.islice(re.finditer(_RANGE, text), 2))
     if not found:
         return None
     low, low_unit = int(found[0].group(1)), found[0].group(2) or ""

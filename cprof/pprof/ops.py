@@ -17,7 +17,6 @@ import functools
 import gc
 import math
 import operator
-import re
 
 from .model import Function, LabelValue, Line, Location, Mapping, Sample, ValueType
 from .profile import Profile
@@ -25,6 +24,7 @@ from .units import scale as scale_unit
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    import re
     from typing import Callable, Iterable, Literal, ParamSpec, Sequence, TypeVar, Union
 
     Pattern = Union[str, "re.Pattern[str]"]
@@ -87,6 +87,7 @@ def keep_scope(source: Profile, made: Profile, index: int | None = None) -> Prof
 def compile_pattern(option: str, pattern: Pattern) -> re.Pattern[str]:
     """A regular expression given as text or compiled; a bad one raises
     ValueError naming the option."""
+    import re  # here, not at the top: cprof top without a filter has no use for re
     if isinstance(pattern, re.Pattern):
         return pattern
     if not isinstance(pattern, str):
