@@ -3,7 +3,8 @@
 Loads benchmarks/large_profile.py's profile once and times, in one process,
 ``top(10)`` through the C engine (csrc/analysis: paths, then call graphs)
 and through the Python path it replaced (distinct location stacks from C,
-then report/graph.py's Paths in Python), checking that both print the same
+then the Python Paths that report/graph.py had, kept as the test reference
+tests/report/report_reference.py), checking that both print the same
 text; prints the times and their ratio. The whole pipeline against
 ``go tool pprof`` is benchmarks/analysis.py.
 
@@ -20,6 +21,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "report"))
+import report_reference  # noqa: E402
 import large_profile  # noqa: E402
 
 import cprof  # noqa: E402
@@ -37,8 +40,8 @@ def main() -> None:
     engine_times, python_times = [], []
     engine_paths = graph.graph_paths
 
-    def python_paths(profile: cprof.Profile, index: int) -> graph.Paths:
-        return graph.Paths.of(graph.profile_stacks(profile, index))
+    def python_paths(profile: cprof.Profile, index: int) -> report_reference.Paths:
+        return report_reference.Paths.of(report_reference.profile_stacks(profile, index))
 
     for _ in range(args.repeat):
         fresh = cprof.load(path)  # the engine's paths are cached per profile: time them too

@@ -178,7 +178,7 @@ typedef struct {
     cprof_itab_t index;
 } nodes_t;
 
-static uint64_t node_hash(const cprof_node_t *k)
+uint64_t cprof_node_hash(const cprof_node_t *k)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     const int64_t f[5] = {k->name, k->file, k->start_line, k->line, k->objfile};
@@ -192,7 +192,7 @@ static uint64_t node_hash(const cprof_node_t *k)
 static long node_id(nodes_t *ns, const cprof_node_t *k, const Perftools__Profiles__Function *fn,
                     const int64_t *canon)
 {
-    uint64_t h = node_hash(k);
+    uint64_t h = cprof_node_hash(k);
     size_t slot = cprof_itab_first(&ns->index, h);
     for (; ns->index.hashes[slot] != 0; slot = cprof_itab_next(&ns->index, slot))
         if (ns->index.hashes[slot] == h &&

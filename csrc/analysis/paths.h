@@ -40,6 +40,9 @@ typedef struct {
     int64_t name, file, start_line, line, objfile;
 } cprof_node_t;
 
+/* A node's hash for an intern table (cprof_itab_t), keyed per process. */
+uint64_t cprof_node_hash(const cprof_node_t *k);
+
 typedef struct {
     cprof_node_t *nodes;
     size_t n_nodes;
