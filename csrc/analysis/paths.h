@@ -84,6 +84,17 @@ int cprof_canonical_strings(const cprof_msg_t *m, int64_t **out);
 /* The canonical index of the string s in m's table, or -1 without it. */
 int64_t cprof_find_string(const cprof_msg_t *m, const int64_t *canon, const char *s);
 
+/* Samples a and b's labels, in their order, by content (keys, strings and
+ * units by canonical index, then numbers): negative, 0 (equal) or positive,
+ * fewer labels first. */
+int cprof_labels_cmp(const int64_t *canon, const Perftools__Profiles__Sample *a,
+                     const Perftools__Profiles__Sample *b);
+
+/* Whether sample s carries pprof::base=true (-diff_base's mark), given the
+ * canonical indices of "pprof::base" and "true" (-1 when the table lacks one). */
+int cprof_is_base_sample(const Perftools__Profiles__Sample *s, const int64_t *canon,
+                         int64_t base_key, int64_t true_str);
+
 /* Open addressing from a 64-bit key hash to a 32-bit index; the caller
  * compares candidates (cprof_itab_next) and inserts (cprof_itab_put). Kept
  * at most half full, so probes stay short; hashes are keyed per process. */
