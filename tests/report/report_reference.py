@@ -1,7 +1,7 @@
 """The call graph, line listing and traces as cprof first wrote them in
 Python, stack by stack and sample by sample: the reference the C engine
 (csrc/analysis/) is compared with on random profiles (test_listing_engine.py,
-test_traces_engine.py), and the "Python graph" that benchmarks/engine_top.py
+test_traces_engine.py), and the Python that benchmarks/engine_reports.py
 times against it. Kept as it was in cprof/report/graph.py, listing.py and
 traces.py, apart from its imports."""
 
