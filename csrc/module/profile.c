@@ -77,6 +77,15 @@ static int index_arg(PyObject *arg, size_t n, const char *what, Py_ssize_t *out)
     return 0;
 }
 
+/* 0 when index names one of m's sample types, else -1 with an IndexError. */
+static int check_type_index(const cprof_msg_t *m, Py_ssize_t index)
+{
+    if (index >= 0 && (size_t)index < m->n_sample_type)
+        return 0;
+    PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    return -1;
+}
+
 static PyObject *value_type(const cprof_msg_t *m, const Perftools__Profiles__ValueType *vt)
 {
     if (vt == NULL)
@@ -459,8 +468,8 @@ static PyObject *ProfileData_call_graph(ProfileData *self, PyObject *args, PyObj
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|iOp", kwlist, &index, &grain, &kept_obj,
                                      &want_edges))
         return NULL;
-    if (index < 0 || (size_t)index >= m->n_sample_type)
-        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(m, index) < 0)
+        return NULL;
     if (grain < 0 || grain >= CPROF_GRAINS)
         return PyErr_Format(PyExc_ValueError, "granularity must be 0, 1 or 2, not %d", grain);
     const cprof_paths_t *ps = paths_of(self, grain);
@@ -614,10 +623,8 @@ static PyObject *ProfileData_call_tree(ProfileData *self, PyObject *args)
         Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, j));
         if (v == -1 && PyErr_Occurred())
             goto release;
-        if (v < 0 || (size_t)v >= m->n_sample_type) {
-            PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", v);
+        if (check_type_index(m, v) < 0)
             goto release;
-        }
         types[j] = (size_t)v;
     }
     const uint32_t *fr = frames.buf;
@@ -737,10 +744,8 @@ static PyObject *ProfileData_frame_stacks(ProfileData *self, PyObject *args)
     PyObject *r = NULL;
     cprof_frame_stacks_t s = {0};
     const cprof_paths_t *ps;
-    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(self->p->msg, index) < 0)
         goto release;
-    }
     if (n_frames < 0 || (ps = frame_paths(self, &frames, (size_t)n_frames)) == NULL ||
         stacks_of(ps, &frames, index, &s) < 0) {
         if (!PyErr_Occurred())
@@ -832,8 +837,8 @@ static PyObject *ProfileData_node_tags(ProfileData *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "n|OO", &index, &kept_obj, &groups_obj))
         return NULL;
     const cprof_msg_t *m = self->p->msg;
-    if (index < 0 || (size_t)index >= m->n_sample_type)
-        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(m, index) < 0)
+        return NULL;
     const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
     if (ps == NULL)
         return NULL;
@@ -964,10 +969,8 @@ static PyObject *ProfileData_folded(ProfileData *self, PyObject *args)
                  &len) < 0)
         goto release;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
-    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(self->p->msg, index) < 0)
         goto release;
-    }
     if ((ps = frame_paths(self, &frames, (size_t)n)) == NULL || stacks_of(ps, &frames, index, &s) < 0)
         goto release;
     cprof_frame_names_t fn = {text, len};
@@ -1092,15 +1095,9 @@ static PyObject *ProfileData_listing(ProfileData *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "ny*p", &index, &fn_file, &unnamed))
         return NULL;
     PyObject *list = NULL;
-    if (index < 0 || (size_t)index >= m->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(m, index) < 0 ||
+        bytes_of(&fn_file, m->n_function * sizeof(int32_t), "fn_file (int32 each)") == NULL)
         goto release;
-    }
-    if ((size_t)fn_file.len != m->n_function * sizeof(int32_t)) {
-        PyErr_Format(PyExc_ValueError, "fn_file has %zd bytes for %zu functions (int32 each)",
-                     fn_file.len, m->n_function);
-        goto release;
-    }
     cprof_listing_t ls;
     cprof_error_t err;
     int rc;
@@ -1140,11 +1137,8 @@ static PyObject *ProfileData_merged_samples(ProfileData *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "ny*", &index, &classes))
         return NULL;
     PyObject *r = NULL;
-    if (index < 0 || (size_t)index >= m->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
-        goto release;
-    }
-    if (bytes_of(&classes, m->n_sample * sizeof(uint32_t), "label_class") == NULL)
+    if (check_type_index(m, index) < 0 ||
+        bytes_of(&classes, m->n_sample * sizeof(uint32_t), "label_class (uint32 each)") == NULL)
         goto release;
     cprof_merged_t merged;
     cprof_error_t err;

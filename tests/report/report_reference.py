@@ -3,13 +3,13 @@ Python, stack by stack and sample by sample: the reference the C engine
 (csrc/analysis/) is compared with on random profiles (test_listing_engine.py,
 test_traces_engine.py), and the Python that benchmarks/engine_reports.py
 times against it. Kept as it was in cprof/report/graph.py, listing.py and
-traces.py, apart from its imports."""
+traces.py, apart from its imports; what the engine did not replace (the
+source lines' range and reading, the labels' text) is cprof's own."""
 
 from __future__ import annotations
 
 import collections
 import itertools
-import os
 import re
 from typing import Callable, Hashable, Iterable, Sequence
 
@@ -17,10 +17,11 @@ from cprof.pprof.filter import label_units
 from cprof.pprof.model import LabelValue, Location, Mapping, Sample
 from cprof.pprof.profile import Profile
 from cprof.pprof.units import scaled_label
+from cprof.report import listing
 from cprof.report.graph import Edge, Node, clean_path, printable_name
+from cprof.report.listing import ListReport, _trim
 from cprof.report.text import profile_labels
-from cprof.report.listing import (_MARGIN, ListReport, Routine, SourceLine, _SourceReader,
-                                  _trim)
+from cprof.report.traces import _label_lines, _labels_key
 
 # pprof's NodeInfo without the address: (name, file, start line, line, binary).
 Info = tuple[str, str, int, int, str]
@@ -205,68 +206,24 @@ def build(stacks: Stacks, kept: set[Info] | None = None,
 
 
 
-def list_source(profile: Profile, regex: str, *, sample_type: str | int | None = None,
-                source_path: str | None = None, trim_path: str = "") -> ListReport:
-    """The source of the functions whose name matches ``regex`` (searched, as
-    Go's MatchString), annotated as ``go tool pprof -list``; ``source_path``
-    and ``trim_path`` as pprof's -source_path and -trim_path. Raises
-    ValueError when no function matches."""
-    rx = re.compile(regex)
-    index = profile.sample_index(sample_type)
-    vt = profile.sample_types[index]
-    total = profile.report_total(index)
+def listed_lines(profile: Profile, index: int, rx: re.Pattern[str], search_path: str,
+                 trim_path: str) -> list[tuple[str, str, int, int, str, int, int]]:
+    """What cprof.report.listing._listed_lines gives, as the Python graph
+    made it: the nodes of the line-granularity graph (files trimmed and
+    cleaned) whose function name rx matches, in the graph's order."""
     nodes = build(profile_stacks(profile, index),
-                  infos=line_infos(lambda f: _trim(f, trim_path, source_path or "")))
-    by_name: dict[str, list[Node]] = {}
-    for nd in nodes:
-        if rx.search(nd.info[0]):
-            by_name.setdefault(nd.info[0], []).append(nd)
-    if not by_name:
-        raise ValueError(f"no matches found for regexp: {regex}")
-    reader = _SourceReader(source_path or os.getcwd(), trim_path)
-    routines = []
-    for name in sorted(by_name):
-        by_file: dict[str, list[Node]] = {}
-        for nd in by_name[name]:
-            if nd.info[1]:
-                by_file.setdefault(nd.info[1], []).append(nd)
-        if not by_file:
-            routines.append(Routine(name, "", 0, 0))
-        for filename in sorted(by_file):
-            fns = by_file[filename]
-            flat, cum = sum(nd.flat for nd in fns), sum(nd.cum for nd in fns)
-            lines = _annotate(filename, reader, fns)
-            error = reader.errors.get(filename)
-            routines.append(Routine(name, filename, flat, cum, () if error else lines, error))
-    return ListReport(routines, vt.type, vt.unit, total)
+                  infos=line_infos(lambda f: _trim(f, trim_path, search_path)))
+    return [(*nd.info, nd.flat, nd.cum) for nd in nodes if rx.search(nd.info[0])]
 
 
-def _annotate(filename: str, reader: _SourceReader, fns: list[Node]) -> tuple[SourceLine, ...]:
-    """pprof's getSourceFromFile: the range of lines to show, quirks
-    included (a node that moves the start does not move the end)."""
-    _, _, start_line, lineno, _ = fns[0].info
-    start = start_line if start_line else lineno - _MARGIN
-    end = lineno + _MARGIN
-    at: dict[int, list[Node]] = {}
-    for nd in fns:
-        _, _, node_start, lineno, _ = nd.info
-        if not node_start:
-            node_start = lineno - _MARGIN
-        if node_start < start:
-            start = node_start
-        elif lineno + _MARGIN > end:
-            end = lineno + _MARGIN
-        at.setdefault(lineno, []).append(nd)
-    out = []
-    for n in range(max(start, 1), end + 1):
-        text = reader.line(filename, n)
-        if text is None:
-            break
-        here = at.get(n, [])
-        out.append(SourceLine(n, text, sum(nd.flat for nd in here), sum(nd.cum for nd in here)))
-    return tuple(out)
-
-
+def list_source(profile: Profile, regex: str, **options: object) -> ListReport:
+    """cprof.report.listing.list_source on the lines of the Python graph."""
+    engine = listing._listed_lines
+    listing._listed_lines = listed_lines
+    try:
+        return listing.list_source(profile, regex, **options)  # type: ignore[arg-type]
+    finally:
+        listing._listed_lines = engine
 
 
 _SEPARATOR = "-----------+-------------------------------------------------------"
@@ -304,26 +261,12 @@ def traces(profile: Profile, *, sample_type: str | int | None = None) -> str:
         out.append(_SEPARATOR)
         lines = labels.get(s.label_items)
         if lines is None:
-            lines = labels[s.label_items] = _label_lines(s, units)
+            lines = labels[s.label_items] = _label_lines(s.label_items, units)
         out += lines
         out.append(f"{fmt(values[index]):>10}   {stack[0]}")
         out += [_BLANK + name for name in stack[1:]]
     out.append(_SEPARATOR)
     return "\n".join(out) + "\n"
-
-
-def _label_lines(s: Sample, units: dict[str, str]) -> list[str]:
-    """A sample's string labels, then its numeric ones in their key's unit,
-    each key with its values on one line, sorted."""
-    strings: dict[str, list[str]] = {}
-    numbers: dict[str, list[str]] = {}
-    for key, value, _ in s.label_items:
-        if isinstance(value, str):
-            strings.setdefault(key, []).append(value)
-        else:
-            numbers.setdefault(key, []).append(scaled_label(value, units[key], "auto"))
-    return (sorted(f"{k:>10}:  {' '.join(vs)}" for k, vs in strings.items())
-            + sorted(f"{k:>10}:  {' '.join(vs)}" for k, vs in numbers.items()))
 
 
 def _frames(loc: Location) -> list[str]:
@@ -372,7 +315,7 @@ def merged(samples: Sequence[Sample]) -> list[tuple[Sample, list[int]]]:
             stack = stack_keys[ids] = tuple(map(location_keys.__getitem__, ids))
         labels = label_keys.get(s.label_items)
         if labels is None:
-            labels = label_keys[s.label_items] = _labels_key(s)
+            labels = label_keys[s.label_items] = _labels_key(s.label_items)
         seen = out.get((stack, labels))
         if seen is None:
             out[stack, labels] = (s, list(s.values))
@@ -380,11 +323,3 @@ def merged(samples: Sequence[Sample]) -> list[tuple[Sample, list[int]]]:
             for i, v in enumerate(s.values):
                 seen[1][i] += v
     return [(s, values) for s, values in out.values() if any(values)]
-
-
-def _labels_key(s: Sample) -> Hashable:
-    # Keys in order, each with its values in the sample's order.
-    by_key: dict[tuple[str, bool], list[tuple[LabelValue, str]]] = {}
-    for key, value, unit in s.label_items:
-        by_key.setdefault((key, isinstance(value, int)), []).append((value, unit))
-    return tuple(sorted((k, tuple(v)) for k, v in by_key.items()))

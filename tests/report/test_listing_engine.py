@@ -7,6 +7,7 @@ error."""
 
 from __future__ import annotations
 
+import array
 import os
 import random
 import sys
@@ -71,3 +72,13 @@ def test_the_engine_lists_what_the_python_graph_listed(seed: int, tmp_path: Path
     for profile in (p, cprof.load(p.to_bytes())):
         want = listing(report_reference.list_source, profile, **opts)
         assert listing(list_source, profile, **opts) == want
+
+
+def test_the_binding_refuses_bad_arguments(tmp_path: Path) -> None:
+    p = random_profile(random.Random(1), sources(tmp_path))
+    data = cprof.load(p.to_bytes())._analysis_data()
+    n = data.counts()[2]
+    with pytest.raises(ValueError, match=rf"fn_file \(int32 each\) has {4 * n + 4} bytes"):
+        data.listing(0, array.array("i", [0] * (n + 1)), True)
+    with pytest.raises(IndexError, match="sample type index 2 out of range"):
+        data.listing(2, array.array("i", [0] * n), True)

@@ -7,6 +7,7 @@ lines without a function: the same text."""
 
 from __future__ import annotations
 
+import array
 import os
 import random
 import sys
@@ -64,3 +65,19 @@ def test_the_engine_prints_the_traces_the_reference_printed(seed: int) -> None:
     p = cprof.load(random_profile(rng).to_bytes())
     sample_type = rng.choice(["samples", "cpu"])
     assert traces(p, sample_type=sample_type) == report_reference.traces(p, sample_type=sample_type)
+
+
+def test_the_bindings_refuse_bad_arguments() -> None:
+    data = cprof.load(random_profile(random.Random(2)).to_bytes())._analysis_data()
+    n_samples, n_nodes = data.counts()[0], len(data.nodes(0))
+    with pytest.raises(ValueError, match=r"label_class \(uint32 each\) has 4 bytes"):
+        data.merged_samples(0, array.array("I", [0]))
+    names = [b"f"] * n_nodes
+    with pytest.raises(ValueError, match="first has 4 bytes for 0 heads"):
+        data.traces_text(array.array("I", [0]), [], names)
+    with pytest.raises(ValueError, match=f"{n_nodes + 1} names for {n_nodes} nodes"):
+        data.traces_text(array.array("I", []), [], names + [b"g"])
+    with pytest.raises(IndexError, match=f"sample index {n_samples} out of range"):
+        data.traces_text(array.array("I", [n_samples]), [b"h"], names)
+    with pytest.raises(TypeError, match="head 0 is not a bytes"):
+        data.traces_text(array.array("I", [0]), ["h"], names)
