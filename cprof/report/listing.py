@@ -16,12 +16,13 @@ parents. A file that cannot be read gives pprof's error line instead.
 
 from __future__ import annotations
 
+import array
 import os
 import re
 from dataclasses import dataclass
 
 from ..pprof.units import scaled_label
-from .graph import Node, base_name, build, clean_path, line_infos, profile_stacks
+from .graph import base_name, clean_path
 from .text import percentage
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -111,41 +112,68 @@ def list_source(profile: Profile, regex: str, *, sample_type: str | int | None =
     index = profile.sample_index(sample_type)
     vt = profile.sample_types[index]
     total = profile.report_total(index)
-    nodes = build(profile_stacks(profile, index),
-                  infos=line_infos(lambda f: _trim(f, trim_path, source_path or "")))
-    by_name: dict[str, list[Node]] = {}
-    for nd in nodes:
-        if rx.search(nd.info[0]):
-            by_name.setdefault(nd.info[0], []).append(nd)
+    by_name: dict[str, list[_Node]] = {}
+    for nd in _listed_lines(profile, index, rx, source_path or "", trim_path):
+        by_name.setdefault(nd[0], []).append(nd)
     if not by_name:
         raise ValueError(f"no matches found for regexp: {regex}")
     reader = _SourceReader(source_path or os.getcwd(), trim_path)
     routines = []
     for name in sorted(by_name):
-        by_file: dict[str, list[Node]] = {}
+        by_file: dict[str, list[_Node]] = {}
         for nd in by_name[name]:
-            if nd.info[1]:
-                by_file.setdefault(nd.info[1], []).append(nd)
+            if nd[1]:
+                by_file.setdefault(nd[1], []).append(nd)
         if not by_file:
             routines.append(Routine(name, "", 0, 0))
         for filename in sorted(by_file):
             fns = by_file[filename]
-            flat, cum = sum(nd.flat for nd in fns), sum(nd.cum for nd in fns)
+            flat, cum = sum(nd[5] for nd in fns), sum(nd[6] for nd in fns)
             lines = _annotate(filename, reader, fns)
             error = reader.errors.get(filename)
             routines.append(Routine(name, filename, flat, cum, () if error else lines, error))
     return ListReport(routines, vt.type, vt.unit, total)
 
 
-def _annotate(filename: str, reader: _SourceReader, fns: list[Node]) -> tuple[SourceLine, ...]:
+# A node of pprof's line-granularity graph with its values: (name, file, start
+# line, line, binary, flat, cum).
+_Node = tuple[str, str, int, int, str, int, int]
+
+
+def _listed_lines(profile: Profile, index: int, rx: re.Pattern[str], search_path: str,
+                  trim_path: str) -> list[_Node]:
+    """The nodes of the functions ``rx`` matches, summed by the C engine
+    (csrc/analysis/listing.c): here each function is matched once and its
+    file named as pprof names it (trimmed, then cleaned)."""
+    data = profile._analysis_data()
+    files = {"": 0}  # a file's name -> its id for the engine
+    matches: dict[str, bool] = {}
+    fn_file = array.array("i")
+    for i in range(data.counts()[2]):
+        _, name, _, filename, _ = data.function(i)
+        listed = matches.get(name)
+        if listed is None:
+            listed = matches[name] = rx.search(name) is not None
+        if not listed:
+            fn_file.append(-1)
+            continue
+        trimmed = _trim(filename, trim_path, search_path) if filename else ""
+        fn_file.append(files.setdefault(clean_path(trimmed) if trimmed else "", len(files)))
+    names = list(files)
+    return [(name, names[file], start, line, objfile, flat, cum)
+            for name, file, start, line, objfile, flat, cum
+            in data.listing(index, fn_file, rx.search("") is not None)]
+
+
+def _annotate(filename: str, reader: _SourceReader, fns: list[_Node]) -> tuple[SourceLine, ...]:
     """pprof's getSourceFromFile: the range of lines to show, quirks
     included (a node that moves the start does not move the end)."""
-    _, _, start_line, lineno, _ = fns[0].info
+    _, _, start_line, lineno, _, _, _ = fns[0]
     start = start_line if start_line else lineno - _MARGIN
     end = lineno + _MARGIN
-    at: dict[int, list[Node]] = {}
+    at: dict[int, list[_Node]] = {}
     for nd in fns:
-        _, _, node_start, lineno, _ = nd.info
+        _, _, node_start, lineno, _, _, _ = nd
         if not node_start:
             node_start = lineno - _MARGIN
         if node_start < start:
@@ -159,7 +187,7 @@ def _annotate(filename: str, reader: _SourceReader, fns: list[Node]) -> tuple[So
         if text is None:
             break
         here = at.get(n, [])
-        out.append(SourceLine(n, text, sum(nd.flat for nd in here), sum(nd.cum for nd in here)))
+        out.append(SourceLine(n, text, sum(nd[5] for nd in here), sum(nd[6] for nd in here)))
     return tuple(out)
 
 

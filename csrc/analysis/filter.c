@@ -10,9 +10,10 @@ typedef Perftools__Profiles__Location location_t;
 typedef Perftools__Profiles__Line line_t;
 
 /* Per source location: what hide and show leave of its lines (indices into
- * its line array, in order, at keep[off .. off + cnt)), and its verdicts. */
+ * its line array, in order, at keep[off .. off + cnt)), and its verdicts.
+ * Its lines' function bits are at line_bits[first_line ..], one per line. */
 typedef struct {
-    uint32_t off, cnt;
+    uint32_t off, cnt, first_line;
     uint8_t bits;      /* the filters matching some line's function or the mapping */
     uint8_t map_bits;  /* those matching the mapping alone */
     uint8_t hidden;    /* hide or show left nothing */
@@ -23,6 +24,7 @@ typedef struct {
     const cprof_filter_t *f;
     loc_info_t *info;
     uint32_t *keep;        /* line indices */
+    uint8_t *line_bits;    /* per source line: its function's bits, looked up once */
     /* made[4 * k + cuts]: the output location for source location k with
      * show_from's cut (1) and prune_from's (2) applied, + 1; 0: not made yet */
     uint32_t *made;
@@ -63,7 +65,13 @@ static uint8_t function_bits(const filter_t *ft, const line_t *ln)
     return i < 0 ? 0 : ft->f->function_bits[i];
 }
 
-static void classify(filter_t *ft, size_t k, uint32_t *pool_n)
+/* The function bits of line j of source location k. */
+static uint8_t line_bits(const filter_t *ft, size_t k, uint32_t j)
+{
+    return ft->line_bits[ft->info[k].first_line + j];
+}
+
+static void classify(filter_t *ft, size_t k, uint32_t *pool_n, uint32_t *lines_n)
 {
     const cprof_msg_t *m = ft->src->msg;
     const location_t *loc = m->location[k];
@@ -76,13 +84,16 @@ static void classify(filter_t *ft, size_t k, uint32_t *pool_n)
     }
     in->map_bits = mb;
     in->bits = mb;
-    for (size_t j = 0; j < loc->n_line; j++)
-        in->bits |= function_bits(ft, loc->line[j]);
+    in->first_line = *lines_n;
+    for (size_t j = 0; j < loc->n_line; j++) {
+        ft->line_bits[(*lines_n)++] = function_bits(ft, loc->line[j]);
+        in->bits |= ft->line_bits[in->first_line + j];
+    }
     in->off = *pool_n;
     int hide = (active & CPROF_F_HIDE) && (in->bits & CPROF_F_HIDE);
     int show = (active & CPROF_F_SHOW) != 0;
     for (size_t j = 0; j < loc->n_line; j++) {
-        uint8_t fb = function_bits(ft, loc->line[j]);
+        uint8_t fb = line_bits(ft, k, (uint32_t)j);
         int has_fn = loc->line[j]->function_id != 0;
         if (hide && ((mb & CPROF_F_HIDE) || (has_fn && (fb & CPROF_F_HIDE))))
             continue;
@@ -101,19 +112,18 @@ static void variant(const filter_t *ft, size_t k, unsigned cuts, const uint32_t 
                     uint32_t *n)
 {
     const loc_info_t *in = &ft->info[k];
-    const location_t *loc = ft->src->msg->location[k];
     const uint32_t *l = ft->keep + in->off;
     uint32_t c = in->cnt;
     if ((cuts & 1) && !(in->map_bits & CPROF_F_SHOW_FROM)) {
         uint32_t last = c;
         for (uint32_t j = 0; j < c; j++)
-            if (function_bits(ft, loc->line[l[j]]) & CPROF_F_SHOW_FROM)
+            if (line_bits(ft, k, l[j]) & CPROF_F_SHOW_FROM)
                 last = j;
         c = last + 1;  /* there is a match: cuts & 1 is only asked for then */
     }
     if (cuts & 2) {
         uint32_t first = 0;
-        while (first < c && !(function_bits(ft, loc->line[l[first]]) & CPROF_F_PRUNE_FROM))
+        while (first < c && !(line_bits(ft, k, l[first]) & CPROF_F_PRUNE_FROM))
             first++;
         l += first;
         c -= first;
@@ -129,9 +139,8 @@ static int show_from_matches(const filter_t *ft, size_t k)
     const loc_info_t *in = &ft->info[k];
     if (in->map_bits & CPROF_F_SHOW_FROM)
         return 1;
-    const location_t *loc = ft->src->msg->location[k];
     for (uint32_t j = 0; j < in->cnt; j++)
-        if (function_bits(ft, loc->line[ft->keep[in->off + j]]) & CPROF_F_SHOW_FROM)
+        if (line_bits(ft, k, ft->keep[in->off + j]) & CPROF_F_SHOW_FROM)
             return 1;
     return 0;
 }
@@ -141,9 +150,8 @@ static int prune_from_matches(const filter_t *ft, size_t k, unsigned cuts)
     const uint32_t *l;
     uint32_t c;
     variant(ft, k, cuts, &l, &c);
-    const location_t *loc = ft->src->msg->location[k];
     for (uint32_t j = 0; j < c; j++)
-        if (function_bits(ft, loc->line[l[j]]) & CPROF_F_PRUNE_FROM)
+        if (line_bits(ft, k, l[j]) & CPROF_F_PRUNE_FROM)
             return 1;
     return 0;
 }
@@ -217,6 +225,7 @@ int cprof_filter_apply(const cprof_pprof_t *src, const cprof_filter_t *f, cprof_
     }
     ft.info = calloc(m->n_location + 1, sizeof *ft.info);
     ft.keep = malloc((n_lines + 1) * sizeof *ft.keep);
+    ft.line_bits = malloc(n_lines + 1);
     ft.made = calloc(4 * m->n_location + 1, sizeof *ft.made);
     size_t max_depth = 0;
     for (size_t i = 0; i < m->n_sample; i++)
@@ -226,12 +235,12 @@ int cprof_filter_apply(const cprof_pprof_t *src, const cprof_filter_t *f, cprof_
     uint8_t *cuts = malloc(max_depth + 1);
     uint8_t *used_fn = calloc(m->n_function + 1, 1);
     int rc = CPROF_E_NOMEM;
-    if (p == NULL || !ft.info || !ft.keep || !ft.made || !stack || !cuts || !used_fn)
+    if (p == NULL || !ft.info || !ft.keep || !ft.line_bits || !ft.made || !stack || !cuts || !used_fn)
         goto done;
     ft.arena = &p->arena;
-    uint32_t pool_n = 0;
+    uint32_t pool_n = 0, lines_n = 0;
     for (size_t k = 0; k < m->n_location; k++)
-        classify(&ft, k, &pool_n);
+        classify(&ft, k, &pool_n, &lines_n);
 
     cprof_msg_t *msg = cprof_arena_alloc(&p->arena, sizeof *msg);
     Perftools__Profiles__Sample **samples =
@@ -346,6 +355,7 @@ done:
         cprof_pprof_free(p);
     free(ft.info);
     free(ft.keep);
+    free(ft.line_bits);
     free(ft.made);
     free(ft.out_loc);
     free(ft.used_ids);

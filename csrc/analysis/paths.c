@@ -121,6 +121,28 @@ int64_t cprof_find_string(const cprof_msg_t *m, const int64_t *canon, const char
     return -1;
 }
 
+static int cmp_i64(int64_t a, int64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+int cprof_labels_cmp(const int64_t *canon, const Perftools__Profiles__Sample *a,
+                     const Perftools__Profiles__Sample *b)
+{
+    if (a->n_label != b->n_label)
+        return a->n_label < b->n_label ? -1 : 1;
+    for (size_t j = 0; j < a->n_label; j++) {
+        const Perftools__Profiles__Label *k = a->label[j], *l = b->label[j];
+        int c = cmp_i64(canon[k->key], canon[l->key]);
+        c = c ? c : cmp_i64(canon[k->str], canon[l->str]);
+        c = c ? c : cmp_i64(k->num, l->num);
+        c = c ? c : cmp_i64(canon[k->num_unit], canon[l->num_unit]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
 /* ---- growth ------------------------------------------------------------------ */
 
 /* Make room for need elements of size elem in *p (capacity *cap). */
@@ -178,7 +200,7 @@ typedef struct {
     cprof_itab_t index;
 } nodes_t;
 
-static uint64_t node_hash(const cprof_node_t *k)
+uint64_t cprof_node_hash(const cprof_node_t *k)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     const int64_t f[5] = {k->name, k->file, k->start_line, k->line, k->objfile};
@@ -192,7 +214,7 @@ static uint64_t node_hash(const cprof_node_t *k)
 static long node_id(nodes_t *ns, const cprof_node_t *k, const Perftools__Profiles__Function *fn,
                     const int64_t *canon)
 {
-    uint64_t h = node_hash(k);
+    uint64_t h = cprof_node_hash(k);
     size_t slot = cprof_itab_first(&ns->index, h);
     for (; ns->index.hashes[slot] != 0; slot = cprof_itab_next(&ns->index, slot))
         if (ns->index.hashes[slot] == h &&
@@ -313,8 +335,8 @@ static void chains_free(chains_t *ch)
 
 /* ---- paths ----------------------------------------------------------------------- */
 
-static int is_base_sample(const Perftools__Profiles__Sample *s, const int64_t *canon,
-                          int64_t base_key, int64_t true_str)
+int cprof_is_base_sample(const Perftools__Profiles__Sample *s, const int64_t *canon,
+                         int64_t base_key, int64_t true_str)
 {
     if (base_key < 0 || true_str < 0)
         return 0;
@@ -385,7 +407,7 @@ int cprof_paths_build(const cprof_pprof_t *p, cprof_grain_t grain, cprof_paths_t
             rc = cprof_fail(err, CPROF_E_FORMAT, "sample %zu: a stack of %zu frames", si, depth);
             goto done;
         }
-        uint8_t base = (uint8_t)is_base_sample(s, canon, base_key, true_str);
+        uint8_t base = (uint8_t)cprof_is_base_sample(s, canon, base_key, true_str);
         uint64_t h = 0xcbf29ce484222325ULL ^ base;
         for (size_t k = 0; k < depth; k++)
             h = (h ^ ((uint64_t)scratch[k] << 1 | scratch_inl[k])) * 0x100000001b3ULL;

@@ -40,6 +40,9 @@ typedef struct {
     int64_t name, file, start_line, line, objfile;
 } cprof_node_t;
 
+/* A node's hash for an intern table (cprof_itab_t), keyed per process. */
+uint64_t cprof_node_hash(const cprof_node_t *k);
+
 typedef struct {
     cprof_node_t *nodes;
     size_t n_nodes;
@@ -80,6 +83,17 @@ int cprof_canonical_strings(const cprof_msg_t *m, int64_t **out);
 
 /* The canonical index of the string s in m's table, or -1 without it. */
 int64_t cprof_find_string(const cprof_msg_t *m, const int64_t *canon, const char *s);
+
+/* Samples a and b's labels, in their order, by content (keys, strings and
+ * units by canonical index, then numbers): negative, 0 (equal) or positive,
+ * fewer labels first. */
+int cprof_labels_cmp(const int64_t *canon, const Perftools__Profiles__Sample *a,
+                     const Perftools__Profiles__Sample *b);
+
+/* Whether sample s carries pprof::base=true (-diff_base's mark), given the
+ * canonical indices of "pprof::base" and "true" (-1 when the table lacks one). */
+int cprof_is_base_sample(const Perftools__Profiles__Sample *s, const int64_t *canon,
+                         int64_t base_key, int64_t true_str);
 
 /* Open addressing from a 64-bit key hash to a 32-bit index; the caller
  * compares candidates (cprof_itab_next) and inserts (cprof_itab_put). Kept

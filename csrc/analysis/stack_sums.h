@@ -1,6 +1,6 @@
 /* stack_sums: the distinct location stacks of the samples of one sample
- * type, summed, for the line-granularity listing (report/listing.py), which
- * names locations itself. Nothing here needs the GIL or is signal-safe.
+ * type, summed, for the line listing (listing.h), which names locations its
+ * own way. Nothing here needs the GIL or is signal-safe.
  */
 #ifndef CPROF_STACK_SUMS_H
 #define CPROF_STACK_SUMS_H

@@ -4,20 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int same_labels(const cprof_msg_t *m, const int64_t *canon, size_t a, size_t b)
-{
-    const Perftools__Profiles__Sample *x = m->sample[a], *y = m->sample[b];
-    if (x->n_label != y->n_label)
-        return 0;
-    for (size_t j = 0; j < x->n_label; j++) {
-        const Perftools__Profiles__Label *k = x->label[j], *l = y->label[j];
-        if (canon[k->key] != canon[l->key] || canon[k->str] != canon[l->str] ||
-            k->num != l->num || canon[k->num_unit] != canon[l->num_unit])
-            return 0;
-    }
-    return 1;
-}
-
 int cprof_label_sets(const cprof_pprof_t *p, uint32_t **set_of, uint32_t **first,
                      size_t *n_sets, cprof_error_t *err)
 {
@@ -44,7 +30,8 @@ int cprof_label_sets(const cprof_pprof_t *p, uint32_t **set_of, uint32_t **first
         size_t slot = cprof_itab_first(&index, h);
         long found = -1;
         for (; index.hashes[slot] != 0; slot = cprof_itab_next(&index, slot))
-            if (index.hashes[slot] == h && same_labels(m, canon, fst[index.values[slot]], i)) {
+            if (index.hashes[slot] == h &&
+                cprof_labels_cmp(canon, m->sample[fst[index.values[slot]]], s) == 0) {
                 found = index.values[slot];
                 break;
             }

@@ -9,11 +9,6 @@ typedef struct {
     const int64_t *canon;
 } order_t;
 
-static int cmp_i64(int64_t a, int64_t b)
-{
-    return (a > b) - (a < b);
-}
-
 /* Samples a and b by their stacks, then their labels (strings by content). */
 static int by_stack_and_labels(const void *ctx, uint32_t a, uint32_t b)
 {
@@ -24,27 +19,7 @@ static int by_stack_and_labels(const void *ctx, uint32_t a, uint32_t b)
     for (size_t j = 0; j < x->n_location_id; j++)
         if (x->location_id[j] != y->location_id[j])
             return x->location_id[j] < y->location_id[j] ? -1 : 1;
-    if (x->n_label != y->n_label)
-        return x->n_label < y->n_label ? -1 : 1;
-    for (size_t j = 0; j < x->n_label; j++) {
-        const Perftools__Profiles__Label *k = x->label[j], *l = y->label[j];
-        int c = cmp_i64(o->canon[k->key], o->canon[l->key]);
-        c = c ? c : cmp_i64(o->canon[k->str], o->canon[l->str]);
-        c = c ? c : cmp_i64(k->num, l->num);
-        c = c ? c : cmp_i64(o->canon[k->num_unit], o->canon[l->num_unit]);
-        if (c)
-            return c;
-    }
-    return 0;
-}
-
-static int is_base(const Perftools__Profiles__Sample *s, const int64_t *canon, int64_t key,
-                   int64_t value)
-{
-    for (size_t j = 0; key >= 0 && value >= 0 && j < s->n_label; j++)
-        if (canon[s->label[j]->key] == key && canon[s->label[j]->str] == value)
-            return 1;
-    return 0;
+    return cprof_labels_cmp(o->canon, x, y);
 }
 
 static void add_abs(cprof_sum_t *total, cprof_sum_t v)
@@ -70,7 +45,7 @@ int cprof_report_total(const cprof_pprof_t *p, size_t t, cprof_sum_t *out, cprof
         for (size_t i = 0; i < m->n_sample; i++) {
             const Perftools__Profiles__Sample *s = m->sample[i];
             cprof_sum_add(&total, s->value[t]);
-            if (is_base(s, canon, key, value))
+            if (cprof_is_base_sample(s, canon, key, value))
                 cprof_sum_add(&base_total, s->value[t]);
         }
     } else {
@@ -91,7 +66,7 @@ int cprof_report_total(const cprof_pprof_t *p, size_t t, cprof_sum_t *out, cprof
             for (; end < n && by_stack_and_labels(&o, order[i], order[end]) == 0; end++)
                 cprof_sum_add(&sum, m->sample[order[end]]->value[t]);
             add_abs(&total, sum);
-            if (is_base(m->sample[order[i]], canon, key, value))
+            if (cprof_is_base_sample(m->sample[order[i]], canon, key, value))
                 add_abs(&base_total, sum);
             i = end;
         }

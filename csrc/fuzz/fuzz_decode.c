@@ -16,8 +16,10 @@
 #include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 #include "analysis/graph.h"
+#include "analysis/listing.h"
 #include "analysis/tags.h"
 #include "analysis/total.h"
+#include "analysis/traces.h"
 #include "analysis/tree.h"
 #include "codec/pprof.h"
 
@@ -104,12 +106,79 @@ static cprof_pprof_t *round_trip(const cprof_pprof_t *p, int level, uint8_t **by
     return back;
 }
 
+/* The listing of sample type t: with every function listed (in a few
+ * files), its flat total is want (the paths' with locations); with every
+ * other function left out, a part of it that is in range. */
+static void check_listing(const cprof_pprof_t *p, size_t t, cprof_sum_t want)
+{
+    cprof_error_t err = {{0}};
+    int32_t *fn_file = malloc((p->msg->n_function + 1) * sizeof *fn_file);
+    for (int some = 0; some < 2; some++) {
+        for (size_t i = 0; i < p->msg->n_function; i++)
+            fn_file[i] = some && i % 2 ? CPROF_LISTING_SKIP : (int32_t)(i % 3);
+        cprof_listing_t ls;
+        if (cprof_listing_build(p, t, fn_file, !some, &ls, &err) != 0)
+            die("listing failed on a valid profile", err.msg);
+        cprof_sum_t flat = {0, 0};
+        for (size_t r = 0; r < ls.n; r++) {
+            cprof_sum_add128(&flat, ls.flat[r]);
+            if (ls.nodes[r].file < 0 || ls.nodes[r].file > 2)
+                die("a listed line has a file id out of range", NULL);
+        }
+        if (!some && (flat.hi != want.hi || flat.lo != want.lo))
+            die("the listing's flat total is not the paths' sum", NULL);
+        cprof_listing_free(&ls);
+    }
+    free(fn_file);
+}
+
+/* The merged samples (labels alike when their sets are) in the order of
+ * their first sample, each with locations; their traces print a head line
+ * and a line per frame. */
+static void check_traces(const cprof_pprof_t *p, const cprof_paths_t *ps, const uint32_t *set_of)
+{
+    cprof_error_t err = {{0}};
+    cprof_merged_t mg;
+    if (cprof_traces_merge(p, set_of, &mg, &err) != 0)
+        die("merging samples failed on a valid profile", err.msg);
+    size_t frames = 0;
+    for (size_t k = 0; k < mg.n; k++) {
+        const Perftools__Profiles__Sample *s = p->msg->sample[mg.first[k]];
+        if (s->n_location_id == 0 || (k > 0 && mg.first[k] <= mg.first[k - 1]))
+            die("a merged sample is out of order or without locations", NULL);
+        for (size_t d = 0; d < s->n_location_id; d++) {
+            long li = cprof_pprof_find(&p->locations, p->msg->n_location, s->location_id[d]);
+            frames += ps->loc_len[li];
+        }
+    }
+    const char **text = malloc((ps->n_nodes + mg.n + 1) * sizeof *text);
+    size_t *len = malloc((ps->n_nodes + mg.n + 1) * sizeof *len);
+    for (size_t i = 0; i < ps->n_nodes + mg.n; i++) {
+        text[i] = i < mg.n ? "head\n" : "a b";
+        len[i] = i < mg.n ? 5 : 3;
+    }
+    cprof_frame_names_t heads = {text, len}, names = {text + mg.n, len + mg.n};
+    char *out;
+    size_t out_len, lines = 0;
+    if (cprof_traces_text(p, ps, mg.first, mg.n, &heads, &names, &out, &out_len, &err) != 0)
+        die("traces failed on a valid profile", err.msg);
+    for (size_t i = 0; i < out_len; i++)
+        lines += out[i] == '\n';
+    if (lines != mg.n + frames)
+        die("traces have not one line per head and frame", NULL);
+    free(out);
+    free(text);
+    free(len);
+    cprof_merged_free(&mg);
+}
+
 /* The analysis engine over a decoded profile: every granularity's paths and
  * the graph of each sample type, with every other node kept; each path's
  * nodes must be in range, and the flat total of the whole graph must be the
  * sum of the type's non-empty paths; the function-granularity tree must be in
  * preorder under its root, and its frame stacks must sum to the same total
- * and print one folded line each. */
+ * and print one folded line each; the listing of every function must have
+ * the same flat total, and the traces one line per frame and head. */
 static void analyse(const cprof_pprof_t *p)
 {
     cprof_error_t err = {{0}};
@@ -183,6 +252,7 @@ static void analyse(const cprof_pprof_t *p)
                         die("a tag row is out of range", NULL);
                 cprof_tags_free(&tags);
             }
+            check_traces(p, &ps, set_of);
             free(set_of);
             free(first);
             for (size_t t = 0; t < ps.n_types; t++) {
@@ -197,6 +267,7 @@ static void analyse(const cprof_pprof_t *p)
                         cprof_sum_add128(&want, ps.sums[k * ps.n_types + t]);
                 if (sum.hi != want.hi || sum.lo != want.lo)
                     die("the frame stacks' sum is not the paths' sum", NULL);
+                check_listing(p, t, want);
                 char *text;
                 size_t len, lines = 0;
                 if (cprof_frame_stacks_folded(&st, &ps, &names, &text, &len, &err) != 0)

@@ -9,8 +9,10 @@
 #include "analysis/graph.h"
 #include "analysis/total.h"
 #include "analysis/tree.h"
+#include "analysis/listing.h"
 #include "analysis/stack_sums.h"
 #include "analysis/tags.h"
+#include "analysis/traces.h"
 #include "analysis/filter.h"
 #include "analysis/frame_stacks.h"
 
@@ -73,6 +75,15 @@ static int index_arg(PyObject *arg, size_t n, const char *what, Py_ssize_t *out)
     }
     *out = i;
     return 0;
+}
+
+/* 0 when index names one of m's sample types, else -1 with an IndexError. */
+static int check_type_index(const cprof_msg_t *m, Py_ssize_t index)
+{
+    if (index >= 0 && (size_t)index < m->n_sample_type)
+        return 0;
+    PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    return -1;
 }
 
 static PyObject *value_type(const cprof_msg_t *m, const Perftools__Profiles__ValueType *vt)
@@ -457,8 +468,8 @@ static PyObject *ProfileData_call_graph(ProfileData *self, PyObject *args, PyObj
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|iOp", kwlist, &index, &grain, &kept_obj,
                                      &want_edges))
         return NULL;
-    if (index < 0 || (size_t)index >= m->n_sample_type)
-        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(m, index) < 0)
+        return NULL;
     if (grain < 0 || grain >= CPROF_GRAINS)
         return PyErr_Format(PyExc_ValueError, "granularity must be 0, 1 or 2, not %d", grain);
     const cprof_paths_t *ps = paths_of(self, grain);
@@ -612,10 +623,8 @@ static PyObject *ProfileData_call_tree(ProfileData *self, PyObject *args)
         Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, j));
         if (v == -1 && PyErr_Occurred())
             goto release;
-        if (v < 0 || (size_t)v >= m->n_sample_type) {
-            PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", v);
+        if (check_type_index(m, v) < 0)
             goto release;
-        }
         types[j] = (size_t)v;
     }
     const uint32_t *fr = frames.buf;
@@ -735,10 +744,8 @@ static PyObject *ProfileData_frame_stacks(ProfileData *self, PyObject *args)
     PyObject *r = NULL;
     cprof_frame_stacks_t s = {0};
     const cprof_paths_t *ps;
-    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(self->p->msg, index) < 0)
         goto release;
-    }
     if (n_frames < 0 || (ps = frame_paths(self, &frames, (size_t)n_frames)) == NULL ||
         stacks_of(ps, &frames, index, &s) < 0) {
         if (!PyErr_Occurred())
@@ -830,8 +837,8 @@ static PyObject *ProfileData_node_tags(ProfileData *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "n|OO", &index, &kept_obj, &groups_obj))
         return NULL;
     const cprof_msg_t *m = self->p->msg;
-    if (index < 0 || (size_t)index >= m->n_sample_type)
-        return PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
+    if (check_type_index(m, index) < 0)
+        return NULL;
     const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
     if (ps == NULL)
         return NULL;
@@ -892,6 +899,55 @@ done:
     return r;
 }
 
+/* A sequence of str (as UTF-8), or of bytes when as_bytes, for the C side
+ * to print: *tuple holds them (a tuple of its own: the caller's list may
+ * change while the GIL is released), (*text)[i] and (*len)[i] point into it.
+ * An item holding one of the bytes of refused (or NULL), which refused_text
+ * names, is a ValueError. Returns 0, or -1 with an exception set; the caller
+ * releases *tuple, *text and *len either way. */
+static int texts_of(PyObject *seq, int as_bytes, const char *what, const char *refused,
+                    const char *refused_text, PyObject **tuple, const char ***text,
+                    size_t **len)
+{
+    *tuple = PySequence_Tuple(seq);
+    *text = NULL;
+    *len = NULL;
+    if (*tuple == NULL)
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(*tuple);
+    *text = PyMem_Calloc((size_t)n + 1, sizeof **text);
+    *len = PyMem_Calloc((size_t)n + 1, sizeof **len);
+    if (*text == NULL || *len == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t f = 0; f < n; f++) {
+        PyObject *item = PyTuple_GET_ITEM(*tuple, f);
+        Py_ssize_t size;
+        char *bytes;
+        if (as_bytes && PyBytes_Check(item)) {
+            if (PyBytes_AsStringAndSize(item, &bytes, &size) < 0)
+                return -1;
+            (*text)[f] = bytes;
+        } else if (!as_bytes && PyUnicode_Check(item)) {
+            (*text)[f] = PyUnicode_AsUTF8AndSize(item, &size);
+            if ((*text)[f] == NULL)
+                return -1;
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s %zd is not a %s", what, f,
+                         as_bytes ? "bytes" : "str");
+            return -1;
+        }
+        (*len)[f] = (size_t)size;
+        for (const char *c = refused; c != NULL && *c != '\0'; c++)
+            if (memchr((*text)[f], *c, (*len)[f]) != NULL) {
+                PyErr_Format(PyExc_ValueError, "%s %R has %s", what, item, refused_text);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 /* folded(sample_index, frames, names) -> (bytes, stacks, negative): folded
  * stacks of one sample type, frame f printed as names[f] (a str without ';'
  * or a line break); see analysis/frame_stacks.h. */
@@ -899,45 +955,22 @@ static PyObject *ProfileData_folded(ProfileData *self, PyObject *args)
 {
     Py_ssize_t index;
     Py_buffer frames;
-    PyObject *names_obj;
+    PyObject *names_obj, *names = NULL;
     if (!PyArg_ParseTuple(args, "ny*O", &index, &frames, &names_obj))
         return NULL;
     PyObject *r = NULL;
-    /* A tuple of its own: the caller's list may change while the GIL is released. */
-    PyObject *names = PySequence_Tuple(names_obj);
-    Py_ssize_t n = names != NULL ? PyTuple_GET_SIZE(names) : 0;
-    const char **text = PyMem_Calloc((size_t)n + 1, sizeof *text);
-    size_t *len = PyMem_Calloc((size_t)n + 1, sizeof *len);
+    const char **text = NULL;
+    size_t *len = NULL;
     cprof_frame_stacks_t s = {0};
     char *out = NULL;
     size_t out_len = 0;
     const cprof_paths_t *ps;
-    if (names == NULL)
+    if (texts_of(names_obj, 0, "frame name", ";\n", "a ';' or a line break", &names, &text,
+                 &len) < 0)
         goto release;
-    if (text == NULL || len == NULL) {
-        PyErr_NoMemory();
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (check_type_index(self->p->msg, index) < 0)
         goto release;
-    }
-    if (index < 0 || (size_t)index >= self->p->msg->n_sample_type) {
-        PyErr_Format(PyExc_IndexError, "sample type index %zd out of range", index);
-        goto release;
-    }
-    for (Py_ssize_t f = 0; f < n; f++) {
-        PyObject *name = PyTuple_GET_ITEM(names, f);
-        if (!PyUnicode_Check(name)) {
-            PyErr_Format(PyExc_TypeError, "frame name %zd is not a str", f);
-            goto release;
-        }
-        Py_ssize_t size;
-        text[f] = PyUnicode_AsUTF8AndSize(name, &size);
-        if (text[f] == NULL)
-            goto release;
-        len[f] = (size_t)size;
-        if (memchr(text[f], ';', len[f]) || memchr(text[f], '\n', len[f])) {
-            PyErr_Format(PyExc_ValueError, "frame name %R has a ';' or a line break", name);
-            goto release;
-        }
-    }
     if ((ps = frame_paths(self, &frames, (size_t)n)) == NULL || stacks_of(ps, &frames, index, &s) < 0)
         goto release;
     cprof_frame_names_t fn = {text, len};
@@ -1051,6 +1084,144 @@ static PyObject *ProfileData_stack_sums(ProfileData *self, PyObject *arg)
     return list;
 }
 
+/* listing(sample_index, fn_file, unnamed) -> [(name, file id, start_line,
+ * line, objfile, flat, cum)]: the listed lines; see analysis/listing.h. */
+static PyObject *ProfileData_listing(ProfileData *self, PyObject *args)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    Py_buffer fn_file;
+    int unnamed;
+    if (!PyArg_ParseTuple(args, "ny*p", &index, &fn_file, &unnamed))
+        return NULL;
+    PyObject *list = NULL;
+    if (check_type_index(m, index) < 0 ||
+        bytes_of(&fn_file, m->n_function * sizeof(int32_t), "fn_file (int32 each)") == NULL)
+        goto release;
+    cprof_listing_t ls;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_listing_build(self->p, (size_t)index, fn_file.buf, unnamed, &ls, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    list = PyList_New((Py_ssize_t)ls.n);
+    for (size_t r = 0; list != NULL && r < ls.n; r++) {
+        const cprof_node_t *n = &ls.nodes[r];
+        PyObject *row = Py_BuildValue("(NLLLNNN)", str_at(m, n->name), (long long)n->file,
+                                      (long long)n->start_line, (long long)n->line,
+                                      str_at(m, n->objfile), sum_to_long(ls.flat[r]),
+                                      sum_to_long(ls.cum[r]));
+        if (row == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)r, row);
+    }
+    cprof_listing_free(&ls);
+release:
+    PyBuffer_Release(&fn_file);
+    return list;
+}
+
+/* merged_samples(sample_index, label_class) -> (first samples, values): the
+ * samples as pprof merges them for -traces, label_class (uint32 per sample)
+ * saying which labels are alike; see analysis/traces.h. */
+static PyObject *ProfileData_merged_samples(ProfileData *self, PyObject *args)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t index;
+    Py_buffer classes;
+    if (!PyArg_ParseTuple(args, "ny*", &index, &classes))
+        return NULL;
+    PyObject *r = NULL;
+    if (check_type_index(m, index) < 0 ||
+        bytes_of(&classes, m->n_sample * sizeof(uint32_t), "label_class (uint32 each)") == NULL)
+        goto release;
+    cprof_merged_t merged;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_traces_merge(self->p, classes.buf, &merged, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        cprof_py_raise(rc, &err);
+        goto release;
+    }
+    PyObject *first = u32_list(merged.first, merged.n);
+    PyObject *values = first != NULL ? sum_list(merged.sums + index, merged.n, m->n_sample_type)
+                                     : NULL;
+    r = values != NULL ? PyTuple_Pack(2, first, values) : NULL;
+    Py_XDECREF(first);
+    Py_XDECREF(values);
+    cprof_merged_free(&merged);
+release:
+    PyBuffer_Release(&classes);
+    return r;
+}
+
+/* traces_text(first, heads, names) -> bytes: the traces of the samples first
+ * (uint32 each), under their heads, frames named by names (one per
+ * function-granularity node), heads and names as bytes (UTF-8 with
+ * surrogateescape: a profile's names need not be UTF-8); see
+ * analysis/traces.h. */
+static PyObject *ProfileData_traces_text(ProfileData *self, PyObject *args)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_buffer first;
+    PyObject *heads_obj, *names_obj, *heads = NULL, *names = NULL, *r = NULL;
+    const char **head_text = NULL, **name_text = NULL;
+    size_t *head_len = NULL, *name_len = NULL;
+    char *out = NULL;
+    size_t out_len = 0;
+    if (!PyArg_ParseTuple(args, "y*OO", &first, &heads_obj, &names_obj))
+        return NULL;
+    const cprof_paths_t *ps = paths_of(self, CPROF_GRAIN_FUNCTION);
+    if (ps == NULL ||
+        texts_of(heads_obj, 1, "head", NULL, NULL, &heads, &head_text, &head_len) < 0 ||
+        texts_of(names_obj, 1, "frame name", NULL, NULL, &names, &name_text, &name_len) < 0)
+        goto release;
+    size_t n = (size_t)first.len / sizeof(uint32_t);
+    if ((size_t)first.len % sizeof(uint32_t) != 0 || (size_t)PyTuple_GET_SIZE(heads) != n) {
+        PyErr_Format(PyExc_ValueError, "first has %zd bytes for %zd heads (uint32 each)",
+                     first.len, PyTuple_GET_SIZE(heads));
+        goto release;
+    }
+    if ((size_t)PyTuple_GET_SIZE(names) != ps->n_nodes) {
+        PyErr_Format(PyExc_ValueError, "%zd names for %zu nodes", PyTuple_GET_SIZE(names),
+                     ps->n_nodes);
+        goto release;
+    }
+    const uint32_t *samples = first.buf;
+    for (size_t k = 0; k < n; k++)
+        if (samples[k] >= m->n_sample) {
+            PyErr_Format(PyExc_IndexError, "sample index %u out of range", samples[k]);
+            goto release;
+        }
+    cprof_frame_names_t hn = {head_text, head_len}, nn = {name_text, name_len};
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_traces_text(self->p, ps, samples, n, &hn, &nn, &out, &out_len, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        cprof_py_raise(rc, &err);
+    else
+        r = PyBytes_FromStringAndSize(out != NULL ? out : "", (Py_ssize_t)out_len);
+release:
+    free(out);
+    PyMem_Free(head_text);
+    PyMem_Free(head_len);
+    PyMem_Free(name_text);
+    PyMem_Free(name_len);
+    Py_XDECREF(heads);
+    Py_XDECREF(names);
+    PyBuffer_Release(&first);
+    return r;
+}
+
 static PyMethodDef ProfileData_methods[] = {
     {"header", (PyCFunction)ProfileData_header, METH_NOARGS,
      "header() -> dict of the profile's scalar fields and sample types"},
@@ -1081,6 +1252,14 @@ static PyMethodDef ProfileData_methods[] = {
     {"stack_sums", (PyCFunction)ProfileData_stack_sums, METH_O,
      "stack_sums(sample_index) -> [(location indices leaf first, summed value)] of the "
      "distinct stacks with a non-zero value"},
+    {"listing", (PyCFunction)ProfileData_listing, METH_VARARGS,
+     "listing(sample_index, fn_file, unnamed) -> [(name, file id, start_line, line, objfile, "
+     "flat, cum)]; see csrc/analysis/listing.h"},
+    {"merged_samples", (PyCFunction)ProfileData_merged_samples, METH_VARARGS,
+     "merged_samples(sample_index, label_class) -> (first samples, values); see "
+     "csrc/analysis/traces.h"},
+    {"traces_text", (PyCFunction)ProfileData_traces_text, METH_VARARGS,
+     "traces_text(first, heads, names) -> bytes; see csrc/analysis/traces.h"},
     {"nodes", (PyCFunction)ProfileData_nodes, METH_VARARGS,
      "nodes(granularity=0) -> [(name, file, start_line, line, objfile, source file, "
      "source start line)]; see csrc/analysis/paths.h"},

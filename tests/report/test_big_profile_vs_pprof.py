@@ -16,6 +16,7 @@ import pytest
 
 import cprof
 from cprof.export.dot import to_dot
+from cprof.report.listing import list_source
 from gotools import _env, require_go
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -42,3 +43,9 @@ def test_focused_dot_of_the_big_profile_prints_what_pprof_prints(big: str, utc: 
     got = to_dot(cprof.load(big).filter(focus="decode"))
     assert "Active filters:" in got and "shape=box3d" in got  # the legend and label boxes
     assert got == pprof("-dot", "-focus=decode", big)
+
+
+def test_list_of_the_big_profile_prints_what_pprof_prints(big: str) -> None:
+    got = str(list_source(cprof.load(big), "^write_metric$"))
+    assert got.count("ROUTINE") == 14
+    assert got == pprof("-list", "^write_metric$", big)
