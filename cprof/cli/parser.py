@@ -2,9 +2,10 @@
 
 Each command names its handler as "module.function" of this package, and
 main() imports the module of the command it runs only. The grammar imports
-nothing of cprof's: the defaults it shows are copies of the constants where
-they are defined (the collectors, the server, the call graph), so that
-``cprof top`` does not load the server or the collectors to say its usage.
+nothing of cprof's but its version (``cprof --version``): the defaults it
+shows are copies of the constants where they are defined (the collectors, the
+server, the call graph), so that ``cprof top`` does not load the server or the
+collectors to say its usage.
 tests/cli/test_cli_imports.py checks that each copy equals its original.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 from typing import Any, Sequence, cast
+
+from .._version import __version__
 
 # Copies of the defaults of the modules named, which tests/cli/test_cli_imports.py
 # compares with the originals: importing those modules would cost every command
@@ -193,6 +196,7 @@ def _grammar(wanted: str | None) -> argparse.ArgumentParser | None:
     """The grammar with every command, or with command ``wanted`` only (None
     if there is no such command)."""
     parser = argparse.ArgumentParser(prog="cprof", description="pprof for Python.")
+    parser.add_argument("--version", action="version", version=f"cprof {__version__}")
     sub: Any = _Commands(parser.add_subparsers(dest="command", required=True,
                                                metavar="COMMAND"), wanted)
     s = sub.add_parser("summary", help="say what a profile holds; optionally write it back")
