@@ -30,6 +30,14 @@ began=$SECONDS
 
 root=$(bash "$top/.ci/root.sh" build-bullseye bullseye \
   gcc libc6-dev pkg-config libprotobuf-c-dev libunwind-dev zlib1g-dev)
+[ -n "$root" ] && [ -f "$root/.ready" ] || { echo "wheels: no Debian 11 root" >&2; exit 1; }
+work=$root/build
+copied=()  # the interpreters' headers copied into the root, taken out on exit
+cleanup() {
+  rm -rf "$work"
+  for dir in "${copied[@]}"; do rm -rf "${root:?}$dir"; done
+}
+trap cleanup EXIT
 
 # A production build: none of the test builds' switches.
 unset CPROF_BENCH CPROF_SANITIZE CPROF_PRETEND_UNKNOWN
@@ -43,7 +51,6 @@ rm -f "$out"/cprof-*.tar.gz "$out"/cprof-*.whl
 "$tools/bin/python" -m build -q --sdist --outdir "$out" "$top" >/dev/null
 sdist=$(ls "$out"/cprof-*.tar.gz)
 
-work=$root/build
 rm -rf "$work"
 mkdir -p "$work/bin" "$work/wheels"
 for tool in gcc pkg-config; do
@@ -73,7 +80,8 @@ multiarch = os.path.join(os.path.dirname(include), sysconfig.get_config_var("MUL
                          os.path.basename(include))
 if os.path.isdir(multiarch):
     print(multiarch)'); do
-    rm -rf "$root$dir"
+    copied+=("$dir")
+    rm -rf "${root:?}$dir"
     mkdir -p "$(dirname "$root$dir")"
     cp -a "$dir" "$root$dir"
   done
@@ -90,6 +98,5 @@ if os.path.isdir(multiarch):
     -w "$out" "$work/wheels/$v"/cprof-*.whl
 done
 
-rm -rf "$work"
 echo "wheels: built in $((SECONDS - began)) s:" >&2
 ls -l "$out"/cprof-* >&2
