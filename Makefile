@@ -5,7 +5,7 @@ PYTHON_VERSION ?= 3.11
 VENV := .venv/$(PYTHON_VERSION)
 SECONDS ?= 60
 
-.PHONY: demo test deps venv proto fuzz bench bench-heap clean
+.PHONY: demo test deps venv wheels release-check proto fuzz bench bench-heap clean
 
 # Profiles docs/examples/sample_program.py (about 3 s), writes out/sample.prof,
 # prints its top and writes its flame graph, out/sample.html; then go tool pprof
@@ -25,6 +25,16 @@ deps:
 
 venv: deps
 	@bash .ci/venv.sh $(PYTHON_VERSION) $(VENV)
+
+# The release artifacts in dist/: the sdist, and one manylinux wheel per CPython
+# 3.11-3.15 built with Debian 11's gcc and libraries and repaired by auditwheel
+# (.ci/wheels.sh; README.md, "Installing").
+wheels: deps
+	bash .ci/wheels.sh dist
+
+# twine check --strict on the artifacts make wheels writes.
+release-check: wheels
+	.venv/wheel-tools/bin/python -m twine check --strict dist/cprof-*
 
 # Regenerate csrc/proto/profile.pb-c.[ch] from profile.proto
 # (tests/pprof/test_proto.py fails when the committed output is stale).

@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev                           # libFuzzer
   graphviz                                           # dot: call graphs as SVG
   chromium fonts-dejavu-core                         # the flame graph, tested in a browser
+  debootstrap                                        # the wheels' Debian 11 and bare Debian 12 roots
 )
 
 missing=()

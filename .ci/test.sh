@@ -2,23 +2,33 @@
 # .ci/test.sh: the whole test suite. For CPython 3.11, 3.12 and 3.13 (pyenv)
 # and 3.14 and 3.15 (Debian sid's builds, through .ci/pythons.sh), a venv with
 # cprof installed from this checkout runs every test; then the suite runs once
-# more against an extension built with ASan + UBSan. Each run's time is
-# printed, and the total. Exits non-zero when
-# any run fails, and also when pytest ran no test at all (its exit code 5):
-# an empty run is reported as such, never as a pass.
+# more against an extension built with ASan + UBSan; and once, the release
+# artifacts: .ci/wheels.sh builds the sdist and the wheels, and
+# tests/packaging/test_wheels.py judges them (CPROF_SKIP_WHEELS=1 leaves this
+# step out). Each run's time is printed. Exits non-zero when any run fails,
+# and also when pytest ran no test at all (its exit code 5): an empty run is
+# reported as such, never as a pass.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 versions=${CPROF_PYTHONS:-"3.11 3.12 3.13 3.14 3.15"}
 asan_version=${CPROF_ASAN_PYTHON:-3.12}
+wheels_version=${CPROF_WHEELS_PYTHON:-3.12}
 pytest_args=("$@")
 failed=()
 
-run_pytest() {  # NAME VENV [env...]
+run_pytest() {  # NAME VENV [env...]: pytest with this script's arguments (default: tests)
+  run_pytest_on "$@" -- "${pytest_args[@]:-tests}"
+}
+
+run_pytest_on() {  # NAME VENV [env...] -- PYTEST_ARGS...
   local name=$1 venv=$2; shift 2
+  local env_vars=()
+  while [ "$1" != -- ]; do env_vars+=("$1"); shift; done
+  shift
   local began=$SECONDS
-  echo "=== $name: pytest ${pytest_args[*]:-tests}"
-  env "$@" "$venv/bin/pytest" -p no:cacheprovider "${pytest_args[@]:-tests}"
+  echo "=== $name: pytest $*"
+  env "${env_vars[@]}" "$venv/bin/pytest" -p no:cacheprovider "$@"
   local rc=$?
   echo "=== $name: $((SECONDS - began)) s"
   case $rc in
@@ -49,8 +59,26 @@ if [ "${CPROF_SKIP_ASAN:-0}" != 1 ]; then
   fi
 fi
 
+if [ "${CPROF_SKIP_WHEELS:-0}" != 1 ]; then
+  began=$SECONDS
+  echo "=== wheels: .ci/wheels.sh dist"
+  if ! bash .ci/wheels.sh dist; then
+    echo "=== wheels: FAILED to build"
+    failed+=("wheels (build)")
+  elif [[ " $versions " != *" $wheels_version "* ]] && ! bash .ci/venv.sh "$wheels_version" ".venv/$wheels_version"; then
+    failed+=("wheels (install)")
+  else
+    run_pytest_on "wheels" ".venv/$wheels_version" CPROF_WHEELS_DIR="$top/dist" -- \
+      tests/packaging/test_wheels.py
+  fi
+  echo "=== wheels: the whole step took $((SECONDS - began)) s"
+fi
+
 if [ ${#failed[@]} -ne 0 ]; then
   echo "test suite FAILED: ${failed[*]}"
   exit 1
 fi
-echo "test suite passed on CPython $versions and under ASan+UBSan"
+ran="CPython $versions"
+[ "${CPROF_SKIP_ASAN:-0}" = 1 ] || ran+=", ASan+UBSan"
+[ "${CPROF_SKIP_WHEELS:-0}" = 1 ] || ran+=", the wheels"
+echo "test suite passed: $ran"

@@ -2,9 +2,10 @@
 
 Each command names its handler as "module.function" of this package, and
 main() imports the module of the command it runs only. The grammar imports
-nothing of cprof's: the defaults it shows are copies of the constants where
-they are defined (the collectors, the server, the call graph), so that
-``cprof top`` does not load the server or the collectors to say its usage.
+nothing of cprof's but its version (``cprof --version``): the defaults it
+shows are copies of the constants where they are defined (the collectors, the
+server, the call graph), so that ``cprof top`` does not load the server or the
+collectors to say its usage.
 tests/cli/test_cli_imports.py checks that each copy equals its original.
 The grammar is built on argparse, or on quick.Recorder, which reads plain
 command lines without importing argparse (parse()).
@@ -12,6 +13,7 @@ command lines without importing argparse (parse()).
 
 from __future__ import annotations
 
+from .._version import __version__
 from .quick import REMAINDER, SUPPRESS, Namespace, Recorder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -215,6 +217,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def _grammar(wanted: str | None, parser: Builder) -> bool:
     """Build on ``parser`` the grammar with every command, or with command
     ``wanted`` only; False if there is no such command."""
+    parser.add_argument("--version", action="version", version=f"cprof {__version__}")
     sub: Any = _Commands(parser.add_subparsers(dest="command", required=True,
                                                metavar="COMMAND"), wanted)
     s = sub.add_parser("summary", help="say what a profile holds; optionally write it back")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,23 @@ import cprof
 from cprof.cli import main
 
 GO = Path(__file__).resolve().parents[1] / "testdata" / "go"
+VERSION_PY = Path(__file__).resolve().parents[2] / "cprof" / "_version.py"
+
+
+def test_version_is_the_one_written_in_version_py(capsys: pytest.CaptureFixture[str]) -> None:
+    """cprof --version prints the version cprof/_version.py holds (the package
+    metadata reads the same line), from the console script and python -m cprof."""
+    match = re.fullmatch(r'(?s).*\n__version__ = "(\d+\.\d+\.\d+)"\n', VERSION_PY.read_text())
+    assert match, VERSION_PY.read_text()
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == f"cprof {match.group(1)}\n"
+    r = subprocess.run([sys.executable, "-m", "cprof", "--version"], capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, f"cprof {match.group(1)}\n"), r.stderr
+    from importlib.metadata import version
+    assert version("cprof") == match.group(1)
 
 
 def test_summary_names_the_hot_functions_and_writes_back(tmp_path: Path,

@@ -5,6 +5,7 @@ build with the Debian package to install."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -60,6 +61,45 @@ def test_distribution_installs_and_works(kind: str, dists: dict[str, Path], tmp_
     assert r.stdout.strip() == "['cprof.ci.pytest_plugin']", r.stderr
 
 
+def suite_versions() -> list[str]:
+    """The CPython versions .ci/test.sh runs the suite on by default."""
+    text = (ROOT / ".ci" / "test.sh").read_text()
+    match = re.search(r'versions=\$\{CPROF_PYTHONS:-"([0-9. ]+)"\}', text)
+    assert match, "no default version list in .ci/test.sh"
+    return match.group(1).split()
+
+
+def test_license_and_metadata_travel_in_wheel_and_sdist(dists: dict[str, Path]) -> None:
+    """A release's hygiene: the BSD-3-Clause text in both, the version of
+    cprof/_version.py, the optional parts as extras, project URLs, and a
+    classifier for each CPython version the suite runs on, and no other."""
+    import tarfile
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("BSD 3-Clause License")
+    with zipfile.ZipFile(dists["wheel"]) as wheel:
+        info = next(n.split("/")[0] for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        assert wheel.read(f"{info}/licenses/LICENSE").decode() == license_text
+        metadata = wheel.read(f"{info}/METADATA").decode()
+    with tarfile.open(dists["sdist"]) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        sdist_license = tar.extractfile(f"{top}/LICENSE")
+        assert sdist_license is not None and sdist_license.read().decode() == license_text
+    version = re.search(r'__version__ = "(.+)"', (ROOT / "cprof" / "_version.py").read_text())
+    assert version and f"\nVersion: {version.group(1)}\n" in metadata
+    assert "\nLicense-Expression: BSD-3-Clause\n" in metadata
+    assert "\nLicense-File: LICENSE\n" in metadata
+    for extra, needs in (("pandas", "pandas>=1.5"), ("jupyter", "ipython>=8")):
+        assert f"\nProvides-Extra: {extra}\n" in metadata
+        assert f'\nRequires-Dist: {needs}; extra == "{extra}"\n' in metadata
+    assert re.findall(r"(?m)^Project-URL: (\w+),", metadata) == [
+        "Homepage", "Documentation", "Source", "Issues"]
+    classified = re.findall(r"(?m)^Classifier: Programming Language :: Python :: (3\.\d+)$", metadata)
+    assert classified == suite_versions()
+    # cprof needs nothing beyond the standard library.
+    assert [line for line in metadata.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line] == []
+
+
 def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
     import tarfile
     with tarfile.open(dists["sdist"]) as tar:
@@ -68,7 +108,8 @@ def test_sdist_carries_the_c_sources_and_proto(dists: dict[str, Path]) -> None:
                    "csrc/common/errors.h", "csrc/analysis/paths.c", "csrc/analysis/graph.h",
                    "csrc/collect/compat.h", "csrc/module/init.c",
                    "csrc/module/module.h", "csrc/proto/profile.proto",
-                   "csrc/proto/profile.pb-c.c", "setup.py", "cprof/py.typed", "cprof/_core.pyi"):
+                   "csrc/proto/profile.pb-c.c", "setup.py", "cprof/py.typed", "cprof/_core.pyi",
+                   "LICENSE"):
         assert needed in names, needed
 
 
