@@ -243,10 +243,10 @@ class _RepeatedRuns:
         # Imported here, not at the top, as only --repeat uses them (start-up
         # time of every cprof record); and not where used: the signal handler
         # below must not import.
-        import shutil
-        import subprocess
-        self._rmtree = shutil.rmtree
-        self._popen = subprocess.Popen
+        from shutil import rmtree
+        from subprocess import Popen
+        self._rmtree = rmtree
+        self._popen = Popen
 
     def path(self, i: int) -> str:
         return os.path.join(self.tmp, f"run{i}.prof")
