@@ -257,7 +257,7 @@ def _grammar(wanted: str | None, parser: Builder) -> bool:
                         "its Python frames: time in NumPy, zlib or an extension gets its C "
                         "function's name, under the Python call that made it")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    _add_program(r, "record.cmd_record")
+    _add_program(r, "launch.cmd_record")
     v = sub.add_parser(
         "serve", help="run a Python program with Go's /debug/pprof endpoints on a port",
         usage="cprof serve [--host HOST] [--port N] [options]\n"

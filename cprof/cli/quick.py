@@ -154,10 +154,16 @@ class Recorder:
                 i += 1
                 positional_end = i
                 continue
+            if token == "--":
+                if not (self.positionals and self.positionals[-1].nargs == REMAINDER
+                        and len(positional) == len(self.positionals) - 1):
+                    return None  # how argparse drops "--" has changed between versions
+                rest = list(argv[i:])  # kept, "--" first, as argparse keeps it for REMAINDER
+                break
             name, eq, explicit = token.partition("=")
             action = self.options.get(token) or (self.options.get(name) if eq else None)
             if action is None or action.nargs == REMAINDER:
-                return None  # help, --, an abbreviation, an unknown option, -m MODULE ...
+                return None  # help, an abbreviation, an unknown option, -m MODULE ...
             if action.group is not None:
                 if seen.setdefault(action.group, action) is not action:
                     return None  # argparse: "not allowed with argument ..."

@@ -9,11 +9,12 @@ import threading
 import time
 
 from .. import _core
-from ..collect import runner
+from ..collect import command, runner
 from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
-from ..collect.runner import ProgramError
+from ..collect.command import ProgramError
 from ..pprof.io import check_writable
 from ..pprof.model import Sample
+from .launch import record_options
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ def record(args: argparse.Namespace) -> int:
     A child the program forks returns its own status and writes nothing."""
     _check_record_options(args)
     require_collectors()
-    program = runner.program(args.command, args.module, ["record", *_record_options(args)])
+    program = runner.program(args.command, args.module, ["record", *record_options(args)])
     out = args.output or _default_output(program.name, args.mode)
     _check_output(out)
     program.load()
@@ -214,14 +215,6 @@ def record(args: argparse.Namespace) -> int:
     recording.die_of_pending()
     recording.report(profile, status)
     return status
-
-
-def _record_options(args: argparse.Namespace) -> list[str]:
-    options = ["--hz", f"{args.hz:g}", "--mode", args.mode]
-    if args.max_depth is not None:
-        options += ["--max-depth", str(args.max_depth)]
-    return (["-o", args.output] if args.output else []) + options + (
-        ["--quiet"] if args.quiet else []) + (["--native"] if args.native else [])
 
 
 # How long a run of --repeat may take to write its profile after a signal.
@@ -314,7 +307,7 @@ def record_repeated(args: argparse.Namespace) -> int:
     Returns the first failing run's status."""
     _check_record_options(args)
     require_collectors()
-    name = runner.program_name(args.command, args.module, "record")
+    name = command.program_name(args.command, args.module, "record")
     out = args.output or _default_output(name, args.mode)
     _check_output(out)
     target = ["-m", *args.module] if args.module is not None else [
@@ -361,10 +354,9 @@ def label_runs(p: Profile, run: int) -> Profile:
     return with_samples(p, [labelled(s) for s in p.samples])
 
 
-def cmd_record(args: argparse.Namespace) -> int:
-    if args.repeat < 1:
-        print("cprof record: --repeat must be 1 or more", file=sys.stderr)
-        return 2
+def record_or_repeat(args: argparse.Namespace) -> int:
+    """cprof record, after launch.cmd_record (which re-executes a ``python
+    ...`` command)."""
     try:
         return record_repeated(args) if args.repeat > 1 else record(args)
     except ProgramError as e:

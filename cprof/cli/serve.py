@@ -9,7 +9,7 @@ import warnings
 
 from ..collect import runner
 from ..collect.locks import MAX_RATE, set_block_profile_rate, set_mutex_profile_fraction
-from ..collect.runner import ProgramError
+from ..collect.command import ProgramError
 from ..live import server as live_server
 from ..live.server import TOKEN_ENV_VAR, ExposedWarning, serve
 from .record import require_collectors

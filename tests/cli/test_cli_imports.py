@@ -10,6 +10,7 @@ must not import (cli/parser.py): they are compared with the originals here.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,40 @@ def test_record_loads_the_cpu_collector_and_top_only(tmp_path: Path) -> None:
     assert unwanted(names, SERVER + HEAVY + EXPORTS + TYPING + PARSING + [
         "cprof.collect.heap", "cprof.collect.locks", "cprof.collect.threads",
         "cprof.collect.lookup", "cprof.report.tree", "cprof.report.listing"]) == []
+
+
+# cprof record's process as os.execv replaces it: the modules loaded by then,
+# and the command line it runs.
+AT_EXEC = """
+import os, sys
+def execv(path, argv):
+    modules = sorted(sys.modules)
+    import json  # after: it imports re
+    print(json.dumps({"modules": modules, "argv": argv}))
+    sys.exit(0)
+os.execv = execv
+from cprof.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_record_of_a_python_command_replaces_itself_before_loading_collectors(
+        tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("pass\n")
+    r = subprocess.run([sys.executable, "-c", AT_EXEC, "record", "-o", "out.prof", "--hz", "250",
+                        "--", sys.executable, "-X", "dev", "empty.py", "a"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    at_exec = json.loads(r.stdout)
+    argv = at_exec["argv"]
+    assert argv[:3] == [sys.executable, "-X", "dev"] and argv[3] == "-c"
+    assert argv[5:] == ["record", "-o", "out.prof", "--hz", "250", "--mode", "cpu",
+                        "--", "empty.py", "a"]
+    names = set(at_exec["modules"])
+    assert "cprof.collect.command" in names
+    assert unwanted(names, SERVER + HEAVY + EXPORTS + TYPING + PARSING + [
+        "cprof._core", "cprof.collect.runner", "cprof.collect.cpu", "cprof.pprof",
+        "cprof.report", "signal", "threading"]) == []
 
 
 def test_the_grammars_defaults_are_the_modules_constants() -> None:

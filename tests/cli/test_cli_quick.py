@@ -120,6 +120,8 @@ PLAIN = [
     ["summary", "a.prof", "--top", "2", "--level", "0"],
     ["record", "--hz", "1000", "-o", "out.prof", "script.py", "-o", "x", "--", "y"],
     ["record", "--native", "--mode", "wall", "script.py"],
+    ["record", "-o", "out.prof", "--", "python", "-X", "dev", "x.py", "--", "-o"],
+    ["record", "--", "-m", "json.tool"],
     ["serve", "--port", "0", "--allow-host", "a", "--allow-host", "b", "app.py"],
     ["check", "a.prof", "--max-share", "x=5%", "--baseline", "b.prof"],
     ["diff", "a.prof", "b.prof", "-n", "4"],
@@ -150,7 +152,7 @@ LEFT_TO_ARGPARSE = [
     ["summary", "a.prof", "--level", "12"],   # not a choice
     ["merge", "a.prof"],                      # -o is required
     ["record", "-m", "json.tool"],            # -m takes the rest
-    ["record", "--", "python", "x.py"],
+    ["diff", "--", "a.prof", "b.prof"],           # "--" before positionals
     ["record"],
     ["--help"],
     ["bogus", "a.prof"],

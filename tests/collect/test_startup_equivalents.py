@@ -1,5 +1,5 @@
 """What cprof record writes out to spare its start-up the imports of re and
-shutil (collect/runner.py, collect/symbols.py) answers as the standard
+shutil (collect/command.py, collect/symbols.py) answers as the standard
 library's own would, on many inputs."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cprof.collect.runner import _is_python_name, which
+from cprof.collect.command import _is_python_name, which
 from cprof.collect.symbols import _frozen_module
 
 PARTS = ["python", "pypy", "py", "pythonw", "", "3", "12", ".", "t", "-dbg", "x", "3.12", "tt",
