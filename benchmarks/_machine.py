@@ -1,6 +1,9 @@
-"""What every benchmark prints about the machine it ran on, and how it prints its tables."""
+"""What every benchmark prints about the machine it ran on, how it prints its tables, and py-spy."""
 
 from __future__ import annotations
+
+import os
+import subprocess
 
 
 def cpu_model() -> str:
@@ -25,3 +28,11 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
     lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
                                    for i, w in enumerate(widths)) + "|")
     return "\n".join(lines)
+
+
+def py_spy(python: str) -> str:
+    """py-spy next to ``python``, pip-installed into its environment if missing."""
+    local = os.path.join(os.path.dirname(python), "py-spy")
+    if not os.path.exists(local):
+        subprocess.run([python, "-m", "pip", "install", "-q", "py-spy"], check=True)
+    return local

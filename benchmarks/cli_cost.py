@@ -24,10 +24,13 @@ py-spy's own process plus the target it starts and waits for. "target CPU s"
 is the workload's own process CPU, read by the program itself as it ends (for
 cprof that is before the profile is built; for py-spy it leaves py-spy out).
 Repeats are interleaved: round i runs every row once (the short rows
---short-repeat times), in an order rotated by i. Ratios are of medians; "best"
-is the minimum.
+--short-repeat times), in an order rotated by i; each round of the workloads
+runs with the interpreter's heap laid out differently (LAYOUTS, below: a
+tight loop's speed moves by up to 15% with unrelated imports). Ratios are of
+medians; "best" is the minimum. py-spy is pip-installed next to the
+interpreter when missing (--no-py-spy leaves it out).
 
-    python benchmarks/cli_cost.py [--repeat N] [--seconds S] [--json OUT]
+    python benchmarks/cli_cost.py [--repeat N] [--workload-repeat N] [--seconds S] [--json OUT]
         [--pythonpath DIR]   # time the cprof of another checkout (built in place)
 """
 
@@ -39,20 +42,19 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(HERE, ".cache")
 
 sys.path.insert(0, HERE)
-from _machine import cpu_model, markdown_table  # noqa: E402
+from _machine import cpu_model, markdown_table, py_spy  # noqa: E402
 
 # The small profile's program: a recursion at 1000 Hz, ~0.3 s of CPU (a few
 # hundred samples, a handful of functions).
@@ -107,11 +109,6 @@ def cprof_command(python: str) -> list[str]:
     """The ``cprof`` console script next to the interpreter, as a shell runs it."""
     script = os.path.join(os.path.dirname(python), "cprof")
     return [script] if os.path.exists(script) else [python, "-m", "cprof"]
-
-
-def py_spy(python: str) -> str | None:
-    found = os.path.join(os.path.dirname(python), "py-spy")
-    return found if os.path.exists(found) else shutil.which("py-spy")
 
 
 def small_profile(python: str, env: dict[str, str]) -> str:
@@ -193,15 +190,42 @@ def rows(python: str, small: str, work: str, units: dict[str, int],
     return short, long
 
 
+# Round i of the workloads runs every row with the interpreter's heap laid out
+# by LAYOUTS[i]: a sitecustomize (on PYTHONPATH, so imported by site before
+# the program, cprof or not) that keeps that many small objects alive.
+# Unrelated imports move a tight loop's speed by up to 15% here (the floats
+# workload: 1.29 ms a unit run as `python workload.py` in a venv whose site
+# runs setuptools' distutils .pth, 1.13 ms with -S, 1.10-1.17 ms with any
+# sitecustomize), and cprof's own imports are such a move: a ratio of one
+# layout measures where the loop's code happened to land. The median over
+# several layouts measures cprof.
+LAYOUTS = (0, 1, 3, 10, 30, 100, 300, 1000, 3000)
+SITECUSTOMIZE = """\
+import os
+_cli_cost_layout = [bytes(i % 64) for i in range(int(os.environ.get("CLI_COST_LAYOUT", 0)))]
+"""
+
+
+def layout_env(env: dict[str, str], work: str, layout: int) -> dict[str, str]:
+    where = os.path.join(work, "layout")
+    if not os.path.exists(where):
+        os.makedirs(where)
+        with open(os.path.join(where, "sitecustomize.py"), "w") as f:
+            f.write(SITECUSTOMIZE)
+    path = os.pathsep.join(p for p in (where, env.get("PYTHONPATH")) if p)
+    return dict(env, PYTHONPATH=path, CLI_COST_LAYOUT=str(layout))
+
+
 def measure(commands: dict[str, list[str]], rounds: int, per_round: int, env: dict[str, str],
-            cwd: str) -> dict[str, dict[str, Any]]:
+            cwd: str, layouts: bool = False) -> dict[str, dict[str, Any]]:
     names = list(commands)
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for i in range(rounds):
         order = names[i % len(names):] + names[:i % len(names)]
+        round_env = layout_env(env, cwd, LAYOUTS[i % len(LAYOUTS)]) if layouts else env
         for _ in range(per_round):
             for name in order:
-                runs[name].append(run_once(commands[name], env, cwd))
+                runs[name].append(run_once(commands[name], round_env, cwd))
     results: dict[str, dict[str, Any]] = {}
     for name, rs in runs.items():
         r: dict[str, Any] = {
@@ -216,7 +240,7 @@ def measure(commands: dict[str, list[str]], rounds: int, per_round: int, env: di
     return results
 
 
-def table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+def table(header: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> str:
     return markdown_table([header, *body])
 
 
@@ -274,6 +298,9 @@ def machine(python: str, pythonpath: str | None) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="rounds (fresh processes per row)")
+    ap.add_argument("--workload-repeat", type=int,
+                    help="rounds of the workloads, each in a heap layout of its own "
+                         "(default: --repeat)")
     ap.add_argument("--short-repeat", type=int, default=10,
                     help="runs of each short row per round")
     ap.add_argument("--seconds", type=float, default=3.0, help="CPU of each workload, bare")
@@ -282,6 +309,8 @@ def main() -> None:
     ap.add_argument("--pythonpath", metavar="DIR",
                     help="run the cprof of this checkout (built in place) instead")
     ap.add_argument("--no-workloads", action="store_true", help="the short rows only")
+    ap.add_argument("--no-py-spy", action="store_true",
+                    help="leave py-spy out (else pip-installed next to --python if missing)")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     args = ap.parse_args()
 
@@ -296,7 +325,7 @@ def main() -> None:
     home = tempfile.TemporaryDirectory(prefix="cprof-cli-cost-home-")
     env.update(HOME=home.name, PPROF_TMPDIR=home.name)
     info = machine(args.python, args.pythonpath)
-    pyspy = py_spy(args.python)
+    pyspy = None if args.no_py_spy else py_spy(args.python)
     info["py_spy"] = subprocess.run([pyspy, "--version"], capture_output=True,
                                     text=True).stdout.strip() if pyspy else None
     small = small_profile(args.python, env)
@@ -333,10 +362,13 @@ def main() -> None:
                   f"CPU ({'met' if max(w, c) <= 0.030 else 'MISSED'})")
         results["targets"] = {"top_vs_go": top_x, "record_fixed_s": fixed}
         if not args.no_workloads:
-            results["long"] = measure(long, args.repeat, 1, env, work)
+            rounds = args.workload_repeat or args.repeat
+            results["long"] = measure(long, rounds, 1, env, work, layouts=True)
+            results["layouts"] = [LAYOUTS[i % len(LAYOUTS)] for i in range(rounds)]
             text, geo = long_table(results["long"])
             print()
-            print(f"workloads, units for ~{args.seconds:g} s bare: {units}")
+            print(f"workloads, units for ~{args.seconds:g} s bare: {units}; {rounds} rounds, "
+                  f"heap layouts {results['layouts']}")
             print(text)
             print("geometric mean of CPU ratios: " + "; ".join(
                 f"{k} {v:.3f}x" for k, v in geo.items()))

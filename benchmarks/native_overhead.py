@@ -33,12 +33,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from typing import Any, Callable
 
 from _hooks import measure_record_ns
-from _machine import cpu_model
+from _machine import cpu_model, py_spy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -129,13 +128,6 @@ def handler_ns(native: bool) -> float:
     return statistics.median(runs)
 
 
-def py_spy() -> str:
-    local = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    if not os.path.exists(local):
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
-    return local
-
-
 def run(config: str, units: int, tmp: str) -> dict[str, Any]:
     code = (f"import sys, json; sys.path.insert(0, {HERE!r}); from native_overhead import "
             f"worker; print(json.dumps(worker({config!r}, {units})))")
@@ -144,7 +136,7 @@ def run(config: str, units: int, tmp: str) -> dict[str, Any]:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         return json.loads(out.splitlines()[-1])
     raw = os.path.join(tmp, "py-spy.txt")
-    spy = [py_spy(), "record", "--native", "--rate", "100", "--format", "raw", "-o", raw,
+    spy = [py_spy(sys.executable), "record", "--native", "--rate", "100", "--format", "raw", "-o", raw,
            "--", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(spy, capture_output=True, text=True)

@@ -139,7 +139,8 @@ class Program:
             _check_script(self.name)
             spec, path = None, os.path.abspath(self.name)
             with open(self.name, "rb") as f:
-                code = compile(f.read(), path, "exec")
+                # dont_inherit: not this module's __future__ imports (annotations).
+                code = compile(f.read(), path, "exec", dont_inherit=True)
             path0 = os.path.dirname(os.path.realpath(self.name))
         sys.argv[:] = [path if spec is not None else self.name, *self.argv]
         if not sys.flags.safe_path:

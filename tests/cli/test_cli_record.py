@@ -130,6 +130,27 @@ def test_uncaught_exception_exits_1_with_its_traceback_and_a_profile(work: Path)
     assert_recorded(r, work / "e.prof")
 
 
+ANNOTATED = """\
+def f(x: int) -> None: ...
+print("SEEN " + repr(f.__annotations__))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "python", "module"])
+def test_the_program_is_compiled_with_its_own_future_imports_only(tmp_path: Path,
+                                                                    how: str) -> None:
+    # cprof's modules have `from __future__ import annotations`; compile()
+    # passes the caller's future flags on unless told not to, which made a
+    # script's annotations strings under cprof record.
+    (tmp_path / "annotated.py").write_text(ANNOTATED)
+    program = {"script": ["annotated.py"], "python": ["--", sys.executable, "annotated.py"],
+               "module": ["-m", "annotated"]}[how]
+    r = record(tmp_path, "-o", "a.prof", *program)
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("SEEN "))
+    assert line == "SEEN {'x': <class 'int'>, 'return': None}"
+
+
 def test_mistakes_are_said_before_anything_runs(work: Path) -> None:
     r = record(work, "-o", "nowhere/x.prof", "hot.py")
     assert (r.returncode, r.stdout) == (2, "")
