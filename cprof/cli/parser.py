@@ -295,6 +295,45 @@ def _grammar(wanted: str | None, parser: Builder) -> bool:
                    help="block profile: record waits of NS nanoseconds or longer, and a sample "
                         "of shorter ones (1: every wait; default: off)")
     _add_program(v, "serve.cmd_serve")
+    a = sub.add_parser(
+        "attach", help="profile a running CPython 3.14+ process (PEP 768), without restarting it",
+        usage="cprof attach PID [--seconds N] [--mode cpu|wall] [--hz N] [--native] [-o OUT]\n"
+              "       cprof attach PID --heap [--seconds N] [--heap-rate BYTES] [-o OUT]\n"
+              "       cprof attach PID --dump [-o OUT]\n"
+              "       cprof attach PID --serve [HOST:]PORT",
+        description="Run cprof inside process PID through sys.remote_exec (CPython 3.14+): "
+                    "a CPU or wall profile for --seconds, a heap profile of what it allocates "
+                    "meanwhile, a thread dump, or Go's /debug/pprof endpoints on a port. "
+                    "Attaching needs a debugger's rights over the process, the same Python "
+                    "version and build as this one, and cprof importable in the process "
+                    "(--add-path lends it this cprof).")
+    a.add_argument("pid", type=int, metavar="PID", help="the process to attach to")
+    a.add_argument("--seconds", type=float, default=10,
+                   help="how long to profile (default 10)")
+    a.add_argument("--mode", choices=("cpu", "wall"), default="cpu",
+                   help="cpu: CPU time of each thread (default); wall: wall-clock time")
+    a.add_argument("--hz", type=float, default=100, help="samples per second (default 100)")
+    a.add_argument("--native", action="store_true", help="record C frames too (libunwind)")
+    what = a.add_mutually_exclusive_group()
+    what.add_argument("--heap", action="store_true",
+                      help="a heap profile of the allocations made during --seconds")
+    what.add_argument("--dump", action="store_true",
+                      help="every thread's and asyncio task's stack now, as text")
+    what.add_argument("--serve", metavar="[HOST:]PORT",
+                      help="start Go's /debug/pprof endpoints in the process (the token from "
+                           f"${TOKEN_ENV_VAR}, if set) and return")
+    a.add_argument("--heap-rate", type=int, default=DEFAULT_RATE,
+                   help=f"with --heap: one sample per this many bytes (default {DEFAULT_RATE})")
+    a.add_argument("-o", "--output",
+                   help="where to write the result (default: PID.cpu.prof, PID.wall.prof or "
+                        "PID.heap.prof; a dump goes to stdout)")
+    a.add_argument("--timeout", type=float, default=10,
+                   help="seconds the process may take to start running cprof (default 10)")
+    a.add_argument("--add-path", action="store_true",
+                   help="let the process import this cprof, appending its directory to the "
+                        "process's sys.path, when cprof is not installed there")
+    a.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    a.set_defaults(run="attach.cmd_attach")
     c = sub.add_parser(
         "check", help="check a profile against budgets and a baseline (for CI); exit 1 if over",
         description="Check PROFILE's shares (pprof's cum % of the sample type), totals and its "

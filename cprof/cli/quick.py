@@ -215,7 +215,10 @@ class Recorder:
         elif len(positional) != len(singles):
             return None
         for action, token in zip(singles, positional):
-            values[action.dest] = token
+            value = _convert(action, token)
+            if value is _INVALID:
+                return None  # argparse: "invalid int value", or not one of the choices
+            values[action.dest] = value
         for action in self.actions:
             if action.dest not in values:
                 if action.required:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # At the top, not where used: a termination signal's handler writes the profile
 # through them, and must not import while the program may be importing.
-from ..pprof.ops import merge, with_samples
+from ..pprof.ops import merge, with_samples, without_thread
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
 
@@ -79,15 +79,6 @@ def _default_output(name: str, mode: str) -> str:
     stem = os.path.basename(name)
     stem = stem[:-3] if stem.endswith(".py") else stem
     return f"{stem or 'cprof'}.{mode}.prof"
-
-
-def _program_only(p: Profile, live_count_thread: int | None) -> Profile:
-    """The profile without the samples of cprof's live-count thread (the
-    frames that ran the program are cut by the collectors: symbols.ROOT_FRAMES)."""
-    if live_count_thread is None:
-        return p
-    return with_samples(p, [s for s in p.samples
-                            if s.labels.get("thread_id") != live_count_thread])
 
 
 def require_collectors() -> None:
@@ -151,7 +142,7 @@ class _Recording:
         self.finishing = True
         try:
             self.live.stop(live_timeout)
-            profile = _program_only(stop_cpu_profile(), self.live.native_id)
+            profile = without_thread(stop_cpu_profile(), self.live.native_id)
             profile.write(self.out)
         finally:
             self.watch.done()

@@ -247,8 +247,9 @@ def _symbols(key: _Key) -> _Symbols | None:
     return None if head is None else _read_file(key, lambda r: _Symbols(r, head.shdrs))
 
 
-def _regions(maps_text: str | None) -> list[_Region]:
-    """Executable mappings from /proc/self/maps text (read now if None); no build ids yet."""
+def _regions(maps_text: str | None, proc: str = "self") -> list[_Region]:
+    """Executable mappings from /proc/self/maps text (read now if None), or of
+    process ``proc``'s maps text; no build ids yet."""
     if maps_text is None:
         try:
             with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as f:
@@ -268,7 +269,7 @@ def _regions(maps_text: str | None) -> list[_Region]:
         path = source = fields[5] if len(fields) == 6 else ""
         if path.endswith(_DELETED):  # the path names another file now, or none: read the mapped one
             path = path[: -len(_DELETED)]
-            source = f"/proc/self/map_files/{start:x}-{limit:x}"
+            source = f"/proc/{proc}/map_files/{start:x}-{limit:x}"
         if not path.startswith("/"):
             path, source = path or "[anon]", ""
         regions.append(_Region(MappedObject(start, limit, offset, path, ""), source, inode))
@@ -282,6 +283,37 @@ def _open_region(region: _Region) -> tuple[MappedObject, _Key | None, _Headers |
     if head is None or region.obj.build_id:
         return region.obj, key, head
     return dataclasses.replace(region.obj, build_id=head.build_id), key, head
+
+
+def _section_address(r: _Reader, name: bytes) -> int | None:
+    """The link-time address of the section called ``name``, if the file has one."""
+    e_shstrndx = _EHDR.unpack(r.read(0, _EHDR.size))[13]
+    shdrs = _Headers(r).shdrs
+    if not shdrs or e_shstrndx >= len(shdrs):
+        return None
+    names = shdrs[e_shstrndx]
+    for sh in shdrs:
+        if sh[0] + len(name) + 1 <= names[5] and r.read(names[4] + sh[0], len(name) + 1) == name + b"\0":
+            return int(sh[3])
+    return None
+
+
+def section_addresses(maps_text: str, name: str, proc: str = "self") -> list[tuple[str, int]]:
+    """(path, address in the process) of the section ``name`` (".PyRuntime")
+    of each file mapped executable in process ``proc``, given its maps text;
+    files that cannot be read, or lack the section, are left out."""
+    found = []
+    seen = set()
+    for region in _regions(maps_text, proc):
+        obj, key, head = _open_region(region)
+        if key is None or head is None or obj.path in seen:
+            continue
+        seen.add(obj.path)
+        address = _read_file(key, lambda r: _section_address(r, name.encode()))
+        bias = head.bias(obj)
+        if address is not None and bias is not None:
+            found.append((obj.path, bias + address))
+    return found
 
 
 def executable_mappings(maps_text: str | None = None) -> list[MappedObject]:

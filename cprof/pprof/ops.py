@@ -73,6 +73,16 @@ def with_samples(profile: Profile, samples: Iterable[Sample], **header: object) 
     return Profile(sample_types, tuple(samples), **fields)  # type: ignore[arg-type]
 
 
+def without_thread(profile: Profile, thread_id: int | None) -> Profile:
+    """The profile without the samples of the thread whose native id is
+    ``thread_id`` (a thread of cprof's own: cprof record's live count, cprof
+    attach's waiter); the profile itself when None."""
+    if thread_id is None:
+        return profile
+    return with_samples(profile, [s for s in profile.samples
+                                  if s.labels.get("thread_id") != thread_id])
+
+
 def keep_scope(source: Profile, made: Profile, index: int | None = None) -> Profile:
     """``made`` reporting as ``source`` does (its report totals and filter
     legend, when ``source`` was made by filter), of sample type ``index``

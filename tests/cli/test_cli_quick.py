@@ -127,6 +127,8 @@ PLAIN = [
     ["diff", "a.prof", "b.prof", "-n", "4"],
     ["flame", "a.prof", "-o", "f.svg"],
     ["merge", "-o", "m.prof", "a.prof", "b.prof"],
+    ["attach", "123", "--seconds", "2", "-o", "x.prof"],  # a typed positional
+    ["attach", "--heap", "--heap-rate", "4096", "42"],
 ]
 
 
@@ -154,6 +156,8 @@ LEFT_TO_ARGPARSE = [
     ["record", "-m", "json.tool"],            # -m takes the rest
     ["diff", "--", "a.prof", "b.prof"],           # "--" before positionals
     ["record"],
+    ["attach", "x"],                          # not an int: argparse says so
+    ["attach", "--dump", "--heap", "1"],      # exclusive
     ["--help"],
     ["bogus", "a.prof"],
 ]
