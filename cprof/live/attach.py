@@ -390,7 +390,9 @@ def _own(directory: str, path: str) -> None:
 
 def _send(pid: int, script: str) -> None:
     try:
-        sys.remote_exec(pid, script)  # type: ignore[attr-defined]
+        # getattr: typeshed knows sys.remote_exec from 3.14 on only, and mypy
+        # checks this module as each supported version sees it.
+        getattr(sys, "remote_exec")(pid, script)
     except PermissionError as e:
         raise _no_permission(pid, "memory", e) from None
     except (OSError, RuntimeError) as e:
