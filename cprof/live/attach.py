@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import sys
 import tempfile
@@ -182,11 +183,38 @@ def _write_json(directory: str, name: str, value: dict[str, Any]) -> None:
     os.replace(tmp, os.path.join(directory, name))
 
 
+# The most the attacher reads of the agent's status, and of its result (the
+# largest profile cprof.load takes).
+MAX_STATUS = 1 << 20
+MAX_RESULT = 1 << 30
+
+
+def read_answer(path: str, limit: int) -> bytes | None:
+    """A file the other side wrote into the exchange directory: None if it is
+    not there yet. The directory is the target's when root attaches to another
+    user's process, so its files are not trusted: a symbolic link, anything
+    but a regular file, or more than ``limit`` bytes is an AttachError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise AttachError(f"{path}: cannot read the process's answer ({e.strerror}; a "
+                          f"symbolic link is refused)") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AttachError(f"{path}: the process's answer is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise AttachError(f"{path}: the process's answer is over {limit} bytes")
+    return data
+
+
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
+        data = read_answer(path, MAX_STATUS)
+        value = None if data is None else json.loads(data)
+    except ValueError:  # being written: the next look sees it whole
         return None
     return value if isinstance(value, dict) else None
 
@@ -360,10 +388,10 @@ class _Collection:
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+            line = f.read()
     except OSError:
         return False
-    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+    return line[line.rfind(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 def _exchange(target: Target) -> str:
@@ -438,12 +466,7 @@ def attach(pid: int, request: dict[str, Any], *, timeout: float = 10.0,
             raise
         if status.get("state") != "done":
             raise AttachError(_failure(target, status, add_path))
-        result = os.path.join(directory, RESULT)
-        data = None
-        if os.path.exists(result):
-            with open(result, "rb") as f:
-                data = f.read()
-        return status, data
+        return status, read_answer(os.path.join(directory, RESULT), MAX_RESULT)
     finally:
         if not keep:
             import shutil

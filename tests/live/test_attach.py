@@ -295,3 +295,23 @@ def test_no_permission_is_said(tmp_path: Path, targets: list[Target]) -> None:
     assert r.returncode == 2
     assert f"no permission to read process {t.pid}'s" in r.stderr
     assert "CAP_SYS_PTRACE" in r.stderr
+
+
+def test_the_processs_answers_are_read_as_untrusted_files(tmp_path: Path) -> None:
+    """The exchange directory is the target's when root attaches to another
+    user's process: what it holds is read without following links, only from
+    regular files, and within a size."""
+    read = attach_module.read_answer
+    assert read(str(tmp_path / "absent"), 10) is None
+    (tmp_path / "ok").write_bytes(b"0123456789")
+    assert read(str(tmp_path / "ok"), 10) == b"0123456789"
+    with pytest.raises(attach_module.AttachError, match="over 9 bytes"):
+        read(str(tmp_path / "ok"), 9)
+    secret = tmp_path / "secret"
+    secret.write_text("root's")
+    (tmp_path / "link").symlink_to(secret)
+    with pytest.raises(attach_module.AttachError, match="symbolic link is refused"):
+        read(str(tmp_path / "link"), 100)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(attach_module.AttachError, match="not a regular file"):
+        read(str(tmp_path / "fifo"), 100)
