@@ -136,8 +136,8 @@ def run(config: str, units: int, tmp: str) -> dict[str, Any]:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         return json.loads(out.splitlines()[-1])
     raw = os.path.join(tmp, "py-spy.txt")
-    spy = [py_spy(sys.executable), "record", "--native", "--rate", "100", "--format", "raw", "-o", raw,
-           "--", *cmd]
+    spy = [py_spy(sys.executable), "record", "--native", "--rate", "100", "--format", "raw",
+           "-o", raw, "--", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(spy, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

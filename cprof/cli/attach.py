@@ -57,10 +57,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
     if args.quiet or kind == "dump":
         return 0
     from ..pprof.profile import load
-    profile = load(out)
-    partial = (f"; the process exited after {status['seconds']:.1f} s" if status.get("partial")
-               else "")
-    print(f"cprof: wrote {out} ({len(profile.samples)} stacks{partial})", file=sys.stderr)
-    print(profile.top(10), file=sys.stderr, end="")
-    print(f"cprof: explore it with: go tool pprof -http=: {out}", file=sys.stderr)
+    from .record import report_written
+    outcome = (f"the process exited after {status['seconds']:.1f} s" if status.get("partial")
+               else f"process {args.pid} goes on")
+    report_written(out, load(out), outcome)
     return 0

@@ -160,7 +160,7 @@ class _Recording:
         else:
             if not self.args.quiet:
                 runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
-                               f"({self._samples(profile)}); program killed by {name}")
+                               f"({samples_text(profile)}); program killed by {name}")
         runner.die_of(signum)
 
     def die_of_pending(self) -> None:
@@ -169,18 +169,23 @@ class _Recording:
                            f"writing {self.out}")
             runner.die_of(self.pending)
 
-    @staticmethod
-    def _samples(profile: Profile) -> str:
-        samples = profile.totals()[0] if profile.sample_types else 0
-        return f"{samples} samples in {format_value(profile.duration_ns, 'nanoseconds')}"
-
     def report(self, profile: Profile, status: int) -> None:
-        if self.args.quiet:
-            return
-        print(f"cprof: wrote {self.out} ({self._samples(profile)}); program exited with "
-              f"status {status}", file=sys.stderr)
-        print(profile.top(10), file=sys.stderr, end="")
-        print(f"cprof: explore it with: go tool pprof -http=: {self.out}", file=sys.stderr)
+        if not self.args.quiet:
+            report_written(self.out, profile, f"program exited with status {status}")
+
+
+def samples_text(profile: Profile) -> str:
+    """"N samples in D": what a written CPU profile holds."""
+    samples = profile.totals()[0] if profile.sample_types else 0
+    return f"{samples} samples in {format_value(profile.duration_ns, 'nanoseconds')}"
+
+
+def report_written(out: str, profile: Profile, outcome: str) -> None:
+    """What cprof record and cprof attach print on stderr once a profile is
+    written: where, what it holds and ``outcome``, its top 10, how to explore it."""
+    print(f"cprof: wrote {out} ({samples_text(profile)}); {outcome}", file=sys.stderr)
+    print(profile.top(10), file=sys.stderr, end="")
+    print(f"cprof: explore it with: go tool pprof -http=: {out}", file=sys.stderr)
 
 
 def record(args: argparse.Namespace) -> int:

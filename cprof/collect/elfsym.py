@@ -85,9 +85,8 @@ class _Headers:
     """Program and section headers of one file, and its build id."""
 
     def __init__(self, r: _Reader) -> None:
-        ident, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, _ = _EHDR.unpack(
-            r.read(0, _EHDR.size)
-        )
+        ident, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx = (
+            _EHDR.unpack(r.read(0, _EHDR.size)))
         if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
             raise _Malformed("not an ELF64 little-endian file")
         self.phdrs = r.table(_PHDR, phoff, phnum) if phentsize == _PHDR.size else []
@@ -100,6 +99,7 @@ class _Headers:
         except _Malformed:
             pass
         self.build_id = _build_id(r, self.phdrs, self.shdrs)
+        self.shstrndx = shstrndx  # the section holding the sections' names
 
     def bias(self, m: MappedObject) -> int | None:
         """Load bias of the file at mapping m (process address - link-time address), from the
@@ -285,15 +285,14 @@ def _open_region(region: _Region) -> tuple[MappedObject, _Key | None, _Headers |
     return dataclasses.replace(region.obj, build_id=head.build_id), key, head
 
 
-def _section_address(r: _Reader, name: bytes) -> int | None:
+def _section_address(r: _Reader, head: _Headers, name: bytes) -> int | None:
     """The link-time address of the section called ``name``, if the file has one."""
-    e_shstrndx = _EHDR.unpack(r.read(0, _EHDR.size))[13]
-    shdrs = _Headers(r).shdrs
-    if not shdrs or e_shstrndx >= len(shdrs):
+    if head.shstrndx >= len(head.shdrs):
         return None
-    names = shdrs[e_shstrndx]
-    for sh in shdrs:
-        if sh[0] + len(name) + 1 <= names[5] and r.read(names[4] + sh[0], len(name) + 1) == name + b"\0":
+    names = head.shdrs[head.shstrndx]
+    wanted = name + b"\0"
+    for sh in head.shdrs:
+        if sh[0] + len(wanted) <= names[5] and r.read(names[4] + sh[0], len(wanted)) == wanted:
             return int(sh[3])
     return None
 
@@ -309,7 +308,7 @@ def section_addresses(maps_text: str, name: str, proc: str = "self") -> list[tup
         if key is None or head is None or obj.path in seen:
             continue
         seen.add(obj.path)
-        address = _read_file(key, lambda r: _section_address(r, name.encode()))
+        address = _read_file(key, lambda r: _section_address(r, head, name.encode()))
         bias = head.bias(obj)
         if address is not None and bias is not None:
             found.append((obj.path, bias + address))

@@ -66,13 +66,12 @@ class Target:
     """What cprof found out about a process before attaching."""
 
     def __init__(self, pid: int, executable: str, version: tuple[int, ...] | None,
-                 hexversion: int | None, free_threaded: bool | None, runtime: str | None) -> None:
+                 free_threaded: bool) -> None:
         self.pid = pid
         self.executable = executable
-        self.version = version  # major, minor[, micro]; None: not a CPython we can read
-        self.hexversion = hexversion  # PY_VERSION_HEX, from 3.13's debug offsets on
+        # major, minor and, from 3.13's debug offsets on, micro; None: unknown
+        self.version = version
         self.free_threaded = free_threaded
-        self.runtime = runtime  # the file holding _PyRuntime (the python binary or libpython)
 
     @property
     def version_text(self) -> str:
@@ -147,11 +146,11 @@ def inspect(pid: int) -> Target:
             raise AttachError(f"process {pid} exited") from None
         raise AttachError(f"cannot read process {pid}'s memory: {e.strerror}") from None
     if len(head) < 24 or head[:8] != _COOKIE:  # before 3.13: no debug offsets
-        return Target(pid, executable, version, None, None, runtime)
+        return Target(pid, executable, version, False)
     hexversion, flag = struct.unpack_from("<QQ", head, 8)
     found_version = (hexversion >> 24 & 0xFF, hexversion >> 16 & 0xFF, hexversion >> 8 & 0xFF)
     free_threaded = bool(flag) if found_version[:2] >= (3, 14) else False
-    return Target(pid, executable, found_version, hexversion, free_threaded, runtime)
+    return Target(pid, executable, found_version, free_threaded)
 
 
 def check(target: Target) -> None:
@@ -166,8 +165,9 @@ def check(target: Target) -> None:
             f"installed, then 'go tool pprof http://127.0.0.1:6060/debug/pprof/profile'")
     here = sys.version_info
     same = target.version[:2] == (here.major, here.minor)
-    ours_free = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
-    if not hasattr(sys, "remote_exec") or not same or bool(target.free_threaded) != ours_free:
+    import sysconfig
+    ours_free = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))  # the build, not PYTHON_GIL
+    if not hasattr(sys, "remote_exec") or not same or target.free_threaded != ours_free:
         raise AttachError(
             f"process {pid} runs CPython {target.version_text}, this cprof runs on "
             f"{here.major}.{here.minor}.{here.micro}"
