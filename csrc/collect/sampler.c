@@ -460,7 +460,13 @@ static void scan_threads(int from_birth)
         slot_t *s = slot_at(i);
         if (s->tid == 0)
             continue;
-        if (!contains_tid(found, n_found, s->tid)) {
+        /* Absent from the listing is not proof of death: a thread that exits
+         * while getdents walks past it ends the walk early, and the threads
+         * after it are missing from that one look. Taken as gone and then found
+         * again, a live thread would be watched anew from its birth and its CPU
+         * time counted twice. Its CPU clock answers only while it lives (and
+         * only for threads of this process). */
+        if (!contains_tid(found, n_found, s->tid) && clock_ns(s->cpu_clock) < 0) {
             unwatch_slot(s);
             continue;
         }
@@ -1087,7 +1093,11 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     atomic_store_explicit(&S.active, 1, memory_order_release);
     S.helper_tid = 0;
     pthread_mutex_lock(&S.helper_lock);
-    scan_threads(0);  /* every thread is timed from the start */
+    /* Every thread is timed from the start. Twice: a thread that exits while
+     * the listing is read can hide the threads after it from that look, and a
+     * thread first found by a later scan would be counted from its birth. */
+    scan_threads(0);
+    scan_threads(0);
     pthread_mutex_unlock(&S.helper_lock);
     if (snapshot_gil() < 0)  /* wall mode: where every other thread is */
         S.drain_failed = 1;
@@ -1193,25 +1203,24 @@ void cprof_sampler_thread_exiting(void)
 {
     if (!S.helper_started)
         return;
+    /* The thread's CPU clock answers only while it lives: take a last reading
+     * now, for the tail the scan queues once the thread is gone. The slot stays
+     * watched until then. The thread outlives its Python code (its state and
+     * thread-locals are freed on its way out, which may run __del__): taken off
+     * here, it was found by the next scan as a new thread, timed from its birth
+     * again, and all its CPU time counted twice. */
     pid_t tid = (pid_t)syscall(SYS_gettid);
-    /* No sample of this thread may move last_ns while its tail is taken. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPROF);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
     pthread_mutex_lock(&S.helper_lock);
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *slot = slot_at(i);
         if (slot->tid != tid || !atomic_load(&slot->live))
             continue;
         int64_t now = clock_ns(slot->clock);
-        if (now >= 0)
+        if (now > slot->observed_ns)
             slot->observed_ns = now;
-        unwatch_slot(slot);
         break;
     }
     pthread_mutex_unlock(&S.helper_lock);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 uint64_t cprof_sampler_sample_count(void)

@@ -253,7 +253,7 @@ static PyMethodDef sampler_methods[] = {
     {"thread_started", (PyCFunction)core_thread_started, METH_NOARGS,
      "thread_started(): the calling thread just started; time it now"},
     {"thread_exiting", (PyCFunction)core_thread_exiting, METH_NOARGS,
-     "thread_exiting(): the calling thread is ending; count its time since its last sample"},
+     "thread_exiting(): the calling thread is ending; read its CPU clock while it still can"},
     {"cpu_running", (PyCFunction)core_cpu_running, METH_NOARGS,
      "cpu_running() -> whether a CPU profile is running"},
     {NULL, NULL, 0, NULL},

@@ -171,6 +171,42 @@ def test_short_lived_threads_cpu_is_counted() -> None:
         f"(30 threads x 30 ms; {c.profile.comments})")
 
 
+class SlowToDie:
+    """Burns CPU when collected: as a thread-local value, after the thread's
+    Python code has returned, while the thread tears itself down."""
+
+    def __init__(self, seconds: float, spent: dict[str, float]) -> None:
+        self.seconds, self.spent = seconds, spent
+
+    def __del__(self) -> None:
+        burn_cpu(self.seconds)
+        self.spent["thread"] = time.thread_time()
+
+
+@pytest.mark.parametrize("hz", [100, 1000])
+def test_a_thread_still_tearing_down_is_counted_once(hz: int) -> None:
+    # A thread outlives its Python code: what it holds is freed on its way out
+    # (thread-locals, its state), and the scan for new threads may find it
+    # there. Found as new, it was timed from its birth again and its CPU time
+    # counted twice (CI saw 2.400 s for a 1.200 s thread).
+    spent: dict[str, float] = {}
+    local = threading.local()
+
+    def run() -> None:
+        spent["tid"] = threading.get_native_id()
+        local.value = SlowToDie(0.15, spent)  # ~15 looks of the 10 ms scan
+        burn_cpu(0.3)
+
+    with cprof.cpu(hz=hz) as c:
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        time.sleep(0.05)  # the scan notices the thread has gone
+    profiled = by_thread(c.profile).get(int(spent["tid"]), 0) / 1e9
+    assert abs(profiled - spent["thread"]) <= 0.10 * spent["thread"], (
+        f"{profiled:.3f} s in the profile, {spent['thread']:.3f} s of the thread's CPU")
+
+
 # --- 4. labels ------------------------------------------------------------------------------------
 
 
