@@ -738,15 +738,15 @@ static int drain_from_pending_call(void *arg)
     return 0;
 }
 
+/* Signals that a fault in the thread itself raises: blocked, they would kill
+ * the process without a word (and without faulthandler's report). */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+
 static void *helper_main(void *arg)
 {
     (void)arg;
     S.helper_tid = (pid_t)syscall(SYS_gettid);
     atomic_store(&S.helper_ready, 1);
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPROF);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
     int64_t asked_at = 0, next_scan = 0, wake_ns = 0;
     uint64_t tick = 0, rng = (uint64_t)monotonic_ns() | 1;
     int wall = S.cfg.mode == CPROF_MODE_WALL;
@@ -1102,9 +1102,21 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     if (snapshot_gil() < 0)  /* wall mode: where every other thread is */
         S.drain_failed = 1;
     atomic_store(&S.helper_ready, 0);
-    if (pthread_create(&S.helper, NULL, helper_main, NULL) != 0) {
+    /* The helper is born with every signal blocked but those a fault raises:
+     * a signal sent to the process goes to any thread that does not block
+     * it, and taken here it would interrupt none of the program's waits (a
+     * main thread in lock.acquire() waiting for SIGTERM's handler waited for
+     * ever). Blocked before the thread exists, so no signal comes in between. */
+    sigset_t all, old;
+    sigfillset(&all);
+    for (size_t i = 0; i < sizeof fault_signals / sizeof *fault_signals; i++)
+        sigdelset(&all, fault_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int created = pthread_create(&S.helper, NULL, helper_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (created != 0) {
         rc = cprof_fail(err, CPROF_E_OS, "could not start cprof's sampler thread: %s",
-                        strerror(errno));
+                        strerror(created));
         disarm();
         cprof_frames_unwatch_code(on_code_death);
         cprof_stacks_clear(&S.stacks);

@@ -189,3 +189,31 @@ def test_profile_without_takeover_says_nothing_of_it() -> None:
     assert not any("replaced" in x for x in c.profile.comments)
     assert all(s.locations[0].lines[0].function.name != "<sampling stopped>"
                for s in c.profile.samples)
+
+
+def test_the_sampler_thread_takes_no_signal_meant_for_the_program() -> None:
+    # A signal sent to the process goes to any thread that does not block it.
+    # Taken by cprof's sampler thread, it interrupts none of the program's
+    # waits: a main thread blocked in lock.acquire() until SIGTERM's handler
+    # runs waited for ever. With the program's only thread blocking SIGUSR1,
+    # the signal must stay pending for it, not be taken by cprof's thread.
+    r = run_child("""
+        import os, signal, time, cprof
+        seen = []
+        signal.signal(signal.SIGUSR1, lambda *a: seen.append("handled"))
+        for mode in ("cpu", "wall"):
+            seen.clear()
+            cprof.start_cpu_profile(mode=mode, hz=100)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.1)  # time for another thread to take it
+            pending = signal.SIGUSR1 in signal.sigpending()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+            for _ in range(1000):  # the handler runs at the next check of the eval loop
+                pass
+            cprof.stop_cpu_profile()
+            assert pending, f"{mode}: SIGUSR1 was taken by another thread"
+            assert seen == ["handled"], (mode, seen)
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
