@@ -13,7 +13,6 @@ from ..collect import command, runner
 from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.command import ProgramError
 from ..pprof.io import check_writable
-from ..pprof.model import Sample
 from .launch import record_options
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 # At the top, not where used: a termination signal's handler writes the profile
 # through them, and must not import while the program may be importing.
-from ..pprof.ops import merge, with_samples, without_thread
+from ..pprof.ops import merge, with_labels, with_samples, without_thread
 from ..pprof.profile import Profile, load
 from ..pprof.units import format_value
 
@@ -340,14 +339,7 @@ def record_repeated(args: argparse.Namespace) -> int:
 
 def label_runs(p: Profile, run: int) -> Profile:
     """Every sample of ``p`` labelled ``run=RUN`` (a number)."""
-    def labelled(s: Sample) -> Sample:
-        labels: dict[str, list[str | int]] = {}
-        for key, value, _ in s.label_items:
-            labels.setdefault(key, []).append(value)
-        labels["run"] = [run]
-        units = {key: unit for key, _, unit in s.label_items if unit}
-        return Sample(s.values, s.locations, labels, num_units=units)
-    return with_samples(p, [labelled(s) for s in p.samples])
+    return with_labels(p, {"run": run})
 
 
 def record_or_repeat(args: argparse.Namespace) -> int:

@@ -43,14 +43,34 @@ MAX_DEPTH = 65536
 class _Session:
     """What the running profile needs besides the C sampler."""
 
-    def __init__(self, dest: Dest | None, hz: float, mode: str) -> None:
+    def __init__(self, dest: Dest | None, hz: float, mode: str, max_depth: int,
+                 native: bool) -> None:
         self.dest = dest
         self.hz = hz
         self.mode = mode
+        self.max_depth = max_depth
+        self.native = native
         self.start_ns = time.time_ns()
         self.start_clock = time.monotonic_ns()
         self.thread_names: dict[int, str] = {}
         self.task_names: dict[int, str] = {}
+        # The child processes followed (follow.Following), when asked.
+        self.following: Any = None
+
+    def start_core(self) -> None:
+        _core.cpu_start(hz=self.hz, mode=self.mode, max_depth=self.max_depth,
+                        label_var=LABEL_VAR, hook=self.refresh, native=self.native)
+
+    def cut(self) -> _Session:
+        """A copy of this session as it is, for the profile so far; this one
+        goes on as if started now."""
+        before = _Session(self.dest, self.hz, self.mode, self.max_depth, self.native)
+        before.__dict__.update(self.__dict__)
+        before.thread_names = dict(self.thread_names)
+        before.task_names = dict(self.task_names)
+        self.start_ns = time.time_ns()
+        self.start_clock = time.monotonic_ns()
+        return before
 
     def thread_started(self, native_id: int, name: str) -> None:
         """A new thread, named at once: a short one may end before any drain."""
@@ -114,7 +134,8 @@ def _build(tables: dict[str, Any], s: _Session) -> Profile:
 
 
 def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                      max_depth: int | None = None, native: bool = False) -> object:
+                      max_depth: int | None = None, native: bool = False,
+                      follow_children: bool = False) -> object:
     """Start profiling every thread of the process, like Go's StartCPUProfile,
     and return this profile's handle: ``stop_cpu_profile(handle)`` stops it
     and no other, so that code which starts a profile never stops one that
@@ -130,6 +151,10 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
     already in use". ``native=True`` records C frames too (libunwind), each
     interpreter call replaced by the Python frames it ran, so that time in
     C (NumPy, zlib, an extension) is named under the Python call that made it.
+    ``follow_children=True`` profiles every Python child process of this
+    version too, with the same settings (collect/follow.py): their profiles
+    are merged into this one at the stop, each sample labelled ``pid`` and
+    ``process``.
     """
     global _session
     if mode not in MODES:
@@ -138,18 +163,25 @@ def start_cpu_profile(dest: Dest | None = None, *, hz: float = 100, mode: str = 
         if _session is not None:
             raise RuntimeError("cpu profiling already in use: stop the running CPU profile "
                                "first (one per process, as in Go)")
-        session = _Session(dest, hz, mode)
         if max_depth is None:
             max_depth = NATIVE_MAX_DEPTH if native else DEFAULT_MAX_DEPTH
         if not 1 <= max_depth <= MAX_DEPTH:  # before C, where a huge int is an OverflowError
             raise ValueError(f"max_depth must be 1..{MAX_DEPTH}, not {max_depth}")
+        session = _Session(dest, hz, mode, max_depth, native)
         patches.at_fork(after_in_child=_after_fork_in_child)
-        _core.cpu_start(hz=hz, mode=mode, max_depth=max_depth, label_var=LABEL_VAR,
-                        hook=session.refresh, native=native)
+        session.start_core()
         patches.thread_started = session.thread_started
         for patch in _PATCHES:
             patch.use()
         _session = session
+    if follow_children:
+        from . import follow  # here: it imports this module
+        try:
+            session.following = follow.Following(follow.cpu_settings(
+                hz=hz, mode=mode, max_depth=max_depth, native=native))
+        except BaseException:
+            stop_cpu_profile(session)
+            raise
     return session
 
 
@@ -191,11 +223,39 @@ def stop_cpu_profile(handle: object | None = None) -> Profile:
             tables = _core.cpu_stop()
             _session = None
     profile = _build(tables, session)
+    if session.following is not None:
+        profile = session.following.finish(profile)
     if session.dest is not None:
         write_bytes(session.dest, profile.to_bytes())
     for trouble in _troubles(tables["stats"]):
         print(f"cprof: warning: {trouble}", file=sys.stderr)
     return profile
+
+
+def cut_cpu_profile(handle: object) -> Profile:
+    """The samples of the running CPU profile (the one ``handle`` started)
+    since its start or its last cut, as a profile, while it goes on with
+    the same settings and patches: what a followed child writes every
+    second (collect/follow.py)."""
+    global _session
+    with _lock:
+        session = _session
+        if session is None or session is not handle:
+            raise RuntimeError("the CPU profile this handle started is not running")
+        try:
+            _core.cpu_drain(refresh=True)
+        finally:
+            tables = _core.cpu_stop()
+            before = session.cut()
+            try:
+                session.start_core()
+            except BaseException:
+                patches.thread_started = None
+                for patch in _PATCHES:
+                    patch.release()
+                _session = None
+                raise
+    return _build(tables, before)
 
 
 class cpu:
@@ -208,23 +268,27 @@ class cpu:
     >>> c.profile.total()
 
     As a decorator, each call of the function is profiled (and the file, if
-    any, rewritten).
+    any, rewritten). ``follow_children=True``: the Python child processes
+    started meanwhile are profiled too, and merged in (start_cpu_profile).
     """
 
     def __init__(self, path: Dest | None = None, *, hz: float = 100, mode: str = "cpu",
-                 max_depth: int | None = None, native: bool = False) -> None:
+                 max_depth: int | None = None, native: bool = False,
+                 follow_children: bool = False) -> None:
         self.path = path
         self.hz = hz
         self.mode = mode
         self.max_depth = max_depth
         self.native = native
+        self.follow_children = follow_children
         self.profile: Profile | None = None
         self._pid = 0
         self._handle: object | None = None
 
     def __enter__(self) -> cpu:
         self._handle = start_cpu_profile(self.path, hz=self.hz, mode=self.mode,
-                                         max_depth=self.max_depth, native=self.native)
+                                         max_depth=self.max_depth, native=self.native,
+                                         follow_children=self.follow_children)
         self._pid = os.getpid()
         return self
 

@@ -46,6 +46,8 @@ class _Session:
         self.start_ns = time.time_ns()
         self.start_clock = time.monotonic_ns()
         self.numpy = False  # NumPy's data allocator was sampled too
+        # The child processes followed (follow.Following), when asked.
+        self.following: Any = None
 
 
 _session: _Session | None = None
@@ -72,12 +74,16 @@ def scale_heap_sample(count: int, size: int, rate: int) -> tuple[int, int]:
 _PATCHES = (patches.numpy_allocator, patches.thread_creators)
 
 
-def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128) -> None:
+def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128,
+                       follow_children: bool = False) -> None:
     """Start sampling allocations: one per ``rate`` bytes on average (Go's
     MemProfileRate; 1 records every allocation), in every thread, through
     Python's three allocator domains and, once the program has imported
     NumPy, its array data allocator. One heap profile runs at a time: a second
-    start raises RuntimeError."""
+    start raises RuntimeError. ``follow_children=True`` samples every Python
+    child process of this version too, with the same settings
+    (collect/follow.py): stop_heap_profile merges in what each allocated,
+    labelled ``pid`` and ``process``."""
     global _session, _final
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise TypeError(f"rate must be an int number of bytes, not {type(rate).__name__}")
@@ -92,10 +98,18 @@ def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128) -> Non
                                "profile first (one per process)")
         patches.at_fork(after_in_child=_after_fork_in_child)
         _core.heap_start(rate=rate, max_depth=max_depth)
-        _session = _Session(rate)
+        _session = session = _Session(rate)
         _final = None
         for patch in _PATCHES:
             patch.use()
+    if follow_children:
+        from . import follow  # here: it imports this module
+        try:
+            session.following = follow.Following(follow.heap_settings(rate=rate,
+                                                                      max_depth=max_depth))
+        except BaseException:
+            stop_heap_profile()
+            raise
 
 
 def _records(tables: dict[str, Any]) -> tuple[list[HeapRecord], Resolved]:
@@ -182,7 +196,8 @@ def running() -> bool:
 
 def stop_heap_profile() -> Profile:
     """Stop sampling allocations and return the heap profile as it was at the
-    stop; lookup("heap") and lookup("allocs") keep reading it."""
+    stop; lookup("heap") and lookup("allocs") keep reading it (this process's
+    alone, when children were followed)."""
     global _session, _final
     with _lock:
         session = _session
@@ -197,7 +212,10 @@ def stop_heap_profile() -> Profile:
             _core.heap_stop()
             _session = None
         _final = (tables, session)
-    return _build(tables, session, "heap")
+    profile = _build(tables, session, "heap")
+    if session.following is not None:
+        profile = session.following.finish(profile)
+    return profile
 
 
 class heap:
@@ -207,18 +225,23 @@ class heap:
     >>> with cprof.heap("heap.prof", rate=64 * 1024) as h:
     ...     work()
     >>> h.profile.top(sample_type="alloc_space")
+
+    ``follow_children=True``: the Python child processes started meanwhile
+    are sampled too, and merged in (start_heap_profile).
     """
 
     def __init__(self, path: Dest | None = None, *, rate: int = DEFAULT_RATE,
-                 max_depth: int = 128) -> None:
+                 max_depth: int = 128, follow_children: bool = False) -> None:
         self.path = path
         self.rate = rate
         self.max_depth = max_depth
+        self.follow_children = follow_children
         self.profile: Profile | None = None
         self._pid = 0
 
     def __enter__(self) -> heap:
-        start_heap_profile(self.rate, max_depth=self.max_depth)
+        start_heap_profile(self.rate, max_depth=self.max_depth,
+                           follow_children=self.follow_children)
         self._pid = os.getpid()
         return self
 

@@ -22,9 +22,14 @@ numpy_allocator     NumPy's default data allocator; a ``sys.meta_path``    a hea
                     finder until the program imports NumPy
 exit_stop           ``atexit``: a CPU profile still running at exit is     a CPU profile runs
                     stopped and written
+child_exit          ``atexit`` and ``os._exit``: a child process cprof     a followed child's
+                    follows writes its profile as it ends, however it      profile runs
+                    ends (multiprocessing's forked workers leave through
+                    ``os._exit``)
 fork_handlers       ``os.register_at_fork`` (once, from the first start:   from the first start on
                     Python cannot unregister them; they do nothing while
-                    nothing runs)
+                    nothing runs; ``before`` handlers run in reverse
+                    order, as Python runs its own)
 ==================  =====================================================  ==========================
 
 The C core changes nothing in the interpreter beyond what these start: its
@@ -210,7 +215,7 @@ def _patch_asyncio_module(module: Any, on: bool) -> None:
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from importlib.abc import Loader as _Loader, MetaPathFinder as _MetaPathFinder
-    from typing import Any, Callable, Sequence
+    from typing import Any, Callable, NoReturn, Sequence
 else:
     _Loader = _MetaPathFinder = object
 
@@ -341,6 +346,48 @@ def _register_exit_stop() -> None:
 exit_stop = Patch("exit_stop", _register_exit_stop, lambda: atexit.unregister(_stop_cpu_at_exit))
 
 
+# --- child_exit ---------------------------------------------------------------------------
+
+# Called as a followed child ends (collect/follow.py sets it): at exit, or in
+# os._exit before the process goes.
+child_ending: Callable[[], None] | None = None
+_original_exit = os._exit
+
+
+def _at_child_exit() -> None:
+    ending = child_ending
+    if ending is not None:
+        ending()
+
+
+def _exit(status: int) -> NoReturn:
+    """os._exit, once a followed child has written its profile."""
+    try:
+        _at_child_exit()
+    finally:
+        _original_exit(status)
+
+
+_exit.__wrapped__ = _original_exit  # type: ignore[attr-defined]
+
+
+def _set_exit(function: Callable[[int], NoReturn]) -> None:
+    os._exit = function
+
+
+def _child_exit_on() -> None:
+    atexit.register(_at_child_exit)
+    _set_exit(_exit)
+
+
+def _child_exit_off() -> None:
+    atexit.unregister(_at_child_exit)
+    _set_exit(_original_exit)
+
+
+child_exit = Patch("child_exit", _child_exit_on, _child_exit_off)
+
+
 # --- fork_handlers -------------------------------------------------------------------------
 
 # The C core's own duties come first: the sampler's helper thread is held off
@@ -353,7 +400,11 @@ _fork_registered = False
 
 def _run(when: str) -> Callable[[], None]:
     def run() -> None:
-        for handler in list(_fork[when]):
+        # Before the fork, the latest first, as os.register_at_fork runs them:
+        # a handler that waits for work of its own to end must run before the
+        # C core holds off the sampler's helper, which that work may need.
+        handlers = _fork[when]
+        for handler in list(reversed(handlers) if when == "before" else handlers):
             handler()
     return run
 
@@ -362,7 +413,8 @@ def at_fork(*, before: Callable[[], None] | None = None,
             after_in_parent: Callable[[], None] | None = None,
             after_in_child: Callable[[], None] | None = None) -> None:
     """Run these around os.fork from now on (each handler once, however often
-    it is given), as os.register_at_fork would."""
+    it is given), as os.register_at_fork would: ``before`` handlers in the
+    reverse order of their registration, the others in that order."""
     global _fork_registered
     with _lock:
         for when, handler in (("before", before), ("after_in_parent", after_in_parent),
@@ -378,7 +430,7 @@ def at_fork(*, before: Callable[[], None] | None = None,
 # --- what is applied ----------------------------------------------------------------------
 
 PATCHES = (thread_timing, thread_creators, recording_locks, asyncio_waits, numpy_allocator,
-           exit_stop)
+           exit_stop, child_exit)
 
 
 def applied() -> list[str]:

@@ -225,8 +225,14 @@ class TerminationHandlers:
         self._on_signal(signum)
 
     def install(self) -> None:
+        """Take each signal whose disposition is the default, or the handler
+        of another TerminationHandlers that this process inherited from the
+        one it was forked from (which would only die of the signal)."""
         for signum in TERMINATION_SIGNALS:
-            if signal.getsignal(signum) == signal.SIG_DFL:
+            current = signal.getsignal(signum)
+            owner = getattr(current, "__self__", None)
+            if current == signal.SIG_DFL or (isinstance(owner, TerminationHandlers)
+                                             and owner._pid != os.getpid()):
                 signal.signal(signum, self._handle)
                 self._taken.append(signum)
 

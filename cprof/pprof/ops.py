@@ -83,6 +83,21 @@ def without_thread(profile: Profile, thread_id: int | None) -> Profile:
                                   if s.labels.get("thread_id") != thread_id])
 
 
+def with_labels(profile: Profile, labels: dict[str, LabelValue]) -> Profile:
+    """Every sample of ``profile`` labelled with ``labels`` (a number or a
+    string each, without unit), in place of any values it had for those keys."""
+    added = tuple((key, value, "") for key, value in labels.items())
+    made: dict[tuple[tuple[str, LabelValue, str], ...], tuple[tuple[str, LabelValue, str], ...]] = {}
+    samples = []
+    for s in profile.samples:
+        items = made.get(s.label_items)
+        if items is None:
+            items = made[s.label_items] = tuple(
+                it for it in s.label_items if it[0] not in labels) + added
+        samples.append(Sample._raw(s.values, s.locations, items))
+    return with_samples(profile, samples)
+
+
 def keep_scope(source: Profile, made: Profile, index: int | None = None) -> Profile:
     """``made`` reporting as ``source`` does (its report totals and filter
     legend, when ``source`` was made by filter), of sample type ``index``
@@ -536,4 +551,4 @@ def aggregate(profile: Profile, by: Granularity = "function", *,
 
 __all__ = ["DIFF_BASE_LABEL", "aggregate", "bulk", "diff", "keep_scope",
            "map_stack", "merge", "scale", "select", "share", "subtract", "total",
-           "unique_locations", "with_samples"]
+           "unique_locations", "with_labels", "with_samples"]
