@@ -26,7 +26,9 @@ def record_options(args: argparse.Namespace) -> list[str]:
     if args.max_depth is not None:
         options += ["--max-depth", str(args.max_depth)]
     return (["-o", args.output] if args.output else []) + options + (
-        ["--quiet"] if args.quiet else []) + (["--native"] if args.native else [])
+        ["--quiet"] if args.quiet else []) + (["--native"] if args.native else []) + (
+        ["--follow"] if args.follow else []) + (
+        ["--per-process", args.per_process] if args.per_process else [])
 
 
 def cmd_record(args: argparse.Namespace) -> int:

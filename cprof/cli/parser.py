@@ -235,6 +235,7 @@ def _grammar(wanted: str | None, parser: Builder) -> bool:
         "record", help="profile a Python program, write its profile and print its top 10",
         usage="cprof record [-o OUT] [--hz N] [--mode cpu|wall] [--native] [--max-depth N] "
               "[--repeat N]\n"
+              "         [--follow] [--per-process DIR]\n"
               "         (-- python [options] script.py args | script.py args | -m module args)",
         description="Run a Python program under the CPU profiler, as python -m cProfile "
                     "does: in this process (a python command is re-executed to run cprof "
@@ -256,6 +257,14 @@ def _grammar(wanted: str | None, parser: Builder) -> bool:
                    help="record C frames too (libunwind), each interpreter call replaced by "
                         "its Python frames: time in NumPy, zlib or an extension gets its C "
                         "function's name, under the Python call that made it")
+    r.add_argument("--follow", action="store_true",
+                   help="profile the program's Python child processes too (multiprocessing, "
+                        "concurrent.futures, subprocesses, their children), each from its start "
+                        "with the same settings, and merge their profiles into this one, each "
+                        "sample labelled pid and process (-tagfocus=pid=N)")
+    r.add_argument("--per-process", metavar="DIR",
+                   help="--follow, but write each process's profile apart, as DIR/PID.prof "
+                        "(this one's too), instead of one merged profile")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_program(r, "launch.cmd_record")
     v = sub.add_parser(

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import subprocess
     from typing import IO
 
+    from ..collect import follow
+
 # At the top, not where used: a termination signal's handler writes the profile
 # through them, and must not import while the program may be importing.
 from ..pprof.ops import merge, with_labels, with_samples, without_thread
@@ -104,6 +106,22 @@ def _check_record_options(args: argparse.Namespace) -> None:
         raise ProgramError(f"--hz must be from 1 to {MAX_HZ}, not {args.hz:g}")
     if args.max_depth is not None and not 1 <= args.max_depth <= MAX_DEPTH:
         raise ProgramError(f"--max-depth must be from 1 to {MAX_DEPTH}, not {args.max_depth}")
+    if args.per_process and args.output:
+        raise ProgramError("--per-process writes DIR/PID.prof, a file for each process: "
+                           "-o has no use with it")
+    if args.per_process and args.repeat > 1:
+        raise ProgramError("--per-process and --repeat cannot go together: use --follow, "
+                           "which labels each sample with its pid")
+
+
+def _check_directory(directory: str) -> None:
+    """Make --per-process's directory, and refuse it, before the program
+    runs, if profiles could not be written there."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        check_writable(os.path.join(directory, f"{os.getpid()}.prof"))
+    except OSError as e:
+        raise ProgramError(f"--per-process {directory}: {e.strerror}") from None
 
 
 class _Recording:
@@ -124,10 +142,19 @@ class _Recording:
         self.handlers = runner.TerminationHandlers(self._on_signal)
         self.finishing = False
         self.pending: int | None = None
+        self.following: follow.Following | None = None
+        # --per-process: each process's file and profile, this one's first.
+        self.written: list[tuple[str, Profile]] = []
 
     def start(self) -> None:
         start_cpu_profile(hz=self.args.hz, mode=self.args.mode, max_depth=self.args.max_depth,
                           native=self.args.native)
+        if self.args.follow or self.args.per_process:
+            # After the start: children fork from a running profile (follow.py).
+            from ..collect import follow
+            self.following = follow.Following(follow.cpu_settings(
+                hz=self.args.hz, mode=self.args.mode, max_depth=self.args.max_depth,
+                native=self.args.native))
         self.live.start()
         self.handlers.install()
 
@@ -142,8 +169,15 @@ class _Recording:
         try:
             self.live.stop(live_timeout)
             profile = without_thread(stop_cpu_profile(), self.live.native_id)
-            profile.write(self.out)
+            if self.following is not None and self.args.per_process:
+                self.written = self.following.per_process(profile, self.args.per_process)
+            else:
+                if self.following is not None:
+                    profile = self.following.finish(profile)
+                profile.write(self.out)
         finally:
+            if self.following is not None:
+                self.following.close()
             self.watch.done()
         return profile
 
@@ -158,8 +192,10 @@ class _Recording:
             runner.say_now(f"cprof: terminated by {name}: could not write {self.out}: {e}")
         else:
             if not self.args.quiet:
-                runner.say_now(f"cprof: terminated by {name}: wrote {self.out} "
-                               f"({samples_text(profile)}); program killed by {name}")
+                where = (f"{len(self.written)} profiles into {self.args.per_process}"
+                         if self.written else f"{self.out} ({samples_text(profile)})")
+                runner.say_now(f"cprof: terminated by {name}: wrote {where}; program killed "
+                               f"by {name}")
         runner.die_of(signum)
 
     def die_of_pending(self) -> None:
@@ -169,8 +205,18 @@ class _Recording:
             runner.die_of(self.pending)
 
     def report(self, profile: Profile, status: int) -> None:
-        if not self.args.quiet:
+        if self.args.quiet:
+            return
+        if not self.written:
             report_written(self.out, profile, f"program exited with status {status}")
+            return
+        print(f"cprof: wrote {len(self.written)} profiles, one a process, into "
+              f"{self.args.per_process}; program exited with status {status}", file=sys.stderr)
+        for path, p in self.written:
+            process = next((s.labels.get("process") for s in p.samples), "")
+            print(f"  {path}: {process or '(no samples)'}, {samples_text(p)}", file=sys.stderr)
+        print(f"cprof: explore one with: go tool pprof -http=: {self.written[0][0]}",
+              file=sys.stderr)
 
 
 def samples_text(profile: Profile) -> str:
@@ -195,7 +241,10 @@ def record(args: argparse.Namespace) -> int:
     require_collectors()
     program = runner.program(args.command, args.module, ["record", *record_options(args)])
     out = args.output or _default_output(program.name, args.mode)
-    _check_output(out)
+    if args.per_process:
+        _check_directory(args.per_process)
+    else:
+        _check_output(out)
     program.load()
     recording = _Recording(out, args)
     recording.start()
@@ -203,6 +252,8 @@ def record(args: argparse.Namespace) -> int:
         status = program.run()
     finally:
         if not recording.forked():
+            if recording.following is not None:
+                recording.following.end_children()
             profile = recording.finish()
             recording.handlers.remove()
     if recording.forked():
@@ -309,7 +360,7 @@ def record_repeated(args: argparse.Namespace) -> int:
         "--", *(args.command[1:] if args.command[:1] == ["--"] else args.command)]
     options = ["--hz", f"{args.hz:g}", "--mode", args.mode, "--quiet",
                *(["--max-depth", str(args.max_depth)] if args.max_depth is not None else []),
-               *(["--native"] if args.native else [])]
+               *(["--native"] if args.native else []), *(["--follow"] if args.follow else [])]
     import tempfile  # here: a single run (the usual) needs no temporary directory
     status = 0
     with tempfile.TemporaryDirectory(prefix="cprof-repeat-") as tmp:

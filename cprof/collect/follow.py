@@ -163,6 +163,16 @@ def _labelled(profile: Profile) -> Profile:
     return with_labels(profile, {"pid": os.getpid(), "process": process_name()})
 
 
+def _merged(profiles: list[Profile], first: str, *more: str) -> Profile:
+    """``profiles`` merged, with the comment ``first``, then the others'
+    comments but their first (the collector's count of each part, which
+    ``first`` replaces: one comment a second of a child would pile up), then
+    ``more``."""
+    merged = merge(profiles)
+    rest = dict.fromkeys(c for p in profiles for c in p.comments[1:])
+    return with_samples(merged, merged.samples, comments=[first, *rest, *more])
+
+
 # The following this process does: as the root, or as a followed child (at
 # most one of them; a forked child of either is a child).
 _root: Following | None = None
@@ -180,6 +190,7 @@ class Following:
                                "one profile at a time may follow them")
         import tempfile  # here: only following needs a temporary directory
         self.settings = settings
+        self.closed = False
         self.dir = tempfile.mkdtemp(prefix="cprof-follow-")
         try:
             with open(os.path.join(self.dir, "sitecustomize.py"), "w", encoding="utf-8") as f:
@@ -199,6 +210,17 @@ class Following:
         # they have reset the one it inherited.
         patches.at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
+
+    def end_children(self) -> None:
+        """At the program's end, what the interpreter's exit would do next
+        for multiprocessing, done now so that its children's profiles are
+        in: run its exit finalizers (a Pool not closed is terminated), stop
+        its daemonic processes (SIGTERM: each writes its profile) and wait
+        for the others. Its own exit handler then finds nothing to do."""
+        util = sys.modules.get("multiprocessing.util")
+        exit_function = getattr(util, "_exit_function", None)
+        if exit_function is not None:
+            exit_function()
 
     def children(self, like: Profile) -> list[Profile]:
         """The profiles the children wrote so far, each labelled, of the
@@ -225,13 +247,13 @@ class Following:
         in; the end of the following."""
         try:
             children = self.children(own)
-            merged = merge([_labelled(own), *children])
             pids = {s.labels.get("pid") for p in children for s in p.samples}
+            merged = _merged([_labelled(own), *children], own.comments[0] if own.comments else "",
+                             f"cprof followed the child processes: {len(pids)} with samples; "
+                             f"each sample is labelled pid and process")
+            # The root's time: the children ran within it.
             return with_samples(merged, merged.samples, time_ns=own.time_ns,
-                                duration_ns=own.duration_ns, comments=[
-                                    *merged.comments, f"cprof followed child processes: "
-                                    f"{len(pids)} with samples, each sample labelled pid and "
-                                    f"process"])
+                                duration_ns=own.duration_ns)
         finally:
             self.close()
 
@@ -260,6 +282,9 @@ class Following:
         """Give the environment back and remove the directory: children
         still running write nothing more."""
         global _root
+        if self.closed:
+            return
+        self.closed = True
         if _root is self:
             _root = None
         for name, value in self._saved.items():
@@ -334,12 +359,21 @@ class _Child:
                 cut = without_thread(cpu.cut_cpu_profile(self.handle), self.flusher_id)
                 if not cut.samples:
                     return
-                self.so_far = cut if self.so_far is None else merge([self.so_far, cut])
+                self.so_far = self._add(cut)
                 profile = self.so_far
             else:
                 from . import heap
                 profile = heap.heap_profile("heap")
             write_bytes(self.path, _labelled(profile).to_bytes())
+
+    def _add(self, cut: Profile) -> Profile:
+        """The CPU profile so far, with ``cut``."""
+        if self.so_far is None:
+            return cut
+        s = self.settings
+        samples = self.so_far.totals()[0] + cut.totals()[0]
+        return _merged([self.so_far, cut], f"cprof {s['mode']} profile at {s['hz']:g} Hz: "
+                       f"{samples} samples, in a followed child")
 
     def end(self) -> None:
         """Stop the profile and write it (once; what ends the process calls it)."""
@@ -350,8 +384,8 @@ class _Child:
         try:
             with self.lock:
                 if self.settings["profile"] == "cpu":
-                    last = without_thread(cpu.stop_cpu_profile(self.handle), self.flusher_id)
-                    profile = last if self.so_far is None else merge([self.so_far, last])
+                    profile = self._add(without_thread(cpu.stop_cpu_profile(self.handle),
+                                                       self.flusher_id))
                 else:
                     from . import heap
                     profile = heap.stop_heap_profile()

@@ -120,6 +120,7 @@ PLAIN = [
     ["summary", "a.prof", "--top", "2", "--level", "0"],
     ["record", "--hz", "1000", "-o", "out.prof", "script.py", "-o", "x", "--", "y"],
     ["record", "--native", "--mode", "wall", "script.py"],
+    ["record", "--follow", "--per-process", "procs", "script.py"],
     ["record", "-o", "out.prof", "--", "python", "-X", "dev", "x.py", "--", "-o"],
     ["record", "--", "-m", "json.tool"],
     ["serve", "--port", "0", "--allow-host", "a", "--allow-host", "b", "app.py"],
