@@ -222,24 +222,26 @@ class Following:
         if exit_function is not None:
             exit_function()
 
-    def children(self, like: Profile) -> list[Profile]:
-        """The profiles the children wrote so far, each labelled, of the
-        sample types of ``like``; unreadable ones are passed over (a child's
-        write is atomic, so only one of another program would be)."""
+    def children(self, like: Profile) -> list[tuple[int, Profile]]:
+        """The profiles the children wrote so far, each labelled, with their
+        pids, of the sample types of ``like``; unreadable ones are passed
+        over (a child's write is atomic, so only one of another program
+        would be)."""
         found = []
         try:
             names = sorted(os.listdir(self.dir))
         except OSError:
             return []
         for name in names:
-            if name.startswith(".") or not name.endswith(".prof"):
+            pid, dash, _ = name.partition("-")
+            if not (dash and pid.isdecimal() and name.endswith(".prof")):
                 continue
             try:
                 p = load(os.path.join(self.dir, name))
             except (OSError, ProfileError):
                 continue
             if p.sample_types == like.sample_types and p.period_type == like.period_type:
-                found.append(p)
+                found.append((int(pid), p))
         return found
 
     def finish(self, own: Profile) -> Profile:
@@ -247,10 +249,10 @@ class Following:
         in; the end of the following."""
         try:
             children = self.children(own)
-            pids = {s.labels.get("pid") for p in children for s in p.samples}
-            merged = _merged([_labelled(own), *children], own.comments[0] if own.comments else "",
-                             f"cprof followed the child processes: {len(pids)} with samples; "
-                             f"each sample is labelled pid and process")
+            merged = _merged([_labelled(own), *(p for _, p in children)],
+                             own.comments[0] if own.comments else "",
+                             f"cprof followed {len({pid for pid, _ in children})} child "
+                             f"processes; each sample is labelled pid and process")
             # The root's time: the children ran within it.
             return with_samples(merged, merged.samples, time_ns=own.time_ns,
                                 duration_ns=own.duration_ns)
@@ -263,10 +265,8 @@ class Following:
         of the following."""
         try:
             by_pid: dict[int, list[Profile]] = {os.getpid(): [_labelled(own)]}
-            for p in self.children(own):
-                pid = next((s.labels.get("pid") for s in p.samples), None)
-                if isinstance(pid, int):
-                    by_pid.setdefault(pid, []).append(p)
+            for pid, p in self.children(own):
+                by_pid.setdefault(pid, []).append(p)
             os.makedirs(directory, exist_ok=True)
             written = []
             for pid, profiles in by_pid.items():

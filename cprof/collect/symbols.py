@@ -60,11 +60,27 @@ class Resolved:
         self.stacks = stacks
 
 
+def _script_file(main: object) -> str | None:
+    """The file of the script ``main`` (the ``__main__`` module) ran, once
+    python has taken its ``__file__`` away, as it does when the script ends,
+    before the atexit callbacks (a profile stopped at exit): the file of a
+    function the script defined."""
+    for value in list(getattr(main, "__dict__", {}).values()):
+        code = getattr(value, "__code__", None)
+        if getattr(value, "__module__", None) == "__main__" and code is not None:
+            filename = getattr(code, "co_filename", None)
+            if isinstance(filename, str) and not filename.startswith("<"):
+                return filename
+    return None
+
+
 def module_names() -> dict[str, str]:
     """Absolute file name -> module name, for every imported module."""
     names: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
+        if path is None and name == "__main__":
+            path = _script_file(module)
         # A script's module may also be listed under an alias (multiprocessing
         # adds "__mp_main__"): it is the __main__ module.
         if isinstance(path, str) and (name == "__main__" or path not in names):

@@ -4,7 +4,11 @@ and stacks; cprof's runner frames cut, cprof's own work folded into "<cprof>".""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import cprof
 import cprof.collect.runner
 from cprof.collect.symbols import resolve
 
@@ -51,3 +55,23 @@ def test_the_frames_cprof_treats_apart_are_real_functions() -> None:
             tree = ast.parse(f.read())
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert name in defined, f"{filename} defines no function {name}"
+
+
+def test_a_scripts_functions_keep_their_module_in_a_profile_stopped_at_exit(tmp_path: Path) -> None:
+    """python takes __main__.__file__ away as the script ends, before the
+    atexit callbacks that stop a profile still running (and a followed
+    child's): the script's functions are still __main__'s."""
+    (tmp_path / "script.py").write_text(
+        "import time, cprof\n"
+        "def work():\n"
+        "    start = time.process_time()\n"
+        "    while time.process_time() - start < 0.05:\n"
+        "        pass\n"
+        "cprof.start_cpu_profile('out.prof', hz=1000)\n"
+        "work()\n")
+    r = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    profile = cprof.load(tmp_path / "out.prof")
+    assert {ln.function.name for s in profile.samples for loc in s.locations
+            for ln in loc.lines if ln.function.name.endswith("work")} == {"__main__.work"}

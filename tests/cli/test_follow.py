@@ -1,0 +1,344 @@
+"""`cprof record --follow` and `follow_children=True`: the Python children of the
+profiled process, however started, profile themselves and are merged in.
+
+Real processes throughout: a multiprocessing.Pool(4), a ProcessPoolExecutor, a
+spawn-started process, a plain `python` subprocess and its own child, a child
+killed with SIGKILL, a child that is not Python. Each child measures the CPU
+its hot function spent (time.process_time, in the child) and the profile must
+give that function, under the child's pid, the same time within 10%.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import cprof
+from cprof.collect import follow
+
+# The program cprof record --follow runs: every kind of child, each spending
+# BURN seconds of CPU (or several times that) in a hot function of its own and
+# saying how much it spent, in spent/<kind>-<pid>.json.
+FAMILY = textwrap.dedent('''\
+    import concurrent.futures, json, multiprocessing, os, subprocess, sys, time
+
+    BURN = 0.15
+
+    def burn(seconds):
+        start = time.process_time()
+        n = 0
+        while time.process_time() - start < seconds:
+            n += 1
+        return time.process_time() - start
+
+    def note(kind, spent, pid=None):
+        pid = pid or os.getpid()
+        with open(f"spent/{kind}-{pid}.json", "w") as f:
+            json.dump({"kind": kind, "pid": pid, "cpu": spent}, f)
+
+    def pool_hot(seconds):
+        return os.getpid(), burn(seconds)
+
+    def executor_hot(seconds):
+        return os.getpid(), burn(seconds)
+
+    def spawn_hot(seconds):
+        note("spawn", burn(seconds))
+
+    if __name__ == "__main__":
+        os.makedirs("spent", exist_ok=True)
+        with open("during.json", "w") as f:
+            json.dump({"pid": os.getpid(), "follow": os.environ.get("CPROF_FOLLOW"),
+                       "pythonpath": os.environ.get("PYTHONPATH")}, f)
+        with multiprocessing.Pool(4) as pool:
+            results = pool.map(pool_hot, [BURN] * 8, chunksize=1)
+        for pid in {pid for pid, _ in results}:
+            note("pool", sum(spent for p, spent in results if p == pid), pid)
+        with concurrent.futures.ProcessPoolExecutor(2) as executor:
+            results = list(executor.map(executor_hot, [BURN] * 4))
+        for pid in {pid for pid, _ in results}:
+            note("executor", sum(spent for p, spent in results if p == pid), pid)
+        p = multiprocessing.get_context("spawn").Process(target=spawn_hot, args=(BURN,))
+        p.start()
+        p.join()
+        subprocess.run([sys.executable, "child.py", "1"], check=True)
+        shell = subprocess.run(["/bin/sh", "-c", "echo $$; exit 7"], capture_output=True,
+                               text=True)
+        with open("shell.json", "w") as f:
+            json.dump({"pid": int(shell.stdout), "status": shell.returncode}, f)
+''')
+
+# A plain `python child.py 1` subprocess; it starts `python child.py 2`, its own.
+CHILD = textwrap.dedent('''\
+    import json, os, subprocess, sys, time
+
+    def burn(seconds):
+        start = time.process_time()
+        n = 0
+        while time.process_time() - start < seconds:
+            n += 1
+        return time.process_time() - start
+
+    def subprocess_hot(seconds):
+        return burn(seconds)
+
+    def grandchild_hot(seconds):
+        return burn(seconds)
+
+    level = sys.argv[1]
+    hot = subprocess_hot if level == "1" else grandchild_hot
+    spent = hot(0.2)
+    kind = "subprocess" if level == "1" else "grandchild"
+    with open(f"spent/{kind}-{os.getpid()}.json", "w") as f:
+        json.dump({"kind": kind, "pid": os.getpid(), "cpu": spent}, f)
+    if level == "1":
+        subprocess.run([sys.executable, "child.py", "2"], check=True)
+''')
+
+HOT = {"pool": "pool_hot", "executor": "executor_hot", "spawn": "spawn_hot",
+       "subprocess": "subprocess_hot", "grandchild": "grandchild_hot"}
+
+
+def cprof_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cprof", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def spent(cwd: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted((cwd / "spent").glob("*.json"))]
+
+
+def hot_cpu(profile: cprof.Profile, pid: int, function: str) -> float:
+    """Seconds of CPU the profile gives ``function`` in process ``pid``."""
+    return profile.filter(tagfocus=f"pid={pid}", focus=rf"(^|\.){function}$").total() / 1e9
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, cprof.Profile]:
+    """FAMILY recorded with --follow, once for the tests below."""
+    cwd = tmp_path_factory.mktemp("family")
+    (cwd / "family.py").write_text(FAMILY)
+    (cwd / "child.py").write_text(CHILD)
+    r = cprof_cli(cwd, "record", "--follow", "-o", "family.prof", "family.py")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return cwd, cprof.load(cwd / "family.prof")
+
+
+@pytest.mark.parametrize("kind", list(HOT))
+def test_each_childs_hot_function_has_its_cpu_under_its_pid(
+        family: tuple[Path, cprof.Profile], kind: str) -> None:
+    cwd, profile = family
+    children = [s for s in spent(cwd) if s["kind"] == kind]
+    assert children, f"no {kind} child said what it spent"
+    for child in children:
+        pid, cpu = child["pid"], child["cpu"]
+        assert isinstance(pid, int) and isinstance(cpu, float)
+        got = hot_cpu(profile, pid, HOT[kind])
+        assert abs(got - cpu) <= 0.1 * cpu, (kind, pid, got, cpu)
+
+
+def test_every_sample_is_labelled_with_its_process(family: tuple[Path, cprof.Profile]) -> None:
+    cwd, profile = family
+    root = json.loads((cwd / "during.json").read_text())["pid"]
+    processes = {}
+    for s in profile.samples:
+        assert isinstance(s.labels.get("pid"), int), s.labels
+        processes.setdefault(s.labels["pid"], set()).add(s.labels.get("process"))
+    assert processes[root] == {"family.py"}
+    by_kind = {s["pid"]: s["kind"] for s in spent(cwd)}
+    names = {kind: set().union(*(processes[pid] for pid, k in by_kind.items() if k == kind))
+             for kind in HOT}
+    assert all(n.startswith(("ForkPoolWorker-", "ForkServerPoolWorker-", "SpawnPoolWorker-"))
+               for n in names["pool"]), names
+    assert len(names["spawn"]) == 1 and names["spawn"].pop().startswith("SpawnProcess-")
+    assert names["subprocess"] == names["grandchild"] == {"child.py"}
+    # Only processes that exist: the pool's and the executor's each, and
+    # multiprocessing's helpers (a resource tracker, a fork server).
+    assert set(by_kind) | {root} <= set(processes)
+
+
+def test_a_child_that_is_not_python_is_left_alone(family: tuple[Path, cprof.Profile]) -> None:
+    cwd, profile = family
+    shell = json.loads((cwd / "shell.json").read_text())
+    assert shell["status"] == 7
+    assert shell["pid"] not in {s.labels.get("pid") for s in profile.samples}
+
+
+def test_nothing_is_left_behind(family: tuple[Path, cprof.Profile]) -> None:
+    cwd, _ = family
+    during = json.loads((cwd / "during.json").read_text())
+    directory = json.loads(during["follow"])["dir"]
+    assert during["pythonpath"].split(os.pathsep)[0] == directory
+    assert not os.path.exists(directory)
+
+
+PER_PROCESS = textwrap.dedent('''\
+    import multiprocessing, time
+
+    def work(seconds):
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            pass
+
+    if __name__ == "__main__":
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            pool.map(work, [0.1] * 4, chunksize=1)
+''')
+
+
+def test_per_process_writes_one_profile_a_process(tmp_path: Path) -> None:
+    (tmp_path / "work.py").write_text(PER_PROCESS)
+    r = cprof_cli(tmp_path, "record", "--per-process", "procs", "work.py")
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = sorted((tmp_path / "procs").iterdir())
+    assert len(files) == 3, files  # the program and its pool's two workers
+    assert not (tmp_path / "work.cpu.prof").exists()
+    names = set()
+    for f in files:
+        p = cprof.load(f)
+        pids = {s.labels.get("pid") for s in p.samples}
+        assert pids <= {int(f.stem)}, (f, pids)
+        names |= {s.labels.get("process") for s in p.samples}
+        top = cprof_cli(tmp_path, "top", str(f))
+        assert top.returncode == 0 and "flat%" in top.stdout, top.stderr
+    assert names == {"work.py", "ForkPoolWorker-1", "ForkPoolWorker-2"}
+
+
+# A child that spends CPU until it is killed, and one that forks: the API's
+# follow_children, in a program of its own so that its environment is its own.
+API = textwrap.dedent('''\
+    import json, os, signal, subprocess, sys, time
+    import cprof
+
+    CHILD = """
+    def killed_hot():
+        n = 0
+        while True:
+            n += 1
+
+    killed_hot()
+    """
+
+    def forked_hot(seconds):
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            pass
+        return time.process_time() - start
+
+    before = {k: os.environ.get(k) for k in ("CPROF_FOLLOW", "PYTHONPATH")}
+    with cprof.cpu(follow_children=True) as c:
+        directory = json.loads(os.environ["CPROF_FOLLOW"])["dir"]
+        child = subprocess.Popen([sys.executable, "-c", CHILD])
+        pid = os.fork()
+        if pid == 0:
+            spent = forked_hot(0.2)
+            with open("forked.json", "w") as f:
+                json.dump({"pid": os.getpid(), "cpu": spent}, f)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(2.5)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    after = {k: os.environ.get(k) for k in ("CPROF_FOLLOW", "PYTHONPATH")}
+    c.profile.write("api.prof")
+    json.dump({"killed": child.pid, "same_env": before == after,
+               "dir_left": os.path.exists(directory)}, sys.stdout)
+''')
+
+
+def test_the_api_follows_a_fork_and_keeps_what_a_killed_child_had(tmp_path: Path) -> None:
+    (tmp_path / "api.py").write_text(API)
+    r = subprocess.run([sys.executable, "api.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "PYTHONPATH": "/nonexistent"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    assert out["same_env"] and not out["dir_left"], out
+    profile = cprof.load(tmp_path / "api.prof")
+    # Killed 2.5 s after its start, it had written each second what it had.
+    assert hot_cpu(profile, out["killed"], "killed_hot") >= 0.8
+    forked = json.loads((tmp_path / "forked.json").read_text())
+    got = hot_cpu(profile, forked["pid"], "forked_hot")
+    assert abs(got - forked["cpu"]) <= 0.1 * forked["cpu"], (got, forked)
+
+
+HEAP = textwrap.dedent('''\
+    import subprocess, sys
+    import cprof
+
+    CHILD = """
+    def child_alloc():
+        return [bytearray(4000) for _ in range(10000)]
+
+    keep = child_alloc()
+    """
+
+    with cprof.heap(rate=16 * 1024, follow_children=True) as h:
+        child = subprocess.run([sys.executable, "-c", CHILD])
+    h.profile.write("heap.prof")
+''')
+
+
+def test_the_heap_profile_follows_children(tmp_path: Path) -> None:
+    (tmp_path / "heap.py").write_text(HEAP)
+    r = subprocess.run([sys.executable, "heap.py"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    profile = cprof.load(tmp_path / "heap.prof")
+    hot = profile.filter(focus=r"\.child_alloc$")
+    pids = {s.labels.get("pid") for s in hot.samples}
+    assert len(pids) == 1 and pids != {os.getpid()}, pids
+    allocated = hot.total("alloc_space")
+    assert 0.8 * 40e6 <= allocated <= 1.25 * 40e6, allocated
+
+
+def test_children_of_another_python_or_settings_ignore_the_sitecustomize(tmp_path: Path) -> None:
+    """The sitecustomize written for children does nothing in a Python of
+    another version, and runs the sitecustomize it hides."""
+    (tmp_path / "follow").mkdir()
+    (tmp_path / "follow" / "sitecustomize.py").write_text(follow.SITECUSTOMIZE)
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "sitecustomize.py").write_text("import os\nos.environ['OWN'] = 'ran'\n")
+    settings = {**follow.cpu_settings(hz=100, mode="cpu", max_depth=128, native=False),
+                "dir": str(tmp_path), "python": ["cpython", 2, 7, ""], "home": "/nowhere"}
+    code = ("import os, sys; print(os.environ.get('OWN'), 'cprof' in sys.modules, "
+            f"{str(tmp_path / 'follow')!r} in sys.path)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "CPROF_FOLLOW": json.dumps(settings),
+                            "PYTHONPATH": os.pathsep.join([str(tmp_path / "follow"),
+                                                           str(tmp_path / "own")])})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.split() == ["ran", "False", "False"]
+    assert os.listdir(tmp_path / "follow") == ["sitecustomize.py"]
+
+
+def test_a_termination_signal_writes_a_forked_childs_profile(tmp_path: Path) -> None:
+    """Pool.terminate's SIGTERM, sent to a forked child that inherited
+    cprof record's handler: the child writes its profile, then dies of it."""
+    (tmp_path / "term.py").write_text(textwrap.dedent('''\
+        import os, signal, time
+        def term_hot():
+            start = time.process_time()
+            while time.process_time() - start < 0.3:
+                pass
+            time.sleep(60)
+        pid = os.fork()
+        if pid == 0:
+            term_hot()
+            os._exit(0)
+        time.sleep(0.6)  # before the child's first periodic write, at 1 s
+        os.kill(pid, signal.SIGTERM)
+        print(pid, os.waitpid(pid, 0)[1])
+    '''))
+    r = cprof_cli(tmp_path, "record", "--follow", "--hz", "1000", "-o", "term.prof", "term.py")
+    assert r.returncode == 0, r.stderr[-3000:]
+    pid, status = map(int, r.stdout.split())
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    got = hot_cpu(cprof.load(tmp_path / "term.prof"), pid, "term_hot")
+    assert 0.27 <= got <= 0.33, got
