@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
+import time
 
 from ..pprof.io import write_bytes
 from ..pprof.ops import merge, with_labels, with_samples, without_thread
@@ -324,15 +326,28 @@ class _Child:
         self.stop = threading.Event()
         self.flusher_id: int | None = None
         self.signals = runner.TerminationHandlers(self._on_signal)
+        self.wakeup: tuple[int, int] | None = None  # the signals' wakeup pipe: read, write
 
     def start(self) -> None:
+        """Start the profile, in the main thread (the sitecustomize's, or
+        the forking thread's, which is the child's main thread)."""
         s = self.settings
-        if s["profile"] == "cpu":
-            self.handle = cpu.start_cpu_profile(hz=s["hz"], mode=s["mode"],
-                                                max_depth=s["max_depth"], native=s["native"])
-        else:
-            from . import heap
-            heap.start_heap_profile(s["rate"], max_depth=s["max_depth"])
+        # The termination signals' Python handler below runs in the main
+        # thread only, once the main thread is woken: a signal another
+        # thread takes would leave it blocked (a Pool worker waiting for
+        # its next task) for ever. So the threads cprof starts (the
+        # sampler's helper, the flusher) are born with them blocked, and
+        # the kernel gives them to another thread.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, runner.TERMINATION_SIGNALS)
+        try:
+            if s["profile"] == "cpu":
+                self.handle = cpu.start_cpu_profile(hz=s["hz"], mode=s["mode"],
+                                                    max_depth=s["max_depth"], native=s["native"])
+            else:
+                from . import heap
+                heap.start_heap_profile(s["rate"], max_depth=s["max_depth"])
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         patches.child_ending = self.end
         if patches.child_exit.users == 0:  # a forked child has it from its parent
             patches.child_exit.use()
@@ -340,15 +355,67 @@ class _Child:
                         after_in_child=_after_fork_in_child)
         if threading.current_thread() is threading.main_thread():
             self.signals.install()
-        threading.Thread(target=self._flush_every, name="cprof-follow", daemon=True).start()
+            self._watch_signals()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, runner.TERMINATION_SIGNALS)
+        try:
+            threading.Thread(target=self._flush_every, name="cprof-follow", daemon=True).start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def _watch_signals(self) -> None:
+        """Have the signals' numbers written to a pipe the flusher reads
+        (signal.set_wakeup_fd), unless the program has a wakeup fd of its
+        own: a termination signal that came to another thread of the
+        program, or just before the main thread blocked (between Python's
+        last look at its signals and the system call), would otherwise not
+        end the process until the main thread wakes, if ever."""
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        if previous == -1:
+            self.wakeup = (read, write)
+            return
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+
+    def forget_wakeup(self) -> None:
+        """In a forked child: drop the parent's wakeup pipe (the parent
+        reads it)."""
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.wakeup = None
 
     def _flush_every(self) -> None:
         self.flusher_id = threading.get_native_id()
-        while not self.stop.wait(FLUSH_SECONDS):
-            try:
-                self.flush()
-            except Exception:
-                pass  # the file keeps the last flush; the end says what went wrong
+        import select  # here: the sitecustomize's import of cprof should not pay for it
+        due = time.monotonic() + FLUSH_SECONDS
+        while not self.stop.is_set():
+            left = due - time.monotonic()
+            if left <= 0:
+                try:
+                    self.flush()
+                except Exception:
+                    pass  # the file keeps the last flush; the end says what went wrong
+                due = time.monotonic() + FLUSH_SECONDS
+            elif self.wakeup is None:
+                self.stop.wait(left)
+            elif select.select([self.wakeup[0]], [], [], left)[0]:
+                self._pass_on(os.read(self.wakeup[0], 512))
+
+    def _pass_on(self, signals: bytes) -> None:
+        """Send the termination signals among ``signals`` (their numbers, as
+        the wakeup fd gets them) to the main thread, where their handler
+        runs, if it has not run it by a while later: that wakes it."""
+        ours = [n for n in dict.fromkeys(signals) if n in runner.TERMINATION_SIGNALS]
+        if not ours:
+            return
+        time.sleep(0.05)
+        for signum in ours:
+            if not self.ending and self.signals.handles(signum):
+                signal.pthread_kill(threading.main_thread().ident or 0, signum)
 
     def flush(self) -> None:
         """Write what the profile holds so far."""
@@ -435,6 +502,8 @@ def _after_fork_in_child() -> None:
     global _root, _child
     inherited = _child.settings if _child is not None else (
         _root.config if _root is not None else None)
+    if _child is not None:
+        _child.forget_wakeup()
     _root = _child = None  # the root's following and its files are its own
     if inherited is None:
         return

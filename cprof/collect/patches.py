@@ -372,7 +372,7 @@ _exit.__wrapped__ = _original_exit  # type: ignore[attr-defined]
 
 
 def _set_exit(function: Callable[[int], NoReturn]) -> None:
-    os._exit = function
+    os._exit = function  # type: ignore[assignment]
 
 
 def _child_exit_on() -> None:

@@ -236,6 +236,10 @@ class TerminationHandlers:
                 signal.signal(signum, self._handle)
                 self._taken.append(signum)
 
+    def handles(self, signum: int) -> bool:
+        """Whether ``signum`` calls this one's ``on_signal`` now."""
+        return bool(signal.getsignal(signum) == self._handle)
+
     def remove(self) -> None:
         """Give back the default action, where the program left ours."""
         for signum in self._taken:
