@@ -10,6 +10,8 @@
 - ``symbols``: names and lines for the frames the collectors record; ``elfsym``
   names native code from ELF symbol tables.
 - ``runner``: runs a program as ``python`` would, for ``cprof record``.
+- ``follow``: profiles the Python child processes too (``--follow``) and
+  merges their profiles.
 - ``patches``: every change cprof makes to the interpreter, applied when a
   collector starts and undone when it stops.
 
