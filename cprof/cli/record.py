@@ -152,9 +152,13 @@ class _Recording:
         if self.args.follow or self.args.per_process:
             # After the start: children fork from a running profile (follow.py).
             from ..collect import follow
-            self.following = follow.Following(follow.cpu_settings(
-                hz=self.args.hz, mode=self.args.mode, max_depth=self.args.max_depth,
-                native=self.args.native))
+            try:
+                self.following = follow.Following(follow.cpu_settings(
+                    hz=self.args.hz, mode=self.args.mode, max_depth=self.args.max_depth,
+                    native=self.args.native))
+            except (OSError, RuntimeError) as e:
+                stop_cpu_profile()
+                raise ProgramError(f"cannot follow the child processes: {e}") from None
         self.live.start()
         self.handlers.install()
 

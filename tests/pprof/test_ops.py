@@ -8,7 +8,7 @@ import pytest
 import cprof
 from cprof import Function, Line, Location, Mapping, Profile, ProfileBuilder, Sample, ValueType
 from cprof.pprof.ops import (DIFF_BASE_LABEL, aggregate, diff, merge, scale, select, share, subtract,
-                       total)
+                       total, with_labels)
 
 CPU = [("samples", "count"), ("cpu", "nanoseconds")]
 MAIN = ("app.main", "/app/main.py", 5, 1)
@@ -30,6 +30,19 @@ def rows(p: Profile) -> list[tuple[tuple[int, ...], list[str], dict[str, str | i
     """Each sample: values, frames as "function:line" leaf first, labels."""
     return [(s.values, [f"{ln.function.name}:{ln.line}" for loc in s.locations
                         for ln in loc.lines if ln.function], s.labels) for s in p.samples]
+
+
+# --- with_labels ------------------------------------------------------------------------------
+
+
+def test_with_labels_labels_every_sample_in_place_of_the_same_keys() -> None:
+    p = cpu(([1, 10], [WORK, MAIN], {"pid": 7, "t": "x"}), ([2, 20], [PARSE, MAIN], {}))
+    labelled = with_labels(p, {"pid": 42, "process": "worker.py"})
+    assert rows(labelled) == [
+        ((1, 10), ["app.work:12", "app.main:5"], {"t": "x", "pid": 42, "process": "worker.py"}),
+        ((2, 20), ["app.parse:3", "app.main:5"], {"pid": 42, "process": "worker.py"})]
+    assert rows(cprof.load(labelled.to_bytes())) == rows(labelled)
+    assert rows(p)[0][2] == {"pid": 7, "t": "x"}  # the input is unchanged
 
 
 # --- merge ------------------------------------------------------------------------------------
