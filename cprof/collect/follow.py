@@ -103,7 +103,7 @@ _cprof_chain()
 '''
 
 
-def cpu_settings(*, hz: float, mode: str, max_depth: int, native: bool) -> dict[str, Any]:
+def cpu_settings(*, hz: float, mode: str, max_depth: int | None, native: bool) -> dict[str, Any]:
     """A CPU (or wall) profile's settings, as children take them."""
     return {"profile": "cpu", "hz": hz, "mode": mode, "max_depth": max_depth, "native": native}
 

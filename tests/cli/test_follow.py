@@ -342,3 +342,17 @@ def test_a_termination_signal_writes_a_forked_childs_profile(tmp_path: Path) -> 
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     got = hot_cpu(cprof.load(tmp_path / "term.prof"), pid, "term_hot")
     assert 0.27 <= got <= 0.33, got
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["python", "work.py", "-m", "x"], "work.py"),
+    (["python", "-X", "dev", "-W", "error", "/srv/app/work.py"], "work.py"),
+    (["python", "-Xdev", "-u", "-m", "pkg.mod", "a"], "pkg.mod"),
+    (["python", "-Im", "pkg.mod"], "pkg.mod"),
+    (["python", "-c", "pass"], "python -c"),
+    (["python", "-Ic", "pass"], "python -c"),
+    (["python", "--check-hash-based-pycs", "always", "--", "work.py"], "work.py"),
+    (["python"], "python"),
+])
+def test_the_process_label_names_the_program(argv: list[str], name: str) -> None:
+    assert follow._program(argv) == name
