@@ -356,3 +356,37 @@ def test_a_termination_signal_writes_a_forked_childs_profile(tmp_path: Path) -> 
 ])
 def test_the_process_label_names_the_program(argv: list[str], name: str) -> None:
     assert follow._program(argv) == name
+
+
+STRESS = textwrap.dedent('''\
+    import multiprocessing
+
+    def f(x):
+        return sum(range(20000))
+
+    if __name__ == "__main__":
+        for i in range(20):
+            with multiprocessing.Pool(4) as pool:
+                pool.map(f, range(8), chunksize=1)
+''')
+
+
+def test_a_pool_terminated_at_once_never_leaves_a_worker_waiting(tmp_path: Path) -> None:
+    """Pool.__exit__ sends SIGTERM as the workers go back for their next
+    task: one taken by another thread than the main one, or just before the
+    main thread blocked, must still end the worker (it waited for ever, in
+    about one run of this test in three, before the signal was passed on)."""
+    (tmp_path / "stress.py").write_text(STRESS)
+    p = subprocess.Popen([sys.executable, "-m", "cprof", "record", "--follow", "--quiet", "-o",
+                          "stress.prof", "stress.py"], cwd=tmp_path, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail("a Pool worker did not end on SIGTERM")
+    assert p.returncode == 0, err[-3000:]
+    workers = {s.labels.get("pid") for s in cprof.load(tmp_path / "stress.prof").samples}
+    assert len(workers) > 1  # the program and workers (those that took a sample)
