@@ -9,7 +9,7 @@ import threading
 import time
 
 from .. import _core
-from ..collect import command, runner
+from ..collect import command, quiet, runner
 from ..collect.cpu import MAX_DEPTH, MAX_HZ, start_cpu_profile, stop_cpu_profile
 from ..collect.command import ProgramError
 from ..pprof.io import check_writable
@@ -48,7 +48,7 @@ class _LiveCount:
 
     def start(self) -> None:
         if self.thread is not None:
-            self.thread.start()
+            quiet.start(self.thread)
 
     def _loop(self) -> None:
         self.native_id = threading.get_native_id()

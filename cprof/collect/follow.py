@@ -38,7 +38,7 @@ import time
 from ..pprof.io import write_bytes
 from ..pprof.ops import merge, with_labels, with_samples, without_thread
 from ..pprof.profile import Profile, ProfileError, load
-from . import cpu, patches, runner
+from . import cpu, patches, quiet, runner
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -334,20 +334,15 @@ class _Child:
         s = self.settings
         # The termination signals' Python handler below runs in the main
         # thread only, once the main thread is woken: a signal another
-        # thread takes would leave it blocked (a Pool worker waiting for
-        # its next task) for ever. So the threads cprof starts (the
-        # sampler's helper, the flusher) are born with them blocked, and
-        # the kernel gives them to another thread.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, runner.TERMINATION_SIGNALS)
-        try:
-            if s["profile"] == "cpu":
-                self.handle = cpu.start_cpu_profile(hz=s["hz"], mode=s["mode"],
-                                                    max_depth=s["max_depth"], native=s["native"])
-            else:
-                from . import heap
-                heap.start_heap_profile(s["rate"], max_depth=s["max_depth"])
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # thread took would leave it blocked (a Pool worker waiting for its
+        # next task) for ever. cprof's threads (the sampler's, the flusher)
+        # are born with the program's signals blocked (quiet.py).
+        if s["profile"] == "cpu":
+            self.handle = cpu.start_cpu_profile(hz=s["hz"], mode=s["mode"],
+                                                max_depth=s["max_depth"], native=s["native"])
+        else:
+            from . import heap
+            heap.start_heap_profile(s["rate"], max_depth=s["max_depth"])
         patches.child_ending = self.end
         if patches.child_exit.users == 0:  # a forked child has it from its parent
             patches.child_exit.use()
@@ -356,11 +351,7 @@ class _Child:
         if threading.current_thread() is threading.main_thread():
             self.signals.install()
             self._watch_signals()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, runner.TERMINATION_SIGNALS)
-        try:
-            threading.Thread(target=self._flush_every, name="cprof-follow", daemon=True).start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        quiet.start(threading.Thread(target=self._flush_every, name="cprof-follow", daemon=True))
 
     def _watch_signals(self) -> None:
         """Have the signals' numbers written to a pipe the flusher reads

@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 
+from ..collect import quiet
 from ..collect.command import ProgramError
 from ..collect.elfsym import section_addresses
 
@@ -318,7 +319,7 @@ def _start(kind: str, request: dict[str, Any], directory: str,
             else:
                 _write_json(directory, STATUS, {**base, "state": "done"})
 
-        threading.Thread(target=dump, name="cprof-attach", daemon=True).start()
+        quiet.start(threading.Thread(target=dump, name="cprof-attach", daemon=True))
         return None
     from . import server
     host, port = request.get("host", "127.0.0.1"), int(request.get("port", 6060))
@@ -347,7 +348,7 @@ class _Collection:
     def start(self) -> None:
         import atexit
         atexit.register(self.end, True)
-        threading.Thread(target=self._wait, name="cprof-attach", daemon=True).start()
+        quiet.start(threading.Thread(target=self._wait, name="cprof-attach", daemon=True))
 
     def _wait(self) -> None:
         self.waiter = threading.get_native_id()

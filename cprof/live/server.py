@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import unquote
 
-from ..collect import heap, patches
+from ..collect import heap, patches, quiet
 from .endpoints import (DEFAULT_MAX_SECONDS, PREFIX, TEXT, Endpoints, Pending, Request, Response,
                         content_length, error, guarded, heap_on, heap_release)
 
@@ -486,7 +486,7 @@ class Server:
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.25},
                                         name="cprof-http", daemon=True)
         patches.thread_creators.use()  # the threadcreate profile and dumps' "created by"
-        self._thread.start()
+        quiet.start(self._thread)  # its request threads inherit its signal mask
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "serving"

@@ -191,29 +191,42 @@ def test_profile_without_takeover_says_nothing_of_it() -> None:
                for s in c.profile.samples)
 
 
-def test_the_sampler_thread_takes_no_signal_meant_for_the_program() -> None:
+def test_cprofs_threads_take_no_signal_meant_for_the_program() -> None:
     # A signal sent to the process goes to any thread that does not block it.
-    # Taken by cprof's sampler thread, it interrupts none of the program's
+    # Taken by one of cprof's threads, it interrupts none of the program's
     # waits: a main thread blocked in lock.acquire() until SIGTERM's handler
     # runs waited for ever. With the program's only thread blocking SIGUSR1,
-    # the signal must stay pending for it, not be taken by cprof's thread.
+    # the signal must stay pending for it, not be taken by cprof's threads:
+    # the sampler's (cpu and wall) and the live server's with a request
+    # being served.
     r = run_child("""
-        import os, signal, time, cprof
+        import os, signal, time, urllib.request, cprof
         seen = []
         signal.signal(signal.SIGUSR1, lambda *a: seen.append("handled"))
-        for mode in ("cpu", "wall"):
-            seen.clear()
-            cprof.start_cpu_profile(mode=mode, hz=100)
+
+        def sent_while_blocked():
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
             os.kill(os.getpid(), signal.SIGUSR1)
             time.sleep(0.1)  # time for another thread to take it
             pending = signal.SIGUSR1 in signal.sigpending()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-            for _ in range(1000):  # the handler runs at the next check of the eval loop
+            for _ in range(1000):  # the handler runs at the eval loop's next look
                 pass
+            return pending
+
+        for mode in ("cpu", "wall"):
+            seen.clear()
+            cprof.start_cpu_profile(mode=mode, hz=100)
+            pending = sent_while_blocked()
             cprof.stop_cpu_profile()
             assert pending, f"{mode}: SIGUSR1 was taken by another thread"
             assert seen == ["handled"], (mode, seen)
+        seen.clear()
+        with cprof.serve(port=0) as server:
+            urllib.request.urlopen(server.url + "goroutine?debug=1").read()
+            pending = sent_while_blocked()
+        assert pending, "live server: SIGUSR1 was taken by another thread"
+        assert seen == ["handled"], seen
         print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
