@@ -110,7 +110,10 @@ static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tst
  * published, once the frame it points to is ready, and every frame's previous
  * link is written before the frame becomes current. The check stays on that
  * pointer alone, against a release that changes the order: a generator or
- * coroutine at the leaf costs one syscall (about 1.5 us), the rest nothing. */
+ * coroutine at the leaf costs one syscall (about 1.5 us), the rest nothing.
+ * That pointer may also be a call's entry frame (a C local of the running
+ * _PyEval_EvalFrameDefault, as it leaves a call it was entered for from C);
+ * it is read the same way, with one syscall. */
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -239,13 +242,35 @@ static ptrdiff_t cprof_compat_entry_offset;
 static int cprof_compat_entry_known;
 #endif
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* Whether f is the entry frame of a running call of _PyEval_EvalFrameDefault,
+ * on this thread's C stack. It is the thread's current frame while the
+ * interpreter leaves a call it was entered for from C, between the return or
+ * yield of that call's frame and the function's own return: with a generator
+ * resumed from C (sum() over a generator expression) 3-7% of the samples
+ * came there on 3.13-3.15, and were "<no Python frame>". Copied with
+ * process_vm_readv, which reports EFAULT where a read would crash. */
+static inline int cprof_compat_entry_frame_sigsafe(_PyInterpreterFrame *f)
+{
+    if ((uintptr_t)f % sizeof(void *) != 0)
+        return 0;
+    _PyInterpreterFrame copy;
+    struct iovec local = {.iov_base = &copy, .iov_len = sizeof copy};
+    struct iovec remote = {.iov_base = f, .iov_len = sizeof copy};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy)
+        return 0;
+    return cprof_compat_call_entry_sigsafe(&copy);
+}
+#endif
+
 /* Whether the frames of the newest call of _PyEval_EvalFrameDefault are
  * initialised (see above). */
 static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     _PyInterpreterFrame *f = tstate->current_frame;
-    return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f);
+    return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f) ||
+           cprof_compat_entry_frame_sigsafe(f);
 #else
     _PyCFrame *cframe = tstate->cframe;
     if (cframe == NULL || cframe == &tstate->root_cframe)
