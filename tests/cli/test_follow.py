@@ -390,3 +390,53 @@ def test_a_pool_terminated_at_once_never_leaves_a_worker_waiting(tmp_path: Path)
     assert p.returncode == 0, err[-3000:]
     workers = {s.labels.get("pid") for s in cprof.load(tmp_path / "stress.prof").samples}
     assert len(workers) > 1  # the program and workers (those that took a sample)
+
+
+def test_uvicorn_workers_are_followed(tmp_path: Path) -> None:
+    """`uvicorn --workers 2` (spawned workers sharing the parent's socket),
+    stopped with Ctrl-C as a user stops it: the requests' work is in the
+    profile, under the workers' pids, not the parent's."""
+    pytest.importorskip("uvicorn")  # a test dependency: .ci/venv.sh installs it
+    import socket
+    import time
+    import urllib.request
+    (tmp_path / "app.py").write_text(textwrap.dedent('''\
+        import os
+
+        def uvicorn_hot():
+            return sum(i * i for i in range(300000))
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            body = f"{os.getpid()} {uvicorn_hot()}".encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+    '''))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "cprof", "record", "--follow", "--hz", "1000",
+                             "-o", "uv.prof", "-m", "uvicorn", "app:app", "--workers", "2",
+                             "--port", str(port), "--log-level", "warning"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        pids: set[int] = set()
+        served, deadline = 0, time.monotonic() + 60
+        while served < 30 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+                    pids.add(int(r.read().split()[0]))
+                served += 1
+            except OSError:  # not listening yet
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert served == 30 and pids and proc.pid not in pids, (served, pids)
+    p = cprof.load(tmp_path / "uv.prof")
+    served = sum(hot_cpu(p, pid, "uvicorn_hot") for pid in pids)
+    assert served > 0.05, f"{served:.3f} s of uvicorn_hot in the workers ({err[-2000:]})"
+    assert hot_cpu(p, proc.pid, "uvicorn_hot") == 0
