@@ -251,10 +251,15 @@ class Following:
         in; the end of the following."""
         try:
             children = self.children(own)
-            merged = _merged([_labelled(own), *(p for _, p in children)],
-                             own.comments[0] if own.comments else "",
-                             f"cprof followed {len({pid for pid, _ in children})} child "
-                             f"processes; each sample is labelled pid and process")
+            parts = [_labelled(own), *(p for _, p in children)]
+            followed = f"cprof followed {len({pid for pid, _ in children})} child processes"
+            if own.sample_types and own.sample_types[0].type == "samples":
+                taken = sum(s.values[0] for p in parts for s in p.samples)
+                followed += f": {taken} samples in all"
+            # The root's own count says whose it is: read alone, "1 samples" above the
+            # profile of every process looked like a lost profile.
+            merged = _merged(parts, (own.comments[0] + ", in the parent") if own.comments else "",
+                             f"{followed}; each sample is labelled pid and process")
             # The root's time: the children ran within it.
             return with_samples(merged, merged.samples, time_ns=own.time_ns,
                                 duration_ns=own.duration_ns)

@@ -440,3 +440,12 @@ def test_uvicorn_workers_are_followed(tmp_path: Path) -> None:
     served = sum(hot_cpu(p, pid, "uvicorn_hot") for pid in pids)
     assert served > 0.05, f"{served:.3f} s of uvicorn_hot in the workers ({err[-2000:]})"
     assert hot_cpu(p, proc.pid, "uvicorn_hot") == 0
+
+
+def test_the_comments_count_every_process(family: tuple[Path, cprof.Profile]) -> None:
+    # The root's own count ("1 samples" for a program whose work is in its
+    # children) is said to be the parent's; the next line counts them all.
+    _, p = family
+    assert p.comments[0].endswith(", in the parent"), p.comments
+    taken = sum(s.values[0] for s in p.samples)
+    assert f": {taken} samples in all;" in p.comments[1], p.comments
