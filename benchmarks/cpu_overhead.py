@@ -87,12 +87,14 @@ WORK_FRACTION = {("calls", "cProfile"): 1 / 5, ("calls", "pyinstrument"): 1 / 5,
 
 
 def import_cprof() -> Any:
-    """cprof as installed, else this checkout's in-place build."""
+    """cprof as installed, else this checkout's in-place build, with its C core
+    loaded (``import cprof`` alone leaves cprof._core for the first use that needs it)."""
     try:
-        return importlib.import_module("cprof")
+        importlib.import_module("cprof._core")
     except ImportError:
         sys.path.insert(0, ROOT)
-        return importlib.import_module("cprof")
+        importlib.import_module("cprof._core")
+    return importlib.import_module("cprof")
 
 
 # --- workloads --------------------------------------------------------------------
@@ -718,7 +720,8 @@ def measure(python: str, args: argparse.Namespace) -> dict[str, Any]:
         def child(kind: str, workload: str = "", units: int = 0) -> Any:
             out = os.path.join(tmp, "result.json")
             cmd = [python, os.path.abspath(__file__), "--worker", kind,
-                   "--workload", workload or "calls", "--units", str(units), "--out", out]
+                   "--workload", workload or "calls", "--units", str(units), "--out", out,
+                   "--pairs", str(args.pairs)]
             # stderr passed on as it comes, and kept for the one-line reason
             # should cprof fail on this interpreter.
             proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True,
@@ -793,7 +796,7 @@ def report(measured: dict[str, Any], args: argparse.Namespace) -> None:
                                 f"{'met' if x <= limit else 'MISSED'}")
         print(f"{w}: " + "; ".join(verdicts))
     print()
-    print(f"cprof paired in one process ({PAIRS} alternations of {SEGMENT * args.seconds:g} s "
+    print(f"cprof paired in one process ({args.pairs} alternations of {SEGMENT * args.seconds:g} s "
           "segments; mean +- standard error of the per-pair ratio to the unprofiled segment):")
     for w, segs in pair_results.items():
         parts = []
@@ -917,6 +920,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_arguments(ap)
     ap.add_argument("--only", help=argparse.SUPPRESS)  # comma-separated configs, to investigate
+    ap.add_argument("--pairs", type=int, default=PAIRS,
+                    help=f"alternations of the in-process paired measurement (default {PAIRS}); "
+                         "its standard error falls as 1/sqrt(pairs)")
     args = ap.parse_args()
     if args.worker:
         if args.worker == "calibrate":
@@ -924,7 +930,7 @@ def main() -> None:
         elif args.worker == "record":
             result = record_ns()
         elif args.worker == "paired":
-            result = paired(args.workload, args.units, PAIRS)
+            result = paired(args.workload, args.units, args.pairs)
         elif args.worker == "info":
             result = where_info()
         else:

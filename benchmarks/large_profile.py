@@ -342,12 +342,15 @@ def go_parse() -> str:
 
 
 def import_cprof() -> Any:
-    """cprof as installed (make bench's venv), else this checkout's in-place build."""
+    """cprof as installed (make bench's venv), else this checkout's in-place build,
+    with its C core loaded (``import cprof`` alone leaves cprof._core for the first
+    use that needs it)."""
     try:
-        return importlib.import_module("cprof")
+        importlib.import_module("cprof._core")
     except ImportError:
         sys.path.insert(0, os.path.dirname(HERE))
-        return importlib.import_module("cprof")
+        importlib.import_module("cprof._core")
+    return importlib.import_module("cprof")
 
 
 def check(path: str, samples: int, locations: int) -> dict[str, object]:
