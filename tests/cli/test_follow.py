@@ -23,6 +23,16 @@ import pytest
 import cprof
 from cprof.collect import follow
 
+# What every program below spends its CPU in (each names it in its place).
+BURN_FUNCTION = textwrap.dedent('''\
+    def burn(seconds):
+        start = time.process_time()
+        n = 0
+        while time.process_time() - start < seconds:
+            n += 1
+        return time.process_time() - start
+''')
+
 # The program cprof record --follow runs: every kind of child, each spending
 # BURN seconds of CPU (or several times that) in a hot function of its own and
 # saying how much it spent, in spent/<kind>-<pid>.json.
@@ -31,12 +41,7 @@ FAMILY = textwrap.dedent('''\
 
     BURN = 0.15
 
-    def burn(seconds):
-        start = time.process_time()
-        n = 0
-        while time.process_time() - start < seconds:
-            n += 1
-        return time.process_time() - start
+    BURN_FUNCTION
 
     def note(kind, spent, pid=None):
         pid = pid or os.getpid()
@@ -73,18 +78,13 @@ FAMILY = textwrap.dedent('''\
                                text=True)
         with open("shell.json", "w") as f:
             json.dump({"pid": int(shell.stdout), "status": shell.returncode}, f)
-''')
+''').replace("BURN_FUNCTION\n", BURN_FUNCTION)
 
 # A plain `python child.py 1` subprocess; it starts `python child.py 2`, its own.
 CHILD = textwrap.dedent('''\
     import json, os, subprocess, sys, time
 
-    def burn(seconds):
-        start = time.process_time()
-        n = 0
-        while time.process_time() - start < seconds:
-            n += 1
-        return time.process_time() - start
+    BURN_FUNCTION
 
     def subprocess_hot(seconds):
         return burn(seconds)
@@ -100,7 +100,7 @@ CHILD = textwrap.dedent('''\
         json.dump({"kind": kind, "pid": os.getpid(), "cpu": spent}, f)
     if level == "1":
         subprocess.run([sys.executable, "child.py", "2"], check=True)
-''')
+''').replace("BURN_FUNCTION\n", BURN_FUNCTION)
 
 HOT = {"pool": "pool_hot", "executor": "executor_hot", "spawn": "spawn_hot",
        "subprocess": "subprocess_hot", "grandchild": "grandchild_hot"}
