@@ -61,17 +61,14 @@ class Resolved:
 
 
 def _script_file(main: object) -> str | None:
-    """The file of the script ``main`` (the ``__main__`` module) ran, once
-    python has taken its ``__file__`` away, as it does when the script ends,
-    before the atexit callbacks (a profile stopped at exit): the file of a
-    function the script defined."""
-    for value in list(getattr(main, "__dict__", {}).values()):
-        code = getattr(value, "__code__", None)
-        if getattr(value, "__module__", None) == "__main__" and code is not None:
-            filename = getattr(code, "co_filename", None)
-            if isinstance(filename, str) and not filename.startswith("<"):
-                return filename
-    return None
+    """The file of the script ``main`` (the ``__main__`` module) python ran,
+    once python has taken its ``__file__`` away, as it does when the script
+    ends, before the atexit callbacks (a profile stopped at exit). The
+    loader python gave the script keeps the path. An interactive
+    ``__main__`` (a Jupyter kernel's, the REPL's) has no such loader, and
+    its functions keep the names they had."""
+    path = getattr(getattr(main, "__loader__", None), "path", None)
+    return path if isinstance(path, str) and not path.startswith("<") else None
 
 
 def module_names() -> dict[str, str]:
