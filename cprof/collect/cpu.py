@@ -57,9 +57,12 @@ class _Session:
         # The child processes followed (follow.Following), when asked.
         self.following: Any = None
 
-    def start_core(self) -> None:
+    def start_core(self, resume: bool = False) -> None:
+        """Start the sampler; ``resume``: each thread's time counts from the
+        previous profile's last reading of its clock (a cut)."""
         _core.cpu_start(hz=self.hz, mode=self.mode, max_depth=self.max_depth,
-                        label_var=LABEL_VAR, hook=self.refresh, native=self.native)
+                        label_var=LABEL_VAR, hook=self.refresh, native=self.native,
+                        resume=resume)
 
     def cut(self) -> _Session:
         """A copy of this session as it is, for the profile so far; this one
@@ -248,7 +251,7 @@ def cut_cpu_profile(handle: object) -> Profile:
             tables = _core.cpu_stop()
             before = session.cut()
             try:
-                session.start_core()
+                session.start_core(resume=True)  # the time between stop and start counts
             except BaseException:
                 patches.thread_started = None
                 for patch in _PATCHES:

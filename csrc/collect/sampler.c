@@ -308,6 +308,37 @@ static void push_tail(pid_t tid, int64_t ns, uint32_t flags, uint32_t repeats)
     cprof_ringbuf_commit_sigsafe(&S.rb, position);
 }
 
+/* Each thread's last clock reading when the previous profile stopped (its
+ * tail was counted up to there), for a start that resumes it: a cut, which
+ * stops and restarts at once, must not lose the time between the two. */
+typedef struct {
+    pid_t tid;
+    int64_t ns;
+} reading_t;
+
+static struct {
+    reading_t *at;
+    size_t n, cap;
+    cprof_mode_t mode;
+    int active;  /* the starting scans take readings from here (helper_lock) */
+} R;
+
+static void remember_reading(pid_t tid, int64_t ns)
+{
+    if (cprof_grow((void **)&R.at, &R.cap, R.n, sizeof *R.at) < 0)
+        return;  /* that thread's time between the two profiles is not counted */
+    R.at[R.n++] = (reading_t){tid, ns};
+}
+
+/* The previous profile's last reading of tid's clock, or -1. */
+static int64_t resumed_reading(pid_t tid)
+{
+    for (size_t i = 0; R.active && i < R.n; i++)
+        if (R.at[i].tid == tid)
+            return R.at[i].ns;
+    return -1;
+}
+
 /* from_birth: the thread started after the profile did, so in cpu mode all
  * its CPU time counts, also what it used before it was found. */
 static void watch_thread(pid_t tid, int from_birth)
@@ -349,6 +380,9 @@ static void watch_thread(pid_t tid, int from_birth)
     slot->taken = 0;
     int64_t now = clock_ns(clock);
     int64_t start = from_birth && S.cfg.mode == CPROF_MODE_CPU ? 0 : (now > 0 ? now : 0);
+    int64_t before = from_birth ? -1 : resumed_reading(tid);
+    if (before >= 0 && before <= start)
+        start = before;  /* a cut: the time since the previous profile's last look counts */
     atomic_store(&slot->last_ns, start);
     slot->observed_ns = now > 0 ? now : start;
     slot->rng = (uint64_t)tid * 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL) ^ generation;
@@ -917,6 +951,8 @@ static void disarm(void)
 {
     atomic_store_explicit(&S.active, 0, memory_order_release);
     pthread_mutex_lock(&S.helper_lock);
+    R.n = 0;
+    R.mode = S.cfg.mode;
     for (size_t i = 0; i < S.n_slots; i++) {
         slot_t *slot = slot_at(i);
         if (!atomic_load(&slot->live))
@@ -924,6 +960,8 @@ static void disarm(void)
         int64_t now = clock_ns(slot->clock);
         if (now >= 0)
             slot->observed_ns = now;
+        if (!atomic_load(&S.taken_over))
+            remember_reading(slot->tid, slot->observed_ns);
         unwatch_slot(slot);
     }
     pthread_mutex_unlock(&S.helper_lock);
@@ -1096,8 +1134,11 @@ int cprof_sampler_start(const cprof_sampler_config_t *cfg, cprof_error_t *err)
     /* Every thread is timed from the start. Twice: a thread that exits while
      * the listing is read can hide the threads after it from that look, and a
      * thread first found by a later scan would be counted from its birth. */
+    R.active = cfg->resume && R.mode == cfg->mode;
     scan_threads(0);
     scan_threads(0);
+    R.active = 0;
+    R.n = 0;
     pthread_mutex_unlock(&S.helper_lock);
     if (snapshot_gil() < 0)  /* wall mode: where every other thread is */
         S.drain_failed = 1;

@@ -39,6 +39,8 @@ typedef struct {
     PyObject *label_var;        /* the ContextVar of cprof.labels, or NULL */
     PyTypeObject *labelset_type;
     PyObject *hook;             /* called (GIL held) after each drain, or NULL */
+    int resume;                 /* a cut: each thread's time counts from the previous
+                                   profile's last reading of its clock, not from now */
 } cprof_sampler_config_t;
 
 typedef struct {

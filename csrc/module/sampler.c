@@ -56,15 +56,16 @@ static PyObject *value_error_double(const char *text, double value)
 static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"hz", "mode", "max_depth", "buffer_samples", "label_var", "hook",
-                             "poll_ms", "native", NULL};
+                             "poll_ms", "native", "resume", NULL};
     double hz = 100;
     const char *mode = "cpu";
     Py_ssize_t max_depth = 128, buffer = 2048;
     PyObject *label_var = Py_None, *hook = Py_None;
     double poll_ms = 50;
-    int native = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOdp:cpu_start", kwlist, &hz, &mode,
-                                     &max_depth, &buffer, &label_var, &hook, &poll_ms, &native))
+    int native = 0, resume = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dsnnOOdpp:cpu_start", kwlist, &hz, &mode,
+                                     &max_depth, &buffer, &label_var, &hook, &poll_ms, &native,
+                                     &resume))
         return NULL;
     if (!(hz >= 1 && hz <= 100000))
         return value_error_double("hz must be between 1 and 100000, not ", hz);
@@ -92,6 +93,7 @@ static PyObject *core_cpu_start(PyObject *Py_UNUSED(module), PyObject *args, PyO
         .label_var = label_var != Py_None ? label_var : NULL,
         .labelset_type = &LabelSet_Type,
         .hook = hook != Py_None ? hook : NULL,
+        .resume = resume,
     };
     cprof_error_t err;
     int rc = cprof_sampler_start(&cfg, &err);
@@ -231,8 +233,9 @@ static PyObject *core_cpu_running(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
 static PyMethodDef sampler_methods[] = {
     {"cpu_start", (PyCFunction)(void (*)(void))core_cpu_start, METH_VARARGS | METH_KEYWORDS,
      "cpu_start(hz=100, mode='cpu', max_depth=128, buffer_samples=2048, label_var=None, "
-     "hook=None, poll_ms=50, native=False): start sampling every thread (native: C frames "
-     "too); RuntimeError if a CPU profile "
+     "hook=None, poll_ms=50, native=False, resume=False): start sampling every thread "
+     "(native: C frames too; resume: each thread's time counts from the previous profile's "
+     "last reading, for a cut); RuntimeError if a CPU profile "
      "runs or SIGPROF has another handler"},
     {"cpu_stop", (PyCFunction)core_cpu_stop, METH_NOARGS,
      "cpu_stop() -> dict of functions, locations, stacks, samples and stats"},

@@ -905,3 +905,34 @@ def test_a_generator_resumed_from_c_is_seen_in_its_caller() -> None:
     inside = cum(p, "squares_from_a_generator", thread_is(main))
     assert lost == 0, f"{lost / total:.1%} of the main thread's CPU had no Python frame"
     assert inside >= 0.99 * total, f"{inside / total:.1%} inside the caller"
+
+
+def test_cuts_lose_no_time_between_stop_and_start() -> None:
+    # A followed child writes its profile every second by cutting it: the
+    # sampler stops and starts again at once. A thread that ran meanwhile
+    # without the GIL (hashing) was timed afresh from the start, and what it
+    # used between the two was lost. Now each thread's time resumes from the
+    # last reading the stop took. Cut as often as possible, to make the gaps add up.
+    from cprof.collect import cpu as cpu_collector
+    buffer = os.urandom(8 << 20)
+    spent: dict[str, float] = {}
+    go = threading.Event()
+
+    def run() -> None:
+        spent["tid"] = threading.get_native_id()
+        go.wait()
+        spent["cpu"] = hash_buffers(buffer, 1.0)
+
+    t = threading.Thread(target=run)
+    handle = cprof.start_cpu_profile(hz=100)
+    t.start()
+    go.set()
+    cuts = []
+    while t.is_alive():
+        cuts.append(cpu_collector.cut_cpu_profile(handle))
+    t.join()
+    cuts.append(cprof.stop_cpu_profile())
+    profiled = sum(by_thread(c).get(int(spent["tid"]), 0) for c in cuts) / 1e9
+    assert len(cuts) > 50
+    assert abs(profiled - spent["cpu"]) <= 0.03 * spent["cpu"], (
+        f"{profiled:.3f} s in {len(cuts)} cuts, {spent['cpu']:.3f} s of the thread's CPU")
