@@ -374,6 +374,12 @@ STRESS = textwrap.dedent('''\
 ''')
 
 
+@pytest.mark.xfail(
+    sys.version_info >= (3, 14), strict=False,
+    reason="open bug, issue 18: 3.14+ start Pool workers from the forkserver, whose _serve_one "
+           "resets the wakeup fd through which a followed child passes on a termination signal "
+           "that came just before its main thread blocked; such a worker can wait for ever "
+           "(seen once in CI's 3.15 run)")
 def test_a_pool_terminated_at_once_never_leaves_a_worker_waiting(tmp_path: Path) -> None:
     """Pool.__exit__ sends SIGTERM as the workers go back for their next
     task: one taken by another thread than the main one, or just before the
