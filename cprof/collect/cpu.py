@@ -203,6 +203,13 @@ def _troubles(stats: dict[str, Any]) -> list[str]:
     return out
 
 
+def _release_patches() -> None:
+    """Undo what start_cpu_profile applied (the profile is ending)."""
+    patches.thread_started = None
+    for patch in _PATCHES:
+        patch.release()
+
+
 def stop_cpu_profile(handle: object | None = None) -> Profile:
     """Stop the CPU profile; write it where start_cpu_profile was told (the
     file atomically: a temporary file renamed into place) and return it.
@@ -220,9 +227,7 @@ def stop_cpu_profile(handle: object | None = None) -> Profile:
             # Name the threads and tasks of the last samples while they live.
             _core.cpu_drain(refresh=True)
         finally:
-            patches.thread_started = None
-            for patch in _PATCHES:
-                patch.release()
+            _release_patches()
             tables = _core.cpu_stop()
             _session = None
     profile = _build(tables, session)
@@ -253,9 +258,7 @@ def cut_cpu_profile(handle: object) -> Profile:
             try:
                 session.start_core(resume=True)  # the time between stop and start counts
             except BaseException:
-                patches.thread_started = None
-                for patch in _PATCHES:
-                    patch.release()
+                _release_patches()
                 _session = None
                 raise
     return _build(tables, before)
