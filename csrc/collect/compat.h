@@ -82,16 +82,6 @@ static inline int cprof_compat_holds_gil(PyThreadState *own)
     return own != NULL && current == own;
 }
 
-/* The innermost frame the thread is executing, or NULL. */
-static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tstate)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return tstate->current_frame;
-#else
-    return tstate->cframe != NULL ? tstate->cframe->current_frame : NULL;
-#endif
-}
-
 /* --- which frames may be read ------------------------------------------------
  * A frame pointer taken from the thread's state is trusted only once it checks
  * out: the frame lies in the thread's live data stack, or in a live generator
@@ -104,7 +94,10 @@ static inline _PyInterpreterFrame *cprof_compat_frame_sigsafe(PyThreadState *tst
  * frame;"), so a signal in between reads whatever the stack held there. The
  * walk must check out down to the call's entry frame (a C local of that call),
  * whose previous frame must check out too; older calls' frames were complete
- * when the newest call began.
+ * when the newest call began. A signal inside that window gets the caller's
+ * frames (cprof_compat_walk_start_sigsafe), reached through the cframe's
+ * previous link, which is copied with a syscall since it may not be written
+ * yet either.
  *
  * 3.13 and later have no cframe: tstate->current_frame is the one pointer
  * published, once the frame it points to is ready, and every frame's previous
@@ -152,6 +145,15 @@ static inline int cprof_compat_in_datastack_sigsafe(PyThreadState *tstate, const
     return cprof_compat_in_datastack_from_sigsafe(tstate, &from, p, n);
 }
 
+/* Copies n bytes from p, which may not be mapped: process_vm_readv reports
+ * EFAULT where a read would crash. 1 when all of them were copied. */
+static inline int cprof_compat_copy_sigsafe(void *dst, const void *p, size_t n)
+{
+    struct iovec local = {.iov_base = dst, .iov_len = n};
+    struct iovec remote = {.iov_base = (void *)p, .iov_len = n};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
 static inline int cprof_compat_generator_live(int state)
 {
 #ifdef FRAME_STATE_SUSPENDED
@@ -172,9 +174,7 @@ static inline int cprof_compat_generator_frame_sigsafe(_PyInterpreterFrame *f)
         PyGenObject gen;
         char bytes[offsetof(PyGenObject, gi_iframe) + sizeof(_PyInterpreterFrame)];
     } copy;
-    struct iovec local = {.iov_base = &copy, .iov_len = sizeof copy};
-    struct iovec remote = {.iov_base = (char *)f - head, .iov_len = sizeof copy};
-    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy)
+    if (!cprof_compat_copy_sigsafe(&copy, (char *)f - head, sizeof copy))
         return 0;
     PyTypeObject *type = copy.gen.ob_base.ob_type;
     _PyInterpreterFrame *frame = (_PyInterpreterFrame *)(copy.bytes + head);
@@ -255,47 +255,54 @@ static inline int cprof_compat_entry_frame_sigsafe(_PyInterpreterFrame *f)
     if ((uintptr_t)f % sizeof(void *) != 0)
         return 0;
     _PyInterpreterFrame copy;
-    struct iovec local = {.iov_base = &copy, .iov_len = sizeof copy};
-    struct iovec remote = {.iov_base = f, .iov_len = sizeof copy};
-    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof copy)
+    if (!cprof_compat_copy_sigsafe(&copy, f, sizeof copy))
         return 0;
     return cprof_compat_call_entry_sigsafe(&copy);
 }
 #endif
 
-/* Whether the frames of the newest call of _PyEval_EvalFrameDefault are
- * initialised (see above). */
-static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
+#if PY_VERSION_HEX < 0x030D0000
+/* Whether the frames of the call of _PyEval_EvalFrameDefault whose _PyCFrame
+ * is cframe check out, from f (its current frame) down to the call's entry
+ * frame and the frame under it (see above). The newest call's cframe is
+ * trusted: it is tstate->cframe, a local of a running C function. An older
+ * one, reached through a link the newest call may not have written yet, is
+ * not: its entry frame (3.12) is copied with process_vm_readv first. */
+static inline int cprof_compat_call_ok_sigsafe(PyThreadState *tstate, _PyCFrame *cframe,
+                                               _PyInterpreterFrame *f, int trusted)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame *f = tstate->current_frame;
-    return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f) ||
-           cprof_compat_entry_frame_sigsafe(f);
-#else
-    _PyCFrame *cframe = tstate->cframe;
-    if (cframe == NULL || cframe == &tstate->root_cframe)
-        return 1;  /* not inside _PyEval_EvalFrameDefault: no frame to trust */
 #if PY_VERSION_HEX >= 0x030C0000
     if (!cprof_compat_entry_known)
         return 0;
     _PyInterpreterFrame *entry =
         (_PyInterpreterFrame *)((char *)cframe + cprof_compat_entry_offset);
+    _PyInterpreterFrame copy;
+    if (!trusted) {
+        if (!cprof_compat_copy_sigsafe(&copy, entry, sizeof copy))
+            return 0;
+    } else {
+        copy.owner = entry->owner;
+        copy.previous = entry->previous;
+    }
+#else
+    (void)cframe;
+    (void)trusted;
 #endif
-    _PyInterpreterFrame *f = cframe->current_frame;
     _PyStackChunk *from = tstate->datastack_chunk;
     for (int steps = 0; steps < 10000000; steps++) {
         if (f == NULL)
             return 0;  /* a complete call's frames lead to its entry frame */
 #if PY_VERSION_HEX >= 0x030C0000
         if (f == entry) {
-            if (entry->owner != FRAME_OWNED_BY_CSTACK)
+            if (copy.owner != FRAME_OWNED_BY_CSTACK)
                 return 0;
+            f = copy.previous;
 #else
         if (!cprof_compat_readable_frame_from_sigsafe(tstate, &from, f))
             return 0;
         if (f->is_entry) {
-#endif
             f = f->previous;
+#endif
             return f == NULL || cprof_compat_readable_frame_from_sigsafe(tstate, &from, f);
         }
 #if PY_VERSION_HEX >= 0x030C0000
@@ -305,6 +312,41 @@ static inline int cprof_compat_newest_call_ok_sigsafe(PyThreadState *tstate)
         f = f->previous;
     }
     return 0;
+}
+#endif
+
+/* Where a walk of the thread's frames starts: *start is set to the newest
+ * frame whose call's frames are initialised (see above), or NULL when the
+ * thread runs no Python code; 0 when no frame can be trusted. On 3.11 and
+ * 3.12 a signal that catches the thread entering a call (its cframe linked,
+ * its frames not yet) starts at the caller's frames, complete since the call
+ * began: the thread is still in the C code that makes the call. A test run
+ * at 1 kHz found 4 such samples in 1.5 s of a generator resumed from C. */
+static inline int cprof_compat_walk_start_sigsafe(PyThreadState *tstate,
+                                                  _PyInterpreterFrame **start)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *f = tstate->current_frame;
+    *start = f;
+    return f == NULL || cprof_compat_readable_frame_sigsafe(tstate, f) ||
+           cprof_compat_entry_frame_sigsafe(f);
+#else
+    _PyCFrame *cframe = tstate->cframe;
+    *start = NULL;
+    if (cframe == NULL || cframe == &tstate->root_cframe)
+        return 1;  /* not inside _PyEval_EvalFrameDefault: no Python frame */
+    *start = cframe->current_frame;
+    if (cprof_compat_call_ok_sigsafe(tstate, cframe, *start, 1))
+        return 1;
+    _PyCFrame *caller = cframe->previous;
+    *start = NULL;
+    if (caller == &tstate->root_cframe)
+        return 1;  /* entering the thread's first call */
+    _PyCFrame copy;
+    if (caller == NULL || !cprof_compat_copy_sigsafe(&copy, caller, sizeof copy))
+        return 0;
+    *start = copy.current_frame;
+    return cprof_compat_call_ok_sigsafe(tstate, caller, *start, 0);
 #endif
 }
 

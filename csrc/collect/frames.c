@@ -214,11 +214,11 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
 {
     size_t stored = 0, seen = 0;
     *coroutine = NULL;
-    if (!cprof_compat_newest_call_ok_sigsafe(tstate)) {
-        *total = 0;  /* caught entering a call: its frames are not set yet */
+    _PyInterpreterFrame *f;
+    if (!cprof_compat_walk_start_sigsafe(tstate, &f)) {
+        *total = 0;  /* no frame to trust */
         return 0;
     }
-    _PyInterpreterFrame *f = cprof_compat_frame_sigsafe(tstate);
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
         int call_end = marks && cprof_compat_call_entry_sigsafe(f);
