@@ -38,6 +38,7 @@ import time
 from ..pprof.io import write_bytes
 from ..pprof.ops import merge, with_labels, with_samples, without_thread
 from ..pprof.profile import Profile, ProfileError, load
+from .. import _core
 from . import cpu, patches, quiet, runner
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -331,7 +332,7 @@ class _Child:
         self.stop = threading.Event()
         self.flusher_id: int | None = None
         self.signals = runner.TerminationHandlers(self._on_signal)
-        self.wakeup: tuple[int, int] | None = None  # the signals' wakeup pipe: read, write
+        self.wakeup: tuple[int, int] | None = None  # the signals' echo pipe: read, write
 
     def start(self) -> None:
         """Start the profile, in the main thread (the sitecustomize's, or
@@ -359,27 +360,27 @@ class _Child:
         quiet.start(threading.Thread(target=self._flush_every, name="cprof-follow", daemon=True))
 
     def _watch_signals(self) -> None:
-        """Have the signals' numbers written to a pipe the flusher reads
-        (signal.set_wakeup_fd), unless the program has a wakeup fd of its
-        own: a termination signal that came to another thread of the
-        program, or just before the main thread blocked (between Python's
-        last look at its signals and the system call), would otherwise not
-        end the process until the main thread wakes, if ever."""
+        """Have the numbers of the termination signals this child handles
+        written to a pipe the flusher reads, as they come (csrc/collect/
+        echo.h): one that came to another thread of the program, or just
+        before the main thread blocked (between Python's last look at its
+        signals and the system call), would otherwise not end the process
+        until the main thread wakes, if ever. Not signal.set_wakeup_fd,
+        which the program owns: multiprocessing's forkserver resets it in
+        the very child it forks, after the fork handlers, and asyncio's
+        loops take it."""
         read, write = os.pipe()
         os.set_blocking(write, False)
-        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-        if previous == -1:
+        if _core.echo_signals(write, self.signals.taken()):
             self.wakeup = (read, write)
             return
-        signal.set_wakeup_fd(previous)
         os.close(read)
         os.close(write)
 
     def forget_wakeup(self) -> None:
-        """In a forked child: drop the parent's wakeup pipe (the parent
-        reads it)."""
+        """In a forked child: drop the parent's pipe (the parent reads it)."""
         if self.wakeup is not None:
-            signal.set_wakeup_fd(-1)
+            _core.echo_signals(-1, ())
             for fd in self.wakeup:
                 os.close(fd)
             self.wakeup = None
@@ -403,7 +404,7 @@ class _Child:
 
     def _pass_on(self, signals: bytes) -> None:
         """Send the termination signals among ``signals`` (their numbers, as
-        the wakeup fd gets them) to the main thread, where their handler
+        the echo pipe gets them) to the main thread, where their handler
         runs, if it has not run it by a while later: that wakes it."""
         ours = [n for n in dict.fromkeys(signals) if n in runner.TERMINATION_SIGNALS]
         if not ours:

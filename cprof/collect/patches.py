@@ -43,6 +43,7 @@ import atexit
 import functools
 import importlib.machinery
 import os
+import signal
 import sys
 import threading
 import time
@@ -398,15 +399,40 @@ _fork: dict[str, list[Callable[[], None]]] = {"before": [_core.before_fork],
 _fork_registered = False
 
 
+# The signals cprof may end a process on with a handler of its own
+# (runner.TerminationHandlers): held across a fork (_run).
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_masks_before_fork: dict[int, set[int | signal.Signals]] = {}  # the forking threads' own masks
+
+
 def _run(when: str) -> Callable[[], None]:
     def run() -> None:
         # Before the fork, the latest first, as os.register_at_fork runs them:
         # a handler that waits for work of its own to end must run before the
         # C core holds off the sampler's helper, which that work may need.
         handlers = _fork[when]
-        for handler in list(reversed(handlers) if when == "before" else handlers):
-            handler()
+        try:
+            for handler in list(reversed(handlers) if when == "before" else handlers):
+                handler()
+        finally:
+            _hold_termination_signals(when)
     return run
+
+
+def _hold_termination_signals(when: str) -> None:
+    """The termination signals wait from just before the fork until cprof's
+    handlers have run in the child (and the parent): one that came to the
+    child before its Python reset its signal state (PyOS_AfterFork_Child
+    clears what the inherited handler noted) was lost, and a child killed
+    as it started (Pool.terminate) could wait for ever: 17 in 20 did, under
+    cprof record, killed at once by their parent."""
+    if when == "before":
+        _masks_before_fork[threading.get_ident()] = signal.pthread_sigmask(
+            signal.SIG_BLOCK, TERMINATION_SIGNALS)
+        return
+    mask = _masks_before_fork.pop(threading.get_ident(), None)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def at_fork(*, before: Callable[[], None] | None = None,

@@ -176,7 +176,7 @@ def program(command: Sequence[str], module: list[str] | None, cprof_args: list[s
 
 # What `kill`, `timeout`, `docker stop` and a closed terminal send: by default
 # each ends the process at once, and a profile in memory would be lost.
-TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+TERMINATION_SIGNALS = patches.TERMINATION_SIGNALS
 
 
 def say_now(text: str) -> None:
@@ -228,6 +228,7 @@ class TerminationHandlers:
         """Take each signal whose disposition is the default, or the handler
         of another TerminationHandlers that this process inherited from the
         one it was forked from (which would only die of the signal)."""
+        patches.at_fork()  # a forked child gets the signals once its handlers are in place
         for signum in TERMINATION_SIGNALS:
             current = signal.getsignal(signum)
             owner = getattr(current, "__self__", None)
@@ -235,6 +236,10 @@ class TerminationHandlers:
                                              and owner._pid != os.getpid()):
                 signal.signal(signum, self._handle)
                 self._taken.append(signum)
+
+    def taken(self) -> list[int]:
+        """The signals that call this one's ``on_signal`` now."""
+        return [signum for signum in self._taken if self.handles(signum)]
 
     def handles(self, signum: int) -> bool:
         """Whether ``signum`` calls this one's ``on_signal`` now."""

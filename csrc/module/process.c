@@ -1,7 +1,11 @@
 /* process: what concerns every collector at once: whether they can read this
- * interpreter's frames (collect/frames.h), and os.fork's hooks. */
+ * interpreter's frames (collect/frames.h), os.fork's hooks, and the echo of
+ * termination signals a followed child needs (collect/echo.h). */
 #include "module/module.h"
 
+#include <signal.h>
+
+#include "collect/echo.h"
 #include "collect/frames.h"
 #include "collect/heap.h"
 #include "collect/sampler.h"
@@ -47,6 +51,39 @@ static PyObject *core_check_layout(PyObject *self, PyObject *args)
     return core_layout_problem(NULL, NULL);
 }
 
+/* echo_signals(fd, signals): the signals of `signals` whose handler is a
+ * function are echoed to fd (-1: to none); returns them. */
+static PyObject *core_echo_signals(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int fd;
+    PyObject *signals;
+    if (!PyArg_ParseTuple(args, "iO:echo_signals", &fd, &signals))
+        return NULL;
+    if (fd < -1)
+        return PyErr_Format(PyExc_ValueError, "echo_signals: fd must be -1 or a file "
+                            "descriptor, not %d", fd);
+    PyObject *numbers = PySequence_Fast(signals, "echo_signals: signals must be a sequence");
+    if (numbers == NULL)
+        return NULL;
+    PyObject *echoed = PyList_New(0);
+    for (Py_ssize_t i = 0; echoed != NULL && i < PySequence_Fast_GET_SIZE(numbers); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(numbers, i);
+        long signum = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
+        if (signum == -1 && PyErr_Occurred())
+            Py_CLEAR(echoed);
+        else if (signum <= 0 || signum >= NSIG) {
+            PyErr_Format(PyExc_ValueError, "echo_signals: %R is not a signal number", item);
+            Py_CLEAR(echoed);
+        } else if (cprof_echo_signal((int)signum) == 0 && PyList_Append(echoed, item) < 0)
+            Py_CLEAR(echoed);
+    }
+    Py_DECREF(numbers);
+    if (echoed != NULL)
+        cprof_echo_to(fd);
+    return echoed;
+}
+
 static PyMethodDef process_methods[] = {
     {"before_fork", (PyCFunction)core_before_fork, METH_NOARGS,
      "before_fork(): os.fork's before hook: the sampler's helper keeps off the GIL"},
@@ -54,6 +91,9 @@ static PyMethodDef process_methods[] = {
      "after_fork_parent(): os.fork's after hook in the parent: the helper may take the GIL"},
     {"after_fork_child", (PyCFunction)core_after_fork_child, METH_NOARGS,
      "after_fork_child(): in a forked child, forget the parent's running profiles"},
+    {"echo_signals", (PyCFunction)core_echo_signals, METH_VARARGS,
+     "echo_signals(fd, signals) -> the signals of signals (numbers) whose handler is a "
+     "function, each now also written as one byte to fd (-1: to none) as it comes"},
     {"layout_problem", (PyCFunction)core_layout_problem, METH_NOARGS,
      "layout_problem() -> None when the collectors can read this interpreter's frames, "
      "else why they refuse"},

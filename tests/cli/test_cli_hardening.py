@@ -241,6 +241,46 @@ def test_a_forked_child_exits_with_its_own_status(tmp_path: Path, child_status: 
     assert "no profile was written" not in r.stderr, r.stderr
 
 
+# Forks children that wait on a pipe nobody writes and kills each with
+# SIGTERM as soon as it is born, as Pool.terminate may: each must die of it,
+# as it would without cprof (SIGTERM's default action), however soon.
+KILLED_AT_BIRTH = """\
+import os, signal, time
+hung = 0
+for i in range(20):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(read, 1)
+        os._exit(0)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            hung += 1
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+    os.close(read)
+    os.close(write)
+print("hung", hung)
+"""
+
+
+@pytest.mark.parametrize("args", [[], ["--follow"], ["--mode", "wall"], ["--repeat", "2"]])
+def test_a_child_killed_as_it_is_forked_dies_of_the_signal(tmp_path: Path,
+                                                           args: list[str]) -> None:
+    """cprof record ends a process on SIGTERM through a Python handler, which a
+    forked child inherits: a SIGTERM that came before the child's Python had
+    reset its signal state was lost, and the child waited for ever (17 of 20;
+    40 of 50 with --follow)."""
+    (tmp_path / "births.py").write_text(KILLED_AT_BIRTH)
+    r = run(tmp_path, "record", *args, "-o", "out.prof", "births.py")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "hung 0" in r.stdout, r.stdout + r.stderr[-3000:]
+
+
 def test_forks_in_a_row_while_the_sampler_runs_all_come_back(tmp_path: Path) -> None:
     """A fork can come while the sampler's helper thread is in its slot table,
     its thread scan or an allocation: the child must get a whole copy, with no

@@ -374,12 +374,6 @@ STRESS = textwrap.dedent('''\
 ''')
 
 
-@pytest.mark.xfail(
-    sys.version_info >= (3, 14), strict=False,
-    reason="open bug, issue 18: 3.14+ start Pool workers from the forkserver, whose _serve_one "
-           "resets the wakeup fd through which a followed child passes on a termination signal "
-           "that came just before its main thread blocked; such a worker can wait for ever "
-           "(seen once in CI's 3.15 run)")
 def test_a_pool_terminated_at_once_never_leaves_a_worker_waiting(tmp_path: Path) -> None:
     """Pool.__exit__ sends SIGTERM as the workers go back for their next
     task: one taken by another thread than the main one, or just before the
@@ -399,6 +393,49 @@ def test_a_pool_terminated_at_once_never_leaves_a_worker_waiting(tmp_path: Path)
     assert p.returncode == 0, err[-3000:]
     workers = {s.labels.get("pid") for s in cprof.load(tmp_path / "stress.prof").samples}
     assert len(workers) > 1  # the program and workers (those that took a sample)
+
+
+# A child whose main thread waits on a pipe nobody writes while another of
+# its threads takes a SIGTERM: Python's handler runs in the main thread only,
+# so the child ends only if cprof wakes that thread. START says how the child
+# starts and how the signal's wakeup fd (signal.set_wakeup_fd, which cprof
+# once relied on) is taken from cprof: the forkserver resets it in each child
+# it forks; a program may set its own, as asyncio's loops do.
+WAITER = textwrap.dedent('''\
+    import multiprocessing, os, signal, subprocess, sys, threading, time
+
+    def wait_for_ever():
+        read, write = os.pipe()
+        if sys.argv[-1] == "own-wakeup-fd":
+            wakeup = os.pipe()[1]
+            os.set_blocking(wakeup, False)
+            signal.set_wakeup_fd(wakeup)
+        kill = lambda: signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        threading.Timer(0.5, kill).start()
+        os.read(read, 1)
+
+    if __name__ == "__main__":
+        if sys.argv[-1] == "forkserver":
+            p = multiprocessing.get_context("forkserver").Process(target=wait_for_ever,
+                                                                 daemon=True)
+            p.start()
+            p.join(20)
+            print(p.exitcode)
+        elif sys.argv[-1] == "own-wakeup-fd":
+            wait_for_ever()
+        else:
+            child = subprocess.run([sys.executable, __file__, "own-wakeup-fd"], timeout=20)
+            print(child.returncode)
+''')
+
+
+@pytest.mark.parametrize("start", ["forkserver", "subprocess"])
+def test_a_termination_signal_another_thread_took_ends_a_waiting_child(
+        tmp_path: Path, start: str) -> None:
+    (tmp_path / "waiter.py").write_text(WAITER)
+    r = cprof_cli(tmp_path, "record", "--follow", "-o", "waiter.prof", "waiter.py", start)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == [str(-signal.SIGTERM)], r.stdout + r.stderr[-3000:]
 
 
 def test_uvicorn_workers_are_followed(tmp_path: Path) -> None:
