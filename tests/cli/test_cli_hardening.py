@@ -52,7 +52,13 @@ def run_python(cwd: Path, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def no_core_dumps() -> None:
+    """And the termination signals' default actions, as a terminal's shell
+    gives them: a suite started in the background (`nohup`, `cmd &` in a
+    script) inherits SIGHUP, SIGINT and SIGQUIT ignored, and a program
+    started so lives through them, with cprof as without."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def start_busy(tmp_path: Path, *args: str, program: str = BUSY,
