@@ -301,6 +301,45 @@ def test_the_heap_profile_follows_children(tmp_path: Path) -> None:
     assert 0.8 * 40e6 <= allocated <= 1.25 * 40e6, allocated
 
 
+HEAP_KILLED = textwrap.dedent('''\
+    import subprocess, sys, time
+    import cprof
+
+    CHILD = """
+    import sys, time
+
+    def child_alloc():
+        return [bytearray(4000) for _ in range(10000)]
+
+    keep = child_alloc()
+    print("ALLOCATED", flush=True)
+    time.sleep(60)
+    """
+
+    with cprof.heap(rate=16 * 1024, follow_children=True) as h:
+        child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "ALLOCATED\\n"
+        time.sleep(2.5)  # two of its saves, at least
+        child.kill()
+        child.wait()
+    h.profile.write("heap.prof")
+    print(child.pid)
+''')
+
+
+def test_a_killed_child_keeps_its_heap_profile(tmp_path: Path) -> None:
+    """SIGKILL leaves a followed child no time to write: its heap profile is
+    what it saved last (every second), with what it still held then."""
+    (tmp_path / "heap.py").write_text(HEAP_KILLED)
+    r = subprocess.run([sys.executable, "heap.py"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    profile = cprof.load(tmp_path / "heap.prof")
+    hot = profile.filter(focus=r"\.child_alloc$", tagfocus=f"pid={int(r.stdout)}")
+    held = hot.total("inuse_space")
+    assert 0.8 * 40e6 <= held <= 1.25 * 40e6, (held, profile.top(5))
+
+
 def test_children_of_another_python_or_settings_ignore_the_sitecustomize(tmp_path: Path) -> None:
     """The sitecustomize written for children does nothing in a Python of
     another version, and runs the sitecustomize it hides."""
