@@ -1,0 +1,200 @@
+"""leaf: the C function a Python frame is calling, worked out with the GIL held.
+
+A sample taken inside ``time.sleep``, ``hashlib``'s ``update`` or
+``sorted`` finds the calling Python frame executing a call instruction, with
+the callable in that frame's value stack. The sampler will read it there
+(issue 18, part 1; not wired in yet). What must be known beforehand, away from
+any signal handler, is here:
+
+- ``catalogue()``: the C callables a sample may name, each held (so that an
+  address found in a stack is that object, compared without reading it) with
+  the name it gets: ``time.sleep``, ``_hashlib.HASH.update``,
+  ``builtins.sorted``;
+- ``callable_slots(code, lasti)``: where, from the value stack's base, the
+  callable of the call at instruction ``lasti`` lies. 3.11-3.13 keep no stack
+  pointer in the frame while a C function runs (the frame's stacktop is -1
+  then), and the slots above the top hold stale values, so the depth comes
+  from the code: ``stack_depths``, the compiler's own reckoning, redone.
+  3.14 and later save the stack pointer before every call that can escape,
+  so the sampler reads the callable below it and needs none of this.
+
+Stack layouts while the C function runs (N = oparg; kwnames, 3.13+, is one
+slot more on top):
+
+- 3.11, 3.12: ``[method or NULL, callable or self, args...]``; CALL_FUNCTION_EX
+  ``[NULL, func, callargs, kwargs if oparg & 1]``;
+- 3.13: ``[callable, self or NULL, args...]``; CALL_FUNCTION_EX
+  ``[func, NULL, callargs, kwargs if oparg & 1]``;
+- 3.14+: as 3.13; CALL_FUNCTION_EX always ``[func, NULL, callargs, kwargs or NULL]``.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import types
+from types import CodeType
+
+# Instructions after which the next one is not reached from this one.
+_NO_FALLTHROUGH = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+                             "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+                             "JUMP", "JUMP_NO_INTERRUPT"})
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+# The base instructions (as co_code has them) that call a callable from the
+# stack: PRECALL is 3.11's, which its specialised forms run C calls from.
+CALLS = frozenset({"CALL", "PRECALL", "CALL_KW", "CALL_FUNCTION_EX"}) & frozenset(dis.opmap)
+
+
+def stack_depths(code: CodeType) -> dict[int, int]:
+    """The value stack's depth before each reachable instruction, by byte
+    offset: a walk of the code's control flow with dis.stack_effect, from
+    offset 0 (depth 0) and from each exception handler (the depth its table
+    entry gives, plus the lasti it pushes, plus the exception). Raises
+    ValueError where two paths disagree, which the compiler never lets happen."""
+    instructions = list(dis.get_instructions(code))
+    index = {ins.offset: n for n, ins in enumerate(instructions)}
+    depths: dict[int, int] = {}
+    work = [(0, 0)]
+    # exception_entries: dis's own reading of co_exceptiontable (3.11+; not in typeshed).
+    for entry in dis.Bytecode(code).exception_entries:  # type: ignore[attr-defined]
+        work.append((entry.target, entry.depth + int(entry.lasti) + 1))
+    while work:
+        offset, depth = work.pop()
+        known = depths.get(offset)
+        if known is not None:
+            if known != depth:
+                raise ValueError(f"{code.co_qualname}: at offset {offset}, a stack depth of "
+                                 f"{known} and of {depth}")
+            continue
+        depths[offset] = depth
+        n = index[offset]
+        ins = instructions[n]
+        following = instructions[n + 1].offset if n + 1 < len(instructions) else None
+        if ins.opname == "RETURN_GENERATOR":
+            # The generator's first resume finds the value it was sent pushed
+            # (dis.stack_effect says 0 for it before 3.13, 1 after).
+            if following is not None:
+                work.append((following, depth + 1))
+            continue
+        arg = ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None
+        if ins.opcode in _JUMPS:
+            target = getattr(ins, "jump_target", None)
+            work.append((ins.argval if target is None else target,
+                         depth + dis.stack_effect(ins.opcode, arg, jump=True)))
+        if ins.opname not in _NO_FALLTHROUGH and following is not None:
+            work.append((following, depth + dis.stack_effect(ins.opcode, arg, jump=False)))
+    return depths
+
+
+def callable_slots(code: CodeType, lasti: int,
+                   depths: dict[int, int] | None = None) -> tuple[int, int] | None:
+    """Where the callable of the call instruction at ``lasti`` (in code units,
+    as frames count) lies while it runs, as (slot, other) from the value
+    stack's base: the callable is in ``slot`` unless that holds NULL, when
+    it is in ``other`` (3.11 and 3.12 put a method, or NULL, below it); the
+    two are the same from 3.13 on. None when that instruction is no call."""
+    offset = 2 * lasti
+    ins = _instruction_at(code, offset)
+    if ins is None or ins.opname not in CALLS:
+        return None
+    depth = (depths if depths is not None else stack_depths(code)).get(offset)
+    if depth is None:
+        return None
+    oparg = ins.arg or 0
+    if ins.opname == "CALL" and "PRECALL" in CALLS:
+        # 3.11: the PRECALL before it counts the arguments off the stack,
+        # where they stay until this CALL takes them.
+        depth += oparg
+    if ins.opname == "CALL_FUNCTION_EX":
+        if sys.version_info >= (3, 14):
+            slot = depth - 4
+        elif sys.version_info >= (3, 13):
+            slot = depth - 3 - (oparg & 1)
+        else:
+            slot = depth - 2 - (oparg & 1)
+        return (slot, slot) if slot >= 0 else None
+    if sys.version_info >= (3, 13):
+        slot = depth - oparg - (3 if ins.opname == "CALL_KW" else 2)
+        return (slot, slot) if slot >= 0 else None
+    slot = depth - oparg - 2
+    return (slot, slot + 1) if slot >= 0 else None
+
+
+def _instruction_at(code: CodeType, offset: int) -> dis.Instruction | None:
+    for ins in dis.get_instructions(code):
+        if ins.offset == offset:
+            return ins
+        if ins.offset > offset:
+            break
+    return None
+
+
+# --- the callables ----------------------------------------------------------------------
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+
+
+def _runs_in_c(t: type) -> bool:
+    """Whether calling type t runs no Python code of its own: a built-in or
+    extension type, or a class whose __new__ and __init__ are both C's."""
+    if not t.__flags__ & _HEAPTYPE:
+        return True
+    return not any(isinstance(getattr(t, name, None), (types.FunctionType, staticmethod,
+                                                       classmethod))
+                   for name in ("__new__", "__init__", "__call__"))
+
+
+def _module_file(module_name: str) -> str:
+    """The file a C callable of this module gets: the extension's path, or
+    the module's name for one built into the interpreter."""
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    return path if isinstance(path, str) and not path.endswith(".py") else module_name
+
+
+def catalogue(modules: list[types.ModuleType] | None = None) -> dict[int, tuple[object, str, str]]:
+    """The C callables reachable from the modules' namespaces (every
+    imported module's by default): their functions, their C types and those
+    types' methods, and instances of C types that are called (numpy.dot).
+    Maps each one's id to (the object, its name, its file)."""
+    found: dict[int, tuple[object, str, str]] = {}
+
+    def add(obj: object, name: str, module_name: str) -> None:
+        if id(obj) not in found:
+            found[id(obj)] = (obj, name, _module_file(module_name))
+
+    def add_type(t: type) -> None:
+        if id(t) in found or not _runs_in_c(t):
+            return
+        module_name = t.__module__ if isinstance(t.__module__, str) else "builtins"
+        prefix = f"{module_name}.{t.__qualname__}"
+        add(t, prefix, module_name)
+        # Methods, as a call through an instance finds them (obj.method(...)
+        # leaves the descriptor itself in the stack), and static methods. A
+        # class method called through the type is bound anew at each call,
+        # an object no catalogue can hold.
+        for attr, value in list(vars(t).items()):
+            if isinstance(value, staticmethod):
+                value = value.__func__
+            if isinstance(value, (types.MethodDescriptorType, types.BuiltinFunctionType)):
+                add(value, f"{prefix}.{attr}", module_name)
+
+    for module in list(sys.modules.values()) if modules is None else modules:
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            if isinstance(value, types.BuiltinFunctionType):
+                owner = value.__self__
+                if owner is None or isinstance(owner, types.ModuleType):
+                    module_name = value.__module__ or module.__name__
+                    add(value, f"{module_name}.{value.__qualname__}", module_name)
+            elif isinstance(value, type):
+                add_type(value)
+            elif (callable(value) and not isinstance(value, (types.FunctionType,
+                                                             types.MethodType,
+                                                             types.ModuleType))
+                  and not type(value).__flags__ & _HEAPTYPE):
+                add(value, f"{module.__name__}.{attr}", module.__name__)
+    return found

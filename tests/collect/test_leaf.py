@@ -1,0 +1,144 @@
+"""cprof.collect.leaf: what the sampler needs, beforehand, to name the C
+function a Python frame is calling. The stack depths are checked against the
+compiler's own (co_stacksize) over thousands of the standard library's code
+objects, and the callable's slot against the layouts each version keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import sys
+import time
+import types
+
+import pytest
+
+from cprof.collect import leaf
+
+STDLIB = ["json.decoder", "json.encoder", "re._parser", "re._compiler", "asyncio.base_events",
+          "asyncio.tasks", "email.message", "http.client", "argparse", "typing", "dataclasses",
+          "inspect", "ast", "tokenize", "pathlib", "subprocess", "threading", "collections",
+          "functools", "enum", "logging", "unittest.case", "pickle", "tarfile", "zipfile",
+          "difflib", "decimal", "statistics", "textwrap", "socket", "ssl", "urllib.parse",
+          "configparser", "csv", "shutil", "tempfile", "traceback", "multiprocessing.pool"]
+
+
+def code_objects(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found += code_objects(const)
+    return found
+
+
+def test_the_depths_agree_with_the_compilers_stack_size() -> None:
+    """The deepest point of the walk is the co_stacksize the compiler gave, for
+    all but a few code objects (where the compiler reserves a slot it never
+    uses), and never deeper: a wrong effect or a missed handler shows here."""
+    codes = []
+    for name in STDLIB:
+        path = importlib.import_module(name).__file__
+        assert path is not None
+        with open(path, encoding="utf-8") as f:
+            codes += code_objects(compile(f.read(), path, "exec"))
+    assert len(codes) > 3000
+    below = 0
+    for code in codes:
+        depths = leaf.stack_depths(code)
+        deepest = max(depths[ins.offset] + max(0, _effect(ins))
+                      for ins in leaf.dis.get_instructions(code) if ins.offset in depths)
+        assert deepest <= code.co_stacksize, code
+        below += deepest < code.co_stacksize
+    assert below <= len(codes) // 200, f"{below} of {len(codes)} below co_stacksize"
+
+
+def _effect(ins: leaf.dis.Instruction) -> int:
+    if ins.opname == "RETURN_GENERATOR":
+        return 1
+    return leaf.dis.stack_effect(ins.opcode, ins.arg if ins.opcode >= leaf.dis.HAVE_ARGUMENT
+                                 else None)
+
+
+def call_lasti(source: str, which: int = -1) -> tuple[types.CodeType, int]:
+    """The function f in source and the lasti of one of its call instructions
+    (the last by default)."""
+    namespace: dict[str, object] = {}
+    exec(compile(source, "<test>", "exec"), namespace)
+    code = namespace["f"].__code__  # type: ignore[attr-defined]
+    calls = [ins.offset // 2 for ins in leaf.dis.get_instructions(code)
+             if ins.opname in leaf.CALLS]
+    return code, calls[which]
+
+
+NEW = sys.version_info >= (3, 13)
+
+
+@pytest.mark.parametrize("source, new, old", [
+    # 3.13+: [callable, self or NULL, args]; 3.11/3.12: [NULL or method, callable or self, args]
+    ("def f(a, b): g(a, b)", (0, 0), (0, 1)),
+    ("def f(x, a): return x + g(a)", (1, 1), (1, 2)),
+    ("def f(o, a): o.m(a)", (0, 0), (0, 1)),
+    ("def f(a): g(a, k=1)", (0, 0), (0, 1)),
+    ("def f(a): g(1, h(a))", (3, 3), (3, 4)),
+    ("def f(a): g(*a)", (0, 0), (1, 1)),
+    ("def f(a, k): g(*a, **k)", (0, 0), (1, 1)),
+])
+def test_the_callable_slot_of_each_call_shape(source: str, new: tuple[int, int],
+                                              old: tuple[int, int]) -> None:
+    code, lasti = call_lasti(source, which=-1 if "h(" not in source else 0)
+    assert leaf.callable_slots(code, lasti) == (new if NEW else old)
+
+
+def test_an_instruction_that_calls_nothing_has_no_slot() -> None:
+    code, lasti = call_lasti("def f(a, b): return a + g(b)")
+    assert leaf.callable_slots(code, 0) is None
+    assert leaf.callable_slots(code, lasti + 1) is None  # its cache or the next instruction
+
+
+@pytest.fixture(scope="module")
+def known() -> dict[str, tuple[object, str]]:
+    return {name: (obj, path) for obj, name, path in leaf.catalogue().values()}
+
+
+@pytest.mark.parametrize("obj, name", [
+    (time.sleep, "time.sleep"),
+    (sorted, "builtins.sorted"),
+    (list.sort, "builtins.list.sort"),
+    (dict, "builtins.dict"),
+    (str.maketrans, "builtins.str.maketrans"),
+    (re.Pattern.match, "re.Pattern.match"),
+    (type(hashlib.sha256()).update, f"{type(hashlib.sha256()).__module__}."
+                                    f"{type(hashlib.sha256()).__qualname__}.update"),
+])
+def test_the_catalogue_names_c_callables(known: dict[str, tuple[object, str]], obj: object,
+                                         name: str) -> None:
+    assert name in known, sorted(n for n in known if n.split(".")[-1] == name.split(".")[-1])
+    assert known[name][0] is obj
+
+
+def test_a_c_callable_gets_its_extension_as_file(known: dict[str, tuple[object, str]]) -> None:
+    hash_type = type(hashlib.sha256())
+    _, path = known[f"{hash_type.__module__}.{hash_type.__qualname__}.update"]
+    assert path.endswith(".so"), path
+    assert known["time.sleep"][1] in ("time", getattr(time, "__file__", "time"))
+
+
+def test_python_code_is_not_catalogued() -> None:
+    module = types.ModuleType("made_here")
+    exec("class Python:\n    def __init__(self): pass\n"
+         "class CBased(dict): pass\n"
+         "def function(): pass\n", module.__dict__)
+    names = {name for _, name, _ in leaf.catalogue([module]).values()}
+    assert "made_here.CBased" in names  # calling it runs dict's C code only
+    assert "made_here.Python" not in names and "made_here.function" not in names
+
+
+def test_every_instruction_of_one_call_gives_the_same_slot() -> None:
+    """3.11 makes a call in two instructions, PRECALL (whose specialised forms
+    run the C function) and CALL; each must point at the same slot."""
+    code, _ = call_lasti("def f(a, b): return a + g(a, b)")
+    calls = [ins.offset // 2 for ins in leaf.dis.get_instructions(code)
+             if ins.opname in leaf.CALLS]
+    assert len(calls) == (2 if "PRECALL" in leaf.CALLS else 1)
+    assert {leaf.callable_slots(code, lasti) for lasti in calls} == {(1, 1) if NEW else (1, 2)}
