@@ -19,8 +19,9 @@ from its start with the same settings, however it was started:
 A child writes its profile into the directory, each sample labelled ``pid``
 and ``process``, when it ends (at exit; in ``os._exit``, which
 multiprocessing's forked workers leave through; on SIGTERM, SIGHUP and SIGQUIT,
-which Pool.terminate sends) and every second meanwhile, so that a child
-killed outright still leaves what it had until then. Children of children
+which Pool.terminate sends) and every second meanwhile (less often when
+saving takes over 1% of that), so that a child killed outright still
+leaves what it had until then. Children of children
 are followed the same way. When the root stops, it merges the children's
 profiles into its own (or keeps them apart, one file a process), removes the
 directory and gives the environment back.
@@ -46,8 +47,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 ENV_VAR = "CPROF_FOLLOW"
-# How often a child writes what it has so far.
+# How often a child writes what it has so far: every second, or less often
+# when a save takes long (a large profile), so that saves cost a child at most
+# 1/FLUSH_SHARE of one core's time.
 FLUSH_SECONDS = 1.0
+FLUSH_SHARE = 100
 
 # What every child imports first (the directory is first on its PYTHONPATH).
 # Any Python 3 may import it, so it uses nothing newer than 3.0 has and never
@@ -318,7 +322,8 @@ class Following:
 
 class _Child:
     """A followed child's side: its profile, written into the directory as
-    it ends and every FLUSH_SECONDS meanwhile by a thread of its own."""
+    it ends and every FLUSH_SECONDS meanwhile (less often for a profile
+    that takes long to save: FLUSH_SHARE) by a thread of its own."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings  # Following.config
@@ -392,11 +397,13 @@ class _Child:
         while not self.stop.is_set():
             left = due - time.monotonic()
             if left <= 0:
+                spent = time.thread_time()
                 try:
                     self.flush()
                 except Exception:
                     pass  # the file keeps the last flush; the end says what went wrong
-                due = time.monotonic() + FLUSH_SECONDS
+                spent = time.thread_time() - spent
+                due = time.monotonic() + max(FLUSH_SECONDS, FLUSH_SHARE * spent)
             elif self.wakeup is None:
                 self.stop.wait(left)
             elif select.select([self.wakeup[0]], [], [], left)[0]:

@@ -20,7 +20,11 @@ class Frozen:
     importing dataclasses costs every command several ms of start-up).
     ``replace(**changes)`` is a copy with some fields changed."""
 
-    __slots__: tuple[str, ...] = ()
+    # The hash, once computed (profiles hash their locations, lines and
+    # functions over and over as they are merged and written). Not a field:
+    # a subclass's __slots__ names its fields alone.
+    __slots__: tuple[str, ...] = ("_hash",)
+    _hash: int
 
     def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -39,7 +43,12 @@ class Frozen:
         return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash(self._fields())
+        try:
+            return self._hash
+        except AttributeError:
+            value = hash(self._fields())
+            set_field(self, "_hash", value)
+            return value
 
     def __repr__(self) -> str:
         body = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
