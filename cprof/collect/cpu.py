@@ -60,6 +60,8 @@ class _Session:
     def start_core(self, resume: bool = False) -> None:
         """Start the sampler; ``resume``: each thread's time counts from the
         previous profile's last reading of its clock (a cut)."""
+        if self.native:
+            _core.leaf_clear()  # libunwind names the C frames (collect/leaf.py)
         _core.cpu_start(hz=self.hz, mode=self.mode, max_depth=self.max_depth,
                         label_var=LABEL_VAR, hook=self.refresh, native=self.native,
                         resume=resume)
@@ -229,6 +231,7 @@ def stop_cpu_profile(handle: object | None = None) -> Profile:
         finally:
             _release_patches()
             tables = _core.cpu_stop()
+            _core.leaf_clear()
             _session = None
     profile = _build(tables, session)
     if session.following is not None:
@@ -254,6 +257,7 @@ def cut_cpu_profile(handle: object) -> Profile:
             _core.cpu_drain(refresh=True)
         finally:
             tables = _core.cpu_stop()
+            _core.leaf_clear()
             before = session.cut()
             try:
                 session.start_core(resume=True)  # the time between stop and start counts

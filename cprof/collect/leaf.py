@@ -3,8 +3,9 @@
 A sample taken inside ``time.sleep``, ``hashlib``'s ``update`` or
 ``sorted`` finds the calling Python frame executing a call instruction, with
 the callable in that frame's value stack. The sampler will read it there
-(issue 18, part 1; not wired in yet). What must be known beforehand, away from
-any signal handler, is here:
+(issue 18, part 1: done for 3.14+, where install() turns it on; not yet on
+by default). What must be known beforehand, away from any signal handler, is
+here:
 
 - ``catalogue()``: the C callables a sample may name, each held (so that an
   address found in a stack is that object, compared without reading it) with
@@ -198,3 +199,61 @@ def catalogue(modules: list[types.ModuleType] | None = None) -> dict[int, tuple[
                   and not type(value).__flags__ & _HEAPTYPE):
                 add(value, f"{module.__name__}.{attr}", module.__name__)
     return found
+
+
+# --- what the sampler is given -----------------------------------------------------------
+
+# Every C callable named so far, by address: {id: (name, short name, file,
+# the callable)}. It only grows, holding each callable alive, so that an
+# address in a sample taken earlier keeps its name.
+_names: dict[int, tuple[str, str, str, object]] = {}
+_modules_seen = 0
+
+# Call instructions whose callable the sampler reads below the frame's saved
+# stack pointer (3.14+), by leaf.h's kind; the forms that push a Python frame
+# or make no call that can escape are not among them.
+_KIND_CALL, _KIND_CALL_KW, _KIND_CALL_EX, _KIND_EXTENDED = 1, 2, 3, 4
+_NOT_C = ("CALL_PY_", "CALL_BOUND_METHOD_", "CALL_ALLOC_AND_ENTER_INIT", "CALL_KW_PY",
+          "CALL_KW_BOUND_METHOD", "CALL_EX_PY", "CALL_TYPE_1", "CALL_LIST_APPEND",
+          "CALL_INTRINSIC_")
+
+
+def call_kinds() -> bytes:
+    """The kind (leaf.h) of each of the 256 opcodes, specialised and
+    instrumented forms included."""
+    kinds = bytearray(256)
+    opcodes = dict(dis.opmap)
+    opcodes.update(getattr(dis, "_specialized_opmap", {}))
+    for name, opcode in opcodes.items():
+        bare = name.removeprefix("INSTRUMENTED_")
+        if not 0 <= opcode < 256 or bare.startswith(_NOT_C):
+            continue
+        if name == "EXTENDED_ARG":
+            kinds[opcode] = _KIND_EXTENDED
+        elif bare.startswith(("CALL_FUNCTION_EX", "CALL_EX_")):
+            kinds[opcode] = _KIND_CALL_EX
+        elif bare.startswith("CALL_KW"):
+            kinds[opcode] = _KIND_CALL_KW
+        elif bare == "CALL" or bare.startswith("CALL_"):
+            kinds[opcode] = _KIND_CALL
+    return bytes(kinds)
+
+
+def install() -> None:
+    """Give the sampler the catalogue (anew when modules were imported since
+    the last time) and the call instructions' kinds, until the CPU profile
+    that starts next stops. 3.14+ only: earlier versions keep no stack
+    pointer in the frame during a call (see above), and their part is not
+    done yet. Not called by cprof itself yet: the frames it adds change what
+    every profile shows (a function's time in the C functions it calls moves
+    to them), and cprof turns it on once every version has it."""
+    global _modules_seen
+    if sys.version_info < (3, 14):
+        return
+    from .. import _core
+    if len(sys.modules) != _modules_seen:
+        for key, (obj, name, path) in catalogue().items():
+            if key not in _names:
+                _names[key] = (name, name.rpartition(".")[2], path, obj)
+        _modules_seen = len(sys.modules)
+    _core.leaf_set(_names, call_kinds())

@@ -252,6 +252,9 @@ def resolve(tables: dict[str, Any]) -> Resolved:
                       has_filenames=True, has_line_numbers=True)
     functions = []
     for i, (qualname, code_name, filename, first) in enumerate(tables["functions"]):
+        if first < 0:  # a C callable, named by the catalogue (leaf.py)
+            functions.append(Function(i + 1, qualname, code_name, filename, 0))
+            continue
         full, system, path = names(qualname, code_name, filename, modules)
         functions.append(Function(i + 1, full, system, path, first))
     native: _NativeNames | None = None

@@ -47,6 +47,8 @@
 #endif
 #pragma GCC diagnostic pop
 
+#include "collect/leaf.h"
+
 /* The calling thread's own PyThreadState, whether or not it holds the GIL:
  * the slot CPython keeps in thread-specific storage (PyGILState's key).
  * pthread_getspecific is a plain array read in glibc. NULL for a thread
@@ -399,6 +401,46 @@ static inline int cprof_compat_lasti_sigsafe(_PyInterpreterFrame *f, PyCodeObjec
     return (int)(f->instr_ptr - _PyCode_CODE(code));
 #else
     return (int)(f->prev_instr - _PyCode_CODE(code));
+#endif
+}
+
+/* The C callable frame f (executing code) is calling, if it is executing a
+ * call instruction and the callable is one of leaf.h's set; else 0. Only
+ * 3.14+ keep the stack pointer in the frame during the call (saved before
+ * any call that can escape; 3.11-3.13 leave -1 there): the callable is found
+ * below it by the instruction's kind. An address is only compared, never
+ * read through. */
+static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    _Py_CODEUNIT *first = _PyCode_CODE(code);
+    _Py_CODEUNIT *instr = f->instr_ptr;
+    if (instr < first || instr >= first + Py_SIZE(code))
+        return 0;
+    int kind = cprof_leaf_call_kind_sigsafe(instr->op.code);
+    if (kind == CPROF_LEAF_NO_CALL || kind == CPROF_LEAF_EXTENDED)
+        return 0;
+    size_t oparg = instr->op.arg;
+    for (int shift = 8; instr > first && shift <= 24; shift += 8) {
+        instr--;
+        if (cprof_leaf_call_kind_sigsafe(instr->op.code) != CPROF_LEAF_EXTENDED)
+            break;
+        oparg |= (size_t)instr->op.arg << shift;
+    }
+    size_t below = kind == CPROF_LEAF_CALL_EX ? 4 : oparg + (kind == CPROF_LEAF_CALL_KW ? 3 : 2);
+    _PyStackRef *base = f->localsplus + code->co_nlocalsplus;
+    _PyStackRef *sp = f->stackpointer;
+    if (sp < base || sp > base + code->co_stacksize || (size_t)(sp - base) < below)
+        return 0;
+    uintptr_t bits = sp[-(ptrdiff_t)below].bits;
+    if ((bits & 3) == 3)
+        return 0;  /* a tagged integer */
+    uintptr_t callable = bits & ~(uintptr_t)3;
+    return cprof_leaf_known_sigsafe(callable) ? callable : 0;
+#else
+    (void)f;
+    (void)code;
+    return 0;
 #endif
 }
 

@@ -219,18 +219,33 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
         *total = 0;  /* no frame to trust */
         return 0;
     }
+    /* Whether the next frame may be calling a C function: the innermost one,
+     * and each one whose callee entered the interpreter anew (a C function
+     * calling back into Python: sorted's key, a generator resumed by sum).
+     * Not in native mode, where libunwind names the C frames. */
+    int calling = !marks;
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
-        int call_end = marks && cprof_compat_call_entry_sigsafe(f);
+        int call_entry = cprof_compat_call_entry_sigsafe(f);
+        int call_end = marks && call_entry;
         if (code != NULL && !cprof_compat_skip_frame_sigsafe(f, code)) {
             void *coro = cprof_compat_coroutine_sigsafe(f, code);
             if (coro != NULL)
                 *coroutine = coro;  /* the last one seen is the outermost */
+            uintptr_t called = calling ? cprof_compat_called_sigsafe(f, code) : 0;
+            calling = 0;
+            if (called != 0) {
+                if (stored < max)
+                    out[stored++] = (cprof_frame_t){(PyObject *)called, 0, CPROF_FRAME_C_CALL};
+                seen++;
+            }
             if (stored < max)
                 out[stored++] = (cprof_frame_t){(PyObject *)code,
                                                 cprof_compat_lasti_sigsafe(f, code), 0};
             seen++;
         }
+        if (call_entry && !marks)
+            calling = 1;
         if (call_end && stored < max)
             out[stored++] = (cprof_frame_t){
                 (PyObject *)cprof_compat_entry_on_cstack(f), 0, CPROF_FRAME_CALL_END};

@@ -12,7 +12,7 @@
 /* One captured frame: a code object that was alive at capture time (it must be
  * resolved before it dies: see cprof_frames_watch_code) and the instruction
  * offset in code units. With CPROF_FRAME_NATIVE, code holds a machine address
- * instead (native.c); CPROF_FRAME_CALL_END marks, in a capture with marks,
+ * instead (native.c), with CPROF_FRAME_C_CALL a C callable; CPROF_FRAME_CALL_END marks, in a capture with marks,
  * where the frames of one call of the interpreter loop end. */
 typedef struct {
     PyObject *code;
@@ -22,6 +22,9 @@ typedef struct {
 
 #define CPROF_FRAME_NATIVE 1u
 #define CPROF_FRAME_CALL_END 2u
+/* code holds a C callable of the catalogue (leaf.h) the frame after it was
+ * calling, named from the catalogue. */
+#define CPROF_FRAME_C_CALL 4u
 
 /* Check, once at import, that the collectors can read this interpreter's
  * frames: cprof knows its version, and (3.13+) every offset the frame walk

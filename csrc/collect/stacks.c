@@ -33,15 +33,49 @@ static int add_synthetic_func(cprof_stacks_t *st, const char *text)
     return rc;
 }
 
-static long func_of_code(cprof_stacks_t *st, PyObject *code)
+/* The catalogue's names of the C callables (collect/leaf.py): {address:
+ * (name, short name, file, callable)}, set with the GIL held; it only grows,
+ * and holds the callables alive, so that an address keeps its name. */
+static PyObject *callable_names;
+
+void cprof_stacks_set_callables(PyObject *names)
 {
-    uint64_t key = (uint64_t)(uintptr_t)code;
+    Py_XSETREF(callable_names, Py_XNewRef(names));
+}
+
+/* A C callable's function: a negative first line tells symbols.py that its
+ * names are whole already. */
+static int add_callable_func(cprof_stacks_t *st, PyObject *callable)
+{
+    PyObject *address = PyLong_FromVoidPtr(callable);
+    if (address == NULL)
+        return -1;
+    PyObject *entry = callable_names == NULL
+                          ? NULL
+                          : PyDict_GetItemWithError(callable_names, address);
+    Py_DECREF(address);
+    PyObject *name, *short_name, *file, *held;
+    if (entry == NULL || !PyArg_ParseTuple(entry, "UUUO", &name, &short_name, &file, &held)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "cprof: a C callable left the catalogue");
+        return -1;
+    }
+    return add_func(st, name, short_name, file, -1);
+}
+
+/* The function of a code object, or (callable) of a C callable of the
+ * catalogue: both cached by address. */
+static long func_of(cprof_stacks_t *st, PyObject *object, int callable)
+{
+    uint64_t key = (uint64_t)(uintptr_t)object;
     cprof_table_t *t = &st->code_index;
     long slot = cprof_table_find(t, key);
     if (slot >= 0)
         return t->values[slot];
-    PyCodeObject *co = (PyCodeObject *)code;
-    int f = add_func(st, co->co_qualname, co->co_name, co->co_filename, co->co_firstlineno);
+    PyCodeObject *co = (PyCodeObject *)object;
+    int f = callable ? add_callable_func(st, object)
+                     : add_func(st, co->co_qualname, co->co_name, co->co_filename,
+                                co->co_firstlineno);
     if (f < 0 || cprof_table_reserve(t) < 0)
         return -1;
     cprof_table_put_unchecked(t, key, (uint32_t)f);
@@ -82,10 +116,11 @@ static long frame_location(cprof_stacks_t *st, const cprof_frame_t *fr)
         return location_at(st, CPROF_FUNC_NATIVE, 0, (uint64_t)(uintptr_t)fr->code);
     if (fr->code == NULL)
         return fr->lasti;
-    long func = func_of_code(st, fr->code);
+    int callable = (fr->flags & CPROF_FRAME_C_CALL) != 0;
+    long func = func_of(st, fr->code, callable);
     if (func < 0)
         return -1;
-    return location(st, (uint32_t)func, cprof_frames_line(fr->code, fr->lasti));
+    return location(st, (uint32_t)func, callable ? 0 : cprof_frames_line(fr->code, fr->lasti));
 }
 
 /* --- stacks and aggregates -------------------------------------------------------- */
@@ -250,7 +285,7 @@ int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObje
 {
     for (uint32_t i = 0; i < rec->depth; i++) {
         cprof_frame_t *fr = &rec->frames[i];
-        if (fr->code != code || (fr->flags & CPROF_FRAME_NATIVE))
+        if (fr->code != code || (fr->flags & (CPROF_FRAME_NATIVE | CPROF_FRAME_C_CALL)))
             continue;
         long loc = frame_location(st, fr);
         if (loc < 0)

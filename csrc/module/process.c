@@ -7,6 +7,8 @@
 
 #include "collect/echo.h"
 #include "collect/frames.h"
+#include "collect/leaf.h"
+#include "collect/stacks.h"
 #include "collect/heap.h"
 #include "collect/sampler.h"
 
@@ -84,6 +86,50 @@ static PyObject *core_echo_signals(PyObject *self, PyObject *args)
     return echoed;
 }
 
+/* leaf_set(names, kinds): the catalogue of C callables (collect/leaf.py), a
+ * dict {address: (name, short name, file, callable)} that holds them, and the
+ * kinds of the 256 opcodes (collect/leaf.h). */
+static PyObject *core_leaf_set(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *names;
+    Py_buffer kinds;
+    if (!PyArg_ParseTuple(args, "O!y*:leaf_set", &PyDict_Type, &names, &kinds))
+        return NULL;
+    if (kinds.len != 256) {
+        PyBuffer_Release(&kinds);
+        return PyErr_Format(PyExc_ValueError, "leaf_set: kinds must be 256 bytes, not %zd",
+                            kinds.len);
+    }
+    Py_ssize_t n = PyDict_Size(names), i = 0, k = 0;
+    uintptr_t *addresses = PyMem_Calloc((size_t)n + 1, sizeof *addresses);
+    PyObject *key, *value;
+    while (addresses != NULL && PyDict_Next(names, &i, &key, &value)) {
+        void *address = PyLong_AsVoidPtr(key);
+        if (address == NULL && PyErr_Occurred())
+            break;
+        addresses[k++] = (uintptr_t)address;
+    }
+    int rc = addresses == NULL || PyErr_Occurred()
+                 ? -1
+                 : cprof_leaf_set(addresses, (size_t)k, (const unsigned char *)kinds.buf);
+    PyMem_Free(addresses);
+    PyBuffer_Release(&kinds);
+    if (rc < 0)
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    cprof_stacks_set_callables(names);
+    Py_RETURN_NONE;
+}
+
+/* leaf_clear(): stop naming C callables (the CPU sampler is stopped: no
+ * handler can be reading the set). Their names stay, for what was taken. */
+static PyObject *core_leaf_clear(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    cprof_leaf_clear();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef process_methods[] = {
     {"before_fork", (PyCFunction)core_before_fork, METH_NOARGS,
      "before_fork(): os.fork's before hook: the sampler's helper keeps off the GIL"},
@@ -94,6 +140,11 @@ static PyMethodDef process_methods[] = {
     {"echo_signals", (PyCFunction)core_echo_signals, METH_VARARGS,
      "echo_signals(fd, signals) -> the signals of signals (numbers) whose handler is a "
      "function, each now also written as one byte to fd (-1: to none) as it comes"},
+    {"leaf_set", (PyCFunction)core_leaf_set, METH_VARARGS,
+     "leaf_set(names, kinds): name the C callables of names ({address: (name, short name, "
+     "file, callable)}) when a frame calls one; kinds: the call kind of each opcode"},
+    {"leaf_clear", (PyCFunction)core_leaf_clear, METH_NOARGS,
+     "leaf_clear(): stop naming them (no CPU profile running)"},
     {"layout_problem", (PyCFunction)core_layout_problem, METH_NOARGS,
      "layout_problem() -> None when the collectors can read this interpreter's frames, "
      "else why they refuse"},
