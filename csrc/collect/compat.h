@@ -278,14 +278,12 @@ static inline int cprof_compat_call_ok_sigsafe(PyThreadState *tstate, _PyCFrame 
         return 0;
     _PyInterpreterFrame *entry =
         (_PyInterpreterFrame *)((char *)cframe + cprof_compat_entry_offset);
+    /* The trusted entry frame is read only once the walk reaches it, as a
+     * frame of the call: a cframe that is not _PyEval_EvalFrameDefault's
+     * (another evaluator's) has nothing at that offset to read. */
     _PyInterpreterFrame copy;
-    if (!trusted) {
-        if (!cprof_compat_copy_sigsafe(&copy, entry, sizeof copy))
-            return 0;
-    } else {
-        copy.owner = entry->owner;
-        copy.previous = entry->previous;
-    }
+    if (!trusted && !cprof_compat_copy_sigsafe(&copy, entry, sizeof copy))
+        return 0;
 #else
     (void)cframe;
     (void)trusted;
@@ -296,6 +294,8 @@ static inline int cprof_compat_call_ok_sigsafe(PyThreadState *tstate, _PyCFrame 
             return 0;  /* a complete call's frames lead to its entry frame */
 #if PY_VERSION_HEX >= 0x030C0000
         if (f == entry) {
+            if (trusted)
+                copy = *entry;
             if (copy.owner != FRAME_OWNED_BY_CSTACK)
                 return 0;
             f = copy.previous;
