@@ -337,7 +337,7 @@ class _Child:
         self.stop = threading.Event()
         self.flusher_id: int | None = None
         self.signals = runner.TerminationHandlers(self._on_signal)
-        self.wakeup: tuple[int, int] | None = None  # the signals' echo pipe: read, write
+        self.echo_pipe: tuple[int, int] | None = None  # the termination signals' echo: read, write
 
     def start(self) -> None:
         """Start the profile, in the main thread (the sitecustomize's, or
@@ -377,18 +377,18 @@ class _Child:
         read, write = os.pipe()
         os.set_blocking(write, False)
         if _core.echo_signals(write, self.signals.taken()):
-            self.wakeup = (read, write)
+            self.echo_pipe = (read, write)
             return
         os.close(read)
         os.close(write)
 
-    def forget_wakeup(self) -> None:
+    def forget_echo(self) -> None:
         """In a forked child: drop the parent's pipe (the parent reads it)."""
-        if self.wakeup is not None:
+        if self.echo_pipe is not None:
             _core.echo_signals(-1, ())
-            for fd in self.wakeup:
+            for fd in self.echo_pipe:
                 os.close(fd)
-            self.wakeup = None
+            self.echo_pipe = None
 
     def _flush_every(self) -> None:
         self.flusher_id = threading.get_native_id()
@@ -404,10 +404,10 @@ class _Child:
                     pass  # the file keeps the last flush; the end says what went wrong
                 spent = time.thread_time() - spent
                 due = time.monotonic() + max(FLUSH_SECONDS, FLUSH_SHARE * spent)
-            elif self.wakeup is None:
+            elif self.echo_pipe is None:
                 self.stop.wait(left)
-            elif select.select([self.wakeup[0]], [], [], left)[0]:
-                self._pass_on(os.read(self.wakeup[0], 512))
+            elif select.select([self.echo_pipe[0]], [], [], left)[0]:
+                self._pass_on(os.read(self.echo_pipe[0], 512))
 
     def _pass_on(self, signals: bytes) -> None:
         """Send the termination signals among ``signals`` (their numbers, as
@@ -507,7 +507,7 @@ def _after_fork_in_child() -> None:
     inherited = _child.settings if _child is not None else (
         _root.config if _root is not None else None)
     if _child is not None:
-        _child.forget_wakeup()
+        _child.forget_echo()
     _root = _child = None  # the root's following and its files are its own
     if inherited is None:
         return

@@ -222,11 +222,14 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
     /* Whether the next frame may be calling a C function: the innermost one,
      * and each one whose callee entered the interpreter anew (a C function
      * calling back into Python: sorted's key, a generator resumed by sum).
-     * Not in native mode, where libunwind names the C frames. */
-    int calling = !marks;
+     * Not in native mode, where libunwind names the C frames, nor while no
+     * catalogue is installed (collect/leaf.h): the walk then does no more
+     * than it did without it. */
+    int naming = !marks && cprof_leaf_active_sigsafe();
+    int calling = naming;
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
-        int call_entry = cprof_compat_call_entry_sigsafe(f);
+        int call_entry = (marks || naming) && cprof_compat_call_entry_sigsafe(f);
         int call_end = marks && call_entry;
         if (code != NULL && !cprof_compat_skip_frame_sigsafe(f, code)) {
             void *coro = cprof_compat_coroutine_sigsafe(f, code);
@@ -244,7 +247,7 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
                                                 cprof_compat_lasti_sigsafe(f, code), 0};
             seen++;
         }
-        if (call_entry && !marks)
+        if (call_entry && naming)
             calling = 1;
         if (call_end && stored < max)
             out[stored++] = (cprof_frame_t){
