@@ -97,9 +97,28 @@ def callable_slots(code: CodeType, lasti: int,
     two are the same from 3.13 on. None when that instruction is no call."""
     offset = 2 * lasti
     ins = _instruction_at(code, offset)
-    if ins is None or ins.opname not in CALLS:
+    if ins is None:
         return None
-    depth = (depths if depths is not None else stack_depths(code)).get(offset)
+    return _slots_of(code, ins, depths if depths is not None else stack_depths(code))
+
+
+def places(code: CodeType) -> dict[int, tuple[int, int]]:
+    """callable_slots for every call of code, by lasti (in code units)."""
+    depths = stack_depths(code)
+    found = {}
+    for ins in dis.get_instructions(code):
+        slots = _slots_of(code, ins, depths)
+        if slots is not None:
+            found[ins.offset // 2] = slots
+    return found
+
+
+def _slots_of(code: CodeType, ins: dis.Instruction,
+              depths: dict[int, int]) -> tuple[int, int] | None:
+    offset = ins.offset
+    if ins.opname not in CALLS:
+        return None
+    depth = depths.get(offset)
     if depth is None:
         return None
     oparg = ins.arg or 0
@@ -211,8 +230,9 @@ _modules_seen = 0
 
 # Call instructions whose callable the sampler reads below the frame's saved
 # stack pointer (3.14+), by leaf.h's kind; the forms that push a Python frame
-# or make no call that can escape are not among them.
-_KIND_CALL, _KIND_CALL_KW, _KIND_CALL_EX, _KIND_EXTENDED = 1, 2, 3, 4
+# or make no call that can escape are not among them. 3.11-3.13 read the
+# base forms' kinds in co_code (PRECALL: 3.11's).
+_KIND_CALL, _KIND_CALL_KW, _KIND_CALL_EX, _KIND_EXTENDED, _KIND_PRECALL = 1, 2, 3, 4, 5
 _NOT_C = ("CALL_PY_", "CALL_BOUND_METHOD_", "CALL_ALLOC_AND_ENTER_INIT", "CALL_KW_PY",
           "CALL_KW_BOUND_METHOD", "CALL_EX_PY", "CALL_TYPE_1", "CALL_LIST_APPEND",
           "CALL_INTRINSIC_")
@@ -230,6 +250,8 @@ def call_kinds() -> bytes:
             continue
         if name == "EXTENDED_ARG":
             kinds[opcode] = _KIND_EXTENDED
+        elif bare == "PRECALL":
+            kinds[opcode] = _KIND_PRECALL
         elif bare.startswith(("CALL_FUNCTION_EX", "CALL_EX_")):
             kinds[opcode] = _KIND_CALL_EX
         elif bare.startswith("CALL_KW"):
@@ -239,21 +261,45 @@ def call_kinds() -> bytes:
     return bytes(kinds)
 
 
+# leaf.h's flow flags.
+_JUMP_FORWARD, _JUMP_BACKWARD, _NO_FALLTHROUGH_FLAG, _RETURN_GENERATOR = 1, 2, 4, 8
+
+
+def flow() -> bytes:
+    """How control leaves each of the 256 base opcodes, as dis reads co_code
+    (leaf.h: 256 flag bytes, then 256 inline cache counts): what the sampler
+    needs to redo stack_depths in C on 3.11-3.13 (all zero on 3.14+, which
+    need none of it)."""
+    flags, caches = bytearray(256), bytearray(256)
+    if sys.version_info >= (3, 14):
+        return bytes(flags + caches)
+    # Not in typeshed: a list by opcode (3.11, 3.12) or a dict by name (3.13).
+    entries = dis._inline_cache_entries  # type: ignore[attr-defined]
+    jrel = frozenset(dis.hasjrel)
+    for name, opcode in dis.opmap.items():
+        if not 0 <= opcode < 256:
+            continue
+        caches[opcode] = entries[opcode] if isinstance(entries, list) else entries.get(name, 0)
+        if opcode in jrel:
+            flags[opcode] |= _JUMP_BACKWARD if "JUMP_BACKWARD" in name else _JUMP_FORWARD
+        if name in _NO_FALLTHROUGH:
+            flags[opcode] |= _NO_FALLTHROUGH_FLAG
+        if name == "RETURN_GENERATOR":
+            flags[opcode] |= _RETURN_GENERATOR
+    return bytes(flags + caches)
+
+
 def install() -> None:
     """Give the sampler the catalogue (anew when modules were imported since
-    the last time) and the call instructions' kinds, until the CPU profile
-    that starts next stops. 3.14+ only: earlier versions keep no stack
-    pointer in the frame during a call (see above), and their part is not
-    done yet. Not called by cprof itself yet: the frames it adds change what
-    every profile shows (a function's time in the C functions it calls moves
-    to them), and cprof turns it on once every version has it."""
+    the last time), the call instructions' kinds and (3.11-3.13) the
+    opcodes' flow, until the CPU profile that starts next stops. Not called
+    by cprof itself yet: the frames it adds change what every profile shows
+    (a function's time in the C functions it calls moves to them)."""
     global _modules_seen
-    if sys.version_info < (3, 14):
-        return
     from .. import _core
     if len(sys.modules) != _modules_seen:
         for key, (obj, name, path) in catalogue().items():
             if key not in _names:
                 _names[key] = (name, name.rpartition(".")[2], path, obj)
         _modules_seen = len(sys.modules)
-    _core.leaf_set(_names, call_kinds())
+    _core.leaf_set(_names, call_kinds(), flow())

@@ -405,14 +405,20 @@ static inline int cprof_compat_lasti_sigsafe(_PyInterpreterFrame *f, PyCodeObjec
 }
 
 /* The C callable frame f (executing code) is calling, if it is executing a
- * call instruction and the callable is one of leaf.h's set; else 0. Only
- * 3.14+ keep the stack pointer in the frame during the call (saved before
- * any call that can escape; 3.11-3.13 leave -1 there): the callable is found
- * below it by the instruction's kind. An address is only compared, never
- * read through. */
-static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code)
+ * call instruction and the callable is one of leaf.h's set; else 0. An
+ * address is only compared, never read through.
+ * - 3.14+ keep the stack pointer in the frame during the call (saved before
+ *   any call that can escape): the callable is found below it by the
+ *   instruction's kind.
+ * - 3.11-3.13 leave -1 there: the callable's slot comes from the code's
+ *   places (leaf.h), and when the code has none yet, *unknown is set (the
+ *   caller then keeps each catalogued callable of the stack as a candidate,
+ *   cprof_compat_value_stack_sigsafe). */
+static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code,
+                                                    int *unknown)
 {
 #if PY_VERSION_HEX >= 0x030E0000
+    (void)unknown;
     _Py_CODEUNIT *first = _PyCode_CODE(code);
     _Py_CODEUNIT *instr = f->instr_ptr;
     if (instr < first || instr >= first + Py_SIZE(code))
@@ -438,9 +444,34 @@ static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCo
     uintptr_t callable = bits & ~(uintptr_t)3;
     return cprof_leaf_known_sigsafe(callable) ? callable : 0;
 #else
-    (void)f;
-    (void)code;
-    return 0;
+    unsigned slot, other;
+    int found = cprof_leaf_place_sigsafe((uintptr_t)code, cprof_compat_lasti_sigsafe(f, code),
+                                         &slot, &other);
+    if (found < 0)
+        *unknown = 1;
+    if (found <= 0 || slot >= (unsigned)code->co_stacksize ||
+        other >= (unsigned)code->co_stacksize)
+        return 0;
+    PyObject **base = f->localsplus + code->co_nlocalsplus;
+    uintptr_t callable = (uintptr_t)base[slot];
+    if (callable == 0)
+        callable = (uintptr_t)base[other];
+    return cprof_leaf_known_sigsafe(callable) ? callable : 0;
+#endif
+}
+
+/* 3.11-3.13: frame f's value stack, whose first *n slots lie within the
+ * frame (live or stale: only ever compared); NULL on 3.14+. */
+static inline PyObject **cprof_compat_value_stack_sigsafe(_PyInterpreterFrame *f,
+                                                          PyCodeObject *code, size_t *n)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    (void)f, (void)code;
+    *n = 0;
+    return NULL;
+#else
+    *n = code->co_stacksize > 0 ? (size_t)code->co_stacksize : 0;
+    return f->localsplus + code->co_nlocalsplus;
 #endif
 }
 

@@ -102,6 +102,23 @@ int cprof_frames_line(PyObject *code, int32_t lasti)
     return PyCode_Check(code) ? ((PyCodeObject *)code)->co_firstlineno : 0;
 }
 
+int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsigned *other)
+{
+    (void)code, (void)lasti, (void)slot, (void)other;
+    return 0;
+}
+
+PyObject *cprof_frames_call_places(PyObject *code)
+{
+    (void)code;
+    PyErr_SetString(PyExc_RuntimeError, problem);
+    return NULL;
+}
+
+void cprof_frames_forget_places(void)
+{
+}
+
 #else
 
 /* --- the interpreter's own account of its layout ------------------------------ */
@@ -209,6 +226,27 @@ int cprof_frames_holds_gil(PyThreadState *tstate)
     return cprof_compat_holds_gil(tstate);
 }
 
+/* At most this many candidates a frame (CPROF_FRAME_CANDIDATE). */
+#define MAX_CANDIDATES 8
+
+/* The catalogued callables in frame f's value stack, as candidates into out
+ * (room for max): how many. */
+static size_t candidates_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code,
+                                 cprof_frame_t *out, size_t max)
+{
+    size_t n, found = 0;
+    PyObject **stack = cprof_compat_value_stack_sigsafe(f, code, &n);
+    for (size_t i = 0; stack != NULL && i < n && found < max && found < MAX_CANDIDATES; i++) {
+        if (!cprof_leaf_known_sigsafe((uintptr_t)stack[i]))
+            continue;
+        uint32_t flags = CPROF_FRAME_C_CALL | CPROF_FRAME_CANDIDATE;
+        if (i > 0 && stack[i - 1] == NULL)
+            flags |= CPROF_FRAME_BELOW_NULL;
+        out[found++] = (cprof_frame_t){stack[i], (int32_t)i, flags};
+    }
+    return found;
+}
+
 static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                               size_t *total, void **coroutine, int marks)
 {
@@ -235,12 +273,18 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
             void *coro = cprof_compat_coroutine_sigsafe(f, code);
             if (coro != NULL)
                 *coroutine = coro;  /* the last one seen is the outermost */
-            uintptr_t called = calling ? cprof_compat_called_sigsafe(f, code) : 0;
+            int unknown = 0;
+            uintptr_t called = calling ? cprof_compat_called_sigsafe(f, code, &unknown) : 0;
             calling = 0;
             if (called != 0) {
                 if (stored < max)
                     out[stored++] = (cprof_frame_t){(PyObject *)called, 0, CPROF_FRAME_C_CALL};
                 seen++;
+            } else if (unknown) {
+                size_t found = candidates_sigsafe(f, code, out + stored,
+                                                  stored < max ? max - stored : 0);
+                stored += found;
+                seen += found;
             }
             if (stored < max)
                 out[stored++] = (cprof_frame_t){(PyObject *)code,
@@ -474,6 +518,147 @@ void cprof_frames_unwatch_code(void (*on_death)(PyObject *code))
     remove_callback(on_death);
 }
 #endif
+
+/* --- where calls keep their callables (3.11-3.13) ---------------------------- */
+
+static void places_died(PyObject *code)
+{
+    cprof_leaf_place_forget((uintptr_t)code);
+}
+
+static int watching_places;
+
+/* code's places into a new array of 2 x units (freed by the caller), all
+ * CPROF_LEAF_NO_SLOT where its code cannot be read. NULL when memory runs
+ * out. No Python exception is left set. */
+static uint16_t *compute_places(PyCodeObject *co, size_t *units)
+{
+    *units = 0;
+#if PY_VERSION_HEX >= 0x030E0000
+    (void)co;
+    return calloc(1, 2 * sizeof(uint16_t));
+#else
+    PyObject *bytes = PyCode_GetCode(co);
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return calloc(1, 2 * sizeof(uint16_t));
+    }
+    size_t n = (size_t)PyBytes_GET_SIZE(bytes) / 2;
+    const unsigned char *code = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    uint16_t *pairs = malloc((2 * n + 2) * sizeof *pairs);
+    int32_t *depths = malloc((n + 1) * sizeof *depths);
+    if (pairs == NULL || depths == NULL) {
+        free(pairs);
+        free(depths);
+        Py_DECREF(bytes);
+        return NULL;
+    }
+    for (size_t i = 0; i < 2 * n + 2; i++)
+        pairs[i] = CPROF_LEAF_NO_SLOT;
+    PyObject *table = co->co_exceptiontable;
+    int rc = cprof_leaf_depths(code, n, (const unsigned char *)PyBytes_AS_STRING(table),
+                               (size_t)PyBytes_GET_SIZE(table),
+                               PyCompile_OpcodeStackEffectWithJump, depths);
+    if (rc == -2) {
+        free(pairs);
+        pairs = NULL;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        unsigned oparg;
+        int kind = cprof_leaf_call_kind_sigsafe((unsigned)cprof_leaf_instruction(code, n, i, &oparg));
+        long depth = depths[i], slot = -1, other = -1;
+        if (depth < 0)
+            continue;
+        switch (kind) {
+        case CPROF_LEAF_PRECALL: /* 3.11: [method or NULL, callable or self, args] */
+            slot = depth - (long)oparg - 2;
+            other = slot + 1;
+            break;
+        case CPROF_LEAF_CALL:
+#if PY_VERSION_HEX >= 0x030D0000
+            slot = other = depth - (long)oparg - 2;  /* [callable, self or NULL, args] */
+#elif PY_VERSION_HEX >= 0x030C0000
+            slot = depth - (long)oparg - 2;
+            other = slot + 1;
+#else
+            slot = depth - 2;  /* PRECALL counted the arguments off already */
+            other = slot + 1;
+#endif
+            break;
+        case CPROF_LEAF_CALL_KW:
+            slot = other = depth - (long)oparg - 3;
+            break;
+        case CPROF_LEAF_CALL_EX: /* [callable, NULL, ...] from 3.13, [NULL, callable, ...] before */
+#if PY_VERSION_HEX >= 0x030D0000
+            slot = other = depth - 3 - (long)(oparg & 1);
+#else
+            slot = other = depth - 2 - (long)(oparg & 1);
+#endif
+            break;
+        default:
+            continue;
+        }
+        if (slot >= 0 && other < co->co_stacksize && other < (long)CPROF_LEAF_NO_SLOT) {
+            pairs[2 * i] = (uint16_t)slot;
+            pairs[2 * i + 1] = (uint16_t)other;
+        }
+    }
+    free(depths);
+    Py_DECREF(bytes);
+    *units = n;
+    return pairs;
+#endif
+}
+
+int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsigned *other)
+{
+    int found = cprof_leaf_place_sigsafe((uintptr_t)code, lasti, slot, other);
+    if (found >= 0)
+        return found;
+    size_t units;
+    uint16_t *pairs = compute_places((PyCodeObject *)code, &units);
+    if (pairs == NULL)
+        return 0;
+    found = lasti >= 0 && (size_t)lasti < units && pairs[2 * (size_t)lasti] != CPROF_LEAF_NO_SLOT;
+    if (found) {
+        *slot = pairs[2 * (size_t)lasti];
+        *other = pairs[2 * (size_t)lasti + 1];
+    }
+    /* Kept while the code lives, forgotten as it dies; not for a code
+     * dying now (a drain at its death), which no frame will run again. */
+    if (Py_REFCNT(code) > 0) {
+        if (!watching_places && cprof_frames_watch_code(places_died) == 0)
+            watching_places = 1;
+        PyErr_Clear();
+        if (watching_places)
+            (void)cprof_leaf_place_put((uintptr_t)code, pairs, units);
+    }
+    free(pairs);
+    return found;
+}
+
+PyObject *cprof_frames_call_places(PyObject *code)
+{
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "call_places: a code object is needed");
+        return NULL;
+    }
+    size_t units;
+    uint16_t *pairs = compute_places((PyCodeObject *)code, &units);
+    if (pairs == NULL)
+        return PyErr_NoMemory();
+    PyObject *r = PyBytes_FromStringAndSize((const char *)pairs,
+                                            (Py_ssize_t)(2 * units * sizeof *pairs));
+    free(pairs);
+    return r;
+}
+
+void cprof_frames_forget_places(void)
+{
+    if (watching_places)
+        cprof_frames_unwatch_code(places_died);
+    watching_places = 0;
+}
 
 /* The line of the instruction at code unit lasti. The compiler gives some
  * instructions no line (exception handlers' PUSH_EXC_INFO, their cleanup's

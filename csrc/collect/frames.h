@@ -25,6 +25,13 @@ typedef struct {
 /* code holds a C callable of the catalogue (leaf.h) the frame after it was
  * calling, named from the catalogue. */
 #define CPROF_FRAME_C_CALL 4u
+/* With CPROF_FRAME_C_CALL (3.11-3.13), where the code of the frame after the
+ * run of candidates had no places yet (leaf.h): a catalogued callable found
+ * in value stack slot lasti, which the drain keeps if the call there takes
+ * its callable from that slot (cprof_frames_call_place), and drops
+ * otherwise; BELOW_NULL: the slot below it held NULL. */
+#define CPROF_FRAME_CANDIDATE 8u
+#define CPROF_FRAME_BELOW_NULL 16u
 
 /* Check, once at import, that the collectors can read this interpreter's
  * frames: cprof knows its version, and (3.13+) every offset the frame walk
@@ -106,6 +113,20 @@ void cprof_frames_unwatch_code(void (*on_death)(PyObject *code));
  * refuses arguments from 3.15 on (it ignored them before). */
 #define CPROF_RLOCK_HAS_LOCKED (PY_VERSION_HEX >= 0x030E0000)
 #define CPROF_RLOCK_TAKES_NO_ARGUMENTS (PY_VERSION_HEX >= 0x030F0000)
+
+/* Where the call at unit lasti of code keeps its callable (leaf.h's
+ * places), worked out from the code and kept the first time: 1 with *slot
+ * and *other, 0 when that unit makes no call cprof names, or when the
+ * places cannot be had (out of memory: the candidates are then dropped).
+ * GIL held; runs no Python code, so a drain may call it. */
+int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsigned *other);
+
+/* The places of code as bytes (2 x units uint16: slot, other), for tests;
+ * NULL with an exception set. */
+PyObject *cprof_frames_call_places(PyObject *code);
+
+/* Forget every code's places (the catalogue goes: cprof_leaf_clear). */
+void cprof_frames_forget_places(void);
 
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);

@@ -60,7 +60,10 @@ static long current_stack(int skip)
     size_t total = 0;
     void *coroutine;
     size_t depth = cprof_frames_capture_sigsafe(ts, rec->frames, MAX_DEPTH, &total, &coroutine);
-    size_t drop = (size_t)skip < depth ? (size_t)skip : depth;
+    /* skip Python frames, with the C callables they call (frames.h). */
+    size_t drop = 0;
+    for (int python = 0; drop < depth && python < skip; drop++)
+        python += !(rec->frames[drop].flags & CPROF_FRAME_C_CALL);
     memmove(rec->frames, rec->frames + drop, (depth - drop) * sizeof rec->frames[0]);
     rec->depth = (uint32_t)(depth - drop);
     rec->total_depth = (uint32_t)(total - drop);
@@ -211,6 +214,8 @@ static PyObject *creation_site(int *line)
     PyThreadState *ts = PyThreadState_Get();
     size_t n = cprof_frames_capture_sigsafe(ts, frames, 8, &total, &coroutine);
     for (size_t i = 0; i < n; i++) {
+        if (frames[i].flags & CPROF_FRAME_C_CALL)
+            continue;  /* a C callable the frame after it calls */
         PyObject *file = ((PyCodeObject *)frames[i].code)->co_filename;
         int library = library_files != NULL && PySequence_Contains(library_files, file) == 1;
         if (!library || i + 1 == n) {

@@ -236,6 +236,37 @@ static int note_last(cprof_stacks_t *st, uint32_t tid, uint32_t agg)
     return 0;
 }
 
+/* The end of the run of candidates starting at frame i. */
+static uint32_t candidates_end(const cprof_record_t *rec, uint32_t i)
+{
+    while (i < rec->depth && (rec->frames[i].flags & CPROF_FRAME_CANDIDATE))
+        i++;
+    return i;
+}
+
+/* Of the candidates [i, end), the one the call of the frame after them
+ * takes its callable from (frames.h), or -1: none does, or that frame is
+ * gone (truncated, or already resolved as its code died). */
+static long chosen_candidate(const cprof_record_t *rec, uint32_t i, uint32_t end)
+{
+    if (end >= rec->depth)
+        return -1;
+    const cprof_frame_t *caller = &rec->frames[end];
+    if (caller->code == NULL || (caller->flags & (CPROF_FRAME_NATIVE | CPROF_FRAME_C_CALL)))
+        return -1;
+    unsigned slot, other;
+    if (cprof_frames_call_place(caller->code, caller->lasti, &slot, &other) != 1)
+        return -1;
+    for (uint32_t k = i; k < end; k++)
+        if ((unsigned)rec->frames[k].lasti == slot)
+            return k;
+    for (uint32_t k = i; k < end; k++)
+        if ((unsigned)rec->frames[k].lasti == other &&
+            (rec->frames[k].flags & CPROF_FRAME_BELOW_NULL))
+            return k;
+    return -1;
+}
+
 long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec)
 {
     size_t n = 0;
@@ -248,7 +279,16 @@ long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec)
         st->scratch[n++] = (uint32_t)loc;
     }
     for (uint32_t i = 0; i < rec->depth; i++) {
-        long loc = frame_location(st, &rec->frames[i]);
+        const cprof_frame_t *fr = &rec->frames[i];
+        if (fr->flags & CPROF_FRAME_CANDIDATE) {
+            uint32_t end = candidates_end(rec, i);
+            long k = chosen_candidate(rec, i, end);
+            i = end - 1;
+            if (k < 0)
+                continue;
+            fr = &rec->frames[k];
+        }
+        long loc = frame_location(st, fr);
         if (loc < 0)
             return -1;
         st->scratch[n++] = (uint32_t)loc;
@@ -285,6 +325,23 @@ int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObje
 {
     for (uint32_t i = 0; i < rec->depth; i++) {
         cprof_frame_t *fr = &rec->frames[i];
+        if (fr->flags & CPROF_FRAME_CANDIDATE) {
+            /* Chosen while the code they belong to can still be read: the
+             * one kept becomes a plain C callable frame, the others
+             * candidates of no slot. */
+            uint32_t end = candidates_end(rec, i);
+            if (end < rec->depth && rec->frames[end].code == code) {
+                long k = chosen_candidate(rec, i, end);
+                for (uint32_t j = i; j < end; j++) {
+                    if ((long)j == k)
+                        rec->frames[j].flags &= ~(CPROF_FRAME_CANDIDATE | CPROF_FRAME_BELOW_NULL);
+                    else
+                        rec->frames[j].lasti = -1;
+                }
+            }
+            i = end - 1;
+            continue;
+        }
         if (fr->code != code || (fr->flags & (CPROF_FRAME_NATIVE | CPROF_FRAME_C_CALL)))
             continue;
         long loc = frame_location(st, fr);

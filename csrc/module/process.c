@@ -4,6 +4,7 @@
 #include "module/module.h"
 
 #include <signal.h>
+#include <string.h>
 
 #include "collect/echo.h"
 #include "collect/frames.h"
@@ -86,21 +87,28 @@ static PyObject *core_echo_signals(PyObject *self, PyObject *args)
     return echoed;
 }
 
-/* leaf_set(names, kinds): the catalogue of C callables (collect/leaf.py), a
- * dict {address: (name, short name, file, callable)} that holds them, and the
- * kinds of the 256 opcodes (collect/leaf.h). */
+/* leaf_set(names, kinds, flow): the catalogue of C callables
+ * (collect/leaf.py), a dict {address: (name, short name, file, callable)}
+ * that holds them, the kinds of the 256 opcodes, and their flow (256 flag
+ * bytes and 256 inline cache counts: collect/leaf.h). */
 static PyObject *core_leaf_set(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *names;
-    Py_buffer kinds;
-    if (!PyArg_ParseTuple(args, "O!y*:leaf_set", &PyDict_Type, &names, &kinds))
+    Py_buffer kinds, flow;
+    if (!PyArg_ParseTuple(args, "O!y*y*:leaf_set", &PyDict_Type, &names, &kinds, &flow))
         return NULL;
-    if (kinds.len != 256) {
+    if (kinds.len != 256 || flow.len != (Py_ssize_t)sizeof(cprof_leaf_flow_t)) {
+        PyErr_Format(PyExc_ValueError,
+                     "leaf_set: kinds must be 256 bytes and flow %zu, not %zd and %zd",
+                     sizeof(cprof_leaf_flow_t), kinds.len, flow.len);
         PyBuffer_Release(&kinds);
-        return PyErr_Format(PyExc_ValueError, "leaf_set: kinds must be 256 bytes, not %zd",
-                            kinds.len);
+        PyBuffer_Release(&flow);
+        return NULL;
     }
+    cprof_leaf_flow_t f;
+    memcpy(&f, flow.buf, sizeof f);
+    PyBuffer_Release(&flow);
     Py_ssize_t n = PyDict_Size(names), i = 0, k = 0;
     uintptr_t *addresses = PyMem_Calloc((size_t)n + 1, sizeof *addresses);
     PyObject *key, *value;
@@ -112,7 +120,7 @@ static PyObject *core_leaf_set(PyObject *self, PyObject *args)
     }
     int rc = addresses == NULL || PyErr_Occurred()
                  ? -1
-                 : cprof_leaf_set(addresses, (size_t)k, (const unsigned char *)kinds.buf);
+                 : cprof_leaf_set(addresses, (size_t)k, (const unsigned char *)kinds.buf, &f);
     PyMem_Free(addresses);
     PyBuffer_Release(&kinds);
     if (rc < 0)
@@ -126,8 +134,18 @@ static PyObject *core_leaf_set(PyObject *self, PyObject *args)
 static PyObject *core_leaf_clear(PyObject *self, PyObject *noargs)
 {
     (void)self, (void)noargs;
+    cprof_frames_forget_places();
     cprof_leaf_clear();
     Py_RETURN_NONE;
+}
+
+/* leaf_call_places(code): where code's calls keep their callables, as the
+ * sampler works it out (3.11-3.13; the tests compare it with
+ * collect/leaf.py's callable_slots). */
+static PyObject *core_leaf_call_places(PyObject *self, PyObject *code)
+{
+    (void)self;
+    return cprof_frames_call_places(code);
 }
 
 static PyMethodDef process_methods[] = {
@@ -141,8 +159,12 @@ static PyMethodDef process_methods[] = {
      "echo_signals(fd, signals) -> the signals of signals (numbers) whose handler is a "
      "function, each now also written as one byte to fd (-1: to none) as it comes"},
     {"leaf_set", (PyCFunction)core_leaf_set, METH_VARARGS,
-     "leaf_set(names, kinds): name the C callables of names ({address: (name, short name, "
-     "file, callable)}) when a frame calls one; kinds: the call kind of each opcode"},
+     "leaf_set(names, kinds, flow): name the C callables of names ({address: (name, short "
+     "name, file, callable)}) when a frame calls one; kinds: the call kind of each opcode; "
+     "flow: each opcode's flow flags, then its inline cache units"},
+    {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,
+     "leaf_call_places(code): where each code unit's call keeps its callable (3.11-3.13), "
+     "as native uint16 pairs (slot, other; 0xffff: no call)"},
     {"leaf_clear", (PyCFunction)core_leaf_clear, METH_NOARGS,
      "leaf_clear(): stop naming them (no CPU profile running)"},
     {"layout_problem", (PyCFunction)core_layout_problem, METH_NOARGS,

@@ -143,3 +143,50 @@ def test_every_instruction_of_one_call_gives_the_same_slot() -> None:
              if ins.opname in leaf.CALLS]
     assert len(calls) == (2 if "PRECALL" in leaf.CALLS else 1)
     assert {leaf.callable_slots(code, lasti) for lasti in calls} == {(1, 1) if NEW else (1, 2)}
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason=(
+    "3.14+ read the callable below the stack pointer their frames keep: no places"))
+def test_the_samplers_places_agree_with_callable_slots() -> None:
+    """What the sampler works out in C (csrc/collect/leaf.c, frames.c), a
+    drain's work where Python code may not run, is what callable_slots says
+    for every call of thousands of the standard library's code objects."""
+    from cprof import _core
+    leaf.install()
+    try:
+        calls = 0
+        for name in STDLIB:
+            for code in code_objects(compile(open(importlib.import_module(name).__file__,
+                                                  encoding="utf-8").read(), name, "exec")):
+                got = memoryview(_core.leaf_call_places(code)).cast("H")
+                assert len(got) == 2 * (len(code.co_code) // 2), code
+                want = leaf.places(code)
+                have = {i: (got[2 * i], got[2 * i + 1]) for i in range(len(got) // 2)
+                        if got[2 * i] != 0xFFFF}
+                assert have == want, code
+                calls += len(want)
+        assert calls > 10_000
+    finally:
+        from cprof import _core as core
+        core.leaf_clear()
+
+
+def test_the_places_of_a_code_the_sampler_cannot_read_are_empty() -> None:
+    """A code object with an exception handler pointing past its end gets no
+    place rather than a wrong one (or a crash)."""
+    from cprof import _core
+    leaf.install()
+    try:
+        def f() -> None:
+            try:
+                time.sleep(0)
+            except OSError:
+                pass
+        code = f.__code__
+        assert code.co_exceptiontable
+        broken = code.replace(co_exceptiontable=b"\x80\x01\x7f\x7f\x7f\x7f\x00")
+        if sys.version_info < (3, 14):
+            assert set(memoryview(_core.leaf_call_places(broken)).cast("H")) == {0xFFFF}
+            assert set(memoryview(_core.leaf_call_places(code)).cast("H")) != {0xFFFF}
+    finally:
+        _core.leaf_clear()
