@@ -1,7 +1,10 @@
 """The sampler's record path with and without naming the C function a frame
-is calling (collect/leaf.py, 3.14+): _core.measure_record_ns from a frame 50
-deep that is calling a C function (measure_record_ns itself, which the
-catalogue names), rounds alternating off / on, medians of each.
+is calling (collect/leaf.py): _core.measure_record_ns from a frame 50 deep
+that is calling a C function (measure_record_ns itself, which the catalogue
+names), rounds alternating off / on, medians of each. On 3.11-3.13 also the
+path of a code's first samples, taken before any drain has worked out where
+its calls keep their callables (each catalogued callable of the frame's
+value stack kept as a candidate).
 
     python benchmarks/leaf_record.py [--rounds N] [--records N]
 
@@ -28,13 +31,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--records", type=int, default=20000)
     args = parser.parse_args()
-    if sys.version_info < (3, 14):
-        sys.exit("leaf_record: naming the C callee is done for CPython 3.14+ only")
-    off, on = [], []
+    places = sys.version_info < (3, 14)
+    off, on, first = [], [], []
     for _ in range(args.rounds):
         _core.leaf_clear()
         off.append(deep(48, args.records))
-        leaf.install()
+        leaf.install()  # anew: no code has places
+        if places:
+            first.append(deep(48, args.records))
+            _core.leaf_call_places(deep.__code__)  # what a drain does: now it has
         on.append(deep(48, args.records))
     _core.leaf_clear()
     print(f"python {sys.version.split()[0]}: record path, 50 frames, {args.rounds} rounds of "
@@ -43,6 +48,10 @@ def main() -> None:
           f"({min(off):.1f}-{max(off):.1f})")
     print(f"  with the C callee:    {statistics.median(on):.1f} ns ({min(on):.1f}-{max(on):.1f})")
     print(f"  difference of the medians: {statistics.median(on) - statistics.median(off):+.1f} ns")
+    if places:
+        print(f"  a code's first samples: {statistics.median(first):.1f} ns "
+              f"({min(first):.1f}-{max(first):.1f}), "
+              f"{statistics.median(first) - statistics.median(off):+.1f} ns")
 
 
 if __name__ == "__main__":

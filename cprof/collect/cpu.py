@@ -19,7 +19,7 @@ from .. import _core
 from ..pprof.io import write_bytes
 from ..pprof.model import Sample, ValueType
 from ..pprof.profile import Profile
-from . import patches
+from . import leaf, patches
 from .labels import LABEL_VAR, labels_of
 from .symbols import resolve
 from .tasks import all_tasks
@@ -60,8 +60,9 @@ class _Session:
     def start_core(self, resume: bool = False) -> None:
         """Start the sampler; ``resume``: each thread's time counts from the
         previous profile's last reading of its clock (a cut)."""
-        if self.native:
-            _core.leaf_clear()  # libunwind names the C frames (collect/leaf.py)
+        # The C functions frames call, named (collect/leaf.py); not in native
+        # mode, whose walk leaves them to libunwind.
+        leaf.install()
         _core.cpu_start(hz=self.hz, mode=self.mode, max_depth=self.max_depth,
                         label_var=LABEL_VAR, hook=self.refresh, native=self.native,
                         resume=resume)
@@ -87,6 +88,7 @@ class _Session:
         for t in threading.enumerate():
             if t.native_id is not None:
                 self.thread_names[t.native_id] = t.name
+        leaf.refresh()
         pending = _core.cpu_new_coroutines()
         if pending:
             for task in all_tasks():
@@ -231,7 +233,6 @@ def stop_cpu_profile(handle: object | None = None) -> Profile:
         finally:
             _release_patches()
             tables = _core.cpu_stop()
-            _core.leaf_clear()
             _session = None
     profile = _build(tables, session)
     if session.following is not None:
@@ -256,7 +257,7 @@ def cut_cpu_profile(handle: object) -> Profile:
         try:
             _core.cpu_drain(refresh=True)
         finally:
-            tables = _core.cpu_stop()  # a cut: the C callees stay named (leaf.install)
+            tables = _core.cpu_stop()
             before = session.cut()
             try:
                 session.start_core(resume=True)  # the time between stop and start counts

@@ -22,7 +22,7 @@ from ..pprof.io import write_bytes
 from ..pprof.model import Sample, ValueType
 from ..pprof.profile import Profile
 from ..pprof.textformat import HeapRecord
-from . import patches
+from . import leaf, patches
 from .symbols import Resolved, resolve
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -97,6 +97,7 @@ def start_heap_profile(rate: int = DEFAULT_RATE, *, max_depth: int = 128,
             raise RuntimeError("heap profiling already in use: stop the running heap "
                                "profile first (one per process)")
         patches.at_fork(after_in_child=_after_fork_in_child)
+        leaf.install()  # the C function an allocation is made in, named
         _core.heap_start(rate=rate, max_depth=max_depth)
         _session = session = _Session(rate)
         _final = None

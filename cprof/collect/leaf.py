@@ -289,17 +289,37 @@ def flow() -> bytes:
     return bytes(flags + caches)
 
 
+# The modules walked for the catalogue so far, by name.
+_walked: set[str] = set()
+
+
 def install() -> None:
-    """Give the sampler the catalogue (anew when modules were imported since
+    """Give the sampler the catalogue (walking the modules imported since
     the last time), the call instructions' kinds and (3.11-3.13) the
-    opcodes' flow, until the CPU profile that starts next stops. Not called
-    by cprof itself yet: the frames it adds change what every profile shows
-    (a function's time in the C functions it calls moves to them)."""
+    opcodes' flow. Every collector that takes stacks calls it as it starts;
+    the naming then stays on (a native CPU profile's walk leaves C functions
+    to libunwind)."""
     global _modules_seen
     from .. import _core
     if len(sys.modules) != _modules_seen:
-        for key, (obj, name, path) in catalogue().items():
+        new = {name: module for name, module in list(sys.modules.items())
+               if name not in _walked}
+        for key, (obj, name, path) in catalogue(list(new.values())).items():
             if key not in _names:
                 _names[key] = (name, name.rpartition(".")[2], path, obj)
+        _walked.update(new)
         _modules_seen = len(sys.modules)
     _core.leaf_set(_names, call_kinds(), flow())
+
+
+def refresh() -> None:
+    """install() again when modules were imported since: their C callables
+    are named from the next sample on (a collector's drain hook calls it)."""
+    if len(sys.modules) != _modules_seen:
+        install()
+
+
+def named(callable_: object) -> tuple[str, str, str] | None:
+    """The name, short name and file the catalogue gives a callable, or None."""
+    entry = _names.get(id(callable_))
+    return entry[:3] if entry is not None and entry[3] is callable_ else None

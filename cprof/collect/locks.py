@@ -22,7 +22,7 @@ from .. import _core
 from ..pprof.model import Sample, ValueType
 from ..pprof.profile import Profile
 from ..pprof.textformat import frame_lines, tabwrite
-from . import patches
+from . import leaf, patches
 from .symbols import resolve
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -46,6 +46,8 @@ def _apply(mutex: int, block: int) -> None:
     stored (a failure leaves the previous ones, whole); then the patches
     follow what is on."""
     _core.locks_configure(mutex, block)
+    if mutex > 0 or block > 0:
+        leaf.install()  # the C function a thread blocks in, named
     was_on, was_blocking = _settings["mutex"] > 0 or _settings["block"] > 0, _settings["block"] > 0
     _settings["mutex"], _settings["block"] = mutex, block
     _core.locks_library_files(_LIBRARY_FILES)

@@ -281,7 +281,9 @@ def resolve(tables: dict[str, Any]) -> Resolved:
         elif key in ROOT_FRAMES:
             roots.add(i)
     natives = {i for i, (f, _, _) in enumerate(tables["locations"]) if f < 0}
-    kinds = _kinds(tables["locations"], functions)
+    c_functions = {f for f, fn in enumerate(tables["functions"]) if fn[3] < 0}
+    kinds = _kinds(tables["locations"], functions, c_functions)
+    callees = {i for i, (f, _, _) in enumerate(tables["locations"]) if f in c_functions}
     kept_stacks = [[i for i in _below_root(stack, roots, natives) if i not in hidden]
                    for stack in tables["stacks"]]
     # A sample whose every frame is cut (taken in the root frame itself, cprof's
@@ -290,7 +292,7 @@ def resolve(tables: dict[str, Any]) -> Resolved:
     profiler = len(locations)
     if CPROF in kinds or not all(kept_stacks):
         locations.append(_profiler_location(functions, mapping, len(locations) + 1))
-    stacks = [tuple(locations[i] for i in _fold_cprof(kept, kinds, profiler)) if kept
+    stacks = [tuple(locations[i] for i in _fold_cprof(kept, kinds, profiler, callees)) if kept
               else (locations[profiler],) for kept in kept_stacks]
     return Resolved(mappings, functions, locations, stacks)
 
@@ -324,14 +326,16 @@ def frame_kind(filename: str, system_name: str, library: tuple[str, ...]) -> int
     return PROGRAM
 
 
-def _kinds(table: Sequence[tuple[int, int, int]], functions: Sequence[Function]) -> list[int]:
-    """frame_kind of every location (a native one: LIBRARY)."""
+def _kinds(table: Sequence[tuple[int, int, int]], functions: Sequence[Function],
+           c_functions: set[int]) -> list[int]:
+    """frame_kind of every location (a native one, or a C callable's, whose
+    functions are c_functions: LIBRARY)."""
     library = library_dirs()
     by_function: dict[int, int] = {}
     out = []
     for f, _, _ in table:
-        if f < 0:
-            out.append(LIBRARY)
+        if f < 0 or f in c_functions:
+            out.append(LIBRARY)  # native, or a C callable (_fold_cprof gives it its caller's)
             continue
         kind = by_function.get(f)
         if kind is None:
@@ -352,11 +356,19 @@ def _profiler_location(functions: list[Function], mapping: Mapping, loc_id: int)
     return Location(loc_id, 0, mapping, (Line(fn, 0),))
 
 
-def _fold_cprof(stack: Sequence[int], kinds: Sequence[int], profiler: int) -> Sequence[int]:
-    """fold_cprof of a stack of location indices."""
+def _fold_cprof(stack: Sequence[int], kinds: Sequence[int], profiler: int,
+                callees: set[int]) -> Sequence[int]:
+    """fold_cprof of a stack of location indices. A C function a frame
+    calls (collect/leaf.py) is of its caller's kind: cprof's own work when
+    cprof's code calls it, the program's when the program's does."""
     if not any(kinds[i] == CPROF for i in stack):
         return stack
-    return fold_cprof(stack, kinds.__getitem__, profiler)
+    own = [kinds[i] for i in stack]
+    for depth in range(len(stack) - 2, -1, -1):  # callers first
+        if stack[depth] in callees:
+            own[depth] = own[depth + 1]
+    kept = fold_cprof(range(len(stack)), own.__getitem__, -1)
+    return [profiler if depth < 0 else stack[depth] for depth in kept]
 
 
 def fold_cprof(stack: Sequence[T], kind: Callable[[T], int], profiler: T) -> list[T]:

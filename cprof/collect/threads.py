@@ -21,7 +21,8 @@ from types import CodeType, FrameType
 
 from ..pprof.builder import Frame, ProfileBuilder
 from ..pprof.profile import Profile
-from . import locks, patches
+from .. import _core
+from . import leaf, locks, patches
 from .tasks import all_tasks, directory_of as _directory_of
 from .symbols import (HIDDEN_FRAMES, PACKAGE_DIR, ROOT_FRAMES, fold_cprof, frame_kind,
                       frame_line, library_dirs, module_names, names)
@@ -40,6 +41,7 @@ class StackFrame:
     filename: str
     line: int
     start_line: int
+    callee: bool = False  # a C function the frame after it calls (collect/leaf.py)
 
     def as_frame(self) -> Frame:
         return Frame(self.name, self.filename, self.line, self.start_line, self.system_name)
@@ -97,8 +99,21 @@ def _stack_frame(code: CodeType, line: int | None, modules: dict[str, str]) -> S
     return StackFrame(name, system, path, line or 0, code.co_firstlineno)
 
 
+def _callee(frame: FrameType) -> StackFrame | None:
+    """The C function frame is calling (time.sleep, select.select), when the
+    catalogue names it (collect/leaf.py)."""
+    called = _core.frame_callee(frame)
+    named = leaf.named(called) if called is not None else None
+    if named is None:
+        return None
+    name, short_name, path = named
+    return StackFrame(name, short_name, path, 0, 0, callee=True)
+
+
 def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
-    out = []
+    """frame's stack, leaf first, from the C function it calls."""
+    callee = _callee(frame) if frame is not None else None
+    out = [callee] if callee is not None else []
     while frame is not None:
         code = frame.f_code
         key = (code.co_filename, code.co_name)
@@ -118,8 +133,13 @@ _PROFILER_FRAME = StackFrame("<cprof>", "cprof", "", 0, 0)
 
 
 def _without_cprof(stack: list[StackFrame], library: tuple[str, ...]) -> list[StackFrame]:
-    return fold_cprof(stack, lambda f: frame_kind(f.filename, f.system_name, library),
-                      _PROFILER_FRAME)
+    # A C callee is of its caller's kind: cprof's own work when cprof calls it.
+    kinds = [frame_kind(f.filename, f.system_name, library) for f in stack]
+    for depth in range(len(stack) - 2, -1, -1):
+        if stack[depth].callee:
+            kinds[depth] = kinds[depth + 1]
+    kept = fold_cprof(range(len(stack)), kinds.__getitem__, -1)
+    return [_PROFILER_FRAME if depth < 0 else stack[depth] for depth in kept]
 
 
 # --- states ----------------------------------------------------------------------------
@@ -128,7 +148,7 @@ def _without_cprof(stack: list[StackFrame], library: tuple[str, ...]) -> list[St
 # of a known blocking call in the standard library, by (module file stem,
 # code name). The thread that takes the dump is "running"; a thread whose
 # innermost frame is elsewhere is "runnable" (running Python, waiting for the
-# GIL, or in a C call cprof cannot see into).
+# GIL, or in a C call the catalogue does not name: collect/leaf.py).
 _WAITS = {
     ("threading", "wait"): "waiting on {owner}",
     ("threading", "join"): "joining a thread",
@@ -145,7 +165,13 @@ _WAITS = {
 }
 
 
-def _state(frame: FrameType | None, current: bool) -> str:
+# A thread whose innermost frame is in none of those but calls a C function:
+# waiting there (without the GIL, or for it), by the function's name.
+_C_WAITS = {"time.sleep": "sleeping (time.sleep)", "select.select": "IO wait (select)",
+            "select.poll.poll": "IO wait (poll)", "select.epoll.poll": "IO wait (epoll)"}
+
+
+def _state(frame: FrameType | None, current: bool, callee: StackFrame | None = None) -> str:
     if current:
         return "running"
     if frame is None:
@@ -153,6 +179,8 @@ def _state(frame: FrameType | None, current: bool) -> str:
     code = frame.f_code
     stem = os.path.splitext(os.path.basename(code.co_filename))[0]
     pattern = _WAITS.get((stem, code.co_name))
+    if pattern is None and callee is not None:
+        return _C_WAITS.get(callee.name, f"in {callee.name}")
     if pattern is None:
         return "runnable"
     owner = code.co_qualname.rsplit(".", 1)[0] if "." in code.co_qualname else stem
@@ -327,6 +355,7 @@ def _task_thread(task: Any) -> int | None:
 
 def dump() -> Dump:
     """Every thread's stack and state, and every asyncio task's await chain."""
+    leaf.install()
     frames = sys._current_frames()
     modules = module_names()
     by_ident = {t.ident: t for t in threading.enumerate()}
@@ -338,13 +367,14 @@ def dump() -> Dump:
         thread = by_ident.get(ident)
         stack = _walk(frame, modules)
         if ident == me:  # cprof's own frames, taking the dump, are not the program's
-            while stack and stack[0].filename.startswith(PACKAGE_DIR):
+            while stack and (stack[0].callee or stack[0].filename.startswith(PACKAGE_DIR)):
                 stack.pop(0)
         stack = _without_cprof(stack, library)
         info = ThreadDump(ident, getattr(thread, "native_id", None),
                           thread.name if thread is not None else f"Thread-{ident}",
                           bool(thread.daemon) if thread is not None else False,
-                          _state(frame, ident == me), stack)
+                          _state(frame, ident == me, stack[0] if stack and stack[0].callee
+                                 else None), stack)
         wait = waits.get(ident)
         if wait is not None:
             info.waiting_on = wait

@@ -57,6 +57,12 @@ size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t 
     return cprof_frames_capture_sigsafe(tstate, out, max, total, coroutine);
 }
 
+size_t cprof_frames_capture_unnamed_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                            size_t max, size_t *total, void **coroutine)
+{
+    return cprof_frames_capture_sigsafe(tstate, out, max, total, coroutine);
+}
+
 PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var, Py_hash_t hash)
 {
     (void)tstate, (void)var, (void)hash;
@@ -117,6 +123,12 @@ PyObject *cprof_frames_call_places(PyObject *code)
 
 void cprof_frames_forget_places(void)
 {
+}
+
+PyObject *cprof_frames_callee(PyObject *frame)
+{
+    (void)frame;
+    Py_RETURN_NONE;
 }
 
 #else
@@ -248,7 +260,7 @@ static size_t candidates_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code,
 }
 
 static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
-                              size_t *total, void **coroutine, int marks)
+                              size_t *total, void **coroutine, int marks, int unnamed)
 {
     size_t stored = 0, seen = 0;
     *coroutine = NULL;
@@ -263,7 +275,7 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
      * Not in native mode, where libunwind names the C frames, nor while no
      * catalogue is installed (collect/leaf.h): the walk then does no more
      * than it did without it. */
-    int naming = !marks && cprof_leaf_active_sigsafe();
+    int naming = !marks && !unnamed && cprof_leaf_active_sigsafe();
     int calling = naming;
     for (size_t steps = 0; f != NULL && steps < MAX_WALK; f = f->previous, steps++) {
         PyCodeObject *code = cprof_compat_code_sigsafe(f);
@@ -304,13 +316,19 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine)
 {
-    return capture_sigsafe(tstate, out, max, total, coroutine, 0);
+    return capture_sigsafe(tstate, out, max, total, coroutine, 0, 0);
+}
+
+size_t cprof_frames_capture_unnamed_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                            size_t max, size_t *total, void **coroutine)
+{
+    return capture_sigsafe(tstate, out, max, total, coroutine, 0, 1);
 }
 
 size_t cprof_frames_capture_marked_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
                                            size_t max, size_t *total, void **coroutine)
 {
-    return capture_sigsafe(tstate, out, max, total, coroutine, 1);
+    return capture_sigsafe(tstate, out, max, total, coroutine, 1, 0);
 }
 
 PyObject *cprof_frames_contextvar_sigsafe(PyThreadState *tstate, PyObject *var,
@@ -651,6 +669,31 @@ PyObject *cprof_frames_call_places(PyObject *code)
                                             (Py_ssize_t)(2 * units * sizeof *pairs));
     free(pairs);
     return r;
+}
+
+PyObject *cprof_frames_callee(PyObject *frame)
+{
+    if (!PyFrame_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "frame_callee: a frame object is needed");
+        return NULL;
+    }
+    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
+    /* A frame object that owns its frame holds a finished call's copy. */
+    if (f == NULL || f->owner == FRAME_OWNED_BY_FRAME_OBJECT || !cprof_leaf_active_sigsafe())
+        Py_RETURN_NONE;
+    PyCodeObject *code = cprof_compat_code_sigsafe(f);
+    if (code == NULL)
+        Py_RETURN_NONE;
+#if PY_VERSION_HEX < 0x030E0000
+    unsigned slot, other;  /* the places, kept for the read below */
+    (void)cprof_frames_call_place((PyObject *)code, cprof_compat_lasti_sigsafe(f, code), &slot,
+                                  &other);
+#endif
+    int unknown = 0;
+    uintptr_t called = cprof_compat_called_sigsafe(f, code, &unknown);
+    if (called == 0)
+        Py_RETURN_NONE;
+    return Py_NewRef((PyObject *)called);
 }
 
 void cprof_frames_forget_places(void)

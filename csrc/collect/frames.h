@@ -71,6 +71,11 @@ int cprof_frames_holds_gil(PyThreadState *tstate);
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine);
 
+/* The same without the C callables frames call (CPROF_FRAME_C_CALL): a
+ * native profile's stacks of threads it does not unwind. */
+size_t cprof_frames_capture_unnamed_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
+                                            size_t max, size_t *total, void **coroutine);
+
 /* The same, with a CPROF_FRAME_CALL_END mark after the frames of each call
  * of the interpreter loop, innermost call first: what native.c needs to put
  * each call's Python frames in place of its C frame. A mark's code holds the
@@ -124,6 +129,11 @@ int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsig
 /* The places of code as bytes (2 x units uint16: slot, other), for tests;
  * NULL with an exception set. */
 PyObject *cprof_frames_call_places(PyObject *code);
+
+/* The C callable of the catalogue that a live frame object's frame is
+ * calling (new reference), or None: what a thread dump shows at the leaf.
+ * GIL held (the frame's thread is then stopped in C or waiting for it). */
+PyObject *cprof_frames_callee(PyObject *frame);
 
 /* Forget every code's places (the catalogue goes: cprof_leaf_clear). */
 void cprof_frames_forget_places(void);

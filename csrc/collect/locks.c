@@ -60,10 +60,14 @@ static long current_stack(int skip)
     size_t total = 0;
     void *coroutine;
     size_t depth = cprof_frames_capture_sigsafe(ts, rec->frames, MAX_DEPTH, &total, &coroutine);
-    /* skip Python frames, with the C callables they call (frames.h). */
+    /* skip Python frames, with the C callables they call (frames.h); and
+     * the C callable the innermost frame left calls, the wait's own lock
+     * call (lock.acquire() and `with lock:` give the same stack). */
     size_t drop = 0;
     for (int python = 0; drop < depth && python < skip; drop++)
         python += !(rec->frames[drop].flags & CPROF_FRAME_C_CALL);
+    while (drop < depth && (rec->frames[drop].flags & CPROF_FRAME_C_CALL))
+        drop++;
     memmove(rec->frames, rec->frames + drop, (depth - drop) * sizeof rec->frames[0]);
     rec->depth = (uint32_t)(depth - drop);
     rec->total_depth = (uint32_t)(total - drop);

@@ -672,8 +672,11 @@ static int snapshot_gil(void)
         rec->tid = (uint32_t)tid;
         rec->flags = CPROF_RECORD_STACK;
         rec->weight_ns = 0;
-        rec->depth = (uint32_t)cprof_frames_capture_sigsafe(ts, rec->frames, S.cfg.max_depth,
-                                                            &total, &coroutine);
+        /* Native mode names C frames with libunwind, which reads only the
+         * sampled thread: not the catalogue, here either. */
+        rec->depth = (uint32_t)(S.cfg.native ? cprof_frames_capture_unnamed_sigsafe
+                                             : cprof_frames_capture_sigsafe)(
+            ts, rec->frames, S.cfg.max_depth, &total, &coroutine);
         rec->total_depth = (uint32_t)total;
         rec->coroutine = (uintptr_t)coroutine;
         rec->label_set = label_set_sigsafe(ts);

@@ -141,11 +141,23 @@ static PyObject *core_leaf_clear(PyObject *self, PyObject *noargs)
 
 /* leaf_call_places(code): where code's calls keep their callables, as the
  * sampler works it out (3.11-3.13; the tests compare it with
- * collect/leaf.py's callable_slots). */
+ * collect/leaf.py's callable_slots), kept for the handlers as a drain keeps
+ * them (benchmarks/leaf_record.py). */
 static PyObject *core_leaf_call_places(PyObject *self, PyObject *code)
 {
     (void)self;
-    return cprof_frames_call_places(code);
+    PyObject *places = cprof_frames_call_places(code);
+    unsigned slot, other;
+    if (places != NULL)
+        (void)cprof_frames_call_place(code, 0, &slot, &other);
+    return places;
+}
+
+/* frame_callee(frame): the catalogued C callable a live frame is calling, or None. */
+static PyObject *core_frame_callee(PyObject *self, PyObject *frame)
+{
+    (void)self;
+    return cprof_frames_callee(frame);
 }
 
 static PyMethodDef process_methods[] = {
@@ -162,9 +174,11 @@ static PyMethodDef process_methods[] = {
      "leaf_set(names, kinds, flow): name the C callables of names ({address: (name, short "
      "name, file, callable)}) when a frame calls one; kinds: the call kind of each opcode; "
      "flow: each opcode's flow flags, then its inline cache units"},
+    {"frame_callee", (PyCFunction)core_frame_callee, METH_O,
+     "frame_callee(frame): the catalogued C callable a live frame is calling, or None"},
     {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,
      "leaf_call_places(code): where each code unit's call keeps its callable (3.11-3.13), "
-     "as native uint16 pairs (slot, other; 0xffff: no call)"},
+     "as native uint16 pairs (slot, other; 0xffff: no call), kept for the sampler"},
     {"leaf_clear", (PyCFunction)core_leaf_clear, METH_NOARGS,
      "leaf_clear(): stop naming them (no CPU profile running)"},
     {"layout_problem", (PyCFunction)core_layout_problem, METH_NOARGS,

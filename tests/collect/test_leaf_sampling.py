@@ -191,3 +191,91 @@ def test_a_code_that_dies_before_the_drain_keeps_its_callee() -> None:
     assert sum(s.values[0] for s in ours) >= 5, p.top(10)
     asleep = sum(s.values[1] for s in ours if names(s)[0] == "time.sleep")
     assert asleep >= 0.9 * sum(s.values[1] for s in ours), [names(s) for s in ours]
+
+
+def allocate_big() -> bytes:
+    return bytes(8 << 20)
+
+
+def test_the_heap_profile_names_the_c_function_that_allocated() -> None:
+    with cprof.heap() as h:
+        kept = allocate_big()
+    stacks = [names(s) for s in h.profile.samples if "test_leaf_sampling.allocate_big" in names(s)]
+    assert stacks, h.profile.top(10)
+    assert any(stack[:2] == ["builtins.bytes", "test_leaf_sampling.allocate_big"]
+               for stack in stacks), stacks
+    del kept
+
+
+def test_a_thread_dump_names_the_c_function_each_thread_waits_in() -> None:
+    from cprof.collect import threads
+    ready = threading.Barrier(3)
+
+    def napper() -> None:
+        ready.wait()
+        time.sleep(0.5)
+
+    def waiter() -> None:
+        a, b = socket.socketpair()
+        try:
+            ready.wait()
+            select.select([a], [], [], 0.5)
+        finally:
+            a.close()
+            b.close()
+
+    workers = [threading.Thread(target=napper, name="napper"),
+               threading.Thread(target=waiter, name="waiter")]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    time.sleep(0.1)
+    try:
+        dump = {t.name: t for t in threads.dump().threads}
+    finally:
+        for worker in workers:
+            worker.join()
+    napping, waiting = dump["napper"], dump["waiter"]
+    assert [f.name for f in napping.stack[:2]] == [
+        "time.sleep", "test_leaf_sampling.test_a_thread_dump_names_the_c_function_each_thread_waits_in.<locals>.napper"]
+    assert napping.state == "sleeping (time.sleep)"
+    assert waiting.stack[0].name == "select.select" and waiting.state == "IO wait (select)"
+    main = dump[threading.current_thread().name]
+    assert main.state == "running" and not main.stack[0].callee, main.stack[:2]
+
+
+def test_a_block_profile_ends_at_the_program_whether_it_calls_acquire_or_uses_with() -> None:
+    """The wait's own lock call is the event itself: lock.acquire() gives the
+    stack `with lock:` gives (no _thread.lock.acquire on top)."""
+    from cprof.collect import locks
+    locks.set_block_profile_rate(1)
+    try:
+        lock = threading.Lock()
+        taken = threading.Event()
+
+        def holder() -> None:
+            with lock:
+                taken.set()
+                time.sleep(0.2)
+
+        def with_block() -> None:
+            taken.wait()
+            with lock:
+                pass
+
+        def by_call() -> None:
+            taken.wait()
+            lock.acquire()
+            lock.release()
+
+        workers = [threading.Thread(target=f) for f in (holder, with_block, by_call)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        p = cprof.lookup("block").profile()
+    finally:
+        locks.set_block_profile_rate(0)
+    leaves = {names(s)[0].rpartition(".")[2] for s in p.samples
+              if any(n.endswith(("with_block", "by_call")) for n in names(s))}
+    assert leaves == {"with_block", "by_call"}, [names(s)[:3] for s in p.samples]
