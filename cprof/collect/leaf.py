@@ -267,12 +267,25 @@ _JUMP_FORWARD, _JUMP_BACKWARD, _NO_FALLTHROUGH_FLAG, _RETURN_GENERATOR = 1, 2, 4
 
 def flow() -> bytes:
     """How control leaves each of the 256 base opcodes, as dis reads co_code
-    (leaf.h: 256 flag bytes, then 256 inline cache counts): what the sampler
-    needs to redo stack_depths in C on 3.11-3.13 (all zero on 3.14+, which
-    need none of it)."""
-    flags, caches = bytearray(256), bytearray(256)
+    (leaf.h: 256 flag bytes, 256 inline cache counts, then each opcode's
+    base one): what the sampler needs to redo stack_depths in C on
+    3.11-3.13, from the code's live, specialised instructions (3.14+ need
+    none of it)."""
+    flags, caches, deopt = bytearray(256), bytearray(256), bytearray(range(256))
     if sys.version_info >= (3, 14):
-        return bytes(flags + caches)
+        return bytes(flags + caches + deopt)
+    # Each specialised and instrumented opcode's base one (as PyCode_GetCode
+    # undoes them), from dis's tables (not in typeshed).
+    every = dict(getattr(dis, "_all_opmap", {}))
+    every.update(getattr(dis, "_specialized_opmap", {}))
+    for base, forms in dis._specializations.items():  # type: ignore[attr-defined]
+        for form in forms:
+            if form in every and base in dis.opmap:
+                deopt[every[form]] = dis.opmap[base]
+    for name, opcode in dis.opmap.items():
+        bare = name.removeprefix("INSTRUMENTED_")
+        if bare != name and bare in dis.opmap and 0 <= opcode < 256:
+            deopt[opcode] = dis.opmap[bare]
     # Not in typeshed: a list by opcode (3.11, 3.12) or a dict by name (3.13).
     entries = dis._inline_cache_entries  # type: ignore[attr-defined]
     jrel = frozenset(dis.hasjrel)
@@ -286,7 +299,7 @@ def flow() -> bytes:
             flags[opcode] |= _NO_FALLTHROUGH_FLAG
         if name == "RETURN_GENERATOR":
             flags[opcode] |= _RETURN_GENERATOR
-    return bytes(flags + caches)
+    return bytes(flags + caches + deopt)
 
 
 # The modules walked for the catalogue so far, by name.

@@ -41,6 +41,9 @@
 #include "internal/pycore_frame.h"
 #include "internal/pycore_hamt.h"
 #include "internal/pycore_runtime.h"
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+#include "opcode.h" /* INSTRUMENTED_LINE, INSTRUMENTED_INSTRUCTION */
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_genobject.h"
 #include "internal/pycore_interpframe.h"

@@ -546,6 +546,42 @@ static void places_died(PyObject *code)
 
 static int watching_places;
 
+#if PY_VERSION_HEX < 0x030E0000
+/* co's instructions as co_code has them (base opcodes, opargs; caches
+ * zeroed), in memory from libc: not PyCode_GetCode, whose bytes object an
+ * allocator hook would see from inside itself (the heap profiler interns
+ * stacks there, holding its lock, under tracemalloc's). NULL when memory
+ * runs out. */
+static unsigned char *base_code(PyCodeObject *co)
+{
+    size_t n = (size_t)Py_SIZE(co);
+    unsigned char *code = calloc(2 * n + 2, 1);
+    if (code == NULL)
+        return NULL;
+    const _Py_CODEUNIT *units = _PyCode_CODE(co);
+    for (size_t i = 0; i < n;) {
+#if PY_VERSION_HEX >= 0x030C0000
+        unsigned op = units[i].op.code, arg = units[i].op.arg;
+#else
+        unsigned op = _Py_OPCODE(units[i]), arg = _Py_OPARG(units[i]);
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+        _PyCoMonitoringData *monitoring = co->_co_monitoring;
+        if (op == INSTRUMENTED_LINE && monitoring != NULL && monitoring->lines != NULL)
+            op = monitoring->lines[i].original_opcode;
+        if (op == INSTRUMENTED_INSTRUCTION && monitoring != NULL &&
+            monitoring->per_instruction_opcodes != NULL)
+            op = monitoring->per_instruction_opcodes[i];
+#endif
+        op = (unsigned)cprof_leaf_deopt(op);
+        code[2 * i] = (unsigned char)op;
+        code[2 * i + 1] = (unsigned char)arg;
+        i += 1 + (size_t)cprof_leaf_caches(op);
+    }
+    return code;
+}
+#endif
+
 /* code's places into a new array of 2 x units (freed by the caller), all
  * CPROF_LEAF_NO_SLOT where its code cannot be read. NULL when memory runs
  * out. No Python exception is left set. */
@@ -556,19 +592,14 @@ static uint16_t *compute_places(PyCodeObject *co, size_t *units)
     (void)co;
     return calloc(1, 2 * sizeof(uint16_t));
 #else
-    PyObject *bytes = PyCode_GetCode(co);
-    if (bytes == NULL) {
-        PyErr_Clear();
-        return calloc(1, 2 * sizeof(uint16_t));
-    }
-    size_t n = (size_t)PyBytes_GET_SIZE(bytes) / 2;
-    const unsigned char *code = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    size_t n = (size_t)Py_SIZE(co);
+    unsigned char *code = base_code(co);
     uint16_t *pairs = malloc((2 * n + 2) * sizeof *pairs);
     int32_t *depths = malloc((n + 1) * sizeof *depths);
-    if (pairs == NULL || depths == NULL) {
+    if (code == NULL || pairs == NULL || depths == NULL) {
+        free(code);
         free(pairs);
         free(depths);
-        Py_DECREF(bytes);
         return NULL;
     }
     for (size_t i = 0; i < 2 * n + 2; i++)
@@ -622,7 +653,7 @@ static uint16_t *compute_places(PyCodeObject *co, size_t *units)
         }
     }
     free(depths);
-    Py_DECREF(bytes);
+    free(code);
     *units = n;
     return pairs;
 #endif

@@ -190,6 +190,18 @@ static void places_clear(void)
     }
 }
 
+int cprof_leaf_deopt(unsigned op)
+{
+    table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
+    return t == NULL || op > 255 ? (int)op : t->flow.deopt[op];
+}
+
+int cprof_leaf_caches(unsigned op)
+{
+    table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
+    return t == NULL || op > 255 ? 0 : t->flow.caches[op];
+}
+
 int cprof_leaf_instruction(const unsigned char *code, size_t n, size_t i, unsigned *oparg)
 {
     table_t *t = atomic_load_explicit(&current, memory_order_relaxed);

@@ -36,6 +36,7 @@ enum {
 typedef struct {
     unsigned char flags[256];
     unsigned char caches[256];
+    unsigned char deopt[256]; /* the base opcode of a specialised or instrumented one */
 } cprof_leaf_flow_t;
 
 /* Replace the set with these n addresses, the kinds of the 256 opcodes and
@@ -66,11 +67,16 @@ int cprof_leaf_call_kind_sigsafe(unsigned opcode);
  * its code dies, when no frame (so no handler) can be using it. */
 #define CPROF_LEAF_NO_SLOT 0xFFFFu
 
+/* The base opcode of op (specialised or instrumented), and the inline
+ * cache units after a base opcode. */
+int cprof_leaf_deopt(unsigned op);
+int cprof_leaf_caches(unsigned op);
+
 /* The value stack's depth before each code unit of a code object (-1 where
  * none is reached, or inside an instruction): a walk of its control flow as
  * the compiler makes it, from unit 0 and from each exception handler of its
  * exception table (co_exceptiontable's format). code: n units of opcode and
- * oparg bytes, as co_code gives them; effect: the stack effect of an opcode
+ * oparg bytes, base opcodes (as co_code gives them); effect: the stack effect of an opcode
  * (PyCompile_OpcodeStackEffectWithJump; INT_MAX for none). 0, -1 when two paths disagree or the
  * code is malformed, -2 out of memory. Needs the flow of cprof_leaf_set. */
 int cprof_leaf_depths(const unsigned char *code, size_t n, const unsigned char *exceptions,

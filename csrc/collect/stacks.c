@@ -33,31 +33,67 @@ static int add_synthetic_func(cprof_stacks_t *st, const char *text)
     return rc;
 }
 
-/* The catalogue's names of the C callables (collect/leaf.py): {address:
- * (name, short name, file, callable)}, set with the GIL held; it only grows,
- * and holds the callables alive, so that an address keeps its name. */
-static PyObject *callable_names;
+/* The catalogue's names of the C callables (collect/leaf.py): a tuple of
+ * its entries (name, short name, file, callable), which holds the callables
+ * alive, so that an address keeps its name, and a table from each callable's
+ * address to its entry. Set with the GIL held; read without allocating
+ * anything, as a heap profiler's allocator hook interns stacks (an
+ * allocation there could re-enter another hook, tracemalloc's, that holds
+ * its lock). */
+static PyObject *callable_entries;
+static cprof_table_t callable_index;
 
-void cprof_stacks_set_callables(PyObject *names)
+int cprof_stacks_set_callables(PyObject *names)
 {
-    Py_XSETREF(callable_names, Py_XNewRef(names));
+    cprof_table_t index;
+    if (cprof_table_init(&index) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *entries = PyTuple_New(PyDict_Size(names));
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, n = 0;
+    while (entries != NULL && PyDict_Next(names, &pos, &key, &value)) {
+        void *address = PyLong_AsVoidPtr(key);
+        if (address == NULL || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 4 ||
+            cprof_table_reserve(&index) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "leaf_set: names must map addresses to "
+                                "(name, short name, file, callable)");
+            Py_CLEAR(entries);
+            break;
+        }
+        PyTuple_SET_ITEM(entries, n, Py_NewRef(value));
+        if (cprof_table_find(&index, (uint64_t)(uintptr_t)address) < 0)
+            cprof_table_put_unchecked(&index, (uint64_t)(uintptr_t)address, (uint32_t)n);
+        n++;
+    }
+    if (entries == NULL) {
+        cprof_table_free(&index);
+        return -1;
+    }
+    cprof_table_free(&callable_index);
+    callable_index = index;
+    Py_XSETREF(callable_entries, entries);
+    return 0;
 }
 
 /* A C callable's function: a negative first line tells symbols.py that its
  * names are whole already. */
 static int add_callable_func(cprof_stacks_t *st, PyObject *callable)
 {
-    PyObject *address = PyLong_FromVoidPtr(callable);
-    if (address == NULL)
+    long slot = callable_entries == NULL
+                    ? -1
+                    : cprof_table_find(&callable_index, (uint64_t)(uintptr_t)callable);
+    if (slot < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cprof: a C callable left the catalogue");
         return -1;
-    PyObject *entry = callable_names == NULL
-                          ? NULL
-                          : PyDict_GetItemWithError(callable_names, address);
-    Py_DECREF(address);
-    PyObject *name, *short_name, *file, *held;
-    if (entry == NULL || !PyArg_ParseTuple(entry, "UUUO", &name, &short_name, &file, &held)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "cprof: a C callable left the catalogue");
+    }
+    PyObject *entry = PyTuple_GET_ITEM(callable_entries, callable_index.values[slot]);
+    PyObject *name = PyTuple_GET_ITEM(entry, 0), *short_name = PyTuple_GET_ITEM(entry, 1);
+    PyObject *file = PyTuple_GET_ITEM(entry, 2);
+    if (!PyUnicode_Check(name) || !PyUnicode_Check(short_name) || !PyUnicode_Check(file)) {
+        PyErr_SetString(PyExc_TypeError, "cprof: a C callable's names must be strings");
         return -1;
     }
     return add_func(st, name, short_name, file, -1);

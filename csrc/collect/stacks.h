@@ -90,8 +90,9 @@ int cprof_stacks_add_synthetic(cprof_stacks_t *st, uint32_t func, int64_t count,
 int cprof_stacks_resolve_code_in(cprof_stacks_t *st, cprof_record_t *rec, PyObject *code);
 
 /* The names of the C callables frames may hold (CPROF_FRAME_C_CALL): a
- * dict {address: (name, short name, file, callable)}, or NULL. GIL held. */
-void cprof_stacks_set_callables(PyObject *names);
+ * dict {address: (name, short name, file, callable)}. GIL held. 0, or -1
+ * with a Python exception set. */
+int cprof_stacks_set_callables(PyObject *names);
 
 /* Forget what is cached about a code object that is about to die. */
 void cprof_stacks_forget_code(cprof_stacks_t *st, PyObject *code);

@@ -118,14 +118,14 @@ static PyObject *core_leaf_set(PyObject *self, PyObject *args)
             break;
         addresses[k++] = (uintptr_t)address;
     }
-    int rc = addresses == NULL || PyErr_Occurred()
+    /* The names first: a handler may find an address as soon as it is set. */
+    int rc = addresses == NULL || PyErr_Occurred() || cprof_stacks_set_callables(names) < 0
                  ? -1
                  : cprof_leaf_set(addresses, (size_t)k, (const unsigned char *)kinds.buf, &f);
     PyMem_Free(addresses);
     PyBuffer_Release(&kinds);
     if (rc < 0)
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
-    cprof_stacks_set_callables(names);
     Py_RETURN_NONE;
 }
 
@@ -173,7 +173,7 @@ static PyMethodDef process_methods[] = {
     {"leaf_set", (PyCFunction)core_leaf_set, METH_VARARGS,
      "leaf_set(names, kinds, flow): name the C callables of names ({address: (name, short "
      "name, file, callable)}) when a frame calls one; kinds: the call kind of each opcode; "
-     "flow: each opcode's flow flags, then its inline cache units"},
+     "flow: each opcode's flow flags, its inline cache units, then its base opcode"},
     {"frame_callee", (PyCFunction)core_frame_callee, METH_O,
      "frame_callee(frame): the catalogued C callable a live frame is calling, or None"},
     {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,

@@ -505,3 +505,35 @@ def test_a_fresh_process_profiles_stacks_before_any_cpu_profile(tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     heap_share, block_share = (float(x) for x in r.stdout.split())
     assert heap_share > 0.9 and block_share > 0.9
+
+
+@pytest.mark.parametrize("order", ["tracemalloc first", "cprof first"])
+def test_naming_a_c_callee_inside_an_allocator_hook_allocates_nothing(order: str,
+                                                                     tmp_path: Path) -> None:
+    """Each allocation (rate 1) in a C function not named before makes the
+    heap hook name it, and work out its caller's places (3.11-3.13), while
+    tracemalloc's hook, above or below cprof's, may hold its lock: an
+    allocation made there through Python's allocators re-entered it and hung
+    (2 runs in 8). A child process, so that a hang fails the test."""
+    script = f"""
+import tracemalloc, cprof
+def fresh():
+    return [bytearray(64), bytes(64), str(64), list(range(3)), sorted([3, 1, 2])]
+if {order == "tracemalloc first"!r}:
+    tracemalloc.start()
+cprof.start_heap_profile(rate=1)
+if {order == "cprof first"!r}:
+    tracemalloc.start()
+for _ in range(200):
+    fresh()
+p = cprof.collect.heap.heap_profile()
+tracemalloc.stop()
+cprof.stop_heap_profile()
+leaves = {{s.locations[0].lines[0].function.name for s in p.samples
+          if any(l.lines[0].function.name.endswith("fresh") for l in s.locations)}}
+assert {{"builtins.bytearray", "builtins.sorted"}} <= leaves, leaves
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

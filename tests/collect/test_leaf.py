@@ -5,6 +5,7 @@ objects, and the callable's slot against the layouts each version keeps."""
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import importlib
 import re
@@ -188,5 +189,70 @@ def test_the_places_of_a_code_the_sampler_cannot_read_are_empty() -> None:
         if sys.version_info < (3, 14):
             assert set(memoryview(_core.leaf_call_places(broken)).cast("H")) == {0xFFFF}
             assert set(memoryview(_core.leaf_call_places(code)).cast("H")) != {0xFFFF}
+    finally:
+        _core.leaf_clear()
+
+
+def hot(items: list[int]) -> int:
+    total = 0
+    for item in items:
+        total += len(str(item)) + abs(item)
+    return max(total, len(items))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason=(
+    "3.14+ read the callable below the stack pointer their frames keep: no places"))
+def test_the_places_of_specialised_and_instrumented_code_are_its_base_codes() -> None:
+    """The sampler reads the code's live instructions (not co_code, whose
+    bytes object an allocator hook must not make): specialised ones, and
+    instrumented ones while a tracer or sys.monitoring is on, give the places
+    of the base instructions."""
+    import json
+    from cprof import _core
+    leaf.install()
+    codes = [hot.__code__, json.dumps.__code__, json.encoder.JSONEncoder.encode.__code__]
+
+    def check() -> None:
+        for code in codes:
+            got = memoryview(_core.leaf_call_places(code)).cast("H")
+            have = {i: (got[2 * i], got[2 * i + 1]) for i in range(len(got) // 2)
+                    if got[2 * i] != 0xFFFF}
+            assert have == leaf.places(code), code
+
+    try:
+        for _ in range(3000):
+            hot([1, -2, 30])
+            json.dumps({"a": [1, 2.5, "x"]})
+        assert hot.__code__._co_code_adaptive != hot.__code__.co_code  # specialised
+        check()
+        seen: list[str] = []
+
+        def tracer(frame: types.FrameType, event: str, arg: object) -> object:
+            seen.append(event)
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            hot([1, 2])
+            check()
+        finally:
+            sys.settrace(None)
+        assert "line" in seen
+        if sys.version_info >= (3, 12):
+            mon = sys.monitoring
+            mon.use_tool_id(mon.DEBUGGER_ID, "test")
+            try:
+                mon.set_local_events(mon.DEBUGGER_ID, hot.__code__,
+                                     mon.events.INSTRUCTION | mon.events.LINE)
+                mon.register_callback(mon.DEBUGGER_ID, mon.events.INSTRUCTION,
+                                      lambda code, offset: None)
+                hot([3])
+                assert any(ins.opname.startswith("INSTRUMENTED_") for ins in
+                           dis.get_instructions(hot.__code__, adaptive=True))
+                check()
+            finally:
+                mon.set_local_events(mon.DEBUGGER_ID, hot.__code__, 0)
+                mon.register_callback(mon.DEBUGGER_ID, mon.events.INSTRUCTION, None)
+                mon.free_tool_id(mon.DEBUGGER_ID)
     finally:
         _core.leaf_clear()
