@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .collect.cpu import MODES, cpu
 from .export.notebook import mimebundle
-from .pprof.model import Sample
+from .pprof.model import Location, Sample
 from .pprof.ops import with_samples
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -203,12 +203,21 @@ def code_only(profile: Profile, before: set[int | None]) -> Profile:
         labels = s.labels
         thread = labels.get("thread_id")
         cut = _execute_index(s) if thread == current else None
+        if cut and _runs_the_cell(s.locations[cut - 1]):
+            cut -= 1
         if cut is not None:
             if cut > 0:  # at 0, _execute itself was running: exec starting the code, the magic's
                 samples.append(Sample._raw(s.values, s.locations[:cut], s.label_items))
         elif thread != current and thread not in before and "thread_name" in labels:
             samples.append(s)
     return with_samples(profile, samples)
+
+
+def _runs_the_cell(loc: Location) -> bool:
+    """Whether loc is the C function _execute calls to run the cell (exec,
+    named: collect/leaf.py)."""
+    fn = loc.lines[0].function if loc.lines else None
+    return fn is not None and fn.name == "builtins.exec"
 
 
 def _execute_index(s: Sample) -> int | None:

@@ -2,22 +2,25 @@
 
 A sample taken inside ``time.sleep``, ``hashlib``'s ``update`` or
 ``sorted`` finds the calling Python frame executing a call instruction, with
-the callable in that frame's value stack. The sampler will read it there
-(issue 18, part 1: done for 3.14+, where install() turns it on; not yet on
-by default). What must be known beforehand, away from any signal handler, is
-here:
+the callable in that frame's value stack, where the collectors read it (see
+docs/CPU_PROFILER.md, "The C function a frame is calling"). What must be
+known beforehand, away from any signal handler or allocator hook, is here:
 
 - ``catalogue()``: the C callables a sample may name, each held (so that an
   address found in a stack is that object, compared without reading it) with
   the name it gets: ``time.sleep``, ``_hashlib.HASH.update``,
-  ``builtins.sorted``;
-- ``callable_slots(code, lasti)``: where, from the value stack's base, the
-  callable of the call at instruction ``lasti`` lies. 3.11-3.13 keep no stack
+  ``builtins.sorted``; ``install()`` gives it to the collectors;
+- ``call_kinds()`` and ``flow()``: the opcode tables the C side reads code
+  with;
+- ``callable_slots(code, lasti)`` and ``places(code)``: where, from the value
+  stack's base, the callable of a call lies. 3.11-3.13 keep no stack
   pointer in the frame while a C function runs (the frame's stacktop is -1
   then), and the slots above the top hold stale values, so the depth comes
-  from the code: ``stack_depths``, the compiler's own reckoning, redone.
-  3.14 and later save the stack pointer before every call that can escape,
-  so the sampler reads the callable below it and needs none of this.
+  from the code: ``stack_depths``, the compiler's own reckoning, redone. The
+  sampler redoes it in C (csrc/collect/leaf.c), where no Python code may run;
+  these are its reference, which the tests hold it to. 3.14 and later save
+  the stack pointer before every call that can escape, so the sampler reads
+  the callable below it and needs none of this.
 
 Stack layouts while the C function runs (N = oparg; kwnames, 3.13+, is one
 slot more on top):
@@ -201,6 +204,8 @@ def catalogue(modules: list[types.ModuleType] | None = None) -> dict[int, tuple[
                 add(value, f"{prefix}.{attr}", module_name)
 
     for module in list(sys.modules.values()) if modules is None else modules:
+        if str(getattr(module, "__name__", "")).partition(".")[0] == "cprof":
+            continue  # cprof's own C functions are cprof's work, not named
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):
             continue
@@ -302,8 +307,10 @@ def flow() -> bytes:
     return bytes(flags + caches + deopt)
 
 
-# The modules walked for the catalogue so far, by name.
+# The modules walked for the catalogue so far, by name, and how many names
+# the set given to the sampler last had.
 _walked: set[str] = set()
+_set_names = -1
 
 
 def install() -> None:
@@ -312,8 +319,10 @@ def install() -> None:
     opcodes' flow. Every collector that takes stacks calls it as it starts;
     the naming then stays on (a native CPU profile's walk leaves C functions
     to libunwind)."""
-    global _modules_seen
+    global _modules_seen, _set_names
     from .. import _core
+    if len(sys.modules) == _modules_seen and _set_names == len(_names) and _core.leaf_active():
+        return  # the set in use is this one (a new one would be kept until leaf_clear)
     if len(sys.modules) != _modules_seen:
         new = {name: module for name, module in list(sys.modules.items())
                if name not in _walked}
@@ -323,6 +332,7 @@ def install() -> None:
         _walked.update(new)
         _modules_seen = len(sys.modules)
     _core.leaf_set(_names, call_kinds(), flow())
+    _set_names = len(_names)
 
 
 def refresh() -> None:

@@ -282,9 +282,9 @@ def resolve(tables: dict[str, Any]) -> Resolved:
             roots.add(i)
     natives = {i for i, (f, _, _) in enumerate(tables["locations"]) if f < 0}
     c_functions = {f for f, fn in enumerate(tables["functions"]) if fn[3] < 0}
-    kinds = _kinds(tables["locations"], functions, c_functions)
     callees = {i for i, (f, _, _) in enumerate(tables["locations"]) if f in c_functions}
-    kept_stacks = [[i for i in _below_root(stack, roots, natives) if i not in hidden]
+    kinds = _kinds(tables["locations"], functions, c_functions)
+    kept_stacks = [[i for i in _below_root(stack, roots, natives | callees) if i not in hidden]
                    for stack in tables["stacks"]]
     # A sample whose every frame is cut (taken in the root frame itself, cprof's
     # runner between the program's end and its exit) is cprof's own work too:
@@ -391,7 +391,8 @@ def fold_cprof(stack: Sequence[T], kind: Callable[[T], int], profiler: T) -> lis
 
 def _below_root(stack: Sequence[int], roots: set[int], natives: set[int]) -> Sequence[int]:
     """A stack (leaf first) up to its innermost root frame, excluded, with
-    the C frames that ran the program from it (the interpreter's exec)."""
+    the C frames that ran the program from it (the interpreter's exec, named
+    by libunwind or by the catalogue: builtins.exec)."""
     if roots:
         for depth, i in enumerate(stack):
             if i in roots:

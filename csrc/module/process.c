@@ -139,6 +139,13 @@ static PyObject *core_leaf_clear(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+/* leaf_active(): whether a catalogue is installed. */
+static PyObject *core_leaf_active(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    return PyBool_FromLong(cprof_leaf_active_sigsafe());
+}
+
 /* leaf_call_places(code): where code's calls keep their callables, as the
  * sampler works it out (3.11-3.13; the tests compare it with
  * collect/leaf.py's callable_slots), kept for the handlers as a drain keeps
@@ -174,6 +181,8 @@ static PyMethodDef process_methods[] = {
      "leaf_set(names, kinds, flow): name the C callables of names ({address: (name, short "
      "name, file, callable)}) when a frame calls one; kinds: the call kind of each opcode; "
      "flow: each opcode's flow flags, its inline cache units, then its base opcode"},
+    {"leaf_active", (PyCFunction)core_leaf_active, METH_NOARGS,
+     "leaf_active(): whether C callees are named (a catalogue is installed)"},
     {"frame_callee", (PyCFunction)core_frame_callee, METH_O,
      "frame_callee(frame): the catalogued C callable a live frame is calling, or None"},
     {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,

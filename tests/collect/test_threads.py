@@ -73,13 +73,14 @@ def test_dump_names_every_thread_its_state_stack_and_creator(
         assert t.daemon and t.native_id == parked[i].native_id
         assert t.state == "waiting on threading.Condition"
         names = [f.name for f in t.stack]
-        assert names[:3] == ["threading.Condition.wait", "queue.Queue.get",
-                             "test_threads.parked_on_queue"]
+        # From the C function the wait calls (collect/leaf.py).
+        assert names[:4] == ["_thread.lock.acquire", "threading.Condition.wait",
+                             "queue.Queue.get", "test_threads.parked_on_queue"]
         assert t.created_by is not None and t.created_by[0].system_name == "start_parked"
         assert t.created_in == threading.get_ident()
     ev = by_name["event-waiter"]
-    assert not ev.daemon and [f.system_name for f in ev.stack[:3]] == [
-        "wait", "wait", "parked_on_event"]
+    assert not ev.daemon and [f.system_name for f in ev.stack[:4]] == [
+        "acquire", "wait", "wait", "parked_on_event"]
 
 
 def test_full_dump_reads_like_gos(parked: list[threading.Thread]) -> None:
@@ -92,7 +93,8 @@ def test_full_dump_reads_like_gos(parked: list[threading.Thread]) -> None:
     assert head.endswith("[running]:")
     q0 = next(b for b in blocks if '"q-0"' in b).splitlines()
     assert q0[0].endswith(", daemon) [waiting on threading.Condition]:")
-    assert q0[1] == "threading.Condition.wait(...)" and q0[2].startswith("\t/")
+    assert q0[1] == "_thread.lock.acquire(...)" and q0[2].startswith("\t")
+    assert q0[3] == "threading.Condition.wait(...)" and q0[4].startswith("\t/")
     assert q0[-2].startswith("created by test_threads.start_parked in thread ")
     assert "cprof.collect" not in text  # the dumping thread's own cprof frames are left out
 
@@ -359,7 +361,8 @@ def test_go_pprof_reads_goroutine_and_threadcreate(parked: list[threading.Thread
         assert head.startswith(f"{name} profile: total ")
         assert sum(s.values[0] for s in legacy.samples) == int(head.rsplit(" ", 1)[1]) >= 5
     top = pprof_top(tmp_path / "goroutine.prof")
-    assert any(row.name == "threading.Condition.wait" and row.flat.value >= 4 for row in top.rows)
+    assert any(row.name == "_thread.lock.acquire" and row.flat.value >= 4 for row in top.rows)
+    assert any(row.name == "threading.Condition.wait" and row.cum.value >= 4 for row in top.rows)
 
 
 def test_a_thread_started_while_nothing_records_has_no_known_creator() -> None:
