@@ -283,7 +283,8 @@ def flow() -> bytes:
     # undoes them), from dis's tables (not in typeshed).
     every = dict(getattr(dis, "_all_opmap", {}))
     every.update(getattr(dis, "_specialized_opmap", {}))
-    for base, forms in dis._specializations.items():  # type: ignore[attr-defined]
+    specializations: dict[str, list[str]] = getattr(dis, "_specializations", {})
+    for base, forms in specializations.items():
         for form in forms:
             if form in every and base in dis.opmap:
                 deopt[every[form]] = dis.opmap[base]
@@ -292,7 +293,7 @@ def flow() -> bytes:
         if bare != name and bare in dis.opmap and 0 <= opcode < 256:
             deopt[opcode] = dis.opmap[bare]
     # Not in typeshed: a list by opcode (3.11, 3.12) or a dict by name (3.13).
-    entries = dis._inline_cache_entries  # type: ignore[attr-defined]
+    entries = getattr(dis, "_inline_cache_entries", {})
     jrel = frozenset(dis.hasjrel)
     for name, opcode in dis.opmap.items():
         if not 0 <= opcode < 256:

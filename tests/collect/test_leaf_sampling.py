@@ -58,6 +58,12 @@ def sleep_then_select() -> dict[str, float]:
     start = time.perf_counter()
     time.sleep(0.5)
     slept = time.perf_counter()
+    # A few ms of work between the waits, which wall mode sees as a move (a
+    # thread going from one wait to the next at once may keep the first one's
+    # stack until a drain: docs/CPU_PROFILER.md, wall mode).
+    spin_until = time.thread_time() + 0.005
+    while time.thread_time() < spin_until:
+        sum(range(1000))
     a, b = socket.socketpair()
     try:
         before = time.perf_counter()
