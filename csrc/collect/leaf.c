@@ -13,7 +13,8 @@ typedef struct table {
     unsigned char kinds[256];
     cprof_leaf_flow_t flow;
     struct table *retired;  /* the tables it replaced, freed by cprof_leaf_clear */
-    uintptr_t slots[];
+    size_t used;            /* addresses in it (the writer's, GIL held) */
+    _Atomic uintptr_t slots[];
 } table_t;
 
 static _Atomic(table_t *) current;
@@ -59,9 +60,10 @@ int cprof_leaf_known_sigsafe(uintptr_t address)
     if (t == NULL || address == 0)
         return 0;
     for (size_t i = slot_of(address, t->mask);; i = (i + 1) & t->mask) {
-        if (t->slots[i] == address)
+        uintptr_t here = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (here == address)
             return 1;
-        if (t->slots[i] == 0)
+        if (here == 0)
             return 0;
     }
 }
@@ -313,31 +315,53 @@ int cprof_leaf_depths(const unsigned char *code, size_t n, const unsigned char *
     return rc;
 }
 
+/* Put address into t unless it is there: 1 if added. A handler probing
+ * meanwhile finds it or not, and never a torn value. */
+static int table_add(table_t *t, uintptr_t address)
+{
+    size_t i = slot_of(address, t->mask);
+    for (;;) {
+        uintptr_t here = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (here == address)
+            return 0;
+        if (here == 0)
+            break;
+        i = (i + 1) & t->mask;
+    }
+    atomic_store_explicit(&t->slots[i], address, memory_order_relaxed);
+    t->used++;
+    return 1;
+}
+
 int cprof_leaf_set(const uintptr_t *addresses, size_t n, const unsigned char kinds[256],
                    const cprof_leaf_flow_t *flow)
 {
-    size_t size = 64;
-    while (size < 2 * n + 2)
-        size *= 2;
-    table_t *t = calloc(1, sizeof *t + size * sizeof t->slots[0]);
-    if (t == NULL)
-        return -1;
-    t->mask = size - 1;
-    memcpy(t->kinds, kinds, sizeof t->kinds);
-    t->flow = *flow;
-    for (size_t k = 0; k < n; k++) {
-        uintptr_t a = addresses[k];
-        if (a == 0)
-            continue;
-        size_t i = slot_of(a, t->mask);
-        while (t->slots[i] != 0 && t->slots[i] != a)
-            i = (i + 1) & t->mask;
-        t->slots[i] = a;
+    /* The catalogue only grows: its new addresses go into the table in use
+     * while it stays at most half full, so that a program importing modules
+     * all along retires tables of doubling sizes (a handler may be reading
+     * one, so it is freed only by cprof_leaf_clear), not one a drain. */
+    table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
+    if (t != NULL && 2 * (n + 1) <= t->mask + 1 && memcmp(t->kinds, kinds, 256) == 0 &&
+        memcmp(&t->flow, flow, sizeof *flow) == 0) {
+        for (size_t k = 0; k < n; k++)
+            if (addresses[k] != 0)
+                table_add(t, addresses[k]);
+        return 0;
     }
-    /* A handler may be reading the table this replaces: it is freed only
-     * once none can be (cprof_leaf_clear). */
-    t->retired = atomic_load(&current);
-    atomic_store_explicit(&current, t, memory_order_release);
+    size_t size = 64;
+    while (size < 4 * n + 4)
+        size *= 2;
+    table_t *g = calloc(1, sizeof *g + size * sizeof g->slots[0]);
+    if (g == NULL)
+        return -1;
+    g->mask = size - 1;
+    memcpy(g->kinds, kinds, sizeof g->kinds);
+    g->flow = *flow;
+    for (size_t k = 0; k < n; k++)
+        if (addresses[k] != 0)
+            table_add(g, addresses[k]);
+    g->retired = t;
+    atomic_store_explicit(&current, g, memory_order_release);
     return 0;
 }
 

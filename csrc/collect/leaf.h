@@ -39,8 +39,9 @@ typedef struct {
     unsigned char deopt[256]; /* the base opcode of a specialised or instrumented one */
 } cprof_leaf_flow_t;
 
-/* Replace the set with these n addresses, the kinds of the 256 opcodes and
- * their flow (GIL held, the sampler may be running). 0, or -1 (ENOMEM). */
+/* Make the set these n addresses (a catalogue only grows: the addresses of
+ * the set in use stay), with the kinds of the 256 opcodes and their flow
+ * (GIL held, the sampler may be running). 0, or -1 (ENOMEM). */
 int cprof_leaf_set(const uintptr_t *addresses, size_t n, const unsigned char kinds[256],
                    const cprof_leaf_flow_t *flow);
 
