@@ -674,11 +674,24 @@ int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsig
         *other = pairs[2 * (size_t)lasti + 1];
     }
     /* Kept while the code lives, forgotten as it dies; not for a code
-     * dying now (a drain at its death), which no frame will run again. */
+     * dying now (a drain at its death), which no frame will run again.
+     * An allocator hook may be naming a stack while the program raises: the
+     * exception in flight stays as it is (clearing it crashed the program). */
     if (Py_REFCNT(code) > 0) {
-        if (!watching_places && cprof_frames_watch_code(places_died) == 0)
-            watching_places = 1;
-        PyErr_Clear();
+        if (!watching_places) {
+#if PY_VERSION_HEX >= 0x030C0000
+            PyObject *raised = PyErr_GetRaisedException();
+            watching_places = cprof_frames_watch_code(places_died) == 0;
+            PyErr_Clear();
+            PyErr_SetRaisedException(raised);
+#else
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            watching_places = cprof_frames_watch_code(places_died) == 0;
+            PyErr_Clear();
+            PyErr_Restore(type, value, traceback);
+#endif
+        }
         if (watching_places)
             (void)cprof_leaf_place_put((uintptr_t)code, pairs, units);
     }

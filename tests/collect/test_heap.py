@@ -537,3 +537,27 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_an_allocation_while_the_program_raises_keeps_its_exception(tmp_path: Path) -> None:
+    """The heap hook may name a stack (collect/leaf.py) while the program has
+    an exception in flight: a Python error cleared or set in there crashed
+    the program. A followed child started its heap profile and then converted
+    signals to enums (whose lookups raise and catch KeyError): 1 child in ~30
+    died of SIGSEGV, where the first sampled stack that needed its code's
+    places came amid a raise. 60 children, each afresh (before the fix, a
+    child of this script died of SIGSEGV in each of 3 runs)."""
+    script = """
+import signal, cprof
+cprof.start_heap_profile(rate=16 * 1024)
+for _ in range(20):
+    signal.valid_signals()
+keep = [bytearray(4000) for _ in range(2000)]
+cprof.stop_heap_profile()
+print("ok")
+"""
+    for _ in range(60):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", (
+            done.returncode, done.stderr[-2000:])
