@@ -436,11 +436,26 @@ done:
 #define MAX_WATCHERS 4
 static void (*code_death_callbacks[MAX_WATCHERS])(PyObject *code);
 
+/* A code object may die while the program raises (its frames unwinding):
+ * the callbacks, which drain and may fail with an exception of their own
+ * (memory), leave the one in flight as it was. */
 static void code_died(PyObject *code)
 {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *raised = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+#endif
     for (int i = 0; i < MAX_WATCHERS; i++)
         if (code_death_callbacks[i] != NULL)
             code_death_callbacks[i](code);
+    PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(raised);
+#else
+    PyErr_Restore(type, value, traceback);
+#endif
 }
 
 static int add_callback(void (*on_death)(PyObject *code))
