@@ -441,21 +441,11 @@ static void (*code_death_callbacks[MAX_WATCHERS])(PyObject *code);
  * (memory), leave the one in flight as it was. */
 static void code_died(PyObject *code)
 {
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *raised = PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-#endif
+    cprof_raised_t raised = cprof_frames_set_aside();
     for (int i = 0; i < MAX_WATCHERS; i++)
         if (code_death_callbacks[i] != NULL)
             code_death_callbacks[i](code);
-    PyErr_Clear();
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(raised);
-#else
-    PyErr_Restore(type, value, traceback);
-#endif
+    cprof_frames_put_back(raised);
 }
 
 static int add_callback(void (*on_death)(PyObject *code))
@@ -694,18 +684,9 @@ int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsig
      * exception in flight stays as it is (clearing it crashed the program). */
     if (Py_REFCNT(code) > 0) {
         if (!watching_places) {
-#if PY_VERSION_HEX >= 0x030C0000
-            PyObject *raised = PyErr_GetRaisedException();
+            cprof_raised_t raised = cprof_frames_set_aside();
             watching_places = cprof_frames_watch_code(places_died) == 0;
-            PyErr_Clear();
-            PyErr_SetRaisedException(raised);
-#else
-            PyObject *type, *value, *traceback;
-            PyErr_Fetch(&type, &value, &traceback);
-            watching_places = cprof_frames_watch_code(places_died) == 0;
-            PyErr_Clear();
-            PyErr_Restore(type, value, traceback);
-#endif
+            cprof_frames_put_back(raised);
         }
         if (watching_places)
             (void)cprof_leaf_place_put((uintptr_t)code, pairs, units);

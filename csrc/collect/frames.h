@@ -138,6 +138,34 @@ PyObject *cprof_frames_callee(PyObject *frame);
 /* Forget every code's places (the catalogue goes: cprof_leaf_clear). */
 void cprof_frames_forget_places(void);
 
+/* The program's exception in flight, set aside while cprof works where the
+ * program may be raising (an allocator hook, a code object's death), and
+ * put back as it was, whatever cprof's work left set. GIL held. */
+typedef struct {
+    PyObject *type, *value, *traceback;  /* before 3.12: PyErr_Fetch's three */
+} cprof_raised_t;
+
+static inline cprof_raised_t cprof_frames_set_aside(void)
+{
+    cprof_raised_t r = {NULL, NULL, NULL};
+#if PY_VERSION_HEX >= 0x030C0000
+    r.value = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&r.type, &r.value, &r.traceback);
+#endif
+    return r;
+}
+
+static inline void cprof_frames_put_back(cprof_raised_t r)
+{
+    PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(r.value);
+#else
+    PyErr_Restore(r.type, r.value, r.traceback);
+#endif
+}
+
 /* The source line of a captured frame. GIL held. */
 int cprof_frames_line(PyObject *code, int32_t lasti);
 

@@ -305,20 +305,10 @@ static void record(void *p, size_t size, int gil)
             /* An allocation may come while the program raises: interning,
              * which may fail with an exception of its own (memory), leaves
              * the one in flight as it was. */
-#if PY_VERSION_HEX >= 0x030C0000
-            PyObject *raised = PyErr_GetRaisedException();
-#else
-            PyObject *type, *value, *traceback;
-            PyErr_Fetch(&type, &value, &traceback);
-#endif
+            cprof_raised_t raised = cprof_frames_set_aside();
             resolve_deferred_unlocked();
             stack = cprof_stacks_intern(&H.stacks, rec);
-            PyErr_Clear();
-#if PY_VERSION_HEX >= 0x030C0000
-            PyErr_SetRaisedException(raised);
-#else
-            PyErr_Restore(type, value, traceback);
-#endif
+            cprof_frames_put_back(raised);
         } else {
             stack = defer_unlocked(rec);
         }
