@@ -316,7 +316,13 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
 size_t cprof_frames_capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t max,
                                     size_t *total, void **coroutine)
 {
-    return capture_sigsafe(tstate, out, max, total, coroutine, 0, 0);
+    if (!cprof_leaf_active_sigsafe())
+        return capture_sigsafe(tstate, out, max, total, coroutine, 0, 1);
+    /* The walk reads the catalogue's tables: none is freed under it. */
+    cprof_leaf_enter_sigsafe();
+    size_t stored = capture_sigsafe(tstate, out, max, total, coroutine, 0, 0);
+    cprof_leaf_leave_sigsafe();
+    return stored;
 }
 
 size_t cprof_frames_capture_unnamed_sigsafe(PyThreadState *tstate, cprof_frame_t *out,
@@ -681,8 +687,9 @@ int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsig
     /* Kept while the code lives, forgotten as it dies; not for a code
      * dying now (a drain at its death), which no frame will run again.
      * An allocator hook may be naming a stack while the program raises: the
-     * exception in flight stays as it is (clearing it crashed the program). */
-    if (Py_REFCNT(code) > 0) {
+     * exception in flight stays as it is (clearing it crashed the program).
+     * 3.14+ have none to keep (no units). */
+    if (Py_REFCNT(code) > 0 && units > 0) {
         if (!watching_places) {
             cprof_raised_t raised = cprof_frames_set_aside();
             watching_places = cprof_frames_watch_code(places_died) == 0;

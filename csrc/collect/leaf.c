@@ -12,7 +12,7 @@ typedef struct table {
     size_t mask;
     unsigned char kinds[256];
     cprof_leaf_flow_t flow;
-    struct table *retired;  /* the tables it replaced, freed by cprof_leaf_clear */
+    struct table *retired;  /* the tables it replaced, freed once no handler reads them */
     size_t used;            /* addresses in it (the writer's, GIL held) */
     _Atomic uintptr_t slots[];
 } table_t;
@@ -42,12 +42,30 @@ typedef struct place_table {
 
 static _Atomic(place_table_t *) places_now;
 
+/* Handlers reading the tables now (cprof_leaf_enter_sigsafe): a table
+ * replaced is freed once none is, so that one a handler took before the
+ * swap is not freed under it. The pointer swaps and this count are
+ * sequentially consistent: a handler that enters after a writer saw none
+ * loads the new table. */
+static atomic_uint readers;
+static size_t places_bytes;  /* the places' own allocations (the writer's, GIL held) */
+
 static size_t slot_of(uintptr_t address, size_t mask)
 {
     return (size_t)(((uint64_t)address >> 4) * 0x9e3779b97f4a7c15ULL >> 20) & mask;
 }
 
 /* --- signal-safe section ---------------------------------------------------- */
+
+void cprof_leaf_enter_sigsafe(void)
+{
+    atomic_fetch_add(&readers, 1);
+}
+
+void cprof_leaf_leave_sigsafe(void)
+{
+    atomic_fetch_sub(&readers, 1);
+}
 
 int cprof_leaf_active_sigsafe(void)
 {
@@ -56,7 +74,7 @@ int cprof_leaf_active_sigsafe(void)
 
 int cprof_leaf_known_sigsafe(uintptr_t address)
 {
-    table_t *t = atomic_load_explicit(&current, memory_order_acquire);
+    table_t *t = atomic_load(&current);
     if (t == NULL || address == 0)
         return 0;
     for (size_t i = slot_of(address, t->mask);; i = (i + 1) & t->mask) {
@@ -70,13 +88,13 @@ int cprof_leaf_known_sigsafe(uintptr_t address)
 
 int cprof_leaf_call_kind_sigsafe(unsigned opcode)
 {
-    table_t *t = atomic_load_explicit(&current, memory_order_acquire);
+    table_t *t = atomic_load(&current);
     return t == NULL || opcode > 255 ? CPROF_LEAF_NO_CALL : t->kinds[opcode];
 }
 
 int cprof_leaf_place_sigsafe(uintptr_t code, int32_t lasti, unsigned *slot, unsigned *other)
 {
-    place_table_t *t = atomic_load_explicit(&places_now, memory_order_acquire);
+    place_table_t *t = atomic_load(&places_now);
     if (t == NULL)
         return -1;
     for (size_t i = slot_of(code, t->mask), n = 0; n <= t->mask; i = (i + 1) & t->mask, n++) {
@@ -98,6 +116,37 @@ int cprof_leaf_place_sigsafe(uintptr_t code, int32_t lasti, unsigned *slot, unsi
 }
 
 /* --- end of signal-safe section --------------------------------------------- */
+
+void cprof_leaf_after_fork_child(void)
+{
+    atomic_store(&readers, 0);
+}
+
+/* Free the tables replaced so far, unless a handler is reading one now
+ * (then the next writer tries again). GIL held. */
+static void reclaim(void)
+{
+    table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
+    place_table_t *p = atomic_load_explicit(&places_now, memory_order_relaxed);
+    if ((t == NULL || t->retired == NULL) && (p == NULL || p->retired == NULL))
+        return;
+    if (atomic_load(&readers) != 0)
+        return;
+    for (table_t *old = t != NULL ? t->retired : NULL; old != NULL;) {
+        table_t *older = old->retired;
+        free(old);
+        old = older;
+    }
+    if (t != NULL)
+        t->retired = NULL;
+    for (place_table_t *old = p != NULL ? p->retired : NULL; old != NULL;) {
+        place_table_t *older = old->retired;
+        free(old);
+        old = older;
+    }
+    if (p != NULL)
+        p->retired = NULL;
+}
 
 /* Where code's entry is in t, or where it would go (the first empty entry). */
 static size_t place_probe(place_table_t *t, uintptr_t code)
@@ -139,7 +188,7 @@ static place_table_t *place_table_grown(place_table_t *t)
         g->used++;
     }
     g->retired = t;
-    atomic_store_explicit(&places_now, g, memory_order_release);
+    atomic_store(&places_now, g);
     return g;
 }
 
@@ -154,9 +203,11 @@ int cprof_leaf_place_put(uintptr_t code, const uint16_t *pairs, size_t units)
         if (t == NULL)
             return -1;
     }
+    reclaim();
     places_t *p = malloc(sizeof *p + 2 * units * sizeof p->pairs[0]);
     if (p == NULL)
         return -1;
+    places_bytes += sizeof *p + 2 * units * sizeof p->pairs[0];
     p->units = units;
     memcpy(p->pairs, pairs, 2 * units * sizeof p->pairs[0]);
     size_t i = place_probe(t, code);
@@ -177,7 +228,10 @@ void cprof_leaf_place_forget(uintptr_t code)
     /* No frame runs code any more, so no handler looks for it: its places
      * go at once; the entry stays a tombstone, so that probes go past it. */
     atomic_store_explicit(&t->entries[i].code, TOMBSTONE, memory_order_release);
-    free(atomic_exchange_explicit(&t->entries[i].places, NULL, memory_order_relaxed));
+    places_t *p = atomic_exchange_explicit(&t->entries[i].places, NULL, memory_order_relaxed);
+    if (p != NULL)
+        places_bytes -= sizeof *p + 2 * p->units * sizeof p->pairs[0];
+    free(p);
 }
 
 static void places_clear(void)
@@ -190,6 +244,23 @@ static void places_clear(void)
         free(t);
         t = older;
     }
+    places_bytes = 0;
+}
+
+cprof_leaf_held_t cprof_leaf_held(void)
+{
+    cprof_leaf_held_t held = {0, 0, 0, 0, places_bytes};
+    for (table_t *t = atomic_load_explicit(&current, memory_order_relaxed); t != NULL;
+         t = t->retired) {
+        held.address_tables++;
+        held.address_bytes += sizeof *t + (t->mask + 1) * sizeof t->slots[0];
+    }
+    for (place_table_t *t = atomic_load_explicit(&places_now, memory_order_relaxed); t != NULL;
+         t = t->retired) {
+        held.place_tables++;
+        held.place_bytes += sizeof *t + (t->mask + 1) * sizeof t->entries[0];
+    }
+    return held;
 }
 
 int cprof_leaf_deopt(unsigned op)
@@ -338,8 +409,7 @@ int cprof_leaf_set(const uintptr_t *addresses, size_t n, const unsigned char kin
 {
     /* The catalogue only grows: its new addresses go into the table in use
      * while it stays at most half full, so that a program importing modules
-     * all along retires tables of doubling sizes (a handler may be reading
-     * one, so it is freed only by cprof_leaf_clear), not one a drain. */
+     * all along replaces tables of doubling sizes, not one a drain. */
     table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
     if (t != NULL && 2 * (n + 1) <= t->mask + 1 && memcmp(t->kinds, kinds, 256) == 0 &&
         memcmp(&t->flow, flow, sizeof *flow) == 0) {
@@ -361,7 +431,8 @@ int cprof_leaf_set(const uintptr_t *addresses, size_t n, const unsigned char kin
         if (addresses[k] != 0)
             table_add(g, addresses[k]);
     g->retired = t;
-    atomic_store_explicit(&current, g, memory_order_release);
+    atomic_store(&current, g);
+    reclaim();
     return 0;
 }
 

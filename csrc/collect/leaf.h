@@ -49,13 +49,29 @@ int cprof_leaf_set(const uintptr_t *addresses, size_t n, const unsigned char kin
  * stopped). */
 void cprof_leaf_clear(void);
 
+/* A handler reads the set and the places only between these two: a table
+ * replaced is freed once no handler is between them. Signal-safe. */
+void cprof_leaf_enter_sigsafe(void);
+void cprof_leaf_leave_sigsafe(void);
+
+/* In a forked child: the other threads' handlers, cut off inside, read no
+ * more. */
+void cprof_leaf_after_fork_child(void);
+
+/* What the set and the places hold: tables (the one in use and those
+ * replaced but not freed yet) and their bytes. GIL held. */
+typedef struct {
+    size_t address_tables, address_bytes, place_tables, place_bytes, places_bytes;
+} cprof_leaf_held_t;
+cprof_leaf_held_t cprof_leaf_held(void);
+
 /* Whether the set is in use (there is a catalogue). Signal-safe. */
 int cprof_leaf_active_sigsafe(void);
 
-/* Whether address is in the set. Signal-safe. */
+/* Whether address is in the set. Signal-safe, between enter and leave. */
 int cprof_leaf_known_sigsafe(uintptr_t address);
 
-/* The kind of opcode. Signal-safe. */
+/* The kind of opcode. Signal-safe, between enter and leave. */
 int cprof_leaf_call_kind_sigsafe(unsigned opcode);
 
 /* --- places (3.11-3.13) ---------------------------------------------------
@@ -95,7 +111,8 @@ int cprof_leaf_place_put(uintptr_t code, const uint16_t *pairs, size_t units);
 void cprof_leaf_place_forget(uintptr_t code);
 
 /* Whether code has places: 1 with *slot and *other for a call at unit lasti,
- * 0 when lasti is no call, -1 when code has none kept. Signal-safe. */
+ * 0 when lasti is no call, -1 when code has none kept. Signal-safe,
+ * between enter and leave. */
 int cprof_leaf_place_sigsafe(uintptr_t code, int32_t lasti, unsigned *slot, unsigned *other);
 
 #endif

@@ -29,6 +29,7 @@ static PyObject *core_after_fork_child(PyObject *Py_UNUSED(module), PyObject *Py
 {
     cprof_sampler_after_fork_child();
     cprof_heap_after_fork_child();
+    cprof_leaf_after_fork_child();
     Py_RETURN_NONE;
 }
 
@@ -146,6 +147,19 @@ static PyObject *core_leaf_active(PyObject *self, PyObject *noargs)
     return PyBool_FromLong(cprof_leaf_active_sigsafe());
 }
 
+/* leaf_held(): what the catalogue's tables hold (tests: a long-lived
+ * program's tables stay bounded). */
+static PyObject *core_leaf_held(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    cprof_leaf_held_t held = cprof_leaf_held();
+    return Py_BuildValue("{sn sn sn sn sn}", "address_tables", (Py_ssize_t)held.address_tables,
+                         "address_bytes", (Py_ssize_t)held.address_bytes, "place_tables",
+                         (Py_ssize_t)held.place_tables, "place_bytes",
+                         (Py_ssize_t)held.place_bytes, "places_bytes",
+                         (Py_ssize_t)held.places_bytes);
+}
+
 /* leaf_call_places(code): where code's calls keep their callables, as the
  * sampler works it out (3.11-3.13; the tests compare it with
  * collect/leaf.py's callable_slots), kept for the handlers as a drain keeps
@@ -183,6 +197,10 @@ static PyMethodDef process_methods[] = {
      "flow: each opcode's flow flags, its inline cache units, then its base opcode"},
     {"leaf_active", (PyCFunction)core_leaf_active, METH_NOARGS,
      "leaf_active(): whether C callees are named (a catalogue is installed)"},
+    {"leaf_held", (PyCFunction)core_leaf_held, METH_NOARGS,
+     "leaf_held() -> {address_tables, address_bytes, place_tables, place_bytes, "
+     "places_bytes}: what the catalogue's tables hold now (replaced ones not freed yet "
+     "included)"},
     {"frame_callee", (PyCFunction)core_frame_callee, METH_O,
      "frame_callee(frame): the catalogued C callable a live frame is calling, or None"},
     {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,

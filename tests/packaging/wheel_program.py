@@ -86,6 +86,7 @@ def check() -> dict[str, object]:
         "native_under_compress": n.profile.share(r"^__main__\.compress$"),
         "native_build_ids": sorted({m.build_id for m in n.profile.mappings if m.build_id}),
         "heap_top": heap.name, "heap_top_pct": heap.flat_pct,
+        "heap_under_allocate": h.profile.share(r"^__main__\.allocate$"),
         "libraries": libraries,
     }
 
