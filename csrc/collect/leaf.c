@@ -278,6 +278,10 @@ int cprof_leaf_caches(unsigned op)
 int cprof_leaf_instruction(const unsigned char *code, size_t n, size_t i, unsigned *oparg)
 {
     table_t *t = atomic_load_explicit(&current, memory_order_relaxed);
+    if (i >= n) {  /* past the code: no instruction (opcode 0, CACHE) */
+        *oparg = 0;
+        return 0;
+    }
     unsigned arg = code[2 * i + 1];
     for (size_t j = i, shift = 8; t != NULL && j > 0 && shift <= 24; shift += 8) {
         j--;
@@ -285,7 +289,6 @@ int cprof_leaf_instruction(const unsigned char *code, size_t n, size_t i, unsign
             break;
         arg |= (unsigned)code[2 * j + 1] << shift;
     }
-    (void)n;
     *oparg = arg;
     return code[2 * i];
 }

@@ -101,7 +101,8 @@ int cprof_leaf_depths(const unsigned char *code, size_t n, const unsigned char *
                       int32_t *depths);
 
 /* The opcode of the instruction at unit i of code (n units), with its full
- * oparg (its EXTENDED_ARG units before it included) in *oparg. */
+ * oparg (its EXTENDED_ARG units before it included) in *oparg; 0 (CACHE)
+ * with oparg 0 when i is past the code. */
 int cprof_leaf_instruction(const unsigned char *code, size_t n, size_t i, unsigned *oparg);
 
 /* Keep pairs (2 x units: slot, other) for code. GIL held. 0, or -1 (ENOMEM). */

@@ -285,3 +285,41 @@ def test_a_block_profile_ends_at_the_program_whether_it_calls_acquire_or_uses_wi
     leaves = {names(s)[0].rpartition(".")[2] for s in p.samples
               if any(n.endswith(("with_block", "by_call")) for n in names(s))}
     assert leaves == {"with_block", "by_call"}, [names(s)[:3] for s in p.samples]
+
+
+def test_a_block_profile_keeps_the_c_function_a_wait_is_under() -> None:
+    """Only the wait's own lock call is left out of a block stack: a C
+    function further out, here sorted calling a key that waits, stays between
+    the key and sorted's caller, as in a CPU profile."""
+    from cprof.collect import locks
+    locks.set_block_profile_rate(1)
+    lock = threading.Lock()
+    taken = threading.Event()
+
+    def holder() -> None:
+        with lock:
+            taken.set()
+            time.sleep(0.2)
+
+    def waiting_key(x: int) -> int:
+        with lock:
+            return -x
+
+    def sorts() -> None:
+        taken.wait()
+        sorted([1], key=waiting_key)
+
+    try:
+        workers = [threading.Thread(target=f) for f in (holder, sorts)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        p = cprof.lookup("block").profile()
+    finally:
+        locks.set_block_profile_rate(0)
+    stacks = [[n.rpartition(".")[2] for n in names(s)] for s in p.samples
+              if any(n.endswith(".waiting_key") for n in names(s))]
+    assert stacks, [names(s)[:4] for s in p.samples]
+    for stack in stacks:
+        assert stack[:3] == ["waiting_key", "sorted", "sorts"], stack
