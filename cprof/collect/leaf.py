@@ -237,7 +237,6 @@ _modules_seen = 0
 # stack pointer (3.14+), by leaf.h's kind; the forms that push a Python frame
 # or make no call that can escape are not among them. 3.11-3.13 read the
 # base forms' kinds in co_code (PRECALL: 3.11's).
-_KIND_CALL, _KIND_CALL_KW, _KIND_CALL_EX, _KIND_EXTENDED, _KIND_PRECALL = 1, 2, 3, 4, 5
 _NOT_C = ("CALL_PY_", "CALL_BOUND_METHOD_", "CALL_ALLOC_AND_ENTER_INIT", "CALL_KW_PY",
           "CALL_KW_BOUND_METHOD", "CALL_EX_PY", "CALL_TYPE_1", "CALL_LIST_APPEND",
           "CALL_INTRINSIC_")
@@ -246,6 +245,7 @@ _NOT_C = ("CALL_PY_", "CALL_BOUND_METHOD_", "CALL_ALLOC_AND_ENTER_INIT", "CALL_K
 def call_kinds() -> bytes:
     """The kind (leaf.h) of each of the 256 opcodes, specialised and
     instrumented forms included."""
+    from .. import _core
     kinds = bytearray(256)
     opcodes = dict(dis.opmap)
     opcodes.update(getattr(dis, "_specialized_opmap", {}))
@@ -254,20 +254,16 @@ def call_kinds() -> bytes:
         if not 0 <= opcode < 256 or bare.startswith(_NOT_C):
             continue
         if name == "EXTENDED_ARG":
-            kinds[opcode] = _KIND_EXTENDED
+            kinds[opcode] = _core.LEAF_EXTENDED
         elif bare == "PRECALL":
-            kinds[opcode] = _KIND_PRECALL
+            kinds[opcode] = _core.LEAF_PRECALL
         elif bare.startswith(("CALL_FUNCTION_EX", "CALL_EX_")):
-            kinds[opcode] = _KIND_CALL_EX
+            kinds[opcode] = _core.LEAF_CALL_EX
         elif bare.startswith("CALL_KW"):
-            kinds[opcode] = _KIND_CALL_KW
+            kinds[opcode] = _core.LEAF_CALL_KW
         elif bare == "CALL" or bare.startswith("CALL_"):
-            kinds[opcode] = _KIND_CALL
+            kinds[opcode] = _core.LEAF_CALL
     return bytes(kinds)
-
-
-# leaf.h's flow flags.
-_JUMP_FORWARD, _JUMP_BACKWARD, _NO_FALLTHROUGH_FLAG, _RETURN_GENERATOR = 1, 2, 4, 8
 
 
 def flow() -> bytes:
@@ -276,6 +272,7 @@ def flow() -> bytes:
     base one): what the sampler needs to redo stack_depths in C on
     3.11-3.13, from the code's live, specialised instructions (3.14+ need
     none of it)."""
+    from .. import _core
     flags, caches, deopt = bytearray(256), bytearray(256), bytearray(range(256))
     if sys.version_info >= (3, 14):
         return bytes(flags + caches + deopt)
@@ -300,11 +297,12 @@ def flow() -> bytes:
             continue
         caches[opcode] = entries[opcode] if isinstance(entries, list) else entries.get(name, 0)
         if opcode in jrel:
-            flags[opcode] |= _JUMP_BACKWARD if "JUMP_BACKWARD" in name else _JUMP_FORWARD
+            flags[opcode] |= (_core.LEAF_JUMP_BACKWARD if "JUMP_BACKWARD" in name
+                               else _core.LEAF_JUMP_FORWARD)
         if name in _NO_FALLTHROUGH:
-            flags[opcode] |= _NO_FALLTHROUGH_FLAG
+            flags[opcode] |= _core.LEAF_NO_FALLTHROUGH
         if name == "RETURN_GENERATOR":
-            flags[opcode] |= _RETURN_GENERATOR
+            flags[opcode] |= _core.LEAF_RETURN_GENERATOR
     return bytes(flags + caches + deopt)
 
 

@@ -218,4 +218,27 @@ static PyMethodDef process_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-const cprof_binding_t cprof_process_binding = {process_methods, NULL};
+/* leaf.h's call kinds and flow flags, which collect/leaf.py's tables use. */
+static int process_ready(PyObject *module)
+{
+    static const struct {
+        const char *name;
+        long value;
+    } constants[] = {
+        {"LEAF_CALL", CPROF_LEAF_CALL},
+        {"LEAF_CALL_KW", CPROF_LEAF_CALL_KW},
+        {"LEAF_CALL_EX", CPROF_LEAF_CALL_EX},
+        {"LEAF_EXTENDED", CPROF_LEAF_EXTENDED},
+        {"LEAF_PRECALL", CPROF_LEAF_PRECALL},
+        {"LEAF_JUMP_FORWARD", CPROF_LEAF_JUMP_FORWARD},
+        {"LEAF_JUMP_BACKWARD", CPROF_LEAF_JUMP_BACKWARD},
+        {"LEAF_NO_FALLTHROUGH", CPROF_LEAF_NO_FALLTHROUGH},
+        {"LEAF_RETURN_GENERATOR", CPROF_LEAF_RETURN_GENERATOR},
+    };
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0)
+            return -1;
+    return 0;
+}
+
+const cprof_binding_t cprof_process_binding = {process_methods, process_ready};
