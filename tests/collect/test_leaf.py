@@ -261,6 +261,15 @@ def test_the_places_of_specialised_and_instrumented_code_are_its_base_codes() ->
         _core.leaf_clear()
 
 
+def output_of(script: Path) -> list[str]:
+    """The lines script printed, run by this interpreter in its folder."""
+    import subprocess
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=script.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()
+
+
 def test_a_program_importing_all_along_keeps_one_address_set(tmp_path: Path) -> None:
     """Each drain that finds new modules installs the catalogue again: its new
     addresses go into the set in use, not into a new one kept until the end
@@ -286,11 +295,7 @@ def test_a_program_importing_all_along_keeps_one_address_set(tmp_path: Path) -> 
         "    leaf.refresh()\n"
         "print(rss() - before)\n"
         "print(json.dumps(_core.leaf_held()))\n")
-    import subprocess
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    *_, grown_line, held_line = done.stdout.strip().splitlines()
+    *_, grown_line, held_line = output_of(script)
     held = json.loads(held_line)
     assert held["address_tables"] == 1, held
     if os.environ.get("CPROF_UNDER_ASAN") != "1":
@@ -318,11 +323,7 @@ def test_a_program_making_code_all_along_keeps_one_place_table(tmp_path: Path) -
         "    _core.leaf_call_places(ns['f'].__code__)\n"
         "    ns.clear()\n"
         "print(json.dumps(_core.leaf_held()))\n")
-    import subprocess
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    held = json.loads(done.stdout.strip().splitlines()[-1])
+    held = json.loads(output_of(script)[-1])
     if sys.version_info >= (3, 14):
         assert held["place_tables"] == 0 and held["places_bytes"] == 0, held
         return

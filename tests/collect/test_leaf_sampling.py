@@ -282,47 +282,10 @@ def test_a_thread_dump_names_the_c_function_each_thread_waits_in() -> None:
     assert main.state == "running" and not main.stack[0].callee, main.stack[:2]
 
 
-def test_a_block_profile_ends_at_the_program_whether_it_calls_acquire_or_uses_with() -> None:
-    """The wait's own lock call is the event itself: lock.acquire() gives the
-    stack `with lock:` gives (no _thread.lock.acquire on top)."""
-    from cprof.collect import locks
-    locks.set_block_profile_rate(1)
-    try:
-        lock = threading.Lock()
-        taken = threading.Event()
-
-        def holder() -> None:
-            with lock:
-                taken.set()
-                time.sleep(0.2)
-
-        def with_block() -> None:
-            taken.wait()
-            with lock:
-                pass
-
-        def by_call() -> None:
-            taken.wait()
-            lock.acquire()
-            lock.release()
-
-        workers = [threading.Thread(target=f) for f in (holder, with_block, by_call)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        p = cprof.lookup("block").profile()
-    finally:
-        locks.set_block_profile_rate(0)
-    leaves = {names(s)[0].rpartition(".")[2] for s in p.samples
-              if any(n.endswith(("with_block", "by_call")) for n in names(s))}
-    assert leaves == {"with_block", "by_call"}, [names(s)[:3] for s in p.samples]
-
-
-def test_a_block_profile_keeps_the_c_function_a_wait_is_under() -> None:
-    """Only the wait's own lock call is left out of a block stack: a C
-    function further out, here sorted calling a key that waits, stays between
-    the key and sorted's caller, as in a CPU profile."""
+def blocked_on_a_held_lock(*waiters: Callable[[threading.Lock], None]) -> cprof.Profile:
+    """The block profile (every event) of threads running each waiter, which
+    takes a lock another thread holds for 0.2 s (made while the profile
+    runs: a lock made before it is not recorded)."""
     from cprof.collect import locks
     locks.set_block_profile_rate(1)
     lock = threading.Lock()
@@ -333,25 +296,59 @@ def test_a_block_profile_keeps_the_c_function_a_wait_is_under() -> None:
             taken.set()
             time.sleep(0.2)
 
-    def waiting_key(x: int) -> int:
-        with lock:
-            return -x
-
-    def sorts() -> None:
+    def waiting(waiter: Callable[[threading.Lock], None]) -> None:
         taken.wait()
-        sorted([1], key=waiting_key)
+        waiter(lock)
 
     try:
-        workers = [threading.Thread(target=f) for f in (holder, sorts)]
+        workers = [threading.Thread(target=holder)]
+        workers += [threading.Thread(target=waiting, args=(w,)) for w in waiters]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
-        p = cprof.lookup("block").profile()
+        return cprof.lookup("block").profile()
     finally:
         locks.set_block_profile_rate(0)
+
+
+def with_block(lock: threading.Lock) -> None:
+    with lock:
+        pass
+
+
+def by_call(lock: threading.Lock) -> None:
+    lock.acquire()
+    lock.release()
+
+
+def test_a_block_profile_ends_at_the_program_whether_it_calls_acquire_or_uses_with() -> None:
+    """The wait's own lock call is the event itself: lock.acquire() gives the
+    stack `with lock:` gives (no _thread.lock.acquire on top)."""
+    p = blocked_on_a_held_lock(with_block, by_call)
+    leaves = {names(s)[0].rpartition(".")[2] for s in p.samples
+              if any(n.endswith(("with_block", "by_call")) for n in names(s))}
+    assert leaves == {"with_block", "by_call"}, [names(s)[:3] for s in p.samples]
+
+
+def waiting_key(lock: threading.Lock) -> Callable[[int], int]:
+    def key(x: int) -> int:
+        with lock:
+            return -x
+    return key
+
+
+def sorts(lock: threading.Lock) -> None:
+    sorted([1], key=waiting_key(lock))
+
+
+def test_a_block_profile_keeps_the_c_function_a_wait_is_under() -> None:
+    """Only the wait's own lock call is left out of a block stack: a C
+    function further out, here sorted calling a key that waits, stays between
+    the key and sorted's caller, as in a CPU profile."""
+    p = blocked_on_a_held_lock(sorts)
     stacks = [[n.rpartition(".")[2] for n in names(s)] for s in p.samples
-              if any(n.endswith(".waiting_key") for n in names(s))]
+              if any(n.endswith(".key") for n in names(s))]
     assert stacks, [names(s)[:4] for s in p.samples]
     for stack in stacks:
-        assert stack[:3] == ["waiting_key", "sorted", "sorts"], stack
+        assert stack[:3] == ["key", "sorted", "sorts"], stack
