@@ -111,15 +111,20 @@ def _callee(frame: FrameType) -> StackFrame | None:
 
 
 def _walk(frame: FrameType | None, modules: dict[str, str]) -> list[StackFrame]:
-    """frame's stack, leaf first, from the C function it calls."""
-    callee = _callee(frame) if frame is not None else None
-    out = [callee] if callee is not None else []
+    """frame's stack, leaf first, each frame after the C function it calls:
+    the innermost one's (time.sleep), and one between a frame and Python code
+    it calls back (builtins.sorted under a key). A frame calling Python code
+    directly has a function in its call's slot, which no catalogue names."""
+    out: list[StackFrame] = []
     while frame is not None:
         code = frame.f_code
         key = (code.co_filename, code.co_name)
         if key in ROOT_FRAMES:
             break
         if key not in HIDDEN_FRAMES:
+            callee = _callee(frame)
+            if callee is not None:
+                out.append(callee)
             out.append(_stack_frame(code, frame_line(frame), modules))
         frame = frame.f_back
     return out

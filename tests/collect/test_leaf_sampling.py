@@ -246,12 +246,23 @@ def test_the_heap_profile_names_the_c_function_that_allocated() -> None:
 
 
 def test_a_thread_dump_names_the_c_function_each_thread_waits_in() -> None:
+    """The innermost frame's C callee, and the thread's state from it; and a
+    C function between two Python frames (sorted calling a key), as a CPU
+    sample names it."""
     from cprof.collect import threads
-    ready = threading.Barrier(3)
+    ready = threading.Barrier(4)
 
     def napper() -> None:
         ready.wait()
         time.sleep(0.5)
+
+    def napping_key(x: int) -> int:
+        time.sleep(0.5)
+        return x
+
+    def sorter() -> None:
+        ready.wait()
+        sorted([1], key=napping_key)
 
     def waiter() -> None:
         a, b = socket.socketpair()
@@ -263,7 +274,8 @@ def test_a_thread_dump_names_the_c_function_each_thread_waits_in() -> None:
             b.close()
 
     workers = [threading.Thread(target=napper, name="napper"),
-               threading.Thread(target=waiter, name="waiter")]
+               threading.Thread(target=waiter, name="waiter"),
+               threading.Thread(target=sorter, name="sorter")]
     for worker in workers:
         worker.start()
     ready.wait()
@@ -278,6 +290,10 @@ def test_a_thread_dump_names_the_c_function_each_thread_waits_in() -> None:
         "time.sleep", "test_leaf_sampling.test_a_thread_dump_names_the_c_function_each_thread_waits_in.<locals>.napper"]
     assert napping.state == "sleeping (time.sleep)"
     assert waiting.stack[0].name == "select.select" and waiting.state == "IO wait (select)"
+    # A C function further out is named too, between the key and its caller.
+    assert [f.name.rpartition(".")[2] for f in dump["sorter"].stack[:4]] == [
+        "sleep", "napping_key", "sorted", "sorter"], dump["sorter"].stack[:4]
+    assert [f.callee for f in dump["sorter"].stack[:4]] == [True, False, True, False]
     main = dump[threading.current_thread().name]
     assert main.state == "running" and not main.stack[0].callee, main.stack[:2]
 
