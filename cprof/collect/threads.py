@@ -102,8 +102,8 @@ def _stack_frame(code: CodeType, line: int | None, modules: dict[str, str]) -> S
 def _callee(frame: FrameType) -> StackFrame | None:
     """The C function frame is calling (time.sleep, select.select), when the
     catalogue names it (collect/leaf.py)."""
-    called = _core.frame_callee(frame)
-    named = leaf.named(called) if called is not None else None
+    key = _core.frame_callee(frame)
+    named = leaf.named(key) if key is not None else None
     if named is None:
         return None
     name, short_name, path = named
@@ -246,6 +246,19 @@ def _describe_awaitable(awaitable: Any) -> str:
     return type(awaitable).__qualname__.lstrip("_")
 
 
+def _awaited(coro: Any) -> Any:
+    """What a suspended coroutine or generator awaits, or None. Not asked of
+    one that runs (in another thread, which the dump caught inside it): 3.11
+    and 3.12 find a running one's awaitable by reading the instruction after
+    its current one, which may be a call's inline cache that reads as a
+    RESUME, and then its value stack, whose top a running frame does not
+    keep: a dump crashed so in a thread collecting garbage. Its frames are in
+    its thread's stack."""
+    if getattr(coro, "cr_running", False) or getattr(coro, "gi_running", False):
+        return None
+    return getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+
+
 def _await_chain(coro: Any, modules: dict[str, str]) -> tuple[list[StackFrame], str]:
     """The frames of a coroutine and of what it awaits, innermost first, and
     what the innermost one waits on."""
@@ -263,7 +276,7 @@ def _await_chain(coro: Any, modules: dict[str, str]) -> tuple[list[StackFrame], 
         else:
             awaiting = _describe_awaitable(coro)
             break
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        coro = _awaited(coro)
     return outer_first[::-1], awaiting
 
 
@@ -289,7 +302,7 @@ def _coroutine_frames(future: Any) -> list[FrameType]:
         if frame is None:
             break
         outer_first.append(frame)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        coro = _awaited(coro)
     return outer_first[::-1]
 
 
@@ -342,8 +355,7 @@ if sys.version_info >= (3, 14):
         # generator-based one such as asyncio.sleep(0)'s): the hand walk goes on
         # from there, and names what the innermost frame waits on.
         leaf = frames[0].f_generator
-        below = (getattr(leaf, "cr_await", None) or getattr(leaf, "gi_yieldfrom", None)
-                 if leaf is not None else None)
+        below = _awaited(leaf) if leaf is not None else None
         inner, awaiting = _await_chain(below, modules) if below is not None else ([], "")
         stack = inner + [_stack_frame(f.f_code, frame_line(f), modules) for f in frames]
         return stack, awaiting, awaiters

@@ -439,3 +439,47 @@ def test_a_recorded_wait_says_what_it_waits_on() -> None:
         t.join()
     finally:
         cprof.set_block_profile_rate(0)
+
+
+def test_a_task_running_in_another_thread_is_dumped_without_reading_what_it_awaits() -> None:
+    """A dump from one thread catches another thread's task inside a
+    blocking call made from its coroutine: the task shows its frames and
+    awaits nothing. Its awaitable is not asked for: 3.11 and 3.12 find a
+    running coroutine's by reading the instruction after its current one
+    (a call's inline cache, which may read as a RESUME) and then its value
+    stack, whose top a running frame does not keep (a dump crashed in CI)."""
+    inside, release = threading.Event(), threading.Event()
+
+    async def blocking_in_a_coroutine() -> None:
+        inside.set()
+        release.wait()  # a sync wait: the coroutine runs, its thread waits
+
+    def loop_thread() -> None:
+        asyncio.run(blocking_in_a_coroutine())
+
+    worker = threading.Thread(target=loop_thread)
+    worker.start()
+    assert inside.wait(10)
+    try:
+        dump = threaddump.dump()
+    finally:
+        release.set()
+        worker.join()
+    tasks = [t for t in dump.tasks if any(f.name.endswith("blocking_in_a_coroutine")
+                                          for f in t.stack)]
+    assert len(tasks) == 1, dump.tasks
+    assert tasks[0].state == "pending" and tasks[0].awaiting == "", tasks[0]
+
+    class Running:
+        """What the walk may ask of a running coroutine (cr_await would be
+        read from a running frame: asking for it fails this test)."""
+        cr_running = True
+        cr_frame = sys._getframe()
+        cr_code = cr_frame.f_code
+
+        @property
+        def cr_await(self) -> None:
+            raise AssertionError("asked a running coroutine what it awaits")
+
+    stack, awaiting = threaddump._await_chain(Running(), {})
+    assert len(stack) == 1 and awaiting == "", stack
