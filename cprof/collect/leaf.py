@@ -176,16 +176,34 @@ def _module_file(module_name: str) -> str:
     return path if isinstance(path, str) and not path.endswith(".py") else module_name
 
 
+_NOT_BY_TYPE = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                types.MethodWrapperType, types.WrapperDescriptorType, types.MethodDescriptorType,
+                types.ClassMethodDescriptorType, staticmethod, classmethod)
+
+
 def catalogue(modules: list[types.ModuleType] | None = None) -> dict[int, tuple[object, str, str]]:
     """The C callables reachable from the modules' namespaces (every
     imported module's by default): their functions, their C types and those
     types' methods, and instances of C types that are called (numpy.dot).
-    Maps each one's id to (the object, its name, its file)."""
+    Maps each one's key to (the object, its name, its file): its id, and
+    also, read by the sampler from the object a call takes (leaf.h), a C
+    type's id + LEAF_INSTANCE_CALL for its instances' calls, a method
+    definition's address + LEAF_METHOD_DEF for the functions and bound
+    methods made from it."""
+    from .. import _core
     found: dict[int, tuple[object, str, str]] = {}
 
-    def add(obj: object, name: str, module_name: str) -> None:
-        if id(obj) not in found:
-            found[id(obj)] = (obj, name, _module_file(module_name))
+    def add(obj: object, name: str, module_name: str, key: int | None = None) -> None:
+        key = id(obj) if key is None else key
+        if key not in found:
+            found[key] = (obj, name, _module_file(module_name))
+        # The builtin functions and bound C methods made from the same
+        # method definition (a bound list.append) are named after it.
+        definition = _core.method_def(obj)
+        if definition is not None:
+            key = definition + _core.LEAF_METHOD_DEF
+            if key not in found:
+                found[key] = (obj, name, _module_file(module_name))
 
     def add_type(t: type) -> None:
         if id(t) in found or not _runs_in_c(t):
@@ -193,15 +211,30 @@ def catalogue(modules: list[types.ModuleType] | None = None) -> dict[int, tuple[
         module_name = t.__module__ if isinstance(t.__module__, str) else "builtins"
         prefix = f"{module_name}.{t.__qualname__}"
         add(t, prefix, module_name)
+        # Calls of its instances (json's encoder, a functools.partial), by
+        # the instance's type. Not a metatype's (its instances are classes,
+        # named each after itself), nor those of the types of functions and
+        # methods: a builtin function is named by its method definition, and
+        # a call of a Python function is caught only before its frame is
+        # pushed, when it is no C function's time.
+        if (isinstance(vars(t).get("__call__"), types.WrapperDescriptorType)
+                and not issubclass(t, _NOT_BY_TYPE)):
+            found.setdefault(id(t) + _core.LEAF_INSTANCE_CALL,
+                             (t, f"{prefix}.__call__", _module_file(module_name)))
         # Methods, as a call through an instance finds them (obj.method(...)
         # leaves the descriptor itself in the stack), and static methods. A
-        # class method called through the type is bound anew at each call,
-        # an object no catalogue can hold.
+        # class method called through the type is bound anew at each call:
+        # named by its method definition alone.
         for attr, value in list(vars(t).items()):
             if isinstance(value, staticmethod):
                 value = value.__func__
             if isinstance(value, (types.MethodDescriptorType, types.BuiltinFunctionType)):
                 add(value, f"{prefix}.{attr}", module_name)
+            elif isinstance(value, types.ClassMethodDescriptorType):
+                definition = _core.method_def(value)
+                if definition is not None:
+                    add(value, f"{prefix}.{attr}", module_name,
+                        definition + _core.LEAF_METHOD_DEF)
 
     for module in list(sys.modules.values()) if modules is None else modules:
         if str(getattr(module, "__name__", "")).partition(".")[0] == "cprof":
@@ -341,7 +374,8 @@ def refresh() -> None:
         install()
 
 
-def named(callable_: object) -> tuple[str, str, str] | None:
-    """The name, short name and file the catalogue gives a callable, or None."""
-    entry = _names.get(id(callable_))
-    return entry[:3] if entry is not None and entry[3] is callable_ else None
+def named(key: int) -> tuple[str, str, str] | None:
+    """The name, short name and file the catalogue gives a key
+    (_core.frame_callee's), or None."""
+    entry = _names.get(key)
+    return entry[:3] if entry is not None else None

@@ -417,6 +417,34 @@ static inline int cprof_compat_lasti_sigsafe(_PyInterpreterFrame *f, PyCodeObjec
  *   places (leaf.h), and when the code has none yet, *unknown is set (the
  *   caller then keeps each catalogued callable of the stack as a candidate,
  *   cprof_compat_value_stack_sigsafe). */
+/* The catalogue's key (leaf.h) for the object a call takes as its
+ * callable: its address when the catalogue has it; else its type's address
+ * + 1 when the catalogue names the calls of that C type's instances (json's
+ * encoder, a functools.partial), or, for a builtin function or bound C
+ * method, its method definition's address + 2 when the catalogue has that
+ * (a bound list.append, dict.fromkeys through the type). Those two are read
+ * with copies that cannot fault: the slot may hold a stale pointer. 0: no
+ * name. */
+static inline uintptr_t cprof_compat_callee_key_sigsafe(uintptr_t callable)
+{
+    if (callable == 0)
+        return 0;
+    if (cprof_leaf_known_sigsafe(callable))
+        return callable;
+    uintptr_t type, def;
+    if (!cprof_compat_copy_sigsafe(&type, (const char *)callable + offsetof(PyObject, ob_type),
+                                   sizeof type) || type == 0)
+        return 0;
+    if (type != (uintptr_t)&PyCFunction_Type && type != (uintptr_t)&PyCMethod_Type)
+        return cprof_leaf_known_sigsafe(type + CPROF_LEAF_INSTANCE_CALL)
+                   ? type + CPROF_LEAF_INSTANCE_CALL
+                   : 0;
+    if (!cprof_compat_copy_sigsafe(&def, (const char *)callable + offsetof(PyCFunctionObject, m_ml),
+                                   sizeof def) || def == 0)
+        return 0;
+    return cprof_leaf_known_sigsafe(def + CPROF_LEAF_METHOD_DEF) ? def + CPROF_LEAF_METHOD_DEF : 0;
+}
+
 static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCodeObject *code,
                                                     int *unknown)
 {
@@ -444,8 +472,7 @@ static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCo
     uintptr_t bits = sp[-(ptrdiff_t)below].bits;
     if ((bits & 3) == 3)
         return 0;  /* a tagged integer */
-    uintptr_t callable = bits & ~(uintptr_t)3;
-    return cprof_leaf_known_sigsafe(callable) ? callable : 0;
+    return cprof_compat_callee_key_sigsafe(bits & ~(uintptr_t)3);
 #else
     unsigned slot, other;
     int found = cprof_leaf_place_sigsafe((uintptr_t)code, cprof_compat_lasti_sigsafe(f, code),
@@ -459,7 +486,7 @@ static inline uintptr_t cprof_compat_called_sigsafe(_PyInterpreterFrame *f, PyCo
     uintptr_t callable = (uintptr_t)base[slot];
     if (callable == 0)
         callable = (uintptr_t)base[other];
-    return cprof_leaf_known_sigsafe(callable) ? callable : 0;
+    return cprof_compat_callee_key_sigsafe(callable);
 #endif
 }
 

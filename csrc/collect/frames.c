@@ -300,7 +300,8 @@ static size_t capture_sigsafe(PyThreadState *tstate, cprof_frame_t *out, size_t 
             }
             if (stored < max)
                 out[stored++] = (cprof_frame_t){(PyObject *)code,
-                                                cprof_compat_lasti_sigsafe(f, code), 0};
+                                                cprof_compat_lasti_sigsafe(f, code),
+                                                unknown ? CPROF_FRAME_NO_PLACES : 0u};
             seen++;
         }
         if (call_entry && naming)
@@ -740,7 +741,7 @@ PyObject *cprof_frames_callee(PyObject *frame)
     uintptr_t called = cprof_compat_called_sigsafe(f, code, &unknown);
     if (called == 0)
         Py_RETURN_NONE;
-    return Py_NewRef((PyObject *)called);
+    return PyLong_FromVoidPtr((void *)called);
 }
 
 void cprof_frames_forget_places(void)

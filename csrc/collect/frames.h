@@ -32,6 +32,11 @@ typedef struct {
  * otherwise; BELOW_NULL: the slot below it held NULL. */
 #define CPROF_FRAME_CANDIDATE 8u
 #define CPROF_FRAME_BELOW_NULL 16u
+/* On a code's frame (3.11-3.13): the code had no places yet. The drain
+ * works them out, so that its later samples name the callable of a call
+ * the catalogue knows by the callable's type or method definition alone
+ * (leaf.h), which is never a candidate. */
+#define CPROF_FRAME_NO_PLACES 32u
 
 /* Check, once at import, that the collectors can read this interpreter's
  * frames: cprof knows its version, and (3.13+) every offset the frame walk
@@ -130,8 +135,8 @@ int cprof_frames_call_place(PyObject *code, int32_t lasti, unsigned *slot, unsig
  * NULL with an exception set. */
 PyObject *cprof_frames_call_places(PyObject *code);
 
-/* The C callable of the catalogue that a live frame object's frame is
- * calling (new reference), or None: what a thread dump shows at the leaf.
+/* The catalogue's key (leaf.h) of the C callable a live frame object's
+ * frame is calling, as an int, or None: what a thread dump shows.
  * GIL held (the frame's thread is then stopped in C or waiting for it). */
 PyObject *cprof_frames_callee(PyObject *frame);
 

@@ -39,6 +39,13 @@ typedef struct {
     unsigned char deopt[256]; /* the base opcode of a specialised or instrumented one */
 } cprof_leaf_flow_t;
 
+/* Keys of the set besides objects' addresses (which are 16-byte aligned):
+ * a C type's address + INSTANCE_CALL names its instances' calls, a method
+ * definition's (PyMethodDef) address + METHOD_DEF the builtin functions
+ * and bound C methods made from it. */
+#define CPROF_LEAF_INSTANCE_CALL 1
+#define CPROF_LEAF_METHOD_DEF 2
+
 /* Make the set these n addresses (a catalogue only grows: the addresses of
  * the set in use stay), with the kinds of the 256 opcodes and their flow
  * (GIL held, the sampler may be running). 0, or -1 (ENOMEM). */

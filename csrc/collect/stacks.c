@@ -324,6 +324,10 @@ long cprof_stacks_intern(cprof_stacks_t *st, const cprof_record_t *rec)
                 continue;
             fr = &rec->frames[k];
         }
+        if ((fr->flags & CPROF_FRAME_NO_PLACES) && fr->code != NULL) {
+            unsigned slot, other;  /* kept for the code's next samples */
+            (void)cprof_frames_call_place(fr->code, fr->lasti, &slot, &other);
+        }
         long loc = frame_location(st, fr);
         if (loc < 0)
             return -1;

@@ -174,7 +174,22 @@ static PyObject *core_leaf_call_places(PyObject *self, PyObject *code)
     return places;
 }
 
-/* frame_callee(frame): the catalogued C callable a live frame is calling, or None. */
+static PyObject *core_method_def(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    PyMethodDef *def = NULL;
+    if (PyCFunction_Check(obj))
+        def = ((PyCFunctionObject *)obj)->m_ml;
+    else if (PyObject_TypeCheck(obj, &PyMethodDescr_Type) ||
+             PyObject_TypeCheck(obj, &PyClassMethodDescr_Type))
+        def = ((PyMethodDescrObject *)obj)->d_method;
+    if (def == NULL)
+        Py_RETURN_NONE;
+    return PyLong_FromVoidPtr(def);
+}
+
+/* frame_callee(frame): the catalogue's key of the C callable a live frame is
+ * calling, or None. */
 static PyObject *core_frame_callee(PyObject *self, PyObject *frame)
 {
     (void)self;
@@ -202,7 +217,11 @@ static PyMethodDef process_methods[] = {
      "places_bytes}: what the catalogue's tables hold now (replaced ones not freed yet "
      "included)"},
     {"frame_callee", (PyCFunction)core_frame_callee, METH_O,
-     "frame_callee(frame): the catalogued C callable a live frame is calling, or None"},
+     "frame_callee(frame) -> the catalogue's key (leaf_set's names) of the C callable a "
+     "live frame is calling, or None"},
+    {"method_def", (PyCFunction)core_method_def, METH_O,
+     "method_def(obj) -> the address of the method definition (PyMethodDef) of a builtin "
+     "function or a method or class method descriptor, or None"},
     {"leaf_call_places", (PyCFunction)core_leaf_call_places, METH_O,
      "leaf_call_places(code): where each code unit's call keeps its callable (3.11-3.13), "
      "as native uint16 pairs (slot, other; 0xffff: no call), kept for the sampler"},
@@ -218,7 +237,7 @@ static PyMethodDef process_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* leaf.h's call kinds and flow flags, which collect/leaf.py's tables use. */
+/* leaf.h's call kinds, flow flags and key offsets, which collect/leaf.py uses. */
 static int process_ready(PyObject *module)
 {
     static const struct {
@@ -234,6 +253,8 @@ static int process_ready(PyObject *module)
         {"LEAF_JUMP_BACKWARD", CPROF_LEAF_JUMP_BACKWARD},
         {"LEAF_NO_FALLTHROUGH", CPROF_LEAF_NO_FALLTHROUGH},
         {"LEAF_RETURN_GENERATOR", CPROF_LEAF_RETURN_GENERATOR},
+        {"LEAF_INSTANCE_CALL", CPROF_LEAF_INSTANCE_CALL},
+        {"LEAF_METHOD_DEF", CPROF_LEAF_METHOD_DEF},
     };
     for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
         if (PyModule_AddIntConstant(module, constants[i].name, constants[i].value) < 0)

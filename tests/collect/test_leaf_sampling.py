@@ -11,11 +11,14 @@ during a call, 3.11-3.13 from the slot the code's places give."""
 from __future__ import annotations
 
 import hashlib
+import json
+import json.encoder
 import select
 import socket
 import sys
 import threading
 import time
+import types
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -145,6 +148,94 @@ def test_a_hashing_thread_shows_hashlibs_update_under_its_caller() -> None:
         stack = names(s)
         if HASH_UPDATE in stack:
             assert stack[stack.index(HASH_UPDATE) + 1] == "test_leaf_sampling.hash_buffers"
+
+
+def hash_through_a_bound_method(buffers: int) -> None:
+    buffer = bytes(16 << 20)
+    update = hashlib.sha256().update  # a bound C method: no catalogue holds it
+    for _ in range(buffers):
+        update(buffer)
+
+
+def encode(rounds: int) -> None:
+    data = [{"a": i, "b": str(i), "c": [1.5, None, True]} for i in range(20_000)]
+    for _ in range(rounds):
+        json.dumps(data)
+
+
+_ENCODER_TYPE: type = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+ENCODER = f"{_ENCODER_TYPE.__module__}.{_ENCODER_TYPE.__qualname__}.__call__"
+
+
+def test_calls_of_c_instances_and_bound_c_methods_are_named() -> None:
+    """A callable no catalogue can hold, made at run time: json's C encoder
+    (an instance of a C type, named by its type's __call__), a bound C method
+    (named by its method definition, as the method itself). Their first
+    samples are unnamed on 3.11-3.13, taken before a drain works out where
+    the code's calls keep their callables (a first profile here)."""
+    with cprof.cpu(hz=500):
+        hash_through_a_bound_method(2)
+        encode(2)
+    with cprof.cpu(hz=500) as c:
+        hash_through_a_bound_method(12)
+        encode(40)
+    p = c.profile
+    main = thread_is(threading.get_native_id())
+    hashing = cum(p, "test_leaf_sampling.hash_through_a_bound_method", main)
+    assert cum(p, HASH_UPDATE, main) >= 0.7 * hashing > 0, p.top(10)
+    encoding = cum(p, "json.encoder.JSONEncoder.iterencode", main)
+    assert flat(p, ENCODER, main) >= 0.7 * encoding > 0, (ENCODER, p.top(10))
+    for s in p.samples:
+        stack = names(s)
+        if stack[0] == HASH_UPDATE and "test_leaf_sampling.hash_through_a_bound_method" in stack:
+            assert stack[1] == "test_leaf_sampling.hash_through_a_bound_method", stack
+        if stack[0] == ENCODER:
+            assert stack[1] == "json.encoder.JSONEncoder.iterencode", stack
+
+
+def test_the_catalogue_names_calls_by_type_and_by_method_definition() -> None:
+    """The keys the sampler reads besides objects' addresses (leaf.h): a C
+    type's id + 1 for its instances' calls, a method definition's address +
+    2 for the functions and bound methods made from it (a class method
+    called through its type is bound anew at each call). Not by type: the
+    types of functions and methods, whose calls are named otherwise, and
+    metatypes, whose instances are classes."""
+    from cprof import _core
+    hash_module = sys.modules[type(hashlib.sha256()).__module__]
+    found = leaf.catalogue([json.encoder, sys.modules["builtins"], hash_module])
+    by_type = {key: entry[1] for key, entry in found.items() if key & 15 == _core.LEAF_INSTANCE_CALL}
+    assert by_type[id(_ENCODER_TYPE) + 1] == ENCODER
+    for t in (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type):
+        assert id(t) + 1 not in found, t
+    fromkeys = _core.method_def(vars(dict)["fromkeys"])
+    update = _core.method_def(type(hashlib.sha256()).update)
+    assert fromkeys is not None and update is not None
+    assert found[fromkeys + 2][1] == "builtins.dict.fromkeys"
+    assert found[update + 2][1] == HASH_UPDATE
+    assert _core.method_def(hashlib.sha256().update) == update  # a bound method: the same
+    assert _core.method_def(len) is not None and _core.method_def(encode) is None
+
+
+def test_a_thread_dump_names_a_bound_c_method_a_thread_waits_in() -> None:
+    from cprof.collect import threads
+    import queue
+    q: queue.SimpleQueue[int] = queue.SimpleQueue()
+    get = q.get  # bound: the thread's frame calls an object no catalogue holds
+
+    def consumer() -> None:
+        get()
+
+    worker = threading.Thread(target=consumer, name="consumer")
+    worker.start()
+    time.sleep(0.2)
+    try:
+        dump = {t.name: t for t in threads.dump().threads}
+    finally:
+        q.put(1)
+        worker.join()
+    stack = dump["consumer"].stack
+    assert stack[0].name == "_queue.SimpleQueue.get" and stack[0].callee, stack[:2]
+    assert stack[1].name.endswith("consumer"), stack[:2]
 
 
 def slow_key(x: int) -> int:
