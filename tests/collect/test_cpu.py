@@ -463,6 +463,11 @@ def deep_stacks() -> Iterator[None]:
     sys.setrecursionlimit(limit)
 
 
+# The C functions burn_cpu calls, named at a sample's leaf when it is in one:
+# the clock it reads and the range it loops over.
+BURN_CPU_CALLS = ("thread_time", "range")
+
+
 def test_deep_recursion_is_truncated_at_max_depth(deep_stacks: None) -> None:
     call_line = line_of(recurse, "recurse(n - 1, seconds)")
     with cprof.cpu(hz=1000) as c:
@@ -472,8 +477,8 @@ def test_deep_recursion_is_truncated_at_max_depth(deep_stacks: None) -> None:
     for s in samples:
         frames = names(s)
         assert len(frames) == 129
-        # A sample in the clock burn_cpu reads starts with it (collect/leaf.py).
-        callee = int(frames[0] == "thread_time")
+        # A sample in a C function burn_cpu calls starts with it (collect/leaf.py).
+        callee = int(frames[0] in BURN_CPU_CALLS)
         assert frames[callee] == "burn_cpu" and frames[callee + 1] == "deep_leaf"
         assert frames[callee + 2:128] == ["recurse"] * (126 - callee)
         assert frames[128] == "<truncated>"
@@ -508,7 +513,7 @@ def test_recursion_past_64_data_stack_chunks_keeps_its_leaf_frames() -> None:
     assert count(samples) >= 3, c.profile.top(5)
     for s in samples:
         frames = names(s)
-        callee = int(frames[0] == "thread_time")  # the clock burn_cpu reads (collect/leaf.py)
+        callee = int(frames[0] in BURN_CPU_CALLS)  # a C function burn_cpu calls (collect/leaf.py)
         assert frames[callee:callee + 3] == ["burn_cpu", "deep_leaf", "recurse"], frames[:5]
         assert len(frames) == 129 and frames[128] == "<truncated>"
 
