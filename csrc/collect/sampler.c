@@ -696,10 +696,16 @@ static int snapshot_gil(void)
         if (slot != NULL)
             atomic_store(&slot->has_stack, 1);
     }
+    /* Every thread's latest stack is now as current as a snapshot can make
+     * it: one without Python frames (a library's own thread) has none to
+     * take, and a wall tick must not find it stale for ever (the helper
+     * would take the GIL every other period while the program is still). */
     for (size_t i = 0; i < S.n_slots && rc == 0; i++) {
         slot_t *slot = slot_at(i);
-        if (atomic_load(&slot->live))
+        if (atomic_load(&slot->live)) {
             rc = add_repeats_gil(slot);
+            slot->cpu_stacked = slot->cpu_seen;
+        }
     }
     pthread_mutex_unlock(&S.helper_lock);
     return rc;
