@@ -1,12 +1,10 @@
 """Wall mode on a program that works in short bursts between waits.
 
 Such a program (a server handling small requests, a poller) goes still
-between its bursts: when a wall tick finds every thread still and one of
-them ran since its stack was last taken, cprof's helper takes the free GIL
-and snapshots it, at most every other period (docs/CPU_PROFILER.md, "Wall
-mode"), so that the wait is named within periods. This measures what that
-costs the program, and how close the profile's share of the wait comes to
-the program's own clock.
+between its bursts, and wall mode credits a thread that did not run with its
+latest stack (docs/CPU_PROFILER.md, "Wall mode"). This measures what wall
+mode costs such a program, and how close the profile's share of the wait
+comes to the program's own clock.
 
 Each run is a fresh subprocess doing --cycles cycles of --work-ms of Python
 work then a --wait-ms select.select, under each configuration: unprofiled;
