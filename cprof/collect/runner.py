@@ -211,8 +211,9 @@ class TerminationHandlers:
     Only a signal whose disposition is the default is taken: an ignored one
     (nohup's SIGHUP) stays ignored. A program that installs its own handler
     replaces this one and keeps its behaviour; one that restores SIG_DFL
-    chooses to die without a profile. A forked child of the program dies of
-    the signal at once, as it would have: the profile is its parent's."""
+    chooses to die without a profile. A forked child of the program has the
+    default action back, and dies of the signal at once, as it would have:
+    the profile is its parent's."""
 
     def __init__(self, on_signal: Callable[[int], None]) -> None:
         self._on_signal = on_signal
@@ -228,7 +229,9 @@ class TerminationHandlers:
         """Take each signal whose disposition is the default, or the handler
         of another TerminationHandlers that this process inherited from the
         one it was forked from (which would only die of the signal)."""
-        patches.at_fork()  # a forked child gets the signals once its handlers are in place
+        # A forked child gets the signals once its handlers are in place,
+        # and the default action of those taken here (_default_in_child).
+        patches.at_fork(after_in_child=_default_in_child)
         for signum in TERMINATION_SIGNALS:
             current = signal.getsignal(signum)
             owner = getattr(current, "__self__", None)
@@ -236,6 +239,8 @@ class TerminationHandlers:
                                              and owner._pid != os.getpid()):
                 signal.signal(signum, self._handle)
                 self._taken.append(signum)
+        if self._taken and self not in _installed:
+            _installed.append(self)
 
     def taken(self) -> list[int]:
         """The signals that call this one's ``on_signal`` now."""
@@ -251,6 +256,30 @@ class TerminationHandlers:
             if signal.getsignal(signum) == self._handle:
                 signal.signal(signum, signal.SIG_DFL)
         self._taken.clear()
+        if self in _installed:
+            _installed.remove(self)
+
+
+_installed: list[TerminationHandlers] = []  # those with signals taken, in this process
+
+
+def _default_in_child() -> None:
+    """In a forked child, before its termination signals are let through
+    (patches holds them across the fork): each signal a handler of the
+    parent's took gets its default action back, so that the kernel ends the
+    child at once, as it would have without cprof. The inherited Python
+    handler would end it too, but only when the main thread next runs
+    Python: a signal that came just before the child blocked (between
+    Python's last look at its signals and the system call) left it waiting
+    for ever, 1 child in 300 under ASan. A followed child then takes the
+    signals for its own profile (follow.py)."""
+    for handlers in list(_installed):
+        if handlers._pid == os.getpid():
+            continue
+        _installed.remove(handlers)
+        for signum in handlers._taken:
+            if handlers.handles(signum):
+                signal.signal(signum, signal.SIG_DFL)
 
 
 # The watcher: a shell outside this process (orphaned at once, so never a
