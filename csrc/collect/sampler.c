@@ -584,9 +584,15 @@ static void signal_slot(slot_t *slot, size_t index)
 
 /* One tick (helper_lock held): signal the threads that ran, count a repeat of
  * the others' latest stacks. */
-static void wall_tick_locked(uint64_t tick)
+/* One wall tick: signal the threads that ran, count repeats for the others.
+ * 1 when no thread looked at used any CPU and one ran since its stack was
+ * last taken: its latest stack may be an old one (it moved to a wait using
+ * too little CPU to be signalled, or while it settled), and the GIL is free
+ * for a snapshot to take its new one. */
+static int wall_tick_locked(uint64_t tick)
 {
     int64_t now = monotonic_ns();
+    int still = 1, stale = 0;
     /* Each look is a system call: past WALL_VISITS_PER_TICK threads, those
      * found idle are looked at in turn, one tick in stride. */
     uint64_t stride = S.n_by_tid / WALL_VISITS_PER_TICK + 1;
@@ -609,6 +615,10 @@ static void wall_tick_locked(uint64_t tick)
         slot->cpu_seen = cpu;
         if (used == 0)
             slot->settling = 0;
+        else
+            still = 0;
+        if (slot->cpu_stacked != cpu)
+            stale = 1;
         int moved = used > S.busy_ns || (used > 0 && !slot->settling);
         if (moved || !atomic_load(&slot->has_stack)) {
             slot->idle_visits = 0;
@@ -625,6 +635,7 @@ static void wall_tick_locked(uint64_t tick)
         slot->repeat_ns += ns;
         slot->repeat_count += periods > 0 ? (uint32_t)periods : 1;
     }
+    return still && stale;
 }
 
 /* Add the slot's repeats to its thread's latest stack now (GIL and
@@ -685,10 +696,16 @@ static int snapshot_gil(void)
         if (slot != NULL)
             atomic_store(&slot->has_stack, 1);
     }
+    /* Every thread's latest stack is now as current as a snapshot can make
+     * it: one without Python frames (a library's own thread) has none to
+     * take, and a wall tick must not find it stale for ever (the helper
+     * would take the GIL every other period while the program is still). */
     for (size_t i = 0; i < S.n_slots && rc == 0; i++) {
         slot_t *slot = slot_at(i);
-        if (atomic_load(&slot->live))
+        if (atomic_load(&slot->live)) {
             rc = add_repeats_gil(slot);
+            slot->cpu_stacked = slot->cpu_seen;
+        }
     }
     pthread_mutex_unlock(&S.helper_lock);
     return rc;
@@ -788,6 +805,7 @@ static void *helper_main(void *arg)
     uint64_t tick = 0, rng = (uint64_t)monotonic_ns() | 1;
     int wall = S.cfg.mode == CPROF_MODE_WALL;
     while (!atomic_load(&S.helper_stop)) {
+        int still = 0;
         /* Sleep one poll interval (wall mode: one jittered period, a tick;
          * the first one uniform over a period, as timers start), or until
          * stop wakes us. */
@@ -813,22 +831,31 @@ static void *helper_main(void *arg)
                 next_scan = woke + S.cfg.poll_ns;
             }
             if (wall && atomic_load(&S.active))
-                wall_tick_locked(tick++);
+                still = wall_tick_locked(tick++);
         }
         pthread_mutex_unlock(&S.helper_lock);
         if (atomic_load(&S.helper_stop))
             break;
         now = monotonic_ns();
-        if (now - atomic_load(&S.last_drain_ns) < DRAIN_EVERY_NS || finalizing())
+        int64_t since = now - atomic_load(&S.last_drain_ns);
+        if (finalizing())
             continue;
-        if (!atomic_load(&S.drain_pending)) {
+        /* Wall mode, every thread still and one's stack maybe old: no thread
+         * runs Python code to take a pending call, and the GIL is free, so
+         * take it now (at most every other period): that thread's wait is
+         * named within a few periods, not after a drain's patience (150 ms;
+         * a sleep right after a select lent it half the select). */
+        int take_now = still && since >= 2 * S.cfg.period_ns;
+        if (!take_now && since < DRAIN_EVERY_NS)
+            continue;
+        if (!take_now && !atomic_load(&S.drain_pending)) {
             atomic_store(&S.drain_pending, 1);
             asked_at = now;
             if (Py_AddPendingCall(drain_from_pending_call, NULL) != 0)
                 atomic_store(&S.drain_pending, 0);  /* the queue is full: ask again */
             continue;
         }
-        if (now - asked_at < PENDING_PATIENCE_NS)
+        if (!take_now && now - asked_at < PENDING_PATIENCE_NS)
             continue;
         /* No bytecode ran for a while (the main thread is blocked in C), so
          * the GIL is probably free. Not while os.fork is on its way: the
