@@ -274,12 +274,8 @@ def _default_in_child() -> None:
     for ever, 1 child in 300 under ASan. A followed child then takes the
     signals for its own profile (follow.py)."""
     for handlers in list(_installed):
-        if handlers._pid == os.getpid():
-            continue
-        _installed.remove(handlers)
-        for signum in handlers._taken:
-            if handlers.handles(signum):
-                signal.signal(signum, signal.SIG_DFL)
+        if handlers._pid != os.getpid():
+            handlers.remove()
 
 
 # The watcher: a shell outside this process (orphaned at once, so never a
