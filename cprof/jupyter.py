@@ -214,10 +214,10 @@ def code_only(profile: Profile, before: set[int | None]) -> Profile:
 
 
 def _runs_the_cell(loc: Location) -> bool:
-    """Whether loc is the C function _execute calls to run the cell (exec,
-    named: collect/leaf.py)."""
+    """Whether loc is a C function _execute calls to run the cell (exec for
+    its statements, eval for its last expression; named: collect/leaf.py)."""
     fn = loc.lines[0].function if loc.lines else None
-    return fn is not None and fn.name == "builtins.exec"
+    return fn is not None and fn.name in ("builtins.exec", "builtins.eval")
 
 
 def _execute_index(s: Sample) -> int | None:

@@ -242,6 +242,9 @@ def test_line_magic_profiles_a_statement(shell: Any) -> None:
     assert result.success and isinstance(result.result, int)
     prof = shell.user_ns["line_prof"]
     assert prof.share(r"^jupyter_test_hot$") >= 0.9
+    # The statement is an expression, run by eval: that C function is cut too.
+    roots = {s.locations[-1].lines[0].function for s in prof.samples}
+    assert {f.name if f else None for f in roots} == {"<module>"}
     assert len(shown) == 1 and "jupyter_test_hot" in shown[0]["text/plain"]
 
 
