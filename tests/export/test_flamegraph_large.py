@@ -19,6 +19,7 @@ import re
 import sys
 import time
 from bisect import bisect_left
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,23 @@ class Reference:
         for loc in p.locations:
             frames_of[loc.id] = tuple(ln.function.name for ln in reversed(loc.lines))
             self.files_of[loc.id] = [ln.function.filename for ln in loc.lines]
-        sums: dict[tuple[str, ...], list[int]] = {}
+        # The samples' sums by stack of location ids first (65,729 distinct
+        # ones for 300,000 samples), then by stack of names.
+        by_ids: dict[tuple[int, ...], list[int]] = {}
         self.samples: list[tuple[tuple[int, ...], list[int]]] = []
+        loc_id = attrgetter("id")
         for s in p.samples:
-            ids = tuple(loc.id for loc in s.locations)
+            ids = tuple(map(loc_id, s.locations))
             self.samples.append((ids, list(s.values)))
-            stack = tuple(f for i in reversed(ids) for f in frames_of[i])
-            row = sums.setdefault(stack, [0] * self.n_types)
+            row = by_ids.setdefault(ids, [0] * self.n_types)
             for t, v in enumerate(s.values):
                 row[t] += abs(v)
+        sums: dict[tuple[str, ...], list[int]] = {}
+        for ids, row in by_ids.items():
+            stack = tuple(f for i in reversed(ids) for f in frames_of[i])
+            acc = sums.setdefault(stack, [0] * self.n_types)
+            for t, v in enumerate(row):
+                acc[t] += v
         self.frames_of = frames_of
         self.stacks = sorted(sums.items())
         self.total = [sum(row[t] for _, row in self.stacks) for t in range(self.n_types)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -50,9 +51,27 @@ def read_all(s: socket.socket, limit: float = 5) -> bytes:
 
 
 def exchange(port: int, data: bytes, limit: float = 5) -> bytes:
+    """The reply to ``data`` on a new connection, within ``limit`` seconds:
+    up to the end of the first response when its head gives its length (a
+    kept-alive connection stays open after it), else until the server closes."""
     with connect(port, limit) as s:
         s.sendall(data)
-        return read_all(s, limit)
+        s.settimeout(limit)
+        reply = b""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            try:
+                chunk = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            reply += chunk
+            head, blank, body = reply.partition(b"\r\n\r\n")
+            length = re.search(rb"\r\ncontent-length: *(\d+)\r", head + b"\r", re.I)
+            if blank and length and len(body) >= int(length.group(1)):
+                break
+        return reply
 
 
 def status_of(reply: bytes) -> int:
