@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import random
 
@@ -29,18 +30,32 @@ def whole_grammar() -> Recorder:
     return recorder
 
 
+# The grammars are built once per command, as the command line builds them
+# for its first word (neither reading keeps state between lines): thousands of
+# lines would otherwise spend most of their time building them.
+@functools.cache
+def argparse_parser(command: str) -> argparse.ArgumentParser:
+    return grammar.parser([command])
+
+
+@functools.cache
+def recorded(command: str) -> Recorder | None:
+    recorder = Recorder()
+    return recorder if grammar._grammar(command, recorder) else None
+
+
 def argparse_reading(argv: list[str]) -> argparse.Namespace | None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            return grammar.parser(argv).parse_args(argv)
+            return argparse_parser(argv[0]).parse_args(argv)
         except SystemExit:
             return None
 
 
 def quick_reading(argv: list[str]) -> Namespace | None:
-    recorder = Recorder()
-    if not grammar._grammar(argv[0], recorder):
+    recorder = recorded(argv[0])
+    if recorder is None:
         return None
     return recorder.commands[argv[0]].read(argv[1:])
 
