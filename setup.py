@@ -15,8 +15,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # pkg-config name -> (header it provides, Debian package to install)
 REQUIRED = {
@@ -88,4 +91,30 @@ def extension() -> Extension:
     )
 
 
-setup(ext_modules=[extension()])
+class BuildExt(build_ext):
+    """build_ext compiling one extension's sources side by side, one per
+    CPU this process may run on (or -j N), where setuptools compiles them one
+    after another: the 34 files build in about half the time on 2 CPUs."""
+
+    def build_extension(self, ext: Extension) -> None:
+        jobs = self.parallel if isinstance(self.parallel, int) and self.parallel > 0 \
+            else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+        compiler = self.compiler
+        compile_one = compiler.compile
+
+        def compile_all(sources: list[str], *args: Any, **kwargs: Any) -> list[str]:
+            if jobs < 2 or len(sources) < 2:
+                return compile_one(sources, *args, **kwargs)
+            with ThreadPoolExecutor(jobs) as pool:  # each compiler runs in a subprocess
+                done = pool.map(lambda source: compile_one([source], *args, **kwargs), sources)
+                return [obj for objects in done for obj in objects]
+
+        compiler.compile = compile_all
+        try:
+            super().build_extension(ext)
+        finally:
+            compiler.compile = compile_one
+
+
+setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExt})
