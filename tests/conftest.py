@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 # pytester runs pytest on generated test files (the cprof pytest plugin's tests).
 pytest_plugins = ["pytester"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ASan+UBSan run checks cprof's C code under the sanitizers: a test
+    that runs none of that build's code (it builds a plain wheel of its own,
+    or only type-checks) would check nothing more there than in the other
+    suites, where it runs, and takes minutes under the preloaded runtime."""
+    if os.environ.get("CPROF_UNDER_ASAN") != "1":
+        return
+    skip = pytest.mark.skip(reason="uninstrumented: runs none of the sanitized build's code; "
+                                   "the other suites run it")
+    for item in items:
+        if item.get_closest_marker("uninstrumented"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

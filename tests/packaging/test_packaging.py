@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Each test builds and judges a plain distribution of its own.
+pytestmark = pytest.mark.uninstrumented
+
 ROOT = Path(__file__).resolve().parents[2]
 CPU_PROFILE = ROOT / "tests" / "testdata" / "go" / "cpu.prof"
 
