@@ -438,7 +438,12 @@ def test_thousand_start_stop_cycles_keep_memory_flat() -> None:
     gc.collect()
     growth = rss_bytes() - before
     assert sampled > 500, f"only {sampled} samples in 1,000 cycles: the cycles did not sample"
-    assert growth < 3 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over 900 cycles"
+    # A leak of 3.5 KiB a cycle fails. Under ASan, whose allocator holds freed
+    # memory in its quarantine and gives each chunk redzones, the RSS of a
+    # process that leaks nothing moves by several MiB (4.9 once, late in the
+    # whole suite): there the bound is 16 MiB, a leak of 19 KiB a cycle.
+    bound = 16 << 20 if os.environ.get("CPROF_UNDER_ASAN") == "1" else 3 << 20
+    assert growth < bound, f"RSS grew by {growth / 2**20:.1f} MiB over 900 cycles"
 
 
 # --- 8. deep recursion ----------------------------------------------------------------------------
