@@ -16,7 +16,7 @@ python=$(bash "$top/.ci/python.sh" "$version")
 # DataFrames, Playwright driving Debian's chromium, nbclient/ipykernel for the
 # notebooks, uvicorn serving the ASGI app; auditwheel and twine for the wheel
 # checks); cprof itself needs none of them.
-"$dir/bin/python" -m pip install -q --disable-pip-version-check pytest hypothesis build mypy \
+"$dir/bin/python" -m pip install -q --disable-pip-version-check --no-compile pytest hypothesis build mypy \
   numpy pandas playwright nbclient nbformat ipykernel uvicorn \
   auditwheel twine
 # setuptools reuses objects in build/ that look newer than their sources, so an
