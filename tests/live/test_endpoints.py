@@ -34,8 +34,10 @@ def connect(port: int, timeout: float = 5) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def read_all(s: socket.socket, limit: float = 5) -> bytes:
-    """What the server sends until it closes, within ``limit`` seconds."""
+def read_all(s: socket.socket, limit: float = 5, one_response: bool = False) -> bytes:
+    """What the server sends until it closes, within ``limit`` seconds; with
+    ``one_response``, only up to the end of the first response when its head
+    gives its length (a kept-alive connection stays open after it)."""
     s.settimeout(limit)
     reply = b""
     end = time.monotonic() + limit
@@ -47,31 +49,19 @@ def read_all(s: socket.socket, limit: float = 5) -> bytes:
         if not chunk:
             break
         reply += chunk
-    return reply
-
-
-def exchange(port: int, data: bytes, limit: float = 5) -> bytes:
-    """The reply to ``data`` on a new connection, within ``limit`` seconds:
-    up to the end of the first response when its head gives its length (a
-    kept-alive connection stays open after it), else until the server closes."""
-    with connect(port, limit) as s:
-        s.sendall(data)
-        s.settimeout(limit)
-        reply = b""
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            try:
-                chunk = s.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            reply += chunk
+        if one_response:
             head, blank, body = reply.partition(b"\r\n\r\n")
             length = re.search(rb"\r\ncontent-length: *(\d+)\r", head + b"\r", re.I)
             if blank and length and len(body) >= int(length.group(1)):
                 break
-        return reply
+    return reply
+
+
+def exchange(port: int, data: bytes, limit: float = 5) -> bytes:
+    """The reply to ``data`` on a new connection: its first response."""
+    with connect(port, limit) as s:
+        s.sendall(data)
+        return read_all(s, limit, one_response=True)
 
 
 def status_of(reply: bytes) -> int:
