@@ -919,7 +919,14 @@ def test_a_generator_resumed_from_c_is_seen_in_its_caller() -> None:
     lost = flat(p, "<no Python frame>", thread_is(main))
     inside = cum(p, "squares_from_a_generator", thread_is(main))
     assert lost == 0, f"{lost / total:.1%} of the main thread's CPU had no Python frame"
-    assert inside >= 0.99 * total, f"{inside / total:.1%} inside the caller"
+    # Every sample in the generator has its caller under it. (The rest of the
+    # thread's time, up to 1% under ASan, is cprof starting and stopping.)
+    generator = cum(p, "<genexpr>", thread_is(main))
+    assert generator >= 0.3 * total, f"only {generator / total:.1%} in the generator"
+    orphans = [names(s) for s in p.samples if thread_is(main)(s) and "<genexpr>" in names(s)
+               and "squares_from_a_generator" not in names(s)]
+    assert not orphans, f"stacks in the generator without its caller: {orphans[:3]}"
+    assert inside >= 0.95 * total, f"{inside / total:.1%} inside the caller"
 
 
 def test_cuts_lose_no_time_between_stop_and_start() -> None:

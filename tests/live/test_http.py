@@ -572,7 +572,10 @@ def test_200_concurrent_requests_from_8_threads_while_the_program_runs(
     during = [t for t in progress if start <= t <= end]
     assert during, "the program made no progress while serving"
     gaps = [b - a for a, b in zip([start, *during], [*during, end])]
-    assert max(gaps) < 1.0, max(gaps)
+    # Under ASan, where cprof's C code (stack dumps, profile encoding) runs
+    # several times slower with the GIL held, a gap of 1.5 s was seen once.
+    bound = 3.0 if os.environ.get("CPROF_UNDER_ASAN") == "1" else 1.0
+    assert max(gaps) < bound, max(gaps)
 
 
 def test_the_token_is_required_when_given(spinning: None) -> None:
