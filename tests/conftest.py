@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 # Helpers shared by the test folders (go tool pprof, the CPU tests' programs,
 # the malformed-input corpus): importable from every test module.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from sanitizers import UNDER_ASAN  # noqa: E402
 
 # pytester runs pytest on generated test files (the cprof pytest plugin's tests).
 pytest_plugins = ["pytester"]
@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     that runs none of that build's code (it builds a plain wheel of its own,
     or only type-checks) would check nothing more there than in the other
     suites, where it runs, and takes minutes under the preloaded runtime."""
-    if os.environ.get("CPROF_UNDER_ASAN") != "1":
+    if not UNDER_ASAN:
         return
     skip = pytest.mark.skip(reason="uninstrumented: runs none of the sanitized build's code; "
                                    "the other suites run it")

@@ -31,6 +31,7 @@ from cpu_helpers import (burn_cpu, burn_wall, by_thread, count, cum, flat, leaf,
                          on_stack, rss_bytes, run_python, sampler_stats, sigprof_disposition,
                          thread_is)
 from gotools import _pprof, pprof_top, require_go
+from sanitizers import UNDER_ASAN
 
 
 @pytest.fixture(autouse=True)
@@ -442,7 +443,7 @@ def test_thousand_start_stop_cycles_keep_memory_flat() -> None:
     # memory in its quarantine and gives each chunk redzones, the RSS of a
     # process that leaks nothing moves by several MiB (4.9 once, late in the
     # whole suite): there the bound is 16 MiB, a leak of 19 KiB a cycle.
-    bound = 16 << 20 if os.environ.get("CPROF_UNDER_ASAN") == "1" else 3 << 20
+    bound = 16 << 20 if UNDER_ASAN else 3 << 20
     assert growth < bound, f"RSS grew by {growth / 2**20:.1f} MiB over 900 cycles"
 
 

@@ -7,12 +7,12 @@ than a lost test run."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import cprof
+from sanitizers import UNDER_ASAN
 
 
 def run_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -85,7 +85,7 @@ def test_wall_mode_beside_two_thousand_idle_threads_costs_the_program_little() -
     # Every idle thread's wall time is there, within 10%, where it waits.
     # Under ASan, where a tick over 2,000 threads costs several times more, a
     # whole-suite run found 89.9% once (cause not found): 20% there.
-    low = 0.8 if os.environ.get("CPROF_UNDER_ASAN") == "1" else 0.9
+    low = 0.8 if UNDER_ASAN else 0.9
     assert low < out["idle_ns"] / out["expected_ns"] < 1.1, out
     # In the C function the wait calls (collect/leaf.py).
     assert out["leaves"] == [("_thread.lock.acquire", "threading.Condition.wait")], out

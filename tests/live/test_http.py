@@ -28,6 +28,7 @@ from cprof.collect import heap as heapprof
 from cprof.collect import locks
 from cprof.live.server import ExposedWarning
 from gotools import pprof_fetch_raw, raw_share
+from sanitizers import UNDER_ASAN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -574,7 +575,7 @@ def test_200_concurrent_requests_from_8_threads_while_the_program_runs(
     gaps = [b - a for a, b in zip([start, *during], [*during, end])]
     # Under ASan, where cprof's C code (stack dumps, profile encoding) runs
     # several times slower with the GIL held, a gap of 1.5 s was seen once.
-    bound = 3.0 if os.environ.get("CPROF_UNDER_ASAN") == "1" else 1.0
+    bound = 3.0 if UNDER_ASAN else 1.0
     assert max(gaps) < bound, max(gaps)
 
 

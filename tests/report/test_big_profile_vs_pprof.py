@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pytest
 import cprof
 from cprof.export.dot import to_dot
 from cprof.report.listing import list_source
-from gotools import _env, require_go
+from gotools import _run, require_go
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import large_profile  # noqa: E402
@@ -39,21 +38,17 @@ def big() -> str:
 def pprof(*args: str) -> str:
     """go tool pprof's output for these arguments (the last one the profile)."""
     go = require_go()
-    version = subprocess.run([go, "version"], capture_output=True, text=True, env=_env(),
-                             check=True).stdout
     key = hashlib.sha256(Path(args[-1]).read_bytes())
-    key.update("\0".join((version, *args[:-1])).encode())
+    key.update("\0".join((_run([go, "version"], "go version"), *args[:-1])).encode())
     kept = Path(large_profile.CACHE) / "pprof-output" / key.hexdigest()
     if kept.exists():
         return kept.read_text(encoding="utf-8")
-    r = subprocess.run([go, "tool", "pprof", "-symbolize=none", *args],
-                       capture_output=True, text=True, encoding="utf-8", env=_env(), timeout=600)
-    assert r.returncode == 0, r.stderr
+    out = _run([go, "tool", "pprof", "-symbolize=none", *args], "go tool pprof", timeout=600)
     kept.parent.mkdir(parents=True, exist_ok=True)
     partial = kept.with_name(f"{kept.name}.{os.getpid()}")
-    partial.write_text(r.stdout, encoding="utf-8")
+    partial.write_text(out, encoding="utf-8")
     os.replace(partial, kept)  # whole or absent, even if two runs race
-    return r.stdout
+    return out
 
 
 def test_top_of_the_big_profile_prints_what_pprof_prints(big: str, utc: None) -> None:
