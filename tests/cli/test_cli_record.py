@@ -78,10 +78,15 @@ def assert_recorded(r: subprocess.CompletedProcess[str], out: Path) -> None:
     burns = [[loc.lines[0].function.name for loc in s.locations] for s in p.samples
              if s.locations[0].lines[0].function.name == "__main__.burn"]
     assert burns and all(stack[1:] == ["__main__.<module>"] for stack in burns), burns[:3]
-    # Only the program: cprof's own frames may catch a sample at the very start
-    # or end of recording (a tick in its stop path), never a real share.
-    own = [r for r in p.top() if r.name.startswith(("cprof.", "runpy."))]
-    assert all(r.cum_pct < 5 for r in own), own
+    # Only the program: cprof's own work ("<cprof>", under the runner's frames)
+    # may catch a tick at the very start or end of recording, never more. Ticks
+    # are counted, not their share: the tick in the stop path carries the CPU
+    # since the last one, 16 ms (5.2% of this profile) once on a loaded machine.
+    own = [s for s in p.samples
+           if any(loc.lines[0].function.name.startswith(("cprof.", "runpy.", "<cprof>"))
+                  for loc in s.locations)]
+    assert sum(s.values[0] for s in own) <= 2, [
+        (s.values, [loc.lines[0].function.name for loc in s.locations]) for s in own]
     err = r.stderr.splitlines()
     wrote = next(i for i, ln in enumerate(err) if ln.startswith(f"cprof: wrote {out.name}")
                  or ln.startswith(f"cprof: wrote {out}"))
