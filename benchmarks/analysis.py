@@ -4,7 +4,8 @@ One run times, on two profiles,
 
   - cprof: load + top(10) printed; load + top(10) printed + the interactive
     HTML flame graph written; load + folded stacks written (what flamegraph.pl
-    would read);
+    would read); load + the DOT call graph of -focus=decode (label boxes
+    included), against go tool pprof -dot -focus=decode, whose text it must equal;
   - go tool pprof -top -symbolize=none FILE (the issue's target: cprof's load
     + top + HTML flame graph faster than this alone), and the same with
     -nodecount=10, which prints the very report cprof's top(10) prints;
@@ -61,6 +62,9 @@ TARGET_ROW = "cprof load + top + HTML flame graph"
 # time, with <= 0.5x its peak memory.
 PIPELINE_ROW = "cprof load + top + HTML + folded"
 FOCUS = "decode"  # a -focus that keeps most of the large profile's samples
+# The call graph with its label boxes (every sample of the profile is labelled).
+DOT_ROW = f"cprof load + DOT -focus={FOCUS}"
+GO_DOT = f"go tool pprof -dot -focus={FOCUS}"
 
 
 # --- cprof steps, each run in a fresh worker process ----------------------------
@@ -86,6 +90,10 @@ for step in steps:
     elif step == "folded":
         with open(os.path.join(out, "folded.txt"), "w") as f:
             f.write(p.folded())
+    elif step == "dot":  # go tool pprof -dot -focus=decode's text
+        from cprof.export.dot import to_dot
+        sys.stdout.write(to_dot(p.filter(focus="decode")))
+        sys.stdout.flush()
     times.append((step, time.perf_counter() - t))
 print(" ".join(f"{k}={v!r}" for k, v in times), file=sys.stderr)
 """
@@ -95,6 +103,7 @@ CPROF_ROWS: dict[str, list[str]] = {
     TARGET_ROW: ["top", "html"],
     "cprof load + folded written": ["folded"],
     PIPELINE_ROW: ["top", "html", "folded"],
+    DOT_ROW: ["dot"],
 }
 
 
@@ -226,6 +235,8 @@ def commands(path: str, out: str) -> dict[str, tuple[list[str], str | None]]:
     rows[f"{GO_TOP} -focus={FOCUS}"] = (
         ["go", "tool", "pprof", "-top", f"-focus={FOCUS}", "-symbolize=none", path],
         os.path.join(out, "go-focus.txt"))
+    rows[GO_DOT] = (["go", "tool", "pprof", "-dot", f"-focus={FOCUS}", "-symbolize=none", path],
+                    os.path.join(out, "go-dot.txt"))
     rows[GO_TOP] = (["go", "tool", "pprof", "-top", "-symbolize=none", path], None)
     rows[GO_TOP + " -nodecount=10"] = (["go", "tool", "pprof", "-top", "-nodecount=10",
                                         "-symbolize=none", path],
@@ -294,6 +305,9 @@ def measure(path: str, repeat: int, env: dict[str, str]) -> dict[str, dict[str, 
                 open(os.path.join(out, "go-focus.txt")) as g:
             results[f"{GO_TOP} -focus={FOCUS}"]["same_text_as_cprof_top"] = (
                 f.read().strip() == g.read().strip())
+        with open(rows[DOT_ROW][1] or os.devnull) as f, \
+                open(os.path.join(out, "go-dot.txt")) as g:
+            results[GO_DOT]["same_text_as_cprof_top"] = f.read() == g.read()
     return results
 
 
@@ -377,7 +391,8 @@ def main() -> None:
         [ROOT] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])))
     # go tool pprof keeps its state under $HOME/pprof: give it a throw-away home.
     home = tempfile.TemporaryDirectory(prefix="cprof-analysis-home-")
-    env.update(HOME=home.name, PPROF_TMPDIR=home.name)
+    # TZ: DOT's legend prints the profile's time in the local zone, and is compared.
+    env.update(HOME=home.name, PPROF_TMPDIR=home.name, TZ="UTC")
     if args.calm:
         wait_calm(args.calm)
     print(f"machine: {info['cpu']}, {info['cores']} cores; {info['os']}; Debian {info['debian']}")

@@ -57,6 +57,7 @@ class ProfileData:
     ) -> tuple[list[list[int]], list[int], int]: ...
     def node_tags(
         self, sample_index: int, kept: Buffer | None = None, groups: Buffer | None = None,
+        cutoff: int = 0,
     ) -> list[tuple[int, int, int, int]]: ...
     def frame_totals(
         self, frames: Buffer, n_frames: int

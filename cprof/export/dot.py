@@ -136,10 +136,14 @@ class _Samples:
     def mask(self, kept: set[int] | None) -> bytes | None:
         return None if kept is None else bytes(i in kept for i in range(len(self.keys)))
 
-    def tags(self, kept: set[int] | None) -> list[tuple[int, str, _Numeric, int, int]]:
+    def tags(self, kept: set[int] | None,
+             cutoff: int) -> list[tuple[int, str, _Numeric, int, int]]:
         """The label boxes' rows: (node, joined string labels, numeric tags,
         flat, cum); label sets drawn alike are summed together in C, those
-        without labels to show are left out."""
+        without labels to show are left out, and so are rows below ``cutoff``
+        (_trim_tags's) where a row is one box: when no sample has a numeric
+        tag. A big labelled profile has millions of rows (node, labels), a
+        drawn graph a few hundred."""
         if self.tag_names is None:
             sets = [label_items(raw) for raw in self.data.label_sets()[0]]
             unit = _bytes_unit(sets)
@@ -150,7 +154,9 @@ class _Samples:
                 for name in names])
             self.tag_names = list(group_of)
         names_of = self.tag_names
-        rows = self.data.node_tags(self.index, self.mask(kept), self.groups)
+        one_box_a_row = not any(numeric for _, numeric in names_of)
+        rows = self.data.node_tags(self.index, self.mask(kept), self.groups,
+                                   cutoff if one_box_a_row else 0)
         return [(nd, *names_of[group], flat, cum) for nd, group, flat, cum in rows]
 
 
@@ -182,10 +188,11 @@ def _bytes_unit(label_sets: list[tuple[tuple[str, LabelValue, str], ...]]) -> st
     return "bytes"
 
 
-def _graph(samples: _Samples, kept: set[int] | None, tags: bool = True) -> list[_Node]:
-    """pprof's graph.New: nodes with their values and edges (and, with
-    ``tags``, label boxes); with ``kept`` (node ids), other functions are
-    left out and calls through them become residual edges."""
+def _graph(samples: _Samples, kept: set[int] | None, tag_cutoff: int | None) -> list[_Node]:
+    """pprof's graph.New: nodes with their values and edges (and, unless
+    ``tag_cutoff`` is None, the label boxes that _trim_tags would keep at that
+    cutoff); with ``kept`` (node ids), other functions are left out and calls
+    through them become residual edges."""
     mask = samples.mask(kept)
     _, flat, cum, pairs, _ = samples.data.call_graph(samples.index, 0, mask, True)
     made = {nd: _Node(samples.keys[nd], flat[nd], cum[nd]) for nd in range(len(samples.keys))
@@ -194,16 +201,18 @@ def _graph(samples: _Samples, kept: set[int] | None, tags: bool = True) -> list[
         if a in made and b in made:
             e = _Edge(made[a], made[b], weight, residual, inline)
             made[a].outs[made[b]] = made[b].ins[made[a]] = e
-    if tags:
-        _add_tags(samples, kept, made)
+    if tag_cutoff is not None:
+        _add_tags(samples, kept, made, tag_cutoff)
     return list(made.values())
 
 
-def _add_tags(samples: _Samples, kept: set[int] | None, made: dict[int, _Node]) -> None:
+def _add_tags(samples: _Samples, kept: set[int] | None, made: dict[int, _Node],
+              cutoff: int) -> None:
     """Each node's label boxes: its samples' joined string labels and their
     numeric ``bytes`` values, with the flat and cum they carry (one row per
-    node and group of label sets drawn alike, summed in C)."""
-    for nd, labels, numeric, flat, cum in samples.tags(kept):
+    node and group of label sets drawn alike, summed in C); boxes below
+    ``cutoff`` may be left out, as _trim_tags would drop them."""
+    for nd, labels, numeric, flat, cum in samples.tags(kept, cutoff):
         node = made.get(nd)
         if node is None:
             continue
@@ -373,7 +382,7 @@ class _Trimmed:
 def _trimmed_graph(samples: _Samples, node_count: int, node_fraction: float,
                    edge_fraction: float) -> _Trimmed:
     """pprof's newTrimmedGraph for a visual (DOT) report."""
-    nodes = _graph(samples, None, tags=False)
+    nodes = _graph(samples, None, None)
     flat_total = sum(n.flat for n in nodes)
     node_cutoff = abs(int(flat_total * node_fraction))
     edge_cutoff = abs(int(flat_total * edge_fraction))
@@ -382,9 +391,9 @@ def _trimmed_graph(samples: _Samples, node_count: int, node_fraction: float,
         kept = [n for n in nodes if abs(n.cum) >= node_cutoff]
         if len(kept) != len(nodes):
             dropped_nodes = len(nodes) - len(kept)
-            nodes = _graph(samples, _ids(samples, kept))
+            nodes = _graph(samples, _ids(samples, kept), node_cutoff)
     if dropped_nodes == 0:
-        _add_tags(samples, None, _by_id(samples, nodes))
+        _add_tags(samples, None, _by_id(samples, nodes), node_cutoff)
     count_before_top = len(nodes)
     _sort(nodes)
     if node_count > 0:
@@ -393,7 +402,7 @@ def _trimmed_graph(samples: _Samples, node_count: int, node_fraction: float,
         _trim_edges(nodes, edge_cutoff)
         top = _top_nodes(nodes, node_count)
         if len(top) != len(nodes):
-            nodes = _graph(samples, _ids(samples, top))
+            nodes = _graph(samples, _ids(samples, top), node_cutoff)
             _sort(nodes)
     _trim_tags(nodes, node_cutoff)
     dropped_edges = _trim_edges(nodes, edge_cutoff)

@@ -57,23 +57,76 @@ fail:
     return cprof_fail(err, CPROF_E_NOMEM, "out of memory grouping labels");
 }
 
+/* Keep the rows at or above cutoff in flat or cum, in order. */
+static void trim(cprof_tags_t *tags, int64_t cutoff)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < tags->n; r++) {
+        if (cprof_sum_below(tags->flat[r], cutoff) && cprof_sum_below(tags->cum[r], cutoff))
+            continue;
+        tags->node[n] = tags->node[r];
+        tags->set[n] = tags->set[r];
+        tags->flat[n] = tags->flat[r];
+        tags->cum[n] = tags->cum[r];
+        n++;
+    }
+    tags->n = n;
+}
+
+/* Adds |v| to s. */
+static void add_magnitude(cprof_sum_t *s, int64_t v)
+{
+    if (v >= 0)
+        cprof_sum_add(s, v);
+    else
+        cprof_sum_add128(s, cprof_sum_negate((cprof_sum_t){-1, (uint64_t)v}));
+}
+
+/* The groups (of set_of) whose samples' magnitudes of type t sum to cutoff
+ * or more: one byte per group up to the largest; NULL when out of memory. */
+static uint8_t *groups_reaching(const cprof_msg_t *m, size_t t, const uint32_t *set_of,
+                                int64_t cutoff)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_sample; i++)
+        if (set_of[i] != CPROF_TAGS_NONE && set_of[i] >= n)
+            n = (size_t)set_of[i] + 1;
+    cprof_sum_t *mass = calloc(n + 1, sizeof *mass);
+    uint8_t *reach = calloc(n + 1, 1);
+    if (mass == NULL || reach == NULL) {
+        free(mass);
+        free(reach);
+        return NULL;
+    }
+    for (size_t i = 0; i < m->n_sample; i++)
+        if (set_of[i] != CPROF_TAGS_NONE)
+            add_magnitude(&mass[set_of[i]], m->sample[i]->value[t]);
+    for (size_t g = 0; g < n; g++)
+        reach[g] = !cprof_sum_below(mass[g], cutoff);
+    free(mass);
+    return reach;
+}
+
 int cprof_tags_build(const cprof_pprof_t *p, const cprof_paths_t *ps, size_t t,
-                     const uint8_t *kept, const uint32_t *set_of, cprof_tags_t *out,
-                     cprof_error_t *err)
+                     const uint8_t *kept, const uint32_t *set_of, int64_t cutoff,
+                     cprof_tags_t *out, cprof_error_t *err)
 {
     const cprof_msg_t *m = p->msg;
     memset(out, 0, sizeof *out);
     cprof_itab_t rows = {0};
     size_t *stamp = calloc(ps->n_nodes + 1, sizeof *stamp);  /* 1 + the last sample */
+    uint8_t *reach = NULL;  /* cutoff > 0: the groups that may give a row */
     struct {
         size_t node, set, flat, cum;
     } cap = {0};
-    if (stamp == NULL || cprof_itab_init(&rows, 256) < 0)
+    if (stamp == NULL || cprof_itab_init(&rows, 256) < 0 ||
+        (cutoff > 0 && (reach = groups_reaching(m, t, set_of, cutoff)) == NULL))
         goto fail;
     for (size_t i = 0; i < m->n_sample; i++) {
         const Perftools__Profiles__Sample *s = m->sample[i];
         int64_t v = s->value[t];
-        if (v == 0 || s->n_location_id == 0 || set_of[i] == CPROF_TAGS_NONE)
+        if (v == 0 || s->n_location_id == 0 || set_of[i] == CPROF_TAGS_NONE ||
+            (reach != NULL && !reach[set_of[i]]))
             continue;
         for (size_t d = 0; d < s->n_location_id; d++) {
             long li = cprof_pprof_find(&p->locations, m->n_location, s->location_id[d]);
@@ -123,11 +176,15 @@ int cprof_tags_build(const cprof_pprof_t *p, const cprof_paths_t *ps, size_t t,
             }
         }
     }
+    if (cutoff > 0)
+        trim(out, cutoff);
     free(stamp);
+    free(reach);
     cprof_itab_free(&rows);
     return CPROF_OK;
 fail:
     free(stamp);
+    free(reach);
     cprof_itab_free(&rows);
     cprof_tags_free(out);
     return cprof_fail(err, CPROF_E_NOMEM, "out of memory summing label boxes");

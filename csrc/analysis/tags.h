@@ -31,12 +31,18 @@ typedef struct {
  * type t, over p's paths ps at any granularity (their loc_nodes name each
  * location's nodes). set_of: each sample's set (cprof_label_sets), or the
  * caller's grouping of them (sets drawn alike share one); a sample whose set
- * is CPROF_TAGS_NONE adds nothing. kept: NULL or one byte per node. Returns
- * 0 or CPROF_E_NOMEM. */
+ * is CPROF_TAGS_NONE adds nothing. kept: NULL or one byte per node.
+ *
+ * cutoff > 0 leaves out the rows whose flat and cum are both below it in
+ * magnitude (pprof's TrimLowFrequencyTags, before the rows reach Python: a
+ * big labelled profile has millions of rows, a drawn graph a few hundred).
+ * That is exact when each row is one box, the caller's groups being the
+ * boxes' names. A group whose samples' magnitudes sum below the cutoff can
+ * give no row and is skipped at once. Returns 0 or CPROF_E_NOMEM. */
 #define CPROF_TAGS_NONE UINT32_MAX
 int cprof_tags_build(const cprof_pprof_t *p, const cprof_paths_t *ps, size_t t,
-                     const uint8_t *kept, const uint32_t *set_of, cprof_tags_t *out,
-                     cprof_error_t *err);
+                     const uint8_t *kept, const uint32_t *set_of, int64_t cutoff,
+                     cprof_tags_t *out, cprof_error_t *err);
 void cprof_tags_free(cprof_tags_t *tags);
 
 #endif

@@ -104,6 +104,14 @@ static inline cprof_sum_t cprof_sum_negate(cprof_sum_t s)
     return r;
 }
 
+/* Whether |s| < bound (bound >= 0). */
+static inline int cprof_sum_below(cprof_sum_t s, int64_t bound)
+{
+    if (s.hi < 0)
+        s = cprof_sum_negate(s);
+    return s.hi == 0 && s.lo < (uint64_t)bound;
+}
+
 /* Sum of each sample type's values over all samples into totals[n_sample_type],
  * exactly (no wrapping). */
 void cprof_pprof_totals(const cprof_pprof_t *p, cprof_sum_t *totals);

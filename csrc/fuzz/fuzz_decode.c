@@ -244,12 +244,40 @@ static void analyse(const cprof_pprof_t *p)
                 if (set_of[i] >= n_sets || first[set_of[i]] > i)
                     die("a sample's label set is out of range", NULL);
             for (size_t t = 0; t < ps.n_types; t++) {
-                cprof_tags_t tags;
-                if (cprof_tags_build(p, &ps, t, t % 2 ? kept : NULL, set_of, &tags, &err) != 0)
+                cprof_tags_t tags, trimmed;
+                const uint8_t *mask = t % 2 ? kept : NULL;
+                if (cprof_tags_build(p, &ps, t, mask, set_of, 0, &tags, &err) != 0)
                     die("tags failed on a valid profile", err.msg);
                 for (size_t k = 0; k < tags.n; k++)
                     if (tags.node[k] >= ps.n_nodes || tags.set[k] >= n_sets)
                         die("a tag row is out of range", NULL);
+                /* A cutoff leaves exactly the rows at or above it, in order:
+                 * the middle row's cum magnitude splits the rows. */
+                int64_t cutoff = 1;
+                if (tags.n > 0) {
+                    cprof_sum_t mid = tags.cum[tags.n / 2];
+                    if (mid.hi < 0)
+                        mid = cprof_sum_negate(mid);
+                    cutoff = mid.hi != 0 || mid.lo > INT64_MAX ? INT64_MAX
+                             : mid.lo == 0 ? 1 : (int64_t)mid.lo;
+                }
+                if (cprof_tags_build(p, &ps, t, mask, set_of, cutoff, &trimmed, &err) != 0)
+                    die("tags with a cutoff failed on a valid profile", err.msg);
+                size_t k = 0;
+                for (size_t r = 0; r < tags.n; r++) {
+                    if (cprof_sum_below(tags.flat[r], cutoff) &&
+                        cprof_sum_below(tags.cum[r], cutoff))
+                        continue;
+                    if (k >= trimmed.n || trimmed.node[k] != tags.node[r] ||
+                        trimmed.set[k] != tags.set[r] ||
+                        memcmp(&trimmed.flat[k], &tags.flat[r], sizeof tags.flat[r]) != 0 ||
+                        memcmp(&trimmed.cum[k], &tags.cum[r], sizeof tags.cum[r]) != 0)
+                        die("tags with a cutoff are not the rows at or above it", NULL);
+                    k++;
+                }
+                if (k != trimmed.n)
+                    die("tags with a cutoff kept a row below it", NULL);
+                cprof_tags_free(&trimmed);
                 cprof_tags_free(&tags);
             }
             check_traces(p, &ps, set_of);

@@ -825,17 +825,23 @@ release:
     return r;
 }
 
-/* node_tags(sample_index, kept=None, groups=None) -> [(node, set, flat, cum)]:
- * the label boxes of the function-granularity nodes by label set (the sets
- * of label_sets()), or by the caller's groups of them: groups is a uint32
- * array with a group per set, 2**32 - 1 for sets to leave out. See
+/* node_tags(sample_index, kept=None, groups=None, cutoff=0) -> [(node, set,
+ * flat, cum)]: the label boxes of the function-granularity nodes by label set
+ * (the sets of label_sets()), or by the caller's groups of them: groups is a
+ * uint32 array with a group per set, 2**32 - 1 for sets to leave out. Rows
+ * whose flat and cum are both below cutoff in magnitude are left out. See
  * analysis/tags.h. */
 static PyObject *ProfileData_node_tags(ProfileData *self, PyObject *args)
 {
     Py_ssize_t index;
     PyObject *kept_obj = Py_None, *groups_obj = Py_None;
-    if (!PyArg_ParseTuple(args, "n|OO", &index, &kept_obj, &groups_obj))
+    long long cutoff = 0;
+    if (!PyArg_ParseTuple(args, "n|OOL", &index, &kept_obj, &groups_obj, &cutoff))
         return NULL;
+    if (cutoff < 0) {
+        PyErr_SetString(PyExc_ValueError, "cutoff must not be negative");
+        return NULL;
+    }
     const cprof_msg_t *m = self->p->msg;
     if (check_type_index(m, index) < 0)
         return NULL;
@@ -868,12 +874,18 @@ static PyObject *ProfileData_node_tags(ProfileData *self, PyObject *args)
             goto done;
         }
         const uint32_t *g = groups.buf;
+        for (size_t k = 0; k < n_sets; k++)
+            if (g[k] >= n_sets && g[k] != CPROF_TAGS_NONE) {
+                PyErr_Format(PyExc_ValueError, "groups[%zu] is %u: a group is a label set's "
+                             "index (below %zu) or 2**32 - 1", k, g[k], n_sets);
+                goto done;
+            }
         for (size_t i = 0; i < m->n_sample; i++)
             set_of[i] = g[set_of[i]];
     }
     Py_BEGIN_ALLOW_THREADS
     rc = cprof_tags_build(self->p, ps, (size_t)index, kept.obj ? kept.buf : NULL, set_of,
-                          &tags, &err);
+                          (int64_t)cutoff, &tags, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0) {
         cprof_py_raise(rc, &err);

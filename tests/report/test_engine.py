@@ -191,6 +191,34 @@ def test_node_tags_refuse_bad_arguments() -> None:
         data.node_tags(0, b"\x01")
     with pytest.raises(ValueError, match=f"groups has 2 bytes for {n_sets} label sets"):
         data.node_tags(0, None, b"\0\0")
+    with pytest.raises(ValueError, match=rf"groups\[0\] is {n_sets}: a group is a label set"):
+        data.node_tags(0, None, array.array("I", [n_sets] * n_sets))
+    with pytest.raises(ValueError, match="cutoff must not be negative"):
+        data.node_tags(0, None, None, -1)
     # Every set in one group: one row per node at most.
     rows = data.node_tags(0, None, array.array("I", [0] * n_sets))
     assert len({nd for nd, _, _, _ in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_node_tags_with_a_cutoff_are_the_rows_at_or_above_it(seed: int) -> None:
+    """The DOT report asks for the label boxes at or above its cutoff only
+    (a big profile has millions of rows): exactly the full rows whose flat or
+    cum magnitude reaches it, in order, whatever the values' signs, with and
+    without a kept mask and a grouping of the sets."""
+    rng = random.Random(seed)
+    base = random_profile(rng)
+    sets = [{"endpoint": "/a"}, {"endpoint": "/b"}, {"endpoint": "/a", "user": "x"}, None]
+    p = cprof.Profile(base.sample_types, [Sample(s.values, s.locations, rng.choice(sets))
+                                          for s in base.samples])
+    data = cprof.load(p.to_bytes())._unchanged_data()
+    n_nodes, n_sets = len(data.nodes(0)), len(data.label_sets()[0])
+    kept = bytes(rng.random() < 0.7 for _ in range(n_nodes))
+    groups = array.array("I", [rng.choice([0, 1, 2**32 - 1]) for _ in range(n_sets)])
+    for t in range(2):
+        for mask, grouping in [(None, None), (kept, None), (kept, groups)]:
+            full = data.node_tags(t, mask, grouping)
+            magnitudes = {abs(v) for r in full for v in r[2:]}
+            for cutoff in {1, 2, 5, 2**62, 2**63 - 1, *(m for m in magnitudes if m < 2**63)}:
+                want = [r for r in full if abs(r[2]) >= cutoff or abs(r[3]) >= cutoff]
+                assert data.node_tags(t, mask, grouping, cutoff) == want, (t, cutoff)
