@@ -17,6 +17,7 @@
 #include "analysis/frame_stacks.h"
 #include "analysis/graph.h"
 #include "analysis/listing.h"
+#include "analysis/sample_keys.h"
 #include "analysis/tags.h"
 #include "analysis/total.h"
 #include "analysis/traces.h"
@@ -281,6 +282,23 @@ static void analyse(const cprof_pprof_t *p)
                 cprof_tags_free(&tags);
             }
             check_traces(p, &ps, set_of);
+            uint32_t *stack_first, *labels_first;
+            if (cprof_sample_keys(p, &stack_first, &labels_first, &err) != 0)
+                die("sample keys failed on a valid profile", err.msg);
+            for (size_t i = 0; i < p->msg->n_sample; i++) {
+                const Perftools__Profiles__Sample *s = p->msg->sample[i];
+                const Perftools__Profiles__Sample *f = p->msg->sample[stack_first[i]];
+                if (stack_first[i] > i || stack_first[stack_first[i]] != stack_first[i] ||
+                    f->n_location_id != s->n_location_id ||
+                    (s->n_location_id > 0 &&
+                     memcmp(f->location_id, s->location_id,
+                            s->n_location_id * sizeof *s->location_id) != 0))
+                    die("a sample's stack key is not the first sample with its stack", NULL);
+                if (labels_first[i] != first[set_of[i]])
+                    die("a sample's labels key is not the first sample with its labels", NULL);
+            }
+            free(stack_first);
+            free(labels_first);
             free(set_of);
             free(first);
             for (size_t t = 0; t < ps.n_types; t++) {

@@ -55,7 +55,7 @@ echo "run.sh: building csrc/fuzz/fuzz_decode with $cc"
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -Icsrc $(pkg-config --cflags libprotobuf-c zlib) \
     csrc/fuzz/fuzz_decode.c csrc/codec/pprof.c csrc/codec/wire.c csrc/codec/arena.c \
-    csrc/codec/gzip.c csrc/analysis/paths.c csrc/analysis/graph.c csrc/analysis/tree.c csrc/analysis/frame_stacks.c csrc/analysis/filter.c csrc/analysis/tags.c csrc/analysis/total.c csrc/analysis/stack_sums.c csrc/analysis/listing.c csrc/analysis/traces.c csrc/proto/profile.pb-c.c \
+    csrc/codec/gzip.c csrc/analysis/*.c csrc/proto/profile.pb-c.c \
     $(pkg-config --libs libprotobuf-c zlib) -o "$here/fuzz_decode"
 
 # Seeds: every Go profile gzipped and raw, and the malformed corpus of the

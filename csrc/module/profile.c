@@ -10,6 +10,7 @@
 #include "analysis/total.h"
 #include "analysis/tree.h"
 #include "analysis/listing.h"
+#include "analysis/sample_keys.h"
 #include "analysis/stack_sums.h"
 #include "analysis/tags.h"
 #include "analysis/traces.h"
@@ -167,7 +168,7 @@ static PyObject *label_tuple(const cprof_msg_t *m, const Perftools__Profiles__La
 
 static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__Sample *s);
 
-/* sample(i) -> (location ids, values, ((key, str|None, num, unit|None), ...)) */
+/* sample(i) -> (location indices, values, ((key, str|None, num, unit|None), ...)) */
 static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
 {
     const cprof_msg_t *m = self->p->msg;
@@ -182,7 +183,13 @@ static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
     if (ids == NULL || values == NULL || labels == NULL)
         goto done;
     for (size_t j = 0; j < s->n_location_id; j++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(s->location_id[j]);
+        long k = cprof_pprof_find(&self->p->locations, m->n_location, s->location_id[j]);
+        if (k < 0) {  /* cprof_pprof_index refuses such a profile: never taken */
+            PyErr_Format(PyExc_ValueError, "sample %zd names location id %llu, which "
+                         "the profile lacks", i, (unsigned long long)s->location_id[j]);
+            goto done;
+        }
+        PyObject *v = PyLong_FromLong(k);
         if (v == NULL)
             goto done;
         PyTuple_SET_ITEM(ids, (Py_ssize_t)j, v);
@@ -198,6 +205,45 @@ done:
     Py_XDECREF(ids);
     Py_XDECREF(values);
     Py_XDECREF(labels);
+    return r;
+}
+
+/* sample_values(i) -> values: sample(i)'s values alone. */
+static PyObject *ProfileData_sample_values(ProfileData *self, PyObject *arg)
+{
+    const cprof_msg_t *m = self->p->msg;
+    Py_ssize_t i;
+    if (index_arg(arg, m->n_sample, "sample", &i) < 0)
+        return NULL;
+    const Perftools__Profiles__Sample *s = m->sample[i];
+    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
+    for (size_t j = 0; values != NULL && j < s->n_value; j++) {
+        PyObject *v = PyLong_FromLongLong(s->value[j]);
+        if (v == NULL)
+            Py_CLEAR(values);
+        else
+            PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
+    }
+    return values;
+}
+
+/* sample_keys() -> (stack_first, labels_first): per sample, as uint32 bytes,
+ * the first sample with its stack and the first with its labels; see
+ * analysis/sample_keys.h. */
+static PyObject *ProfileData_sample_keys(ProfileData *self, PyObject *Py_UNUSED(ignored))
+{
+    uint32_t *stacks = NULL, *labels = NULL;
+    cprof_error_t err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cprof_sample_keys(self->p, &stacks, &labels, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return cprof_py_raise(rc, &err);
+    Py_ssize_t size = (Py_ssize_t)(self->p->msg->n_sample * sizeof *stacks);
+    PyObject *r = Py_BuildValue("(y#y#)", (const char *)stacks, size, (const char *)labels, size);
+    free(stacks);
+    free(labels);
     return r;
 }
 
@@ -1241,7 +1287,12 @@ static PyMethodDef ProfileData_methods[] = {
      "counts() -> (samples, locations, functions, mappings, strings)"},
     {"string", (PyCFunction)ProfileData_string, METH_O, "string(i) -> string_table[i]"},
     {"sample", (PyCFunction)ProfileData_sample, METH_O,
-     "sample(i) -> (location_ids, values, ((key, str|None, num, unit|None), ...))"},
+     "sample(i) -> (location indices, values, ((key, str|None, num, unit|None), ...))"},
+    {"sample_values", (PyCFunction)ProfileData_sample_values, METH_O,
+     "sample_values(i) -> the values of sample i"},
+    {"sample_keys", (PyCFunction)ProfileData_sample_keys, METH_NOARGS,
+     "sample_keys() -> (stack_first, labels_first): uint32 bytes, per sample the first "
+     "sample with the same location ids and the first with the same labels"},
     {"location", (PyCFunction)ProfileData_location, METH_O,
      "location(i) -> (id, mapping_id, address, ((function_id, line, column), ...), "
      "is_folded)"},
