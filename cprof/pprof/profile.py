@@ -126,7 +126,7 @@ class _Tables:
         # once, on first use, and its tuple shared, keyed by the first sample
         # that has it (ProfileData.sample_keys, computed on first access).
         keys: list[memoryview] = []
-        made_locations = locations._items
+        made_locations: Any = locations._items  # Location, or None where not made yet
         stacks: dict[int, tuple[Location, ...]] = {}
         labels_made: dict[int, tuple[tuple[str, LabelValue, str], ...]] = {}
 
