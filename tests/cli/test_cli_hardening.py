@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 import cprof
+from sanitizers import UNDER_ASAN
 
 TIMEOUT = 60  # seconds: every child process is bounded by it
 
@@ -169,7 +170,7 @@ def test_a_second_signal_while_writing_is_not_swallowed(tmp_path: Path) -> None:
 
 
 # Under ASan (.ci/test.sh), ASan's own SIGSEGV handler reports the crash and aborts.
-CRASH_STATUS = -signal.SIGABRT if os.environ.get("CPROF_UNDER_ASAN") == "1" else -signal.SIGSEGV
+CRASH_STATUS = -signal.SIGABRT if UNDER_ASAN else -signal.SIGSEGV
 
 
 @pytest.mark.parametrize("ending, status", [

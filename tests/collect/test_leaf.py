@@ -9,7 +9,6 @@ import dis
 import hashlib
 import importlib
 import json
-import os
 import re
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cprof.collect import leaf
+from sanitizers import UNDER_ASAN
 
 STDLIB = ["json.decoder", "json.encoder", "re._parser", "re._compiler", "asyncio.base_events",
           "asyncio.tasks", "email.message", "http.client", "argparse", "typing", "dataclasses",
@@ -298,7 +298,7 @@ def test_a_program_importing_all_along_keeps_one_address_set(tmp_path: Path) -> 
     *_, grown_line, held_line = output_of(script)
     held = json.loads(held_line)
     assert held["address_tables"] == 1, held
-    if os.environ.get("CPROF_UNDER_ASAN") != "1":
+    if not UNDER_ASAN:
         grown = int(grown_line)
         assert grown < 4 << 20, f"RSS grew by {grown / 2**20:.1f} MiB"
 

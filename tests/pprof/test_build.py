@@ -1,14 +1,14 @@
 """The extension under test is the one the run says it is."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 from cprof import _core
+from sanitizers import UNDER_ASAN
 
 
-@pytest.mark.skipif(os.environ.get("CPROF_UNDER_ASAN") != "1",
+@pytest.mark.skipif(not UNDER_ASAN,
                     reason="only the ASan+UBSan run of .ci/test.sh sets CPROF_UNDER_ASAN")
 def test_sanitizers_are_loaded_in_the_asan_run() -> None:
     maps = Path("/proc/self/maps").read_text()

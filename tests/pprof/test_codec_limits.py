@@ -29,6 +29,7 @@ import cprof
 from cprof.pprof import textformat
 from cprof._core import ProfileError, decode
 from cprof.pprof.model import Function, Line, Location, Sample
+from sanitizers import UNDER_ASAN
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from malformed import (LOCATION_ID, PROFILE_LOCATION, PROFILE_SAMPLE,  # noqa: E402
@@ -36,7 +37,6 @@ from malformed import (LOCATION_ID, PROFILE_LOCATION, PROFILE_SAMPLE,  # noqa: E
                        zeros_gzip)
 
 ROOT = Path(__file__).resolve().parents[2]
-UNDER_ASAN = os.environ.get("CPROF_UNDER_ASAN") == "1"
 INT64_MAX = 2**63 - 1
 
 
