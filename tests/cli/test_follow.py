@@ -39,10 +39,17 @@ BURN_FUNCTION = textwrap.dedent('''\
 # The program cprof record --follow runs: every kind of child, each spending
 # BURN seconds of CPU (or several times that) in a hot function of its own and
 # saying how much it spent, in spent/<kind>-<pid>.json.
+#
+# What the profile gives a hot function is off by up to about a sampling
+# period (10 ms) at each end, and leans over: the tick that first lands in it
+# carries CPU from before it, and the time after a thread's last tick goes to
+# that tick's stack, here the hot function's, until the child's profile stops
+# at its exit. Here +2 to +9 ms a child, +16.6 ms once in CI: 11% of 0.15 s.
+# So each child spends at least 0.3 s, where 10% is three periods.
 FAMILY = textwrap.dedent('''\
     import concurrent.futures, json, multiprocessing, os, subprocess, sys, time
 
-    BURN = 0.15
+    BURN = 0.3
 
     BURN_FUNCTION
 
@@ -97,7 +104,7 @@ CHILD = textwrap.dedent('''\
 
     level = sys.argv[1]
     hot = subprocess_hot if level == "1" else grandchild_hot
-    spent = hot(0.2)
+    spent = hot(0.3)
     kind = "subprocess" if level == "1" else "grandchild"
     with open(f"spent/{kind}-{os.getpid()}.json", "w") as f:
         json.dump({"kind": kind, "pid": os.getpid(), "cpu": spent}, f)
