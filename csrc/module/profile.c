@@ -168,6 +168,20 @@ static PyObject *label_tuple(const cprof_msg_t *m, const Perftools__Profiles__La
 
 static PyObject *labels_tuple(const cprof_msg_t *m, const Perftools__Profiles__Sample *s);
 
+/* A sample's values as a tuple of ints. */
+static PyObject *values_tuple(const Perftools__Profiles__Sample *s)
+{
+    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
+    for (size_t j = 0; values != NULL && j < s->n_value; j++) {
+        PyObject *v = PyLong_FromLongLong(s->value[j]);
+        if (v == NULL)
+            Py_CLEAR(values);
+        else
+            PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
+    }
+    return values;
+}
+
 /* sample(i) -> (location indices, values, ((key, str|None, num, unit|None), ...)) */
 static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
 {
@@ -177,7 +191,7 @@ static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
         return NULL;
     const Perftools__Profiles__Sample *s = m->sample[i];
     PyObject *ids = PyTuple_New((Py_ssize_t)s->n_location_id);
-    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
+    PyObject *values = values_tuple(s);
     PyObject *labels = labels_tuple(m, s);
     PyObject *r = NULL;
     if (ids == NULL || values == NULL || labels == NULL)
@@ -194,12 +208,6 @@ static PyObject *ProfileData_sample(ProfileData *self, PyObject *arg)
             goto done;
         PyTuple_SET_ITEM(ids, (Py_ssize_t)j, v);
     }
-    for (size_t j = 0; j < s->n_value; j++) {
-        PyObject *v = PyLong_FromLongLong(s->value[j]);
-        if (v == NULL)
-            goto done;
-        PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
-    }
     r = PyTuple_Pack(3, ids, values, labels);
 done:
     Py_XDECREF(ids);
@@ -215,16 +223,7 @@ static PyObject *ProfileData_sample_values(ProfileData *self, PyObject *arg)
     Py_ssize_t i;
     if (index_arg(arg, m->n_sample, "sample", &i) < 0)
         return NULL;
-    const Perftools__Profiles__Sample *s = m->sample[i];
-    PyObject *values = PyTuple_New((Py_ssize_t)s->n_value);
-    for (size_t j = 0; values != NULL && j < s->n_value; j++) {
-        PyObject *v = PyLong_FromLongLong(s->value[j]);
-        if (v == NULL)
-            Py_CLEAR(values);
-        else
-            PyTuple_SET_ITEM(values, (Py_ssize_t)j, v);
-    }
-    return values;
+    return values_tuple(m->sample[i]);
 }
 
 /* sample_keys() -> (stack_first, labels_first): per sample, as uint32 bytes,
